@@ -1,0 +1,440 @@
+//! Configuration: defaults, then a TOML file, then `PODIUM_*` environment variables.
+//!
+//! Nested keys use `__` in the environment: `xmpp.secret` is `PODIUM_XMPP__SECRET`. Every key is
+//! documented in `config/podium.toml`. The component secret is a [`Secret`], which never prints.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use xmpp_parsers::jid::BareJid;
+
+use crate::media::MediaSet;
+
+/// The prefix of every environment variable podium reads.
+pub const ENV_PREFIX: &str = "PODIUM_";
+
+/// Everything podium needs to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The link to Prosody.
+    pub xmpp: XmppConfig,
+    /// Where the rules and the audit log live.
+    pub database: DatabaseConfig,
+    /// How rules combine.
+    pub rules: RulesConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[xmpp]`: the XEP-0114 component link.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XmppConfig {
+    /// Prosody's component interface.
+    pub host: String,
+    /// Prosody's component port (`component_ports`).
+    pub port: u16,
+    /// The component's domain, as in Prosody's `Component "podium.meet.example"` line.
+    pub component: String,
+    /// The `component_secret` of that Component line. Required.
+    pub secret: Secret,
+    /// The MUC component where `mod_podium` is loaded.
+    pub muc: String,
+    /// Send a keepalive ping after this many seconds of silence.
+    pub keepalive_secs: u64,
+    /// First reconnect delay, doubled after every failed attempt.
+    pub reconnect_min_ms: u64,
+    /// The cap on the reconnect delay.
+    pub reconnect_max_secs: u64,
+    /// Occupants per snapshot page asked of the module.
+    pub snapshot_page: u32,
+}
+
+/// `[database]`: SQL storage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The SQLite file; created with its tables on first start.
+    pub path: PathBuf,
+    /// How often to look for rule edits made by other processes.
+    pub poll_interval_ms: u64,
+}
+
+/// `[rules]`: combining.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// What an occupant may send when no rule matches, per kind: a list of `audio`, `video`, `screen`.
+    pub default: Vec<String>,
+}
+
+/// `[log]`: tracing output.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing `EnvFilter` directive; `RUST_LOG` overrides it when set.
+    pub filter: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret string: deserialised like a string, printed as `[redacted]`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, for the one place that needs it (the XEP-0114 handshake).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            xmpp: XmppConfig {
+                host: "127.0.0.1".into(),
+                port: 5347,
+                component: "podium.localhost".into(),
+                secret: Secret::default(),
+                muc: "conference.localhost".into(),
+                keepalive_secs: 30,
+                reconnect_min_ms: 250,
+                reconnect_max_secs: 30,
+                snapshot_page: 500,
+            },
+            database: DatabaseConfig {
+                path: PathBuf::from("podium.db"),
+                poll_interval_ms: 200,
+            },
+            rules: RulesConfig {
+                default: Vec::new(),
+            },
+            log: LogConfig {
+                filter: "info,sqlx=warn".into(),
+                format: LogFormat::Text,
+            },
+        }
+    }
+}
+
+/// A configuration problem, naming the key and its environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is missing or has the wrong type.
+    #[error("configuration key `{key}` (environment variable {env}): {message}")]
+    Key {
+        /// Dotted key, e.g. `xmpp.secret`.
+        key: String,
+        /// The matching variable, e.g. `PODIUM_XMPP__SECRET`.
+        env: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file or the combination could not be read at all.
+    #[error("configuration: {0}")]
+    Other(String),
+}
+
+impl ConfigError {
+    fn key(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            key: key.to_owned(),
+            env: env_var_for(key),
+            message: message.into(),
+        }
+    }
+}
+
+/// The environment variable for a dotted key: `xmpp.secret` → `PODIUM_XMPP__SECRET`.
+pub fn env_var_for(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )
+}
+
+impl Config {
+    /// The figment layers: defaults, then the file (if given), then the environment.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split("__"))
+    }
+
+    /// Loads and checks the configuration.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(file) = file
+            && !file.exists()
+        {
+            return Err(ConfigError::Other(format!(
+                "config file {} does not exist",
+                file.display()
+            )));
+        }
+        let config: Config = Config::figment(file).extract().map_err(from_figment)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values figment cannot: JIDs, ranges, media names, the secret.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.xmpp.secret.expose().is_empty() {
+            return Err(ConfigError::key(
+                "xmpp.secret",
+                "missing: set it to the component_secret of podium's Component line in Prosody",
+            ));
+        }
+        check_domain("xmpp.component", &self.xmpp.component)?;
+        check_domain("xmpp.muc", &self.xmpp.muc)?;
+        if self.xmpp.keepalive_secs == 0 {
+            return Err(ConfigError::key(
+                "xmpp.keepalive_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.xmpp.reconnect_min_ms == 0 {
+            return Err(ConfigError::key(
+                "xmpp.reconnect_min_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.xmpp.reconnect_max_secs == 0 {
+            return Err(ConfigError::key(
+                "xmpp.reconnect_max_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.xmpp.snapshot_page == 0 {
+            return Err(ConfigError::key("xmpp.snapshot_page", "must be at least 1"));
+        }
+        if self.database.poll_interval_ms == 0 {
+            return Err(ConfigError::key(
+                "database.poll_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.database.path.as_os_str().is_empty() {
+            return Err(ConfigError::key("database.path", "must not be empty"));
+        }
+        self.default_permissions()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| ConfigError::key("log.filter", e.to_string()))?;
+        Ok(())
+    }
+
+    /// `rules.default` as a media set.
+    pub fn default_permissions(&self) -> Result<MediaSet, ConfigError> {
+        MediaSet::parse_list(&self.rules.default.join(","))
+            .map_err(|e| ConfigError::key("rules.default", e.to_string()))
+    }
+
+    /// The keepalive interval.
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.xmpp.keepalive_secs)
+    }
+}
+
+fn check_domain(key: &str, value: &str) -> Result<(), ConfigError> {
+    match value.parse::<BareJid>() {
+        Ok(jid) if jid.node().is_none() => Ok(()),
+        Ok(_) => Err(ConfigError::key(
+            key,
+            format!("{value:?} must be a domain, without `@`"),
+        )),
+        Err(e) => Err(ConfigError::key(
+            key,
+            format!("{value:?} is not a valid domain: {e}"),
+        )),
+    }
+}
+
+fn from_figment(error: figment::Error) -> ConfigError {
+    let path = error.path.join(".");
+    // figment's path may or may not already end with the field it complains about.
+    let with_field = |field: &str| {
+        if path.is_empty() {
+            field.to_owned()
+        } else if path == field || path.ends_with(&format!(".{field}")) {
+            path.clone()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    match &error.kind {
+        figment::error::Kind::MissingField(field) => {
+            ConfigError::key(&with_field(field), "missing")
+        }
+        figment::error::Kind::UnknownField(field, _) => ConfigError::key(
+            &with_field(field),
+            "unknown key (see config/podium.toml for every key)",
+        ),
+        kind if !path.is_empty() => ConfigError::key(&path, kind.to_string()),
+        _ => ConfigError::Other(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
+        Config::load(file.map(|f| jail.directory().join(f)).as_deref())
+    }
+
+    #[test]
+    fn test_precedence_defaults_file_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "podium.toml",
+                r#"
+                [xmpp]
+                secret = "from-file"
+                port = 6000
+                component = "podium.meet.example"
+                [rules]
+                default = ["audio"]
+                "#,
+            )?;
+            jail.set_env("PODIUM_XMPP__PORT", "7000");
+            let config = load_in(jail, Some("podium.toml")).unwrap();
+            // env beats file
+            assert_eq!(config.xmpp.port, 7000);
+            // file beats default
+            assert_eq!(config.xmpp.component, "podium.meet.example");
+            assert_eq!(config.xmpp.secret.expose(), "from-file");
+            assert_eq!(config.default_permissions().unwrap().to_string(), "audio");
+            // default where neither says anything
+            assert_eq!(config.xmpp.muc, "conference.localhost");
+            assert_eq!(config.database.poll_interval_ms, 200);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_env_only_and_config_var_ignored() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PODIUM_XMPP__SECRET", "s3cret");
+            jail.set_env("PODIUM_CONFIG", "/nonexistent/podium.toml");
+            jail.set_env("PODIUM_DATABASE__PATH", "/tmp/x.db");
+            let config = load_in(jail, None).unwrap();
+            assert_eq!(config.xmpp.secret.expose(), "s3cret");
+            assert_eq!(config.database.path, PathBuf::from("/tmp/x.db"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_missing_secret_names_key_and_env() {
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.starts_with(
+                "configuration key `xmpp.secret` (environment variable PODIUM_XMPP__SECRET): missing"
+            ));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_wrong_type_names_key_and_env() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PODIUM_XMPP__SECRET", "s");
+            jail.set_env("PODIUM_XMPP__PORT", "many");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "configuration key `xmpp.port` (environment variable PODIUM_XMPP__PORT)"
+                ),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_unknown_key_in_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("podium.toml", "[xmpp]\nsecret = \"s\"\nsecrte = \"typo\"\n")?;
+            let err = load_in(jail, Some("podium.toml")).unwrap_err().to_string();
+            assert!(
+                err.starts_with("configuration key `xmpp.secrte` (environment variable PODIUM_XMPP__SECRTE): unknown key"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_bad_media_and_domain() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PODIUM_XMPP__SECRET", "s");
+            jail.set_env("PODIUM_RULES__DEFAULT", "[audio, smell]");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "configuration key `rules.default` (environment variable PODIUM_RULES__DEFAULT)"
+                ),
+                "{err}"
+            );
+            jail.set_env("PODIUM_RULES__DEFAULT", "[]");
+            jail.set_env("PODIUM_XMPP__MUC", "room@conference.localhost");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(err.starts_with("configuration key `xmpp.muc`"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_missing_file() {
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, Some("nope.toml")).unwrap_err().to_string();
+            assert!(err.contains("does not exist"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_secret_never_printed() {
+        let mut config = Config::default();
+        config.xmpp.secret = Secret::new("hunter2");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"));
+        assert!(debug.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,614 @@
+//! The engine: desired permissions per occupant, diffed against what the module holds, sent.
+//!
+//! [`Engine`] is a state machine with no I/O of its own: the run loop feeds it link events, stanzas and
+//! rule sets, and takes back [`Effects`] (stanzas to send, audit records to write). That keeps every
+//! decision path testable without a network.
+//!
+//! - On every **login** the view is cleared and rebuilt from the module's snapshot (resync); once the
+//!   last page is in, every occupant is decided and only the differences from what the module holds
+//!   are sent.
+//! - On every **occupant event** (joined, changed, left) that occupant is decided again.
+//! - On every **rule change** every occupant is decided again.
+//!
+//! Decisions in flight are counted per occupant, so an event the module sent before it applied a
+//! decision does not make podium send the same decision twice.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use minidom::Element;
+use tokio_xmpp::Stanza;
+use tracing::{debug, info, warn};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+use crate::media::MediaSet;
+use crate::protocol::{
+    Applied, EventKind, OccupantEvent, OccupantPermissions, PayloadError, SetPermissions, Snapshot,
+    SnapshotRequest,
+};
+use crate::rooms::{Occupant, Rooms};
+use crate::rules::{Decision, RuleSet};
+use crate::store::AuditRecord;
+use crate::xmpp::ns;
+
+/// Decisions per `<permissions/>` IQ when many change at once.
+const BATCH: usize = 100;
+
+/// What the engine wants done.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Stanzas to send on the current link.
+    pub stanzas: Vec<Stanza>,
+    /// Records for the audit log.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// Why an occupant is being decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// It joined.
+    Joined,
+    /// Its presence changed.
+    Changed,
+    /// It left.
+    Left,
+    /// The rules changed.
+    Rules,
+    /// podium (re)connected and compared its decisions with what the module holds.
+    Resync,
+}
+
+impl Cause {
+    fn as_str(self) -> &'static str {
+        match self {
+            Cause::Joined => "joined",
+            Cause::Changed => "changed",
+            Cause::Left => "left",
+            Cause::Rules => "rules",
+            Cause::Resync => "resync",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Pending {
+    Snapshot,
+    Permissions(Vec<(BareJid, String, MediaSet)>),
+}
+
+/// Where the engine is in a resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No link.
+    Offline,
+    /// Logged in; snapshot pages are coming in.
+    Resyncing,
+    /// The view is complete; decisions flow.
+    Live,
+}
+
+/// The decision engine.
+#[derive(Debug)]
+pub struct Engine {
+    component: Jid,
+    muc: BareJid,
+    snapshot_page: u32,
+    rules: Arc<RuleSet>,
+    rooms: Rooms,
+    phase: Phase,
+    pending: HashMap<String, Pending>,
+    in_flight: HashMap<(BareJid, String), u32>,
+    next_id: u64,
+    effects: Effects,
+    now: String,
+}
+
+impl Engine {
+    /// A new engine for the component `component` governing the MUC host `muc`.
+    pub fn new(component: Jid, muc: BareJid, snapshot_page: u32, rules: Arc<RuleSet>) -> Engine {
+        Engine {
+            component,
+            muc,
+            snapshot_page,
+            rules,
+            rooms: Rooms::default(),
+            phase: Phase::Offline,
+            pending: HashMap::new(),
+            in_flight: HashMap::new(),
+            next_id: 0,
+            effects: Effects::default(),
+            now: String::new(),
+        }
+    }
+
+    /// Sets the time stamped on audit records made from now on (the engine reads no clock).
+    pub fn set_now(&mut self, now: String) {
+        self.now = now;
+    }
+
+    /// Hands over what the engine wants done.
+    pub fn take_effects(&mut self) -> Effects {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// The resync phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The current view of rooms.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// Logged in: forget the old view and ask for a snapshot.
+    pub fn link_up(&mut self) {
+        self.phase = Phase::Resyncing;
+        self.pending.clear();
+        self.in_flight.clear();
+        self.rooms = Rooms::default();
+        info!("resync started");
+        self.request_snapshot(None);
+    }
+
+    /// The link is gone; nothing can be sent until the next login.
+    pub fn link_down(&mut self) {
+        self.phase = Phase::Offline;
+        self.pending.clear();
+        self.in_flight.clear();
+    }
+
+    /// New rules: decide everyone again.
+    pub fn rules_changed(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
+        if self.phase == Phase::Live {
+            let changes = self.decide_all(Cause::Rules);
+            info!(
+                changes,
+                rules = self.rules.len(),
+                "re-decided after rule change"
+            );
+        }
+    }
+
+    /// A stanza from Prosody.
+    pub fn stanza(&mut self, stanza: Stanza) {
+        match stanza {
+            Stanza::Message(message) => self.message(message),
+            Stanza::Iq(iq) => self.iq(iq),
+            Stanza::Presence(_) => debug!("presence to the component ignored"),
+        }
+    }
+
+    fn message(&mut self, message: Message) {
+        if message.type_ == MessageType::Error {
+            debug!(from = ?message.from, "error message ignored (a bounce)");
+            return;
+        }
+        let from = message.from.clone();
+        for payload in message.payloads {
+            match OccupantEvent::try_from(payload) {
+                Ok(event) => {
+                    if !self.from_muc_host(from.as_ref())
+                        || event.room.domain() != self.muc.domain()
+                    {
+                        warn!(from = ?from, room = %event.room, "occupant event not from the MUC host; ignored");
+                        continue;
+                    }
+                    self.occupant_event(event);
+                }
+                Err(PayloadError::Mismatch { element, .. }) => {
+                    debug!(from = ?from, element = element.name(), "message payload ignored")
+                }
+                Err(PayloadError::Invalid(error)) => {
+                    warn!(from = ?from, %error, "malformed occupant event skipped")
+                }
+            }
+        }
+    }
+
+    fn from_muc_host(&self, from: Option<&Jid>) -> bool {
+        from.is_some_and(|jid| jid.resource().is_none() && jid.to_bare() == self.muc)
+    }
+
+    fn iq(&mut self, iq: Iq) {
+        match iq {
+            Iq::Result {
+                id, from, payload, ..
+            } => {
+                if let Some(pending) = self.pending.remove(&id) {
+                    if !self.from_muc_host(from.as_ref()) {
+                        warn!(%id, from = ?from, "answer from an unexpected sender ignored");
+                        return;
+                    }
+                    self.answer(pending, Ok(payload));
+                }
+            }
+            Iq::Error {
+                id, from, error, ..
+            } => {
+                if let Some(pending) = self.pending.remove(&id) {
+                    let text = error.texts.values().next().cloned().unwrap_or_default();
+                    warn!(%id, from = ?from, condition = ?error.defined_condition, %text, "module answered with an error");
+                    self.answer(pending, Err(()));
+                }
+            }
+            Iq::Get {
+                id,
+                from,
+                to,
+                payload,
+            } => self.answer_request(id, from, to, payload),
+            Iq::Set {
+                id,
+                from,
+                to,
+                payload,
+            } => self.answer_request(id, from, to, payload),
+        }
+    }
+
+    /// Answers an IQ addressed to the component: ping and disco#info; anything else is refused.
+    fn answer_request(&mut self, id: String, from: Option<Jid>, to: Option<Jid>, payload: Element) {
+        let Some(requester) = from else { return };
+        let reply = if payload.is("ping", ns::PING) {
+            Iq::Result {
+                from: to,
+                to: Some(requester),
+                id,
+                payload: None,
+            }
+        } else if payload.is("query", ns::DISCO_INFO) && payload.attr("node").is_none() {
+            let query = Element::builder("query", ns::DISCO_INFO)
+                .append(
+                    Element::builder("identity", ns::DISCO_INFO)
+                        .attr(ns::attr("category"), "component")
+                        .attr(ns::attr("type"), "generic")
+                        .attr(ns::attr("name"), "podium")
+                        .build(),
+                )
+                .append_all([ns::DISCO_INFO, ns::PING, ns::PODIUM].map(|var| {
+                    Element::builder("feature", ns::DISCO_INFO)
+                        .attr(ns::attr("var"), var)
+                        .build()
+                }))
+                .build();
+            Iq::Result {
+                from: to,
+                to: Some(requester),
+                id,
+                payload: Some(query),
+            }
+        } else {
+            debug!(from = %requester, element = payload.name(), ns = payload.ns(), "unsupported request refused");
+            Iq::Error {
+                from: to,
+                to: Some(requester),
+                id,
+                error: StanzaError::new(
+                    ErrorType::Cancel,
+                    DefinedCondition::ServiceUnavailable,
+                    "en",
+                    "podium does not handle this request",
+                ),
+                payload: None,
+            }
+        };
+        self.effects.stanzas.push(reply.into());
+    }
+
+    fn answer(&mut self, pending: Pending, answer: Result<Option<Element>, ()>) {
+        match pending {
+            Pending::Snapshot => match answer.map(|p| p.map(Snapshot::try_from)) {
+                Ok(Some(Ok(page))) => self.snapshot_page(page),
+                Ok(Some(Err(error))) => {
+                    warn!(%error, "malformed snapshot page; asking again");
+                    self.request_snapshot(None);
+                }
+                Ok(None) | Err(()) => {
+                    warn!(
+                        "snapshot refused or empty; is mod_podium loaded on the MUC host and podium_component set?"
+                    );
+                }
+            },
+            Pending::Permissions(entries) => {
+                let applied = match &answer {
+                    Ok(Some(payload)) => Applied::try_from(payload.clone()).ok(),
+                    _ => None,
+                };
+                for (room, nick, sent) in entries {
+                    let key = (room, nick);
+                    if let Some(count) = self.in_flight.get_mut(&key) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.in_flight.remove(&key);
+                        }
+                    }
+                    if answer.is_err()
+                        && let Some(occupant) = self.occupant_mut(&key.0, &key.1)
+                        && occupant.held == Some(sent)
+                    {
+                        // Unknown now: the next event, rule change or resync sends it again.
+                        occupant.held = None;
+                    }
+                }
+                if let Some(applied) = applied
+                    && !applied.gone.is_empty()
+                {
+                    debug!(
+                        gone = applied.gone.len(),
+                        "module skipped decisions for occupants that left"
+                    );
+                }
+            }
+        }
+    }
+
+    fn request_snapshot(&mut self, after: Option<BareJid>) {
+        let id = self.new_id("snapshot");
+        let request = SnapshotRequest {
+            after,
+            max: Some(self.snapshot_page),
+        };
+        self.pending.insert(id.clone(), Pending::Snapshot);
+        self.effects.stanzas.push(
+            Iq::Get {
+                from: Some(self.component.clone()),
+                to: Some(Jid::from(self.muc.clone())),
+                id,
+                payload: request.into(),
+            }
+            .into(),
+        );
+    }
+
+    fn snapshot_page(&mut self, page: Snapshot) {
+        if self.phase != Phase::Resyncing {
+            debug!("snapshot page outside a resync ignored");
+            return;
+        }
+        for room in page.rooms {
+            if room.jid.domain() != self.muc.domain() {
+                warn!(room = %room.jid, "snapshot room on another host ignored");
+                continue;
+            }
+            let occupants = room
+                .occupants
+                .into_iter()
+                .map(|state| (state.nick.clone(), Occupant::from_state(state)))
+                .collect();
+            self.rooms.replace(&room.jid, occupants);
+        }
+        match page.next {
+            Some(next) => self.request_snapshot(Some(next)),
+            None => {
+                self.phase = Phase::Live;
+                let changes = self.decide_all(Cause::Resync);
+                info!(
+                    rooms = self.rooms.iter().count(),
+                    occupants = self.rooms.occupant_count(),
+                    changes,
+                    "resync complete"
+                );
+            }
+        }
+    }
+
+    fn occupant_event(&mut self, event: OccupantEvent) {
+        let OccupantEvent {
+            kind,
+            room,
+            occupant: state,
+        } = event;
+        let nick = state.nick.clone();
+        match kind {
+            EventKind::Joined | EventKind::Changed => {
+                let in_flight = self.in_flight.contains_key(&(room.clone(), nick.clone()));
+                let entry = self.rooms.entry(&room);
+                match entry.occupants.get_mut(&nick) {
+                    Some(existing) => {
+                        let believed = existing.held;
+                        existing.update(state);
+                        if in_flight {
+                            // The module reported before applying our decision; keep our belief.
+                            existing.held = believed;
+                        }
+                    }
+                    None => {
+                        entry
+                            .occupants
+                            .insert(nick.clone(), Occupant::from_state(state));
+                    }
+                }
+                debug!(room = %room, occupant = %nick, event = %kind, "occupant event");
+                let cause = if kind == EventKind::Joined {
+                    Cause::Joined
+                } else {
+                    Cause::Changed
+                };
+                if let Some(entry) = self.decide_one(&room, &nick, cause) {
+                    self.send_permissions(vec![entry]);
+                }
+            }
+            EventKind::Left => {
+                self.in_flight.remove(&(room.clone(), nick.clone()));
+                let Some(gone) = self.rooms.remove_occupant(&room, &nick) else {
+                    debug!(room = %room, occupant = %nick, "leave of an unknown occupant");
+                    return;
+                };
+                let previous = state.held.map(|h| h.permissions).or(gone.held);
+                info!(room = %room, occupant = %nick, real_jid = %gone.real_jid,
+                      previous = %display_held(previous), "occupant left");
+                let record =
+                    self.audit_record(&room, &gone, previous, MediaSet::NONE, None, Cause::Left);
+                self.effects.audit.push(record);
+            }
+        }
+    }
+
+    /// Decides one occupant; returns the entry to send when it differs from what the module holds.
+    fn decide_one(
+        &mut self,
+        room: &BareJid,
+        nick: &str,
+        cause: Cause,
+    ) -> Option<OccupantPermissions> {
+        let rules = Arc::clone(&self.rules);
+        let name = self.rooms.get(room)?.name.clone();
+        let room_rules = rules.for_room(&name);
+        let occupant = self.rooms.get(room)?.occupants.get(nick)?;
+        let decision = room_rules.decide(&occupant.facts(&name));
+        self.apply_decision(room, nick, decision, cause)
+    }
+
+    /// Decides every occupant; returns how many changes were sent.
+    fn decide_all(&mut self, cause: Cause) -> usize {
+        let rules = Arc::clone(&self.rules);
+        let mut decided = Vec::with_capacity(self.rooms.occupant_count());
+        for (jid, room) in self.rooms.iter() {
+            let room_rules = rules.for_room(&room.name);
+            for (nick, occupant) in &room.occupants {
+                decided.push((
+                    jid.clone(),
+                    nick.clone(),
+                    room_rules.decide(&occupant.facts(&room.name)),
+                ));
+            }
+        }
+        let mut changes = Vec::new();
+        for (jid, nick, decision) in decided {
+            if let Some(entry) = self.apply_decision(&jid, &nick, decision, cause) {
+                changes.push(entry);
+            }
+        }
+        let count = changes.len();
+        while !changes.is_empty() {
+            let rest = changes.split_off(changes.len().min(BATCH));
+            self.send_permissions(std::mem::replace(&mut changes, rest));
+        }
+        count
+    }
+
+    /// Records a decision; when it changes what the module holds, audits it and returns what to send.
+    fn apply_decision(
+        &mut self,
+        room: &BareJid,
+        nick: &str,
+        decision: Decision,
+        cause: Cause,
+    ) -> Option<OccupantPermissions> {
+        let occupant = self.occupant_mut(room, nick)?;
+        occupant.decision = Some(decision);
+        let previous = occupant.held;
+        if previous == Some(decision.permissions) {
+            return None;
+        }
+        occupant.held = Some(decision.permissions);
+        let occupant_jid = FullJid::from_str(&format!("{room}/{nick}")).ok()?;
+        let entry = OccupantPermissions {
+            jid: occupant_jid,
+            real_jid: occupant.real_jid.clone(),
+            permissions: decision.permissions,
+        };
+        let occupant = occupant.clone();
+        info!(room = %room, occupant = %nick, real_jid = %occupant.real_jid,
+              previous = %display_held(previous), granted = %decision.permissions,
+              rules = ?decision.rule_ids(), cause = cause.as_str(), "decision");
+        let record = self.audit_record(
+            room,
+            &occupant,
+            previous,
+            decision.permissions,
+            Some(&decision),
+            cause,
+        );
+        self.effects.audit.push(record);
+        Some(entry)
+    }
+
+    fn send_permissions(&mut self, entries: Vec<OccupantPermissions>) {
+        if entries.is_empty() || self.phase == Phase::Offline {
+            return;
+        }
+        let id = self.new_id("permissions");
+        let mut tracked = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let room = entry.jid.to_bare();
+            let nick = entry.jid.resource().as_str().to_owned();
+            *self
+                .in_flight
+                .entry((room.clone(), nick.clone()))
+                .or_default() += 1;
+            tracked.push((room, nick, entry.permissions));
+        }
+        self.pending
+            .insert(id.clone(), Pending::Permissions(tracked));
+        self.effects.stanzas.push(
+            Iq::Set {
+                from: Some(self.component.clone()),
+                to: Some(Jid::from(self.muc.clone())),
+                id,
+                payload: SetPermissions { occupants: entries }.into(),
+            }
+            .into(),
+        );
+    }
+
+    fn occupant_mut(&mut self, room: &BareJid, nick: &str) -> Option<&mut Occupant> {
+        self.rooms.entry_existing(room)?.occupants.get_mut(nick)
+    }
+
+    fn audit_record(
+        &self,
+        room: &BareJid,
+        occupant: &Occupant,
+        previous: Option<MediaSet>,
+        granted: MediaSet,
+        decision: Option<&Decision>,
+        cause: Cause,
+    ) -> AuditRecord {
+        let identity = occupant.identity.clone().unwrap_or_default();
+        AuditRecord {
+            at: self.now.clone(),
+            room: room.to_string(),
+            nick: occupant.nick.clone(),
+            real_jid: occupant.real_jid.to_string(),
+            user_id: identity.id,
+            user_name: identity.name,
+            user_email: identity.email,
+            user_group: identity.group,
+            previous: display_held(previous),
+            granted: granted.to_string(),
+            rule_ids: decision
+                .map(|d| {
+                    d.rule_ids()
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+            reasons: decision
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "left the room".into()),
+            cause: cause.as_str().into(),
+        }
+    }
+
+    fn new_id(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        format!("podium-{kind}-{}", self.next_id)
+    }
+}
+
+fn display_held(held: Option<MediaSet>) -> String {
+    held.map(|h| h.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests;

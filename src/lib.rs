@@ -1,0 +1,132 @@
+//! podium: server-side stream moderation for Jitsi Meet.
+//!
+//! podium is an XEP-0114 component beside Prosody. The bundled module `mod_podium`, loaded on the MUC
+//! host, reports every occupant; podium decides from SQL rules which media each may send (audio,
+//! camera, screenshare) and sends those permissions to the module, which holds and enforces them.
+//! A browser client cannot be trusted to enforce anything, so the server decides.
+//!
+//! # Layout
+//!
+//! - [`config`]: figment configuration (defaults → TOML → `PODIUM_*`), the redacted secret.
+//! - [`xmpp`]: the link to Prosody: XEP-0114 login, keepalive, reconnect with backoff.
+//! - [`protocol`]: podium's own payloads between module and component, one file each.
+//! - [`rooms`]: rooms and occupants as podium sees them, built from the forwarded MUC presence.
+//! - [`rules`]: the rule model and the pure evaluator with its combining rule.
+//! - [`store`]: SQLite via sqlx: migrations, rule loading, edit detection, the audit log.
+//! - [`enforce`]: the engine: decide, diff against what the module holds, send, audit.
+//! - [`media`]: the media kinds and sets of them.
+//!
+//! [`run`] wires them together; `main` only parses the command line and calls it.
+
+#![deny(missing_docs, unsafe_code)]
+
+pub mod config;
+pub mod enforce;
+pub mod media;
+pub mod protocol;
+pub mod rooms;
+pub mod rules;
+pub mod store;
+pub mod xmpp;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use xmpp_parsers::jid::{BareJid, Jid};
+
+use crate::config::Config;
+use crate::enforce::Engine;
+use crate::store::{AuditWriter, Store, StoreError};
+use crate::xmpp::LinkEvent;
+
+/// Why podium could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The database could not be opened, migrated or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs podium until `shutdown` completes: opens the database, starts watching rules, keeps the link
+/// to Prosody up and decides. Returns once every task has stopped and the audit log is written.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    config.validate()?;
+    let default = config.default_permissions()?;
+    let component = Jid::from_str(&config.xmpp.component)
+        .map_err(|e| config::ConfigError::Other(format!("xmpp.component: {e}")))?;
+    let muc = BareJid::from_str(&config.xmpp.muc)
+        .map_err(|e| config::ConfigError::Other(format!("xmpp.muc: {e}")))?;
+
+    let store = Store::open_sqlite(&config.database.path).await?;
+    info!(path = %config.database.path.display(), "database ready");
+    let version = store.rules_version().await?;
+    let rules = Arc::new(store::watch::load_rule_set(&store, default).await?);
+
+    let cancel = CancellationToken::new();
+    let (rules_tx, mut rules_rx) = watch::channel(Arc::clone(&rules));
+    let watcher = tokio::spawn(store::watch::watch_rules(
+        store.clone(),
+        default,
+        Duration::from_millis(config.database.poll_interval_ms),
+        version,
+        rules_tx,
+        cancel.clone(),
+    ));
+    let (audit, audit_task) = AuditWriter::spawn(store.clone());
+    let (events_tx, mut events) = mpsc::channel(1024);
+    let (link, link_task) = xmpp::link::spawn(config.xmpp.clone(), events_tx, cancel.clone());
+
+    let mut engine = Engine::new(component, muc, config.xmpp.snapshot_page, rules);
+    let mut generation = 0;
+    tokio::pin!(shutdown);
+    loop {
+        engine.set_now(jiff::Timestamp::now().to_string());
+        tokio::select! {
+            _ = &mut shutdown => {
+                info!("shutting down");
+                break;
+            }
+            changed = rules_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let rules = Arc::clone(&rules_rx.borrow_and_update());
+                engine.rules_changed(rules);
+            }
+            event = events.recv() => match event {
+                Some(LinkEvent::Up { generation: g }) => {
+                    generation = g;
+                    engine.link_up();
+                }
+                Some(LinkEvent::Down) => engine.link_down(),
+                Some(LinkEvent::Stanza(stanza)) => engine.stanza(*stanza),
+                None => break,
+            },
+        }
+        let effects = engine.take_effects();
+        for stanza in effects.stanzas {
+            link.send(generation, stanza);
+        }
+        for record in effects.audit {
+            audit.record(record);
+        }
+    }
+
+    cancel.cancel();
+    let _ = link_task.await;
+    let _ = watcher.await;
+    drop(audit);
+    drop(engine);
+    let _ = audit_task.await;
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}

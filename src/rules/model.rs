@@ -1,0 +1,298 @@
+//! The rule model: one row of the `rules` table, checked and typed.
+//!
+//! A row says: in rooms matching `room`, occupants matching `who`/`who_value` are allowed (or denied)
+//! to send `media`, with a `priority`. Rows are written by admins with plain SQL, so a row podium cannot
+//! understand is not an error of podium's: [`Rule::from_row`] says precisely what is wrong, the caller
+//! logs it with the row id and goes on without it.
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+
+use crate::media::MediaSet;
+use crate::rooms::{Affiliation, Role};
+
+/// A row of the `rules` table as stored (every column an admin may write).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RuleRow {
+    /// Primary key; named in every log line about the row.
+    pub id: i64,
+    /// `*`, an exact room name, or a glob with `*` and `?`.
+    pub room: String,
+    /// `everyone`, `role`, `affiliation`, `user`, `group` or `jid`.
+    pub who: String,
+    /// The value for `who` (a role, an affiliation, a JWT user id or group, a bare-JID glob).
+    pub who_value: Option<String>,
+    /// `audio`, `video`, `screen`, a comma list of them, or `all`.
+    pub media: String,
+    /// `allow` or `deny`.
+    pub effect: String,
+    /// Higher wins.
+    pub priority: i64,
+    /// 0 disables the row without deleting it.
+    pub enabled: i64,
+}
+
+/// Which rooms a rule applies to.
+#[derive(Debug, Clone)]
+pub enum RoomPattern {
+    /// `*`: every room.
+    All,
+    /// One room, by name (compared case-insensitively, as Prosody stores room names lower-case).
+    Exact(String),
+    /// A glob where `*` is any run of characters and `?` one character.
+    Glob(String),
+}
+
+/// Whom a rule applies to.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// Every occupant.
+    Everyone,
+    /// Occupants with this MUC role.
+    Role(Role),
+    /// Occupants with this MUC affiliation.
+    Affiliation(Affiliation),
+    /// The JWT `context.user.id` the server verified.
+    User(String),
+    /// The JWT `context.group` the server verified.
+    Group(String),
+    /// Real bare JIDs matching a glob (`*@guest.meet.example`).
+    Jid(GlobMatcher),
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// The occupant may send.
+    Allow,
+    /// The occupant may not send.
+    Deny,
+}
+
+impl Effect {
+    /// The `effect` column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
+/// A checked rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The row id.
+    pub id: i64,
+    /// Rooms it applies to.
+    pub room: RoomPattern,
+    /// Occupants it applies to.
+    pub subject: Subject,
+    /// The kinds it decides.
+    pub media: MediaSet,
+    /// What it decides.
+    pub effect: Effect,
+    /// Its weight against other matching rules.
+    pub priority: i64,
+}
+
+/// Why a row was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule {id} skipped: {reason}")]
+pub struct RuleProblem {
+    /// The row id.
+    pub id: i64,
+    /// What is wrong, naming the column.
+    pub reason: String,
+}
+
+/// Builds a glob where only `*` and `?` are special (case-insensitive), so room names like
+/// `[acme]standup` stay literal.
+pub(crate) fn literal_glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
+    Ok(glob(pattern)?.compile_matcher())
+}
+
+/// The [`Glob`] behind [`literal_glob`], for building a `GlobSet`.
+pub(crate) fn glob(pattern: &str) -> Result<Glob, globset::Error> {
+    let mut escaped = String::with_capacity(pattern.len() + 8);
+    for c in pattern.to_lowercase().chars() {
+        match c {
+            '[' | ']' | '{' | '}' => {
+                escaped.push('[');
+                escaped.push(c);
+                escaped.push(']');
+            }
+            c => escaped.push(c),
+        }
+    }
+    GlobBuilder::new(&escaped)
+        .literal_separator(false)
+        .backslash_escape(false)
+        .build()
+}
+
+impl Rule {
+    /// Checks a row; a problem names the column and the accepted values.
+    pub fn from_row(row: &RuleRow) -> Result<Option<Rule>, RuleProblem> {
+        let problem = |reason: String| RuleProblem { id: row.id, reason };
+        if row.enabled == 0 {
+            return Ok(None);
+        }
+        let room_text = row.room.trim();
+        let room = if room_text.is_empty() {
+            return Err(problem("room is empty (use '*' for every room)".into()));
+        } else if room_text == "*" {
+            RoomPattern::All
+        } else if room_text.contains(['*', '?']) {
+            literal_glob(room_text)
+                .map_err(|e| problem(format!("room glob {room_text:?}: {e}")))?;
+            RoomPattern::Glob(room_text.to_lowercase())
+        } else {
+            RoomPattern::Exact(room_text.to_lowercase())
+        };
+
+        let value = row
+            .who_value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let need = |what: &str| {
+            value.ok_or_else(|| {
+                problem(format!("who '{}' needs who_value ({what})", row.who.trim()))
+            })
+        };
+        let subject = match row.who.trim().to_ascii_lowercase().as_str() {
+            "everyone" | "*" => Subject::Everyone,
+            "role" => Subject::Role(
+                need("moderator, participant or visitor")?
+                    .to_ascii_lowercase()
+                    .parse()
+                    .map_err(|e: String| problem(format!("who_value: {e}")))?,
+            ),
+            "affiliation" => Subject::Affiliation(
+                need("owner, admin, member, none or outcast")?
+                    .to_ascii_lowercase()
+                    .parse()
+                    .map_err(|e: String| problem(format!("who_value: {e}")))?,
+            ),
+            "user" => Subject::User(need("a JWT context.user.id")?.to_owned()),
+            "group" => Subject::Group(need("a JWT context.group")?.to_owned()),
+            "jid" => {
+                let glob = need("a bare JID or glob such as *@guest.meet.example")?;
+                Subject::Jid(
+                    literal_glob(glob)
+                        .map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))?,
+                )
+            }
+            other => {
+                return Err(problem(format!(
+                    "who {other:?} is not one of everyone, role, affiliation, user, group, jid"
+                )));
+            }
+        };
+        let media = MediaSet::parse_list(&row.media).map_err(|e| problem(format!("media: {e}")))?;
+        if media.is_empty() {
+            return Err(problem(
+                "media is empty (use audio, video, screen or all)".into(),
+            ));
+        }
+        let effect = match row.effect.trim().to_ascii_lowercase().as_str() {
+            "allow" => Effect::Allow,
+            "deny" => Effect::Deny,
+            other => return Err(problem(format!("effect {other:?} is not allow or deny"))),
+        };
+        Ok(Some(Rule {
+            id: row.id,
+            room,
+            subject,
+            media,
+            effect,
+            priority: row.priority,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(room: &str, who: &str, who_value: Option<&str>, media: &str, effect: &str) -> RuleRow {
+        RuleRow {
+            id: 7,
+            room: room.into(),
+            who: who.into(),
+            who_value: who_value.map(Into::into),
+            media: media.into(),
+            effect: effect.into(),
+            priority: 0,
+            enabled: 1,
+        }
+    }
+
+    fn problem(r: RuleRow) -> String {
+        Rule::from_row(&r).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn test_valid_rows() {
+        let rule = Rule::from_row(&row("*", "everyone", None, "all", "allow"))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(rule.room, RoomPattern::All));
+        assert_eq!(rule.media, MediaSet::ALL);
+        let rule = Rule::from_row(&row("Town-*", "role", Some("Moderator"), "screen", "deny"))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(rule.room, RoomPattern::Glob(ref g) if g == "town-*"));
+        assert!(matches!(rule.subject, Subject::Role(Role::Moderator)));
+        assert_eq!(rule.effect, Effect::Deny);
+        let rule = Rule::from_row(&row(
+            "[acme]standup",
+            "jid",
+            Some("*@guest.localhost"),
+            "audio",
+            "allow",
+        ))
+        .unwrap()
+        .unwrap();
+        assert!(matches!(rule.room, RoomPattern::Exact(ref r) if r == "[acme]standup"));
+    }
+
+    #[test]
+    fn test_disabled_row_is_not_a_problem() {
+        let mut r = row("*", "everyone", None, "all", "allow");
+        r.enabled = 0;
+        assert!(Rule::from_row(&r).unwrap().is_none());
+    }
+
+    #[test]
+    fn test_invalid_rows_name_the_column() {
+        assert_eq!(
+            problem(row("", "everyone", None, "all", "allow")),
+            "rule 7 skipped: room is empty (use '*' for every room)"
+        );
+        assert_eq!(
+            problem(row("*", "wizard", None, "all", "allow")),
+            "rule 7 skipped: who \"wizard\" is not one of everyone, role, affiliation, user, group, jid"
+        );
+        assert_eq!(
+            problem(row("*", "role", None, "all", "allow")),
+            "rule 7 skipped: who 'role' needs who_value (moderator, participant or visitor)"
+        );
+        assert_eq!(
+            problem(row("*", "role", Some("king"), "all", "allow")),
+            "rule 7 skipped: who_value: unknown Role \"king\" (expected one of: moderator participant visitor none )"
+        );
+        assert_eq!(
+            problem(row("*", "everyone", None, "smell", "allow")),
+            "rule 7 skipped: media: unknown media kind \"smell\" (expected audio, video, screen, all or none)"
+        );
+        assert_eq!(
+            problem(row("*", "everyone", None, "none", "allow")),
+            "rule 7 skipped: media is empty (use audio, video, screen or all)"
+        );
+        assert_eq!(
+            problem(row("*", "everyone", None, "audio", "maybe")),
+            "rule 7 skipped: effect \"maybe\" is not allow or deny"
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! The audit log: every change of an occupant's permissions, written off the decision path.
+//!
+//! The engine hands records to an [`AuditWriter`] and moves on; a task writes them in batches, one
+//! transaction each. A failed write is retried with backoff, and on shutdown the queue is drained
+//! before the task ends, so a decision is never sent without its record being attempted.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{error, warn};
+
+use super::Store;
+
+/// One row of `decisions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// UTC time, RFC 3339.
+    pub at: String,
+    /// Room JID.
+    pub room: String,
+    /// Occupant nick.
+    pub nick: String,
+    /// Real JID.
+    pub real_jid: String,
+    /// JWT user id.
+    pub user_id: Option<String>,
+    /// JWT user name.
+    pub user_name: Option<String>,
+    /// JWT user email.
+    pub user_email: Option<String>,
+    /// JWT group.
+    pub user_group: Option<String>,
+    /// Permissions before, e.g. `none`.
+    pub previous: String,
+    /// Permissions after, e.g. `audio,video`.
+    pub granted: String,
+    /// Deciding rule ids, comma-separated.
+    pub rule_ids: String,
+    /// Per-kind reasons.
+    pub reasons: String,
+    /// What triggered the decision: joined, changed, left, rules, resync.
+    pub cause: String,
+}
+
+/// The sending side of the audit queue.
+#[derive(Debug, Clone)]
+pub struct AuditWriter {
+    queue: mpsc::UnboundedSender<AuditRecord>,
+}
+
+impl AuditWriter {
+    /// Starts the writing task; it ends once every writer is dropped and the queue is drained.
+    pub fn spawn(store: Store) -> (AuditWriter, tokio::task::JoinHandle<()>) {
+        let (queue, records) = mpsc::unbounded_channel();
+        let task = tokio::spawn(write_batches(store, records));
+        (AuditWriter { queue }, task)
+    }
+
+    /// Queues a record.
+    pub fn record(&self, record: AuditRecord) {
+        if self.queue.send(record).is_err() {
+            error!("audit writer stopped; a decision record was not written");
+        }
+    }
+}
+
+const BATCH: usize = 256;
+const ATTEMPTS: u32 = 5;
+
+async fn write_batches(store: Store, mut records: mpsc::UnboundedReceiver<AuditRecord>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while records.recv_many(&mut batch, BATCH).await > 0 {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=ATTEMPTS {
+            match store.insert_decisions(&batch).await {
+                Ok(()) => break,
+                Err(err) if attempt < ATTEMPTS => {
+                    warn!(error = %err, attempt, records = batch.len(), "audit write failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(err) => {
+                    error!(error = %err, records = batch.len(), "audit write failed; records lost");
+                }
+            }
+        }
+        batch.clear();
+    }
+}

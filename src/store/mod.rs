@@ -1,0 +1,212 @@
+//! SQL storage: the rules admins write, the audit log podium writes.
+//!
+//! Queries are checked at run time over sqlx's `Any` driver (no `DATABASE_URL` at build time) and use
+//! only types every backend shares (`INTEGER` as `i64`, `TEXT`). Migrations are embedded per backend
+//! with `sqlx::migrate!` and run at start-up. [`watch`] notices rule edits made by other processes;
+//! [`audit`] writes decisions in batches off the decision path.
+
+pub mod audit;
+pub mod watch;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+use tracing::instrument;
+
+use crate::rules::RuleRow;
+
+pub use audit::{AuditRecord, AuditWriter};
+
+static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// Where.
+        path: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// Migrations failed.
+    #[error("cannot migrate database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite file and runs the migrations.
+    #[instrument(skip_all, fields(path = %path.display()))]
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        install_default_drivers();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets the sqlite3 CLI write while podium reads; busy_timeout waits out a
+                    // writer instead of failing with SQLITE_BUSY.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        MIGRATOR_SQLITE.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Every row of `rules`, valid or not (checking is the rule model's job).
+    #[instrument(skip_all)]
+    pub async fn load_rules(&self) -> Result<Vec<RuleRow>, StoreError> {
+        Ok(sqlx::query_as::<_, RuleRow>(
+            "SELECT id, room, who, who_value, media, effect, priority, enabled FROM rules ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The change counter the triggers move on every edit of `rules`.
+    pub async fn rules_version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT version FROM rules_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Appends audit records in one transaction.
+    #[instrument(skip_all, fields(count = records.len()))]
+    pub async fn insert_decisions(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
+                 user_group, previous, granted, rule_ids, reasons, cause) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&r.at)
+            .bind(&r.room)
+            .bind(&r.nick)
+            .bind(&r.real_jid)
+            .bind(&r.user_id)
+            .bind(&r.user_name)
+            .bind(&r.user_email)
+            .bind(&r.user_group)
+            .bind(&r.previous)
+            .bind(&r.granted)
+            .bind(&r.rule_ids)
+            .bind(&r.reasons)
+            .bind(&r.cause)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The pool, for tests and tools that read the tables directly.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn test_migrate_twice_is_noop_and_triggers_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/podium.db");
+        let store = Store::open_sqlite(&path).await.unwrap();
+        assert_eq!(store.rules_version().await.unwrap(), 0);
+        store.close().await;
+        let store = Store::open_sqlite(&path).await.unwrap();
+        sqlx::query("INSERT INTO rules (room, effect) VALUES ('*', 'allow')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE rules SET priority = 3")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM rules")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(store.rules_version().await.unwrap(), 3);
+        assert!(store.load_rules().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn test_rule_defaults_and_audit_insert() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("p.db")).await.unwrap();
+        sqlx::query("INSERT INTO rules (effect, note) VALUES ('deny', 'everyone, everything')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let rows = store.load_rules().await.unwrap();
+        assert_eq!(rows[0].room, "*");
+        assert_eq!(rows[0].who, "everyone");
+        assert_eq!(rows[0].media, "all");
+        assert_eq!(rows[0].priority, 0);
+        assert_eq!(rows[0].enabled, 1);
+        let record = AuditRecord {
+            at: "2026-11-23T10:00:00Z".into(),
+            room: "r@conference.localhost".into(),
+            nick: "alice".into(),
+            real_jid: "alice@localhost/x".into(),
+            user_id: None,
+            user_name: Some("Alice".into()),
+            user_email: None,
+            user_group: None,
+            previous: "none".into(),
+            granted: "audio".into(),
+            rule_ids: "1".into(),
+            reasons: "audio: allow by rule 1 (priority 0)".into(),
+            cause: "joined".into(),
+        };
+        store
+            .insert_decisions(&[record.clone(), record])
+            .await
+            .unwrap();
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM decisions WHERE user_name = 'Alice'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(count, 2);
+    }
+}
