@@ -1,0 +1,9 @@
+-- luacheck configuration for podium's Prosody module (Prosody's own conventions).
+std = "lua54"
+max_line_length = 150
+files["mod_podium.lua"] = {
+	read_globals = { "module", "prosody" };
+}
+files["spec/"] = {
+	std = "+busted";
+}

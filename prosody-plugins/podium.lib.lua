@@ -1,0 +1,221 @@
+-- podium.lib.lua: the pure parts of mod_podium (no hooks, no sending), tested with busted.
+--
+-- Held permissions per occupant, option parsing, what is governed, and the podium protocol's
+-- elements (see docs/protocol.md; the Rust side is src/protocol/).
+
+local st = require "util.stanza";
+local jid = require "util.jid";
+
+local xmlns_podium = "urn:podium:0";
+local media_kinds = { "audio", "video", "screen" };
+local healthcheck_prefix = "__jicofo-health-check";
+
+local aliases = { camera = "video"; desktop = "screen"; screenshare = "screen" };
+
+-- A set of media kinds is a table { audio = true|false, video = ..., screen = ... }.
+
+-- Parses a list such as { "audio", "video" } (or "all"); returns the set, or nil and an error.
+local function parse_media_list(list)
+	local set = { audio = false; video = false; screen = false };
+	for _, word in ipairs(list) do
+		word = tostring(word):lower();
+		word = aliases[word] or word;
+		if word == "all" then
+			set.audio, set.video, set.screen = true, true, true;
+		elseif set[word] ~= nil then
+			set[word] = true;
+		elseif word ~= "none" then
+			return nil, ("unknown media kind %q (expected audio, video, screen or all)"):format(word);
+		end
+	end
+	return set;
+end
+
+local function copy_set(set)
+	return { audio = set.audio; video = set.video; screen = set.screen };
+end
+
+local function format_set(set)
+	local out = {};
+	for _, kind in ipairs(media_kinds) do
+		if set[kind] then out[#out + 1] = kind; end
+	end
+	return #out > 0 and table.concat(out, ",") or "none";
+end
+
+-- Reads audio/video/screen attributes ("true"/"false"/"1"/"0"), all required.
+local function read_media_attrs(tag)
+	local set = {};
+	for _, kind in ipairs(media_kinds) do
+		local value = tag.attr[kind];
+		if value == "true" or value == "1" then
+			set[kind] = true;
+		elseif value == "false" or value == "0" then
+			set[kind] = false;
+		elseif value == nil then
+			return nil, ("missing '%s' attribute"):format(kind);
+		else
+			return nil, ("invalid '%s' attribute %q (expected true or false)"):format(kind, value);
+		end
+	end
+	return set;
+end
+
+local function media_attrs(set, attr)
+	attr = attr or {};
+	for _, kind in ipairs(media_kinds) do
+		attr[kind] = set[kind] and "true" or "false";
+	end
+	return attr;
+end
+
+-- jicofo's health checks create rooms named __jicofo-health-check-*; they are never governed.
+local function is_healthcheck_room(room_jid)
+	local node = jid.node(room_jid);
+	return node ~= nil and node:sub(1, #healthcheck_prefix) == healthcheck_prefix;
+end
+
+-- The focus (jicofo) is identified by its bare JID when podium_focus_jids is set, else by nick "focus"
+-- (the nick jicofo always uses; lib-jitsi-meet makes the same assumption in strophe.jingle.js).
+local function is_focus(nick, real_bare_jid, focus_jids)
+	if next(focus_jids) ~= nil then
+		return focus_jids[real_bare_jid] == true;
+	end
+	return nick == "focus";
+end
+
+--- Held state ------------------------------------------------------------------------------------
+
+local state_mt = {};
+state_mt.__index = state_mt;
+
+-- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium" }
+local function new_state(default_permissions)
+	return setmetatable({ rooms = {}; default = copy_set(default_permissions) }, state_mt);
+end
+
+-- Records an occupant; returns its record and whether it is new. A nick now used by another real JID
+-- starts again from the default: a decision never passes from one person to the next.
+function state_mt:track(room_jid, nick, real_jid)
+	local room = self.rooms[room_jid];
+	if not room then
+		room = {};
+		self.rooms[room_jid] = room;
+	end
+	local record = room[nick];
+	if record and record.real_jid == real_jid then
+		return record, false;
+	end
+	record = { real_jid = real_jid; held = copy_set(self.default); origin = "default" };
+	room[nick] = record;
+	return record, true;
+end
+
+function state_mt:get(room_jid, nick)
+	local room = self.rooms[room_jid];
+	return room and room[nick];
+end
+
+function state_mt:forget(room_jid, nick)
+	local room = self.rooms[room_jid];
+	if not room then return nil; end
+	local record = room[nick];
+	room[nick] = nil;
+	if next(room) == nil then
+		self.rooms[room_jid] = nil;
+	end
+	return record;
+end
+
+function state_mt:forget_room(room_jid)
+	self.rooms[room_jid] = nil;
+end
+
+-- Applies podium's decision when the occupant JID still belongs to the real JID it was made for.
+function state_mt:apply(occupant_jid, real_jid, set)
+	local node, host, nick = jid.split(occupant_jid);
+	if not nick then return false; end
+	local record = self:get(jid.join(node, host), nick);
+	if not record or record.real_jid ~= real_jid then
+		return false;
+	end
+	record.held = copy_set(set);
+	record.origin = "podium";
+	return true;
+end
+
+--- Protocol elements -------------------------------------------------------------------------------
+
+-- <held audio video screen origin/>
+local function held_tag(record)
+	return st.stanza("held", media_attrs(record.held, { xmlns = xmlns_podium; origin = record.origin }));
+end
+
+-- <identity/> from what Jitsi token auth put on the session; nil when there is nothing.
+local function identity_tag(session)
+	if not session then return nil; end
+	local user, group = session.jitsi_meet_context_user, session.jitsi_meet_context_group;
+	if type(user) ~= "table" and group == nil then return nil; end
+	user = type(user) == "table" and user or {};
+	local function text(v) return v ~= nil and tostring(v) or nil; end
+	return st.stanza("identity", {
+		xmlns = xmlns_podium;
+		id = text(user.id); name = text(user.name); email = text(user.email);
+		group = text(group);
+	});
+end
+
+-- Parses <permissions/>: all entries or none (a malformed entry refuses the whole batch).
+local function parse_permissions(payload)
+	local entries = {};
+	for child in payload:childtags() do
+		if child.name ~= "occupant" then
+			return nil, ("unknown child '%s' in permissions"):format(child.name);
+		end
+		local occupant_jid, real_jid = child.attr.jid, child.attr["real-jid"];
+		if not occupant_jid or not jid.resource(occupant_jid) then
+			return nil, "occupant needs a full occupant JID in 'jid'";
+		end
+		if not real_jid or not jid.prep(real_jid) then
+			return nil, "occupant needs 'real-jid'";
+		end
+		local set, err = read_media_attrs(child);
+		if not set then return nil, err; end
+		entries[#entries + 1] = { jid = jid.prep(occupant_jid); real_jid = real_jid; set = set };
+	end
+	return entries;
+end
+
+-- Chooses the rooms of one snapshot page: sorted room JIDs after `after`, whole rooms, stopping once
+-- `max` occupants are in. `count_of(room_jid)` says how many occupants a room contributes.
+-- Returns the page's room JIDs and the `next` cursor (nil on the last page).
+local function snapshot_page(room_jids, after, max, count_of)
+	table.sort(room_jids);
+	local page, total = {}, 0;
+	for _, room_jid in ipairs(room_jids) do
+		if after == nil or room_jid > after then
+			if total >= max and #page > 0 then
+				return page, page[#page];
+			end
+			page[#page + 1] = room_jid;
+			total = total + count_of(room_jid);
+		end
+	end
+	return page, nil;
+end
+
+return {
+	xmlns = xmlns_podium;
+	media_kinds = media_kinds;
+	parse_media_list = parse_media_list;
+	format_set = format_set;
+	read_media_attrs = read_media_attrs;
+	media_attrs = media_attrs;
+	is_healthcheck_room = is_healthcheck_room;
+	is_focus = is_focus;
+	new_state = new_state;
+	held_tag = held_tag;
+	identity_tag = identity_tag;
+	parse_permissions = parse_permissions;
+	snapshot_page = snapshot_page;
+};

@@ -1,0 +1,175 @@
+-- busted specs for podium.lib.lua, the pure part of mod_podium. Runs against Prosody's own util.*.
+package.path = "./?.lua;./?.lib.lua;/usr/lib/prosody/?.lua;" .. package.path;
+package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
+
+local st = require "util.stanza";
+local podium = dofile("podium.lib.lua");
+
+local none = { audio = false; video = false; screen = false };
+local all = { audio = true; video = true; screen = true };
+
+describe("parse_media_list", function ()
+	it("reads kinds, aliases, all and none", function ()
+		assert.same(none, podium.parse_media_list({}));
+		assert.same(all, podium.parse_media_list({ "all" }));
+		assert.same({ audio = true; video = true; screen = false }, podium.parse_media_list({ "Audio", "camera" }));
+		assert.same({ audio = false; video = false; screen = true }, podium.parse_media_list({ "desktop", "none" }));
+	end);
+	it("refuses unknown kinds", function ()
+		local set, err = podium.parse_media_list({ "audio", "smell" });
+		assert.is_nil(set);
+		assert.equal('unknown media kind "smell" (expected audio, video, screen or all)', err);
+	end);
+end);
+
+describe("format_set", function ()
+	it("lists kinds in order, none when empty", function ()
+		assert.equal("none", podium.format_set(none));
+		assert.equal("audio,video,screen", podium.format_set(all));
+		assert.equal("audio,screen", podium.format_set({ audio = true; video = false; screen = true }));
+	end);
+end);
+
+describe("read_media_attrs", function ()
+	it("needs all three booleans", function ()
+		assert.same(all, podium.read_media_attrs(st.stanza("x", { audio = "true"; video = "1"; screen = "true" })));
+		local set, err = podium.read_media_attrs(st.stanza("x", { audio = "true"; video = "true" }));
+		assert.is_nil(set);
+		assert.equal("missing 'screen' attribute", err);
+		set, err = podium.read_media_attrs(st.stanza("x", { audio = "yes"; video = "true"; screen = "true" }));
+		assert.is_nil(set);
+		assert.equal([[invalid 'audio' attribute "yes" (expected true or false)]], err);
+	end);
+end);
+
+describe("what is governed", function ()
+	it("skips jicofo health-check rooms", function ()
+		assert.is_true(podium.is_healthcheck_room("__jicofo-health-check-1a2b@conference.localhost"));
+		assert.is_false(podium.is_healthcheck_room("standup@conference.localhost"));
+	end);
+	it("knows the focus by nick, or by JID when configured", function ()
+		assert.is_true(podium.is_focus("focus", "focus@auth.localhost", {}));
+		assert.is_false(podium.is_focus("alice", "alice@localhost", {}));
+		local focus_jids = { ["focus@auth.localhost"] = true };
+		assert.is_true(podium.is_focus("focus", "focus@auth.localhost", focus_jids));
+		-- an impostor using the nick "focus" is governed once jicofo's JID is configured
+		assert.is_false(podium.is_focus("focus", "mallory@localhost", focus_jids));
+	end);
+end);
+
+describe("held state", function ()
+	local room = "r@conference.localhost";
+
+	it("starts an occupant at the default, and applies decisions for the right real JID only", function ()
+		local state = podium.new_state({ audio = true; video = false; screen = false });
+		local record, is_new = state:track(room, "alice", "alice@localhost/a");
+		assert.is_true(is_new);
+		assert.equal("default", record.origin);
+		assert.same({ audio = true; video = false; screen = false }, record.held);
+
+		assert.is_true(state:apply(room .. "/alice", "alice@localhost/a", all));
+		assert.same(all, state:get(room, "alice").held);
+		assert.equal("podium", state:get(room, "alice").origin);
+
+		-- a decision made for someone else is not applied
+		assert.is_false(state:apply(room .. "/alice", "mallory@localhost/m", none));
+		assert.same(all, state:get(room, "alice").held);
+		-- nor for an occupant that is not there
+		assert.is_false(state:apply(room .. "/bob", "bob@localhost/b", all));
+	end);
+
+	it("keeps a decision across presence updates but not across a change of person", function ()
+		local state = podium.new_state(none);
+		state:track(room, "alice", "alice@localhost/a");
+		state:apply(room .. "/alice", "alice@localhost/a", all);
+		local _, is_new = state:track(room, "alice", "alice@localhost/a");
+		assert.is_false(is_new);
+		assert.same(all, state:get(room, "alice").held);
+		local record
+		record, is_new = state:track(room, "alice", "mallory@localhost/m");
+		assert.is_true(is_new);
+		assert.same(none, record.held);
+	end);
+
+	it("does not share the default table between occupants", function ()
+		local state = podium.new_state(none);
+		local a = state:track(room, "a", "a@localhost/x");
+		a.held.audio = true;
+		assert.same(none, state:track(room, "b", "b@localhost/y").held);
+	end);
+
+	it("forgets occupants and empty rooms", function ()
+		local state = podium.new_state(none);
+		state:track(room, "alice", "alice@localhost/a");
+		assert.is_not_nil(state:forget(room, "alice"));
+		assert.is_nil(state.rooms[room]);
+		assert.is_nil(state:forget(room, "alice"));
+		state:track(room, "bob", "bob@localhost/b");
+		state:forget_room(room);
+		assert.is_nil(state:get(room, "bob"));
+	end);
+end);
+
+describe("protocol elements", function ()
+	it("writes held permissions", function ()
+		local tag = podium.held_tag({ held = { audio = true; video = false; screen = false }; origin = "podium" });
+		assert.equal("held", tag.name);
+		assert.equal("urn:podium:0", tag.attr.xmlns);
+		assert.same({ "true", "false", "false", "podium" }, { tag.attr.audio, tag.attr.video, tag.attr.screen, tag.attr.origin });
+	end);
+
+	it("writes the server-known identity, and nothing without one", function ()
+		assert.is_nil(podium.identity_tag(nil));
+		assert.is_nil(podium.identity_tag({}));
+		local tag = podium.identity_tag({ jitsi_meet_context_user = { id = "u1"; name = "Alice" }; jitsi_meet_context_group = "acme" });
+		assert.equal("u1", tag.attr.id);
+		assert.equal("Alice", tag.attr.name);
+		assert.equal("acme", tag.attr.group);
+		assert.is_nil(tag.attr.email);
+	end);
+
+	it("parses a permissions batch all or nothing", function ()
+		local payload = st.stanza("permissions", { xmlns = "urn:podium:0" })
+			:tag("occupant", { jid = "r@conference.localhost/alice"; ["real-jid"] = "alice@localhost/a";
+				audio = "true"; video = "false"; screen = "false" }):up();
+		local entries = podium.parse_permissions(payload);
+		assert.equal(1, #entries);
+		assert.equal("r@conference.localhost/alice", entries[1].jid);
+		assert.is_true(entries[1].set.audio);
+
+		payload:tag("occupant", { jid = "r@conference.localhost"; ["real-jid"] = "b@localhost/b";
+			audio = "true"; video = "true"; screen = "true" }):up();
+		local none_parsed, err = podium.parse_permissions(payload);
+		assert.is_nil(none_parsed);
+		assert.equal("occupant needs a full occupant JID in 'jid'", err);
+
+		local bad = st.stanza("permissions", { xmlns = "urn:podium:0" }):tag("grant"):up();
+		assert.is_nil((podium.parse_permissions(bad)));
+	end);
+end);
+
+describe("snapshot_page", function ()
+	local counts = { ["a@c"] = 2; ["b@c"] = 2; ["c@c"] = 1 };
+	local function count_of(room) return counts[room]; end
+
+	it("pages whole rooms in JID order", function ()
+		local page, next_room = podium.snapshot_page({ "c@c", "a@c", "b@c" }, nil, 3, count_of);
+		assert.same({ "a@c", "b@c" }, page);
+		assert.equal("b@c", next_room);
+		page, next_room = podium.snapshot_page({ "c@c", "a@c", "b@c" }, next_room, 3, count_of);
+		assert.same({ "c@c" }, page);
+		assert.is_nil(next_room);
+	end);
+
+	it("always makes progress with a tiny page size", function ()
+		local page, next_room = podium.snapshot_page({ "a@c", "b@c" }, nil, 1, count_of);
+		assert.same({ "a@c" }, page);
+		assert.equal("a@c", next_room);
+	end);
+
+	it("is empty and final without rooms", function ()
+		local page, next_room = podium.snapshot_page({}, nil, 10, count_of);
+		assert.same({}, page);
+		assert.is_nil(next_room);
+	end);
+end);
