@@ -27,8 +27,8 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use crate::media::MediaSet;
 use crate::protocol::{
-    Applied, EventKind, OccupantEvent, OccupantPermissions, PayloadError, SetPermissions, Snapshot,
-    SnapshotRequest,
+    Applied, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions, PayloadError,
+    SetPermissions, Snapshot, SnapshotRequest,
 };
 use crate::rooms::{Occupant, Rooms};
 use crate::rules::{Decision, RuleSet};
@@ -330,19 +330,22 @@ impl Engine {
                     }
                     if answer.is_err()
                         && let Some(occupant) = self.occupant_mut(&key.0, &key.1)
-                        && occupant.held == Some(sent)
+                        && occupant.held.map(|h| h.permissions) == Some(sent)
                     {
                         // Unknown now: the next event, rule change or resync sends it again.
                         occupant.held = None;
                     }
                 }
-                if let Some(applied) = applied
-                    && !applied.gone.is_empty()
-                {
-                    debug!(
+                match applied {
+                    Some(applied) => debug!(
+                        count = applied.count,
                         gone = applied.gone.len(),
-                        "module skipped decisions for occupants that left"
-                    );
+                        "permissions applied"
+                    ),
+                    None if answer.is_ok() => {
+                        warn!("module acknowledged permissions without <applied/>")
+                    }
+                    None => {}
                 }
             }
         }
@@ -440,7 +443,7 @@ impl Engine {
                     debug!(room = %room, occupant = %nick, "leave of an unknown occupant");
                     return;
                 };
-                let previous = state.held.map(|h| h.permissions).or(gone.held);
+                let previous = state.held.or(gone.held).map(|h| h.permissions);
                 info!(room = %room, occupant = %nick, real_jid = %gone.real_jid,
                       previous = %display_held(previous), "occupant left");
                 let record =
@@ -503,11 +506,17 @@ impl Engine {
     ) -> Option<OccupantPermissions> {
         let occupant = self.occupant_mut(room, nick)?;
         occupant.decision = Some(decision);
-        let previous = occupant.held;
-        if previous == Some(decision.permissions) {
+        let confirmed = Held {
+            permissions: decision.permissions,
+            origin: HeldOrigin::Podium,
+        };
+        // Sent when the permissions differ, and once for every occupant still on the module's
+        // default, so the module always holds podium's decision, never just a default that matches.
+        if occupant.held == Some(confirmed) {
             return None;
         }
-        occupant.held = Some(decision.permissions);
+        let previous = occupant.held.map(|h| h.permissions);
+        occupant.held = Some(confirmed);
         let occupant_jid = FullJid::from_str(&format!("{room}/{nick}")).ok()?;
         let entry = OccupantPermissions {
             jid: occupant_jid,

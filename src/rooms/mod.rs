@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use xmpp_parsers::jid::{BareJid, Jid};
 
-use crate::media::MediaSet;
 use crate::protocol::{Held, Identity, OccupantState};
 use crate::rules::{Decision, OccupantFacts};
 
@@ -29,7 +28,7 @@ pub struct Occupant {
     pub presence: PresenceFacts,
     /// What the module holds, as far as podium knows (from the module's reports and acknowledged
     /// decisions). `None` when unknown, e.g. after a failed update: the next pass sends again.
-    pub held: Option<MediaSet>,
+    pub held: Option<Held>,
     /// podium's last decision for this occupant.
     pub decision: Option<Decision>,
 }
@@ -47,7 +46,7 @@ impl Occupant {
             real_jid: state.real_jid,
             identity: state.identity,
             presence,
-            held: state.held.map(|Held { permissions, .. }| permissions),
+            held: state.held,
             decision: None,
         }
     }
@@ -58,7 +57,7 @@ impl Occupant {
             self.presence = PresenceFacts::from_presence(presence);
         }
         if let Some(held) = state.held {
-            self.held = Some(held.permissions);
+            self.held = Some(held);
         }
         self.real_jid = state.real_jid;
         self.identity = state.identity;

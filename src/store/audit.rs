@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use super::Store;
 
@@ -73,7 +73,10 @@ async fn write_batches(store: Store, mut records: mpsc::UnboundedReceiver<AuditR
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
             match store.insert_decisions(&batch).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    debug!(records = batch.len(), "audit records written");
+                    break;
+                }
                 Err(err) if attempt < ATTEMPTS => {
                     warn!(error = %err, attempt, records = batch.len(), "audit write failed; retrying");
                     tokio::time::sleep(delay).await;

@@ -181,6 +181,7 @@ async fn serve(
                 }
                 Some(Ok(FallibleStreamElement::Ok(other))) => debug!(element = ?other, "non-stanza element ignored"),
                 Some(Err(ReadError::SoftTimeout)) => {
+                    debug!(to = %config.muc, "keepalive ping sent");
                     let ping = keepalive_ping(config);
                     if let Err(e) = stream.send(&XmppStreamElement::Stanza(ping.into())).await {
                         return End::Lost(format!("keepalive write failed: {e}"));

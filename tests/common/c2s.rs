@@ -1,0 +1,242 @@
+//! A raw c2s client on tokio-xmpp's xmlstream: SASL PLAIN, bind, then plain `jabber:client` elements.
+//!
+//! `tokio_xmpp::Client` cannot be used in this build (xmpp-parsers' `component` feature changes its
+//! default namespace), so the client speaks the few steps of RFC 6120 itself.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::{SinkExt, StreamExt};
+use minidom::Element;
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_xmpp::xmlstream::{StreamHeader, Timeouts, XmlStream, initiate_stream};
+
+use super::prosody::{DOMAIN, MUC, PASSWORD};
+
+pub const CLIENT: &str = "jabber:client";
+const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+const MUC_NS: &str = "http://jabber.org/protocol/muc";
+pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+pub const PODIUM: &str = "urn:podium:0";
+
+type Stream = XmlStream<BufStream<TcpStream>, Element>;
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Element>>>>;
+
+pub struct C2s {
+    pub jid: String,
+    outgoing: mpsc::UnboundedSender<Element>,
+    waiters: Waiters,
+    pub inbox: mpsc::UnboundedReceiver<Element>,
+    next_id: u64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn header() -> StreamHeader<'static> {
+    StreamHeader {
+        to: Some(Cow::Borrowed(DOMAIN)),
+        from: None,
+        id: None,
+    }
+}
+
+pub fn el(name: &str, ns: &str) -> minidom::element::ElementBuilder {
+    Element::builder(name, ns)
+}
+
+pub fn attr(name: &'static str) -> minidom::rxml::NcName {
+    minidom::rxml::NcName::try_from(name).unwrap()
+}
+
+async fn next(stream: &mut Stream) -> Element {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+            Ok(Some(Ok(element))) => return element,
+            Ok(Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout))) => continue,
+            other => panic!("c2s stream failed: {other:?}"),
+        }
+    }
+}
+
+impl C2s {
+    pub async fn connect(port: u16, user: &str, resource: &str) -> C2s {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let pending = initiate_stream(BufStream::new(tcp), CLIENT, header(), Timeouts::tight())
+            .await
+            .unwrap();
+        let (_, mut stream): (_, Stream) = pending.recv_features().await.unwrap();
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
+        let auth = el("auth", SASL)
+            .attr(attr("mechanism"), "PLAIN")
+            .append(credentials)
+            .build();
+        stream.send(&auth).await.unwrap();
+        let answer = next(&mut stream).await;
+        assert!(
+            answer.is("success", SASL),
+            "SASL failed for {user}: {answer:?}"
+        );
+        let pending = stream.initiate_reset().send_header(header()).await.unwrap();
+        let (_, mut stream): (_, Stream) = pending.recv_features().await.unwrap();
+        let bind = el("iq", CLIENT)
+            .attr(attr("type"), "set")
+            .attr(attr("id"), "bind")
+            .append(el("bind", BIND).append(el("resource", BIND).append(resource)))
+            .build();
+        stream.send(&bind).await.unwrap();
+        let bound = next(&mut stream).await;
+        let jid = bound
+            .get_child("bind", BIND)
+            .and_then(|b| b.get_child("jid", BIND))
+            .map(|j| j.text())
+            .unwrap_or_else(|| panic!("bind failed: {bound:?}"));
+
+        let (outgoing, mut queue) = mpsc::unbounded_channel::<Element>();
+        let (deliver, inbox) = mpsc::unbounded_channel();
+        let waiters: Waiters = Arc::default();
+        let task_waiters = Arc::clone(&waiters);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    out = queue.recv() => {
+                        let Some(out) = out else { let _ = stream.shutdown().await; return };
+                        if stream.send(&out).await.is_err() { return; }
+                    }
+                    item = stream.next() => match item {
+                        Some(Ok(element)) => {
+                            let is_answer = element.name() == "iq"
+                                && matches!(element.attr("type"), Some("result" | "error"));
+                            let waiter = if is_answer {
+                                element.attr("id").and_then(|id| task_waiters.lock().unwrap().remove(id))
+                            } else {
+                                None
+                            };
+                            match waiter {
+                                Some(waiter) => { let _ = waiter.send(element); }
+                                None => { let _ = deliver.send(element); }
+                            }
+                        }
+                        Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => {
+                            let ping = el("iq", CLIENT).attr(attr("type"), "get").attr(attr("id"), "c2s-ping")
+                                .append(el("ping", "urn:xmpp:ping")).build();
+                            if stream.send(&ping).await.is_err() { return; }
+                        }
+                        Some(Err(tokio_xmpp::xmlstream::ReadError::ParseError(_))) => continue,
+                        _ => return,
+                    }
+                }
+            }
+        });
+        C2s {
+            jid,
+            outgoing,
+            waiters,
+            inbox,
+            next_id: 0,
+            task,
+        }
+    }
+
+    pub fn send(&self, element: Element) {
+        self.outgoing.send(element).expect("c2s connection closed");
+    }
+
+    /// Sends an IQ (its id is set here) and waits for the answer.
+    pub async fn iq(&mut self, type_: &str, to: &str, payload: Element) -> Element {
+        self.next_id += 1;
+        let id = format!("t{}", self.next_id);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().insert(id.clone(), tx);
+        self.send(
+            el("iq", CLIENT)
+                .attr(attr("type"), type_)
+                .attr(attr("to"), to)
+                .attr(attr("id"), id.as_str())
+                .append(payload)
+                .build(),
+        );
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("no answer to IQ within 10 s")
+            .expect("connection closed before the answer")
+    }
+
+    /// Joins `room@MUC` as `nick` with Jitsi-like presence extensions; waits for the self-presence.
+    pub async fn join(&mut self, room: &str, nick: &str) {
+        let to = format!("{room}@{MUC}/{nick}");
+        let presence = el("presence", CLIENT)
+            .attr(attr("to"), to.as_str())
+            .append(el("x", MUC_NS))
+            .append(el("nick", "http://jabber.org/protocol/nick").append(format!("Nick {nick}")))
+            .append(
+                el("SourceInfo", CLIENT).append(format!("{{\"{nick}-a0\":{{\"muted\":false}}}}")),
+            )
+            .build();
+        self.send(presence);
+        self.wait_self_presence(&to, false).await;
+    }
+
+    /// Sends a presence update to the room (e.g. raising a hand).
+    pub fn update_presence(&self, room: &str, nick: &str, children: Vec<Element>) {
+        let to = format!("{room}@{MUC}/{nick}");
+        self.send(
+            el("presence", CLIENT)
+                .attr(attr("to"), to.as_str())
+                .append_all(children)
+                .build(),
+        );
+    }
+
+    pub async fn leave(&mut self, room: &str, nick: &str) {
+        let to = format!("{room}@{MUC}/{nick}");
+        self.send(
+            el("presence", CLIENT)
+                .attr(attr("to"), to.as_str())
+                .attr(attr("type"), "unavailable")
+                .build(),
+        );
+        self.wait_self_presence(&to, true).await;
+    }
+
+    async fn wait_self_presence(&mut self, from: &str, unavailable: bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let element = tokio::time::timeout_at(deadline, self.inbox.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no self-presence from {from}"))
+                .expect("connection closed");
+            if element.name() == "presence" && element.attr("from") == Some(from) {
+                assert_ne!(
+                    element.attr("type"),
+                    Some("error"),
+                    "join refused: {element:?}"
+                );
+                let is_self = element.get_child("x", MUC_USER).is_some_and(|x| {
+                    x.children()
+                        .any(|c| c.name() == "status" && c.attr("code") == Some("110"))
+                });
+                if is_self && (element.attr("type") == Some("unavailable")) == unavailable {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drops the TCP connection without a goodbye.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for C2s {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

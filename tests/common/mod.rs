@@ -1,0 +1,124 @@
+//! The integration harness: a real Prosody, the real podium binary, raw c2s clients, real SQLite.
+#![allow(dead_code)]
+
+pub mod c2s;
+pub mod podium;
+pub mod prosody;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use c2s::{C2s, PODIUM, attr, el};
+use prosody::MUC;
+
+pub fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs SQL against the database with the `sqlite3` CLI: another process, like an admin would.
+pub fn sqlite3(db: &Path, sql: &str) -> String {
+    // `.timeout` makes the CLI wait out podium's short audit writes instead of failing with
+    // "database is locked", as the README tells operators to do.
+    let output = std::process::Command::new("sqlite3")
+        .args(["-cmd", ".timeout 5000"])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 must be installed (scripts/test installs it)");
+    assert!(
+        output.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// What the module holds in a room: nick → (permissions as "audio,video"/"none", origin).
+pub type Held = BTreeMap<String, (String, String)>;
+
+/// Asks the module (as an inspector) what it holds in `room`.
+pub async fn inspect(inspector: &mut C2s, room: &str) -> Held {
+    let room_jid = format!("{room}@{MUC}");
+    let answer = inspector
+        .iq(
+            "get",
+            MUC,
+            el("inspect", PODIUM)
+                .attr(attr("room"), room_jid.as_str())
+                .build(),
+        )
+        .await;
+    assert_eq!(
+        answer.attr("type"),
+        Some("result"),
+        "inspect refused: {answer:?}"
+    );
+    let list = answer
+        .get_child("inspect", PODIUM)
+        .expect("inspect payload");
+    list.children()
+        .map(|o| {
+            let nick = o
+                .attr("jid")
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            let kinds: Vec<&str> = ["audio", "video", "screen"]
+                .into_iter()
+                .filter(|k| o.attr(*k) == Some("true"))
+                .collect();
+            let set = if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds.join(",")
+            };
+            (nick, (set, o.attr("origin").unwrap().to_owned()))
+        })
+        .collect()
+}
+
+/// Builds the expected held map from (nick, permissions) pairs, all decided by podium.
+pub fn decided(entries: &[(&str, &str)]) -> Held {
+    entries
+        .iter()
+        .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
+        .collect()
+}
+
+/// Waits until the module holds `expected` in `room`. It asks again whenever podium logs a line (podium
+/// logs "permissions applied" when the module acknowledges a decision), so no fixed sleep is involved;
+/// 20 s is only a guard against a hang.
+pub async fn wait_held(inspector: &mut C2s, podium: &podium::Podium, room: &str, expected: &Held) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mark = podium.mark();
+        let held = inspect(inspector, room).await;
+        if &held == expected {
+            return;
+        }
+        if !podium.wait_line_after(mark, deadline).await {
+            panic!("module holds {held:?} in {room}, expected {expected:?}");
+        }
+    }
+}
+
+/// Waits until `sql` (run with the sqlite3 CLI) prints `expected`; asks again whenever podium logs a
+/// line (the audit writer logs "audit records written" after each batch).
+pub async fn wait_audit(podium: &podium::Podium, db: &Path, sql: &str, expected: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mark = podium.mark();
+        let out = sqlite3(db, sql);
+        if out == expected {
+            return;
+        }
+        if !podium.wait_line_after(mark, deadline).await {
+            panic!("{sql}\nprinted:\n{out}\nexpected:\n{expected}");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! A real Prosody (Debian's package) per test: free loopback ports, a fresh data dir, a generated
+//! config that loads mod_podium from this repository. Killed on drop, and with the test process.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DOMAIN: &str = "localhost";
+pub const MUC: &str = "conference.localhost";
+pub const COMPONENT: &str = "podium.localhost";
+pub const OTHER_COMPONENT: &str = "other.localhost";
+pub const SECRET: &str = "podium-test-secret";
+pub const OTHER_SECRET: &str = "other-test-secret";
+pub const PASSWORD: &str = "pw";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child when the test process dies, whatever the way.
+pub fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+pub struct Prosody {
+    pub dir: tempfile::TempDir,
+    pub c2s_port: u16,
+    pub component_port: u16,
+    child: Option<Child>,
+}
+
+impl Prosody {
+    /// Writes the config and accounts, starts Prosody and waits until both ports accept.
+    pub fn start(users: &[&str]) -> Prosody {
+        let dir = tempfile::Builder::new()
+            .prefix("podium-it-")
+            .tempdir()
+            .unwrap();
+        let prosody = Prosody {
+            c2s_port: free_port(),
+            component_port: free_port(),
+            dir,
+            child: None,
+        };
+        prosody.write_config();
+        for user in users {
+            prosody.add_user(user);
+        }
+        let mut prosody = prosody;
+        prosody.launch();
+        prosody
+    }
+
+    fn repo() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("prosody.cfg.lua")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("prosody.log")
+    }
+
+    fn write_config(&self) {
+        let dir = self.dir.path();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let repo = Self::repo();
+        let config = format!(
+            r#"
+run_as_root = true
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+certificates = "{dir}/certs"
+plugin_paths = {{ "{plugins}", "{test_plugins}" }}
+log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = "{dir}/prosody.log" }} }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s} }}
+c2s_direct_tls_ports = {{ }}
+s2s_ports = {{ }}
+component_ports = {{ {component} }}
+component_interfaces = {{ "127.0.0.1" }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "test_identity"; }}
+modules_disabled = {{ "s2s"; "tls"; "offline"; }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+storage = "internal"
+
+VirtualHost "{DOMAIN}"
+
+Component "{MUC}" "muc"
+    modules_enabled = {{ "podium" }}
+    podium_component = "{COMPONENT}"
+    podium_inspectors = {{ "inspector@{DOMAIN}" }}
+    restrict_room_creation = false
+    muc_room_locking = false
+
+Component "{COMPONENT}"
+    component_secret = "{SECRET}"
+
+Component "{OTHER_COMPONENT}"
+    component_secret = "{OTHER_SECRET}"
+"#,
+            dir = dir.display(),
+            plugins = repo.join("prosody-plugins").display(),
+            test_plugins = repo.join("tests/prosody-plugins").display(),
+            c2s = self.c2s_port,
+            component = self.component_port,
+        );
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    /// Creates an account the way internal_plain stores it (no prosodyctl process needed).
+    pub fn add_user(&self, user: &str) {
+        let accounts = self.dir.path().join("data").join(DOMAIN).join("accounts");
+        std::fs::create_dir_all(&accounts).unwrap();
+        std::fs::write(
+            accounts.join(format!("{}.dat", user.replace('-', "%2d"))),
+            format!("return {{ [\"password\"] = \"{PASSWORD}\"; }};\n"),
+        )
+        .unwrap();
+    }
+
+    fn launch(&mut self) {
+        // A fresh log per start, so readiness is judged on this process's lines only.
+        let _ = std::fs::remove_file(self.log_path());
+        let mut command = Command::new("prosody");
+        command
+            .args(["-F", "--config"])
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        die_with_parent(&mut command);
+        self.child = Some(
+            command
+                .spawn()
+                .expect("prosody must be installed (scripts/test installs it)"),
+        );
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "prosody exited early ({status}); log:\n{}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                );
+            }
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let listening = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if log.contains("Activated service 'c2s'")
+                && listening(self.c2s_port)
+                && listening(self.component_port)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prosody did not become ready; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (no room saving), then start again on the same ports with the same accounts.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Prosody {
+    fn drop(&mut self) {
+        if std::env::var_os("ECHO_PROSODY_LOG").is_some() {
+            eprintln!("--- prosody log ---\n{}", self.log());
+        }
+        self.kill();
+    }
+}

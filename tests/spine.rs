@@ -1,0 +1,443 @@
+//! The spine end to end: a real Prosody with mod_podium, the real podium binary on real SQLite, real
+//! c2s clients. Each test starts its own Prosody on free loopback ports with a fresh data dir.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
+use common::podium::{Podium, write_config};
+use common::prosody::{COMPONENT, MUC, OTHER_COMPONENT, OTHER_SECRET, Prosody};
+use common::{decided, inspect, sqlite3, wait_audit, wait_held};
+use futures::{SinkExt, StreamExt};
+use minidom::Element;
+
+const ROOM: &str = "standup";
+
+async fn start(users: &[&str], extra: &str) -> (Prosody, Podium, std::path::PathBuf) {
+    let prosody = Prosody::start(users);
+    let db = prosody.data_dir().join("rules/podium.db");
+    let config = write_config(&prosody, &db, extra);
+    let podium = Podium::start(&config);
+    podium.wait_for(&["resync complete"]).await;
+    (prosody, podium, db)
+}
+
+/// Edits rules with the sqlite3 CLI and waits until podium has loaded exactly that version.
+async fn edit_rules(podium: &Podium, db: &std::path::Path, sql: &str) {
+    let mark = podium.mark();
+    let version = sqlite3(db, &format!("{sql}; SELECT version FROM rules_version;"));
+    let version = format!("\"version\":{}", version.trim());
+    podium
+        .wait_for_after(mark, &["rules changed", &version])
+        .await;
+}
+
+fn error_condition(answer: &Element) -> Option<String> {
+    let error = answer.get_child("error", CLIENT)?;
+    error.children().next().map(|c| c.name().to_owned())
+}
+
+#[tokio::test]
+async fn decisions_follow_sql_rules_live_edits_presence_and_leave() {
+    let (prosody, mut podium, db) = start(&["alice", "bob", "token-carol", "inspector"], "").await;
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+           (1, '*',       'everyone', NULL,        'audio', 'allow', 0,  'everyone may speak'),
+           (2, 'standup', 'role',     'moderator', 'all',   'allow', 10, 'moderators may do anything'),
+           (3, 'stand*',  'group',    'acme',      'video', 'allow', 5,  'acme staff may show their camera'),
+           (4, '*',       'jid',      'bob@*',     'audio', 'deny',  20, 'bob is muted');",
+    )
+    .await;
+
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
+    let mut carol = C2s::connect(prosody.c2s_port, "token-carol", "web").await;
+    alice.join(ROOM, "alice").await; // creates the room: owner, so moderator
+    bob.join(ROOM, "bob").await;
+    carol.join(ROOM, "carol").await;
+
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[
+            ("alice", "audio,video,screen"),
+            ("bob", "none"),
+            ("carol", "audio,video"),
+        ]),
+    )
+    .await;
+
+    // The audit log names the rules and the server-known identity.
+    wait_audit(
+        &podium,
+        &db,
+        "SELECT nick, previous, granted, rule_ids, cause, coalesce(user_id,''), coalesce(user_group,'') \
+         FROM decisions WHERE cause = 'joined' ORDER BY nick",
+        "alice|none|audio,video,screen|2|joined||\nbob|none|none|4|joined||\ncarol|none|audio,video|1,3|joined|carol|acme\n",
+    )
+    .await;
+
+    // Live edit from another process: unmute bob. Measured, reported, not asserted against a clock.
+    let edited = Instant::now();
+    sqlite3(&db, "UPDATE rules SET effect = 'allow' WHERE id = 4;");
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[
+            ("alice", "audio,video,screen"),
+            ("bob", "audio"),
+            ("carol", "audio,video"),
+        ]),
+    )
+    .await;
+    eprintln!("live edit reached the module in {:?}", edited.elapsed());
+
+    // A deletion: moderators lose their blanket rule.
+    sqlite3(&db, "DELETE FROM rules WHERE id = 2;");
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[
+            ("alice", "audio"),
+            ("bob", "audio"),
+            ("carol", "audio,video"),
+        ]),
+    )
+    .await;
+
+    // A row podium cannot understand is skipped with its id, and podium goes on.
+    let mark = podium.mark();
+    sqlite3(
+        &db,
+        "INSERT INTO rules (id, who, media, effect) VALUES (9, 'wizard', 'all', 'allow');",
+    );
+    let skipped = podium.wait_for_after(mark, &["rule skipped"]).await;
+    assert!(skipped.contains("\"rule_id\":9"), "{skipped}");
+    assert!(skipped.contains("wizard"), "{skipped}");
+
+    // A presence change: alice (owner) makes bob a moderator; bob's role changes, podium re-decides.
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (room, who, who_value, media, effect, priority) \
+         VALUES ('standup', 'role', 'moderator', 'screen', 'allow', 10);",
+    )
+    .await;
+    let answer = alice
+        .iq(
+            "set",
+            &format!("{ROOM}@{MUC}"),
+            el("query", "http://jabber.org/protocol/muc#admin")
+                .append(
+                    el("item", "http://jabber.org/protocol/muc#admin")
+                        .attr(attr("nick"), "bob")
+                        .attr(attr("role"), "moderator"),
+                )
+                .build(),
+        )
+        .await;
+    assert_eq!(answer.attr("type"), Some("result"), "{answer:?}");
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[
+            ("alice", "audio,screen"),
+            ("bob", "audio,screen"),
+            ("carol", "audio,video"),
+        ]),
+    )
+    .await;
+    let last_of_bob =
+        "SELECT granted, cause FROM decisions WHERE nick = 'bob' ORDER BY id DESC LIMIT 1";
+    wait_audit(&podium, &db, last_of_bob, "audio,screen|changed\n").await;
+
+    // A leave is seen: the module forgets bob, podium logs and audits it.
+    let mark = podium.mark();
+    bob.leave(ROOM, "bob").await;
+    podium
+        .wait_for_after(mark, &["occupant left", "\"occupant\":\"bob\""])
+        .await;
+    let held = inspect(&mut inspector, ROOM).await;
+    assert!(!held.contains_key("bob"), "{held:?}");
+    let last_of_bob = "SELECT previous, granted, cause FROM decisions WHERE nick = 'bob' ORDER BY id DESC LIMIT 1";
+    wait_audit(&podium, &db, last_of_bob, "audio,screen|none|left\n").await;
+
+    // SIGTERM: a clean stop.
+    let status = podium.terminate();
+    assert!(status.success(), "podium exited with {status}");
+    assert!(
+        podium
+            .lines()
+            .iter()
+            .any(|l| l.contains("\"message\":\"stopped\""))
+    );
+    drop(carol);
+}
+
+#[tokio::test]
+async fn forged_policy_gets_forbidden_and_changes_nothing() {
+    let (prosody, podium, db) = start(&["alice", "inspector"], "").await;
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (media, effect) VALUES ('audio', 'allow');",
+    )
+    .await;
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    alice.join(ROOM, "alice").await;
+    let expected = decided(&[("alice", "audio")]);
+    wait_held(&mut inspector, &podium, ROOM, &expected).await;
+
+    let grant_all = || {
+        el("permissions", PODIUM)
+            .append(
+                el("occupant", PODIUM)
+                    .attr(attr("jid"), format!("{ROOM}@{MUC}/alice"))
+                    .attr(attr("real-jid"), "alice@localhost/web")
+                    .attr(attr("audio"), "true")
+                    .attr(attr("video"), "true")
+                    .attr(attr("screen"), "true"),
+            )
+            .build()
+    };
+
+    // A client grants itself everything: forbidden.
+    let answer = alice.iq("set", MUC, grant_all()).await;
+    assert_eq!(answer.attr("type"), Some("error"));
+    assert_eq!(error_condition(&answer).as_deref(), Some("forbidden"));
+    // A client asks for the snapshot or inspects: forbidden (real JIDs are not for everyone).
+    let answer = alice.iq("get", MUC, el("snapshot", PODIUM).build()).await;
+    assert_eq!(error_condition(&answer).as_deref(), Some("forbidden"));
+    let answer = alice
+        .iq(
+            "get",
+            MUC,
+            el("inspect", PODIUM)
+                .attr(attr("room"), format!("{ROOM}@{MUC}"))
+                .build(),
+        )
+        .await;
+    assert_eq!(error_condition(&answer).as_deref(), Some("forbidden"));
+
+    // Another component, properly authenticated with its own secret: forbidden too.
+    let addr = format!("127.0.0.1:{}", prosody.component_port);
+    let mut other = podium::xmpp::stream::login(
+        &addr,
+        OTHER_COMPONENT,
+        OTHER_SECRET,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let forged = xmpp_parsers::iq::Iq::Set {
+        from: Some(OTHER_COMPONENT.parse().unwrap()),
+        to: Some(MUC.parse().unwrap()),
+        id: "forged-1".into(),
+        payload: grant_all(),
+    };
+    other
+        .send(&tokio_xmpp::xmlstream::XmppStreamElement::Stanza(
+            forged.into(),
+        ))
+        .await
+        .unwrap();
+    let answer = loop {
+        match tokio::time::timeout(Duration::from_secs(10), other.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(tokio_xmpp::xmlstream::FallibleStreamElement::Ok(
+                tokio_xmpp::xmlstream::XmppStreamElement::Stanza(tokio_xmpp::Stanza::Iq(iq)),
+            ))) if iq.id() == "forged-1" => break iq,
+            Some(Ok(_)) | Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout)) => continue,
+            other => panic!("other component's stream failed: {other:?}"),
+        }
+    };
+    match answer {
+        xmpp_parsers::iq::Iq::Error { error, .. } => assert_eq!(
+            error.defined_condition,
+            xmpp_parsers::stanza_error::DefinedCondition::Forbidden
+        ),
+        other => panic!("forged permissions were not refused: {other:?}"),
+    }
+
+    // An unknown request in podium's namespace is answered, not left hanging.
+    let answer = inspector
+        .iq("get", MUC, el("frobnicate", PODIUM).build())
+        .await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("feature-not-implemented")
+    );
+
+    // Nothing changed.
+    assert_eq!(inspect(&mut inspector, ROOM).await, expected);
+    assert!(
+        prosody
+            .log()
+            .contains("refused permissions from alice@localhost/web")
+    );
+}
+
+#[tokio::test]
+async fn podium_killed_keeps_held_permissions_and_restart_resyncs() {
+    let (prosody, mut podium, db) = start(&["alice", "bob", "carol", "inspector"], "").await;
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (id, media, effect) VALUES (1, 'audio,video', 'allow');",
+    )
+    .await;
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
+    alice.join(ROOM, "alice").await;
+    bob.join(ROOM, "bob").await;
+    let before = decided(&[("alice", "audio,video"), ("bob", "audio,video")]);
+    wait_held(&mut inspector, &podium, ROOM, &before).await;
+
+    podium.kill9();
+    // Held decisions stay while podium is away.
+    assert_eq!(inspect(&mut inspector, ROOM).await, before);
+
+    // While podium is down the rules change and carol joins (she gets the module's default: nothing).
+    sqlite3(&db, "UPDATE rules SET media = 'audio' WHERE id = 1;");
+    let mut carol = C2s::connect(prosody.c2s_port, "carol", "web").await;
+    carol.join(ROOM, "carol").await;
+    let mut while_down = before.clone();
+    while_down.insert("carol".into(), ("none".into(), "default".into()));
+    assert_eq!(inspect(&mut inspector, ROOM).await, while_down);
+
+    // podium comes back, resyncs from the snapshot, and module and podium agree again.
+    let podium = Podium::start(&podium.config);
+    let resync = podium.wait_for(&["resync complete"]).await;
+    assert!(resync.contains("\"occupants\":3"), "{resync}");
+    assert!(resync.contains("\"changes\":3"), "{resync}");
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio"), ("bob", "audio"), ("carol", "audio")]),
+    )
+    .await;
+    wait_audit(
+        &podium,
+        &db,
+        "SELECT count(*) FROM decisions WHERE cause = 'resync'",
+        "3\n",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn prosody_restart_podium_reconnects_and_resyncs() {
+    let (mut prosody, podium, db) = start(&["alice", "inspector"], "").await;
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (media, effect) VALUES ('screen', 'allow');",
+    )
+    .await;
+    {
+        let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+        let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+        alice.join(ROOM, "alice").await;
+        wait_held(
+            &mut inspector,
+            &podium,
+            ROOM,
+            &decided(&[("alice", "screen")]),
+        )
+        .await;
+    }
+
+    let mark = podium.mark();
+    prosody.restart();
+    podium.wait_for_after(mark, &["link lost"]).await;
+    podium
+        .wait_for_after(mark, &["link up", "\"generation\":2"])
+        .await;
+    podium.wait_for_after(mark, &["resync complete"]).await;
+
+    // The module's state went with the old Prosody; the occupant rejoins and podium decides again.
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    alice.join(ROOM, "alice").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "screen")]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn link_survives_idle_and_unparsable_stanzas() {
+    let (prosody, podium, db) = start(&["alice", "inspector"], "keepalive_secs = 1").await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+
+    // A presence podium cannot parse (unknown <show/>): logged and skipped, the link stays.
+    let mark = podium.mark();
+    alice.send(
+        el("presence", CLIENT)
+            .attr(attr("to"), COMPONENT)
+            .append(el("show", CLIENT).append("bogus"))
+            .build(),
+    );
+    podium
+        .wait_for_after(mark, &["unparsable stanza skipped"])
+        .await;
+
+    // An IQ podium does not handle gets an error; a ping gets a result.
+    let answer = alice
+        .iq("get", COMPONENT, el("query", "jabber:iq:version").build())
+        .await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("service-unavailable")
+    );
+    let answer = alice
+        .iq("get", COMPONENT, el("ping", "urn:xmpp:ping").build())
+        .await;
+    assert_eq!(answer.attr("type"), Some("result"));
+
+    // Idle: keepalive pings go out (each after 1 s of silence) and the link stays up.
+    let mark = podium.mark();
+    podium.wait_for_after(mark, &["keepalive ping sent"]).await;
+    let second = podium.mark();
+    podium
+        .wait_for_after(second, &["keepalive ping sent"])
+        .await;
+    assert!(
+        !podium.lines().iter().any(|l| l.contains("link lost")),
+        "{:?}",
+        podium.lines()
+    );
+
+    // And decisions still flow.
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (media, effect) VALUES ('all', 'allow');",
+    )
+    .await;
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    alice.join(ROOM, "alice").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio,video,screen")]),
+    )
+    .await;
+}
