@@ -193,8 +193,7 @@ impl Engine {
         for payload in message.payloads {
             match OccupantEvent::try_from(payload) {
                 Ok(event) => {
-                    if !self.from_muc_host(from.as_ref())
-                        || event.room.domain() != self.muc.domain()
+                    if !self.is_muc_host(from.as_ref()) || event.room.domain() != self.muc.domain()
                     {
                         warn!(from = ?from, room = %event.room, "occupant event not from the MUC host; ignored");
                         continue;
@@ -211,7 +210,7 @@ impl Engine {
         }
     }
 
-    fn from_muc_host(&self, from: Option<&Jid>) -> bool {
+    fn is_muc_host(&self, from: Option<&Jid>) -> bool {
         from.is_some_and(|jid| jid.resource().is_none() && jid.to_bare() == self.muc)
     }
 
@@ -220,20 +219,16 @@ impl Engine {
             Iq::Result {
                 id, from, payload, ..
             } => {
-                if let Some(pending) = self.pending.remove(&id) {
-                    if !self.from_muc_host(from.as_ref()) {
-                        warn!(%id, from = ?from, "answer from an unexpected sender ignored");
-                        return;
-                    }
+                if let Some(pending) = self.take_pending(&id, from.as_ref()) {
                     self.answer(pending, Ok(payload));
                 }
             }
             Iq::Error {
                 id, from, error, ..
             } => {
-                if let Some(pending) = self.pending.remove(&id) {
+                if let Some(pending) = self.take_pending(&id, from.as_ref()) {
                     let text = error.texts.values().next().cloned().unwrap_or_default();
-                    warn!(%id, from = ?from, condition = ?error.defined_condition, %text, "module answered with an error");
+                    warn!(%id, condition = ?error.defined_condition, %text, "module answered with an error");
                     self.answer(pending, Err(()));
                 }
             }
@@ -250,6 +245,20 @@ impl Engine {
                 payload,
             } => self.answer_request(id, from, to, payload),
         }
+    }
+
+    /// The request an answer belongs to: only the MUC host may answer podium's requests, so an
+    /// answer from anyone else neither counts nor cancels the request.
+    fn take_pending(&mut self, id: &str, from: Option<&Jid>) -> Option<Pending> {
+        if !self.pending.contains_key(id) {
+            debug!(%id, from = ?from, "answer to no pending request ignored");
+            return None;
+        }
+        if !self.is_muc_host(from) {
+            warn!(%id, from = ?from, "answer from an unexpected sender ignored");
+            return None;
+        }
+        self.pending.remove(id)
     }
 
     /// Answers an IQ addressed to the component: ping and disco#info; anything else is refused.

@@ -1,1 +1,428 @@
+//! The engine without a network: stanzas in, stanzas and audit records out.
 
+use std::sync::Arc;
+
+use minidom::Element;
+use tokio_xmpp::Stanza;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
+
+use super::{Engine, Phase};
+use crate::media::MediaSet;
+use crate::protocol::{SetPermissions, SnapshotRequest};
+use crate::rules::{RuleRow, RuleSet};
+
+const MUC: &str = "conference.localhost";
+const ROOM: &str = "r@conference.localhost";
+
+/// (room, who, who_value, media, effect, priority)
+type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, &'a str, i64);
+
+fn rules(rows: &[Row<'_>]) -> Arc<RuleSet> {
+    let rows: Vec<RuleRow> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (room, who, value, media, effect, priority))| RuleRow {
+            id: i as i64 + 1,
+            room: room.to_string(),
+            who: who.to_string(),
+            who_value: value.map(str::to_owned),
+            media: media.to_string(),
+            effect: effect.to_string(),
+            priority: *priority,
+            enabled: 1,
+        })
+        .collect();
+    Arc::new(RuleSet::from_rows(&rows, MediaSet::NONE).0)
+}
+
+fn engine(rules: Arc<RuleSet>) -> Engine {
+    let mut engine = Engine::new(
+        "podium.localhost".parse().unwrap(),
+        MUC.parse().unwrap(),
+        2,
+        rules,
+    );
+    engine.set_now("2026-11-23T10:00:00Z".into());
+    engine
+}
+
+fn occupant_xml(event: &str, nick: &str, role: &str, held: &str, origin: &str) -> String {
+    let [a, v, s] = ["audio", "video", "screen"].map(|k| held.split(',').any(|h| h == k));
+    format!(
+        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x'>\
+         <held audio='{a}' video='{v}' screen='{s}' origin='{origin}'/>\
+         <presence xmlns='jabber:client' from='{ROOM}/{nick}'>\
+         <x xmlns='http://jabber.org/protocol/muc#user'><item role='{role}' affiliation='none'/></x></presence>\
+         </occupant>"
+    )
+}
+
+fn event_from(from: &str, xml: &str) -> Stanza {
+    let mut message = Message::new(None);
+    message.from = Some(from.parse().unwrap());
+    message.payloads.push(xml.parse().unwrap());
+    Stanza::Message(message)
+}
+
+fn sent_permissions(stanzas: &[Stanza]) -> Vec<(String, String, String)> {
+    stanzas
+        .iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Set { id, payload, .. }) => SetPermissions::try_from(payload.clone())
+                .ok()
+                .map(|set| (id.clone(), set)),
+            _ => None,
+        })
+        .flat_map(|(id, set)| {
+            set.occupants.into_iter().map(move |o| {
+                (
+                    id.clone(),
+                    o.jid.resource().to_string(),
+                    o.permissions.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+fn result(id: &str, payload: Option<&str>) -> Stanza {
+    Stanza::Iq(Iq::Result {
+        from: Some(MUC.parse().unwrap()),
+        to: Some("podium.localhost".parse().unwrap()),
+        id: id.into(),
+        payload: payload.map(|p| p.parse::<Element>().unwrap()),
+    })
+}
+
+fn snapshot_id(stanzas: &[Stanza]) -> (String, SnapshotRequest) {
+    stanzas
+        .iter()
+        .find_map(|s| match s {
+            Stanza::Iq(Iq::Get { id, payload, .. }) => SnapshotRequest::try_from(payload.clone())
+                .ok()
+                .map(|r| (id.clone(), r)),
+            _ => None,
+        })
+        .expect("a snapshot request")
+}
+
+/// Brings the engine live with an empty snapshot.
+fn live(engine: &mut Engine) {
+    engine.link_up();
+    let (id, _) = snapshot_id(&engine.take_effects().stanzas);
+    engine.stanza(result(&id, Some("<snapshot xmlns='urn:podium:0'/>")));
+    assert_eq!(engine.phase(), Phase::Live);
+    engine.take_effects();
+}
+
+#[test]
+fn test_join_is_decided_sent_and_audited() {
+    let mut engine = engine(rules(&[(
+        "*",
+        "role",
+        Some("moderator"),
+        "all",
+        "allow",
+        0,
+    )]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "alice", "moderator", "", "default"),
+    ));
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].1.as_str(), sent[0].2.as_str()),
+        ("alice", "audio,video,screen")
+    );
+    assert_eq!(effects.audit.len(), 1);
+    assert_eq!(effects.audit[0].previous, "none");
+    assert_eq!(effects.audit[0].granted, "audio,video,screen");
+    assert_eq!(effects.audit[0].rule_ids, "1");
+    assert_eq!(effects.audit[0].cause, "joined");
+}
+
+#[test]
+fn test_default_that_matches_is_confirmed_once_then_quiet() {
+    let mut engine = engine(rules(&[]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "bob", "participant", "", "default"),
+    ));
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(
+        sent.len(),
+        1,
+        "the first decision is confirmed even when it equals the default"
+    );
+    engine.stanza(result(
+        &sent[0].0,
+        Some("<applied xmlns='urn:podium:0' count='1'/>"),
+    ));
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("changed", "bob", "participant", "", "podium"),
+    ));
+    assert!(
+        sent_permissions(&engine.take_effects().stanzas).is_empty(),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn test_event_from_anyone_but_the_muc_host_is_ignored() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "all", "allow", 0)]));
+    live(&mut engine);
+    for from in [
+        "alice@localhost/x",
+        "other.localhost",
+        "conference.localhost/x",
+        "r@conference.localhost/alice",
+    ] {
+        engine.stanza(event_from(
+            from,
+            &occupant_xml("joined", "mallory", "moderator", "", "default"),
+        ));
+    }
+    let effects = engine.take_effects();
+    assert!(effects.stanzas.is_empty());
+    assert!(engine.rooms().get(&ROOM.parse().unwrap()).is_none());
+    // An event about a room on another host, even from the MUC host, is ignored too.
+    let foreign = occupant_xml("joined", "x", "moderator", "", "default")
+        .replace(ROOM, "r@elsewhere.localhost");
+    engine.stanza(event_from(MUC, &foreign));
+    assert!(engine.take_effects().stanzas.is_empty());
+}
+
+#[test]
+fn test_malformed_event_is_skipped_and_the_engine_goes_on() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    let broken = occupant_xml("joined", "alice", "participant", "", "default")
+        .replace("origin='default'", "origin='??'");
+    engine.stanza(event_from(MUC, &broken));
+    assert!(engine.take_effects().stanzas.is_empty());
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "alice", "participant", "", "default"),
+    ));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+}
+
+#[test]
+fn test_rule_change_redecides_everyone_and_sends_only_changes() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    for nick in ["a", "b"] {
+        engine.stanza(event_from(
+            MUC,
+            &occupant_xml("joined", nick, "participant", "", "default"),
+        ));
+    }
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "m", "moderator", "", "default"),
+    ));
+    for (id, ..) in sent_permissions(&engine.take_effects().stanzas) {
+        engine.stanza(result(
+            &id,
+            Some("<applied xmlns='urn:podium:0' count='1'/>"),
+        ));
+    }
+    engine.rules_changed(rules(&[
+        ("*", "everyone", None, "audio", "allow", 0),
+        ("*", "role", Some("moderator"), "screen", "allow", 0),
+    ]));
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].1.as_str(), sent[0].2.as_str()),
+        ("m", "audio,screen")
+    );
+    assert_eq!(effects.audit[0].cause, "rules");
+}
+
+#[test]
+fn test_resync_pages_then_sends_the_differences() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    engine.link_up();
+    let (first, request) = snapshot_id(&engine.take_effects().stanzas);
+    assert_eq!(request.after, None);
+    assert_eq!(request.max, Some(2));
+    let page = |room: &str, nick: &str, held: &str| {
+        format!(
+            "<room jid='{room}'><occupant nick='{nick}' real-jid='{nick}@localhost/x'>\
+             <held audio='{held}' video='false' screen='false' origin='podium'/></occupant></room>"
+        )
+    };
+    engine.stanza(result(
+        &first,
+        Some(&format!(
+            "<snapshot xmlns='urn:podium:0' next='a@conference.localhost'>{}</snapshot>",
+            page("a@conference.localhost", "held-right", "true")
+        )),
+    ));
+    assert_eq!(engine.phase(), Phase::Resyncing);
+    let (second, request) = snapshot_id(&engine.take_effects().stanzas);
+    assert_eq!(request.after.unwrap().to_string(), "a@conference.localhost");
+    engine.stanza(result(
+        &second,
+        Some(&format!(
+            "<snapshot xmlns='urn:podium:0'>{}</snapshot>",
+            page("b@conference.localhost", "held-wrong", "false")
+        )),
+    ));
+    assert_eq!(engine.phase(), Phase::Live);
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].1.as_str(), sent[0].2.as_str()),
+        ("held-wrong", "audio")
+    );
+    assert_eq!(effects.audit[0].cause, "resync");
+    assert_eq!(engine.rooms().occupant_count(), 2);
+}
+
+#[test]
+fn test_reconnect_forgets_the_old_view() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "gone-while-away", "participant", "", "default"),
+    ));
+    engine.take_effects();
+    engine.link_down();
+    assert_eq!(engine.phase(), Phase::Offline);
+    engine.link_up();
+    let (id, _) = snapshot_id(&engine.take_effects().stanzas);
+    engine.stanza(result(&id, Some("<snapshot xmlns='urn:podium:0'/>")));
+    assert_eq!(engine.rooms().occupant_count(), 0);
+}
+
+#[test]
+fn test_event_before_the_decision_is_applied_does_not_resend() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!(sent.len(), 1);
+    // The module reports a presence change it sent before it applied our decision.
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("changed", "a", "participant", "", "default"),
+    ));
+    assert!(sent_permissions(&engine.take_effects().stanzas).is_empty());
+}
+
+#[test]
+fn test_failed_update_is_sent_again_on_the_next_event() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    engine.stanza(Stanza::Iq(Iq::Error {
+        from: Some(MUC.parse().unwrap()),
+        to: None,
+        id: sent[0].0.clone(),
+        error: xmpp_parsers::stanza_error::StanzaError::new(
+            xmpp_parsers::stanza_error::ErrorType::Modify,
+            xmpp_parsers::stanza_error::DefinedCondition::BadRequest,
+            "en",
+            "test",
+        ),
+        payload: None,
+    }));
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("changed", "a", "participant", "", "default"),
+    ));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+}
+
+#[test]
+fn test_leave_is_audited_and_forgotten() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    engine.take_effects();
+    engine.stanza(event_from(
+        MUC,
+        &format!("<occupant xmlns='urn:podium:0' event='left' room='{ROOM}' nick='a' real-jid='a@localhost/x'/>"),
+    ));
+    let effects = engine.take_effects();
+    assert!(effects.stanzas.is_empty());
+    assert_eq!(effects.audit.len(), 1);
+    assert_eq!(
+        (
+            effects.audit[0].previous.as_str(),
+            effects.audit[0].granted.as_str()
+        ),
+        ("audio", "none")
+    );
+    assert_eq!(effects.audit[0].cause, "left");
+    assert_eq!(engine.rooms().occupant_count(), 0);
+}
+
+#[test]
+fn test_requests_to_the_component_are_answered() {
+    let mut engine = engine(rules(&[]));
+    let request = |payload: &str| {
+        Stanza::Iq(Iq::Get {
+            from: Some("alice@localhost/x".parse::<Jid>().unwrap()),
+            to: Some("podium.localhost".parse().unwrap()),
+            id: "q".into(),
+            payload: payload.parse().unwrap(),
+        })
+    };
+    engine.stanza(request("<ping xmlns='urn:xmpp:ping'/>"));
+    engine.stanza(request(
+        "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+    ));
+    engine.stanza(request("<query xmlns='jabber:iq:version'/>"));
+    let stanzas = engine.take_effects().stanzas;
+    assert!(matches!(
+        &stanzas[0],
+        Stanza::Iq(Iq::Result { payload: None, .. })
+    ));
+    assert!(
+        matches!(&stanzas[1], Stanza::Iq(Iq::Result { payload: Some(p), .. }) if p.name() == "query")
+    );
+    assert!(matches!(&stanzas[2], Stanza::Iq(Iq::Error { error, .. })
+        if error.defined_condition == xmpp_parsers::stanza_error::DefinedCondition::ServiceUnavailable));
+}
+
+#[test]
+fn test_forged_answer_neither_counts_nor_cancels() {
+    let mut engine = engine(rules(&[]));
+    engine.link_up();
+    let (id, _) = snapshot_id(&engine.take_effects().stanzas);
+    // Someone other than the MUC host "answers" with an empty snapshot: ignored.
+    engine.stanza(Stanza::Iq(Iq::Result {
+        from: Some("mallory@localhost/x".parse().unwrap()),
+        to: None,
+        id: id.clone(),
+        payload: Some("<snapshot xmlns='urn:podium:0'/>".parse().unwrap()),
+    }));
+    assert_eq!(engine.phase(), Phase::Resyncing);
+    // The real answer still completes the resync.
+    engine.stanza(result(&id, Some("<snapshot xmlns='urn:podium:0'/>")));
+    assert_eq!(engine.phase(), Phase::Live);
+}

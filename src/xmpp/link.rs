@@ -169,10 +169,11 @@ async fn serve(
                 Some(Ok(FallibleStreamElement::Err(StreamElementError::InvalidStanza { name, header, error, .. }))) => {
                     warn!(stanza = %name, from = ?header.from, to = ?header.to, id = ?header.id, r#type = ?header.type_,
                           %error, "unparsable stanza skipped");
-                    if name.to_string() == "iq" && let Some(reply) = bad_request(&header, &error.to_string()) {
-                        if let Err(e) = stream.send(&XmppStreamElement::Stanza(reply.into())).await {
-                            return End::Lost(format!("write failed: {e}"));
-                        }
+                    if name.to_string() == "iq"
+                        && let Some(reply) = bad_request(&header, &error.to_string())
+                        && let Err(e) = stream.send(&XmppStreamElement::Stanza(reply.into())).await
+                    {
+                        return End::Lost(format!("write failed: {e}"));
                     }
                 }
                 Some(Ok(FallibleStreamElement::Err(error))) => warn!(%error, "unparsable element skipped"),
@@ -226,4 +227,66 @@ fn bad_request(header: &RawStanzaHeader, text: &str) -> Option<Iq> {
         reply = reply.with_from(from);
     }
     Some(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(type_: &str) -> RawStanzaHeader {
+        RawStanzaHeader {
+            from: Some("alice@localhost/web".into()),
+            to: Some("podium.localhost".into()),
+            type_: Some(type_.into()),
+            id: Some("q1".into()),
+        }
+    }
+
+    #[test]
+    fn test_unparsable_get_or_set_is_answered_bad_request() {
+        for type_ in ["get", "set"] {
+            match bad_request(&header(type_), "Invalid value for show.") {
+                Some(Iq::Error {
+                    from,
+                    to,
+                    id,
+                    error,
+                    ..
+                }) => {
+                    assert_eq!(id, "q1");
+                    assert_eq!(to.unwrap().to_string(), "alice@localhost/web");
+                    assert_eq!(from.unwrap().to_string(), "podium.localhost");
+                    assert_eq!(error.defined_condition, DefinedCondition::BadRequest);
+                }
+                other => panic!("expected an error reply, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn test_unparsable_result_or_error_is_not_answered() {
+        assert!(bad_request(&header("result"), "x").is_none());
+        assert!(bad_request(&header("error"), "x").is_none());
+        let mut no_sender = header("get");
+        no_sender.from = None;
+        assert!(bad_request(&no_sender, "x").is_none());
+    }
+
+    #[test]
+    fn test_keepalive_answers_are_recognised() {
+        let answer = Stanza::Iq(Iq::Result {
+            from: None,
+            to: None,
+            id: KEEPALIVE_ID.into(),
+            payload: None,
+        });
+        assert!(is_keepalive_answer(&answer));
+        let other = Stanza::Iq(Iq::Result {
+            from: None,
+            to: None,
+            id: "podium-snapshot-1".into(),
+            payload: None,
+        });
+        assert!(!is_keepalive_answer(&other));
+    }
 }
