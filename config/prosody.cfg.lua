@@ -1,0 +1,24 @@
+-- What to add to an existing Jitsi Meet Prosody configuration for podium.
+-- (Debian: /etc/prosody/conf.avail/<your domain>.cfg.lua)
+
+-- 1. Where Prosody finds mod_podium. Jitsi already has a plugin_paths line; add podium's directory
+--    (the install copies prosody-plugins/ to /usr/share/podium/prosody-plugins/).
+plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/", "/usr/share/podium/prosody-plugins/" }
+
+-- 2. On the MUC component Jitsi already has, load the module and name podium's component.
+Component "conference.meet.example" "muc"
+    -- keep Jitsi's existing modules_enabled entries and add "podium"
+    modules_enabled = { "muc_meeting_id"; "muc_domain_mapper"; "podium" }
+    podium_component = "podium.meet.example"
+    -- jicofo's account, so the focus is recognised by JID, not only by its nick
+    podium_focus_jids = { "focus@auth.meet.example" }
+    -- what an occupant may send until podium decides (default: nothing)
+    podium_default_permissions = { }
+    -- accounts or components allowed to read held permissions (monitoring), besides podium
+    podium_inspectors = { }
+    -- the most occupants in one snapshot page
+    podium_snapshot_page = 500
+
+-- 3. podium's component. The secret must equal podium's xmpp.secret (PODIUM_XMPP__SECRET).
+Component "podium.meet.example"
+    component_secret = "change me: a long random string"
