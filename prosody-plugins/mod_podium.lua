@@ -103,7 +103,9 @@ module:hook("muc-broadcast-presence", function (event)
 	local room, occupant = event.room, event.occupant;
 	if not is_governed(room, occupant) then return; end
 	local nick = nick_of(occupant);
-	if occupant.role == nil then
+	-- No role: leave, kick, room destruction. An unavailable presence with the role still set: the old
+	-- nick of a nick change (muc.lib.lua handle_normal_presence keeps the role on the old occupant).
+	if occupant.role == nil or event.stanza.attr.type == "unavailable" then
 		local record = state:forget(room.jid, nick);
 		if record then
 			report("left", room, occupant_tag(room, occupant, record, nil));

@@ -444,3 +444,91 @@ async fn link_survives_idle_and_unparsable_stanzas() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn focus_and_health_check_rooms_are_not_governed() {
+    let (prosody, podium, db) = start(&["alice", "focus", "inspector"], "").await;
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (media, effect) VALUES ('all', 'allow');",
+    )
+    .await;
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+
+    // jicofo's health check room and jicofo itself (nick "focus") are never reported or held.
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    alice.join("__jicofo-health-check-1a2b", "alice").await;
+    let mut focus = C2s::connect(prosody.c2s_port, "focus", "jicofo").await;
+    focus.join(ROOM, "focus").await;
+
+    // Events travel in order on one stream: once alice's join in a real room is decided, any event
+    // about the focus or the health check room would have reached podium before it.
+    alice.join(ROOM, "alice").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio,video,screen")]),
+    )
+    .await;
+    assert!(
+        inspect(&mut inspector, "__jicofo-health-check-1a2b")
+            .await
+            .is_empty()
+    );
+    let lines = podium.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("\"occupant\":\"focus\"")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("__jicofo-health-check")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn nick_change_moves_the_occupant_and_leaves_nothing_behind() {
+    let (prosody, podium, db) = start(&["alice", "bob", "inspector"], "").await;
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (media, effect) VALUES ('audio', 'allow');
+         INSERT INTO rules (who, who_value, media, effect) VALUES ('jid', 'alice@*', 'video', 'allow');",
+    )
+    .await;
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
+    bob.join(ROOM, "bob").await;
+    alice.join(ROOM, "alice").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio,video"), ("bob", "audio")]),
+    )
+    .await;
+
+    let mark = podium.mark();
+    alice.join(ROOM, "ally").await; // a presence to a new nick in the same room: a nick change
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("ally", "audio,video"), ("bob", "audio")]),
+    )
+    .await;
+    let lines = podium.lines()[mark..].to_vec();
+    let changed_old_nick = lines
+        .iter()
+        .any(|l| l.contains("\"occupant\":\"alice\"") && l.contains("\"event\":\"changed\""));
+    assert!(
+        !changed_old_nick,
+        "the old nick must be seen leaving, not changing: {lines:?}"
+    );
+    podium
+        .wait_for_after(mark, &["occupant left", "\"occupant\":\"alice\""])
+        .await;
+}

@@ -90,35 +90,39 @@ pub fn decided(entries: &[(&str, &str)]) -> Held {
         .collect()
 }
 
-/// Waits until the module holds `expected` in `room`. It asks again whenever podium logs a line (podium
-/// logs "permissions applied" when the module acknowledges a decision), so no fixed sleep is involved;
-/// 20 s is only a guard against a hang.
-pub async fn wait_held(inspector: &mut C2s, podium: &podium::Podium, room: &str, expected: &Held) {
+/// Waits until `probe` returns `expected`. It probes again whenever podium logs a line: podium logs
+/// "permissions applied" when the module acknowledges a decision and "audit records written" after each
+/// audit batch, so no fixed sleep is involved; 20 s is only a guard against a hang.
+pub async fn settle<T: PartialEq + std::fmt::Debug>(
+    podium: &podium::Podium,
+    what: &str,
+    expected: &T,
+    mut probe: impl AsyncFnMut() -> T,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let mark = podium.mark();
-        let held = inspect(inspector, room).await;
-        if &held == expected {
+        let found = probe().await;
+        if &found == expected {
             return;
         }
         if !podium.wait_line_after(mark, deadline).await {
-            panic!("module holds {held:?} in {room}, expected {expected:?}");
+            panic!("{what}: found {found:?}, expected {expected:?}");
         }
     }
 }
 
-/// Waits until `sql` (run with the sqlite3 CLI) prints `expected`; asks again whenever podium logs a
-/// line (the audit writer logs "audit records written" after each batch).
+/// Waits until the module holds `expected` in `room`.
+pub async fn wait_held(inspector: &mut C2s, podium: &podium::Podium, room: &str, expected: &Held) {
+    let what = format!("what the module holds in {room}");
+    settle(podium, &what, expected, async || {
+        inspect(inspector, room).await
+    })
+    .await;
+}
+
+/// Waits until `sql` (run with the sqlite3 CLI) prints `expected`.
 pub async fn wait_audit(podium: &podium::Podium, db: &Path, sql: &str, expected: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let mark = podium.mark();
-        let out = sqlite3(db, sql);
-        if out == expected {
-            return;
-        }
-        if !podium.wait_line_after(mark, deadline).await {
-            panic!("{sql}\nprinted:\n{out}\nexpected:\n{expected}");
-        }
-    }
+    let expected = expected.to_owned();
+    settle(podium, sql, &expected, async || sqlite3(db, sql)).await;
 }
