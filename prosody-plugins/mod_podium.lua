@@ -31,6 +31,7 @@ local jid_bare = require "util.jid".bare;
 local jid_host = require "util.jid".host;
 local jid_node = require "util.jid".node;
 local jid_resource = require "util.jid".resource;
+local jid_prep = require "util.jid".prep;
 
 local podium = module:require "podium";
 
@@ -39,7 +40,10 @@ local xmlns_muc_user = "http://jabber.org/protocol/muc#user";
 
 local podium_component = module:get_option_string("podium_component");
 local default_list = module:get_option_array("podium_default_permissions", {});
-local focus_jids = module:get_option_set("podium_focus_jids", {})._items;
+local focus_jids = {};
+for focus_jid in module:get_option_set("podium_focus_jids", {}) do
+	focus_jids[jid_prep(focus_jid) or focus_jid] = true;
+end
 local inspectors = module:get_option_set("podium_inspectors", {});
 local snapshot_page_max = module:get_option_number("podium_snapshot_page", 500, 1);
 
@@ -74,6 +78,17 @@ end
 
 --- Occupant reports ----------------------------------------------------------------------------
 
+-- A MUC hook must never raise: an error would cut Prosody's presence handling short (the broadcast,
+-- muc-occupant-left, a room's destruction). Errors are logged and contained.
+local function contained(name, handler)
+	return function (event)
+		local ok, err = pcall(handler, event);
+		if not ok then
+			module:log("error", "%s: %s", name, tostring(err));
+		end
+	end
+end
+
 -- <occupant nick real-jid> with identity, held permissions and the MUC presence (with its muc#user
 -- item, as the room computes it for someone who may see real JIDs).
 local function occupant_tag(room, occupant, record, presence)
@@ -99,7 +114,7 @@ end
 -- Fired once per presence the room broadcasts (0.12 muc.lib.lua publicise_occupant_status): joins,
 -- presence updates, role and affiliation changes, leaves, kicks and room destruction all pass here.
 -- event.stanza is the base presence about to be broadcast; it is cloned, never changed.
-module:hook("muc-broadcast-presence", function (event)
+module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", function (event)
 	local room, occupant = event.room, event.occupant;
 	if not is_governed(room, occupant) then return; end
 	local nick = nick_of(occupant);
@@ -116,17 +131,17 @@ module:hook("muc-broadcast-presence", function (event)
 	if not real_jid then return; end
 	local record, is_new = state:track(room.jid, nick, real_jid);
 	report(is_new and "joined" or "changed", room, occupant_tag(room, occupant, record, event.stanza));
-end);
+end));
 
 -- A leave is normally seen above; this catches any path that skips the broadcast.
-module:hook("muc-occupant-left", function (event)
+module:hook("muc-occupant-left", contained("muc-occupant-left", function (event)
 	local room, occupant = event.room, event.occupant;
 	local nick = nick_of(occupant);
 	local record = state:forget(room.jid, nick);
 	if record then
 		report("left", room, occupant_tag(room, occupant, record, nil));
 	end
-end);
+end));
 
 module:hook("muc-room-destroyed", function (event)
 	state:forget_room(event.room.jid);
@@ -145,12 +160,21 @@ local function refuse(event, text)
 	return true;
 end
 
--- Every governed occupant of a live room, tracked (so occupants that joined before this module
--- loaded are covered too) and counted.
-local function live_rooms()
-	local rooms, by_jid = {}, {};
+-- Every governed occupant of every room: the rooms in memory, and the rooms this module tracks, which
+-- Prosody may have swapped to disk (muc_room_cache_size) with their occupants; get_room_from_jid
+-- brings those back. Occupants that joined before this module loaded are tracked here too.
+local function occupied_rooms()
+	local room_jids = {};
 	for room in muc.each_room(true) do
-		if not podium.is_healthcheck_room(room.jid) then
+		room_jids[room.jid] = true;
+	end
+	for room_jid in pairs(state.rooms) do
+		room_jids[room_jid] = true;
+	end
+	local rooms, by_jid = {}, {};
+	for room_jid in pairs(room_jids) do
+		local room = not podium.is_healthcheck_room(room_jid) and muc.get_room_from_jid(room_jid);
+		if room then
 			local occupants = {};
 			for _, occupant in room:each_occupant() do
 				if occupant.jid and occupant.role and is_governed(room, occupant) then
@@ -158,9 +182,11 @@ local function live_rooms()
 				end
 			end
 			if #occupants > 0 then
-				rooms[#rooms + 1] = room.jid;
-				by_jid[room.jid] = { room = room; occupants = occupants };
+				rooms[#rooms + 1] = room_jid;
+				by_jid[room_jid] = { room = room; occupants = occupants };
 			end
+		else
+			state:forget_room(room_jid);
 		end
 	end
 	return rooms, by_jid;
@@ -173,7 +199,7 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":snapshot", function (event)
 	local request = event.stanza.tags[1];
 	local max = math.min(tonumber(request.attr.max) or snapshot_page_max, snapshot_page_max);
 	if max < 1 then max = 1; end
-	local room_jids, by_jid = live_rooms();
+	local room_jids, by_jid = occupied_rooms();
 	local page, next_room = podium.snapshot_page(room_jids, request.attr.after, max, function (room_jid)
 		return #by_jid[room_jid].occupants;
 	end);
@@ -247,3 +273,12 @@ module:hook("iq/host", function (event)
 		end
 	end
 end, 1); -- above mod_iq's dispatcher (priority 0), which would answer service-unavailable
+
+-- Tell podium this module starts with no held state (first load, or a reload with mod_muc): podium
+-- resyncs, as after a reconnect. If podium is not connected yet, Prosody bounces this harmlessly and
+-- podium resyncs when it connects.
+-- From a timer, so that at start-up every host is activated before it is routed.
+module:add_timer(0, function ()
+	module:send(st.message({ from = module.host; to = podium_component; type = "normal" })
+		:tag("reset", { xmlns = xmlns_podium }):up());
+end);

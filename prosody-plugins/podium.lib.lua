@@ -151,17 +151,25 @@ local function held_tag(record)
 	return st.stanza("held", media_attrs(record.held, { xmlns = xmlns_podium; origin = record.origin }));
 end
 
+-- A token claim as an attribute value: Prosody's util.stanza raises an error on invalid UTF-8 or control
+-- characters, and a JWT may carry either. Control characters are dropped; invalid UTF-8 drops the value.
+local function claim_text(value)
+	if value == nil or type(value) == "table" then return nil; end
+	local text = tostring(value):gsub("%c", "");
+	if utf8.len(text) == nil then return nil; end
+	return text;
+end
+
 -- <identity/> from what Jitsi token auth put on the session; nil when there is nothing.
 local function identity_tag(session)
 	if not session then return nil; end
 	local user, group = session.jitsi_meet_context_user, session.jitsi_meet_context_group;
 	if type(user) ~= "table" and group == nil then return nil; end
 	user = type(user) == "table" and user or {};
-	local function text(v) return v ~= nil and tostring(v) or nil; end
 	return st.stanza("identity", {
 		xmlns = xmlns_podium;
-		id = text(user.id); name = text(user.name); email = text(user.email);
-		group = text(group);
+		id = claim_text(user.id); name = claim_text(user.name); email = claim_text(user.email);
+		group = claim_text(group);
 	});
 end
 
@@ -216,6 +224,7 @@ return {
 	new_state = new_state;
 	held_tag = held_tag;
 	identity_tag = identity_tag;
+	claim_text = claim_text;
 	parse_permissions = parse_permissions;
 	snapshot_page = snapshot_page;
 };

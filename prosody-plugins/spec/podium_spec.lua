@@ -128,6 +128,18 @@ describe("protocol elements", function ()
 		assert.is_nil(tag.attr.email);
 	end);
 
+	it("cleans token claims that util.stanza would refuse", function ()
+		assert.equal("Alice", podium.claim_text("Al\1ice"));
+		assert.is_nil(podium.claim_text("\255\254"));
+		assert.equal("42", podium.claim_text(42));
+		assert.is_nil(podium.claim_text({}));
+		local tag = podium.identity_tag({ jitsi_meet_context_user = { id = "u\0"; name = "\255bad" } });
+		assert.equal("u", tag.attr.id);
+		assert.is_nil(tag.attr.name);
+		-- and the element serialises without an error
+		assert.is_string(tostring(tag));
+	end);
+
 	it("parses a permissions batch all or nothing", function ()
 		local payload = st.stanza("permissions", { xmlns = "urn:podium:0" })
 			:tag("occupant", { jid = "r@conference.localhost/alice"; ["real-jid"] = "alice@localhost/a";

@@ -27,7 +27,7 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use crate::media::MediaSet;
 use crate::protocol::{
-    Applied, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions, PayloadError,
+    Applied, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions, PayloadError, Reset,
     SetPermissions, Snapshot, SnapshotRequest,
 };
 use crate::rooms::{Occupant, Rooms};
@@ -191,6 +191,24 @@ impl Engine {
         }
         let from = message.from.clone();
         for payload in message.payloads {
+            let payload = match Reset::try_from(payload) {
+                Ok(Reset) if self.is_muc_host(from.as_ref()) => {
+                    if self.phase != Phase::Offline {
+                        info!("mod_podium (re)loaded; resyncing");
+                        self.link_up();
+                    }
+                    continue;
+                }
+                Ok(Reset) => {
+                    warn!(from = ?from, "reset not from the MUC host; ignored");
+                    continue;
+                }
+                Err(PayloadError::Mismatch { element, .. }) => *element,
+                Err(PayloadError::Invalid(error)) => {
+                    warn!(from = ?from, %error, "malformed reset skipped");
+                    continue;
+                }
+            };
             match OccupantEvent::try_from(payload) {
                 Ok(event) => {
                     if !self.is_muc_host(from.as_ref()) || event.room.domain() != self.muc.domain()
@@ -315,13 +333,15 @@ impl Engine {
             Pending::Snapshot => match answer.map(|p| p.map(Snapshot::try_from)) {
                 Ok(Some(Ok(page))) => self.snapshot_page(page),
                 Ok(Some(Err(error))) => {
-                    warn!(%error, "malformed snapshot page; asking again");
-                    self.request_snapshot(None);
+                    warn!(%error, "malformed snapshot page; deciding with the view so far");
+                    self.finish_resync();
                 }
                 Ok(None) | Err(()) => {
                     warn!(
-                        "snapshot refused or empty; is mod_podium loaded on the MUC host and podium_component set?"
+                        "snapshot refused or empty (is mod_podium loaded on the MUC host with \
+                         podium_component set to this component?); deciding with the view so far"
                     );
+                    self.finish_resync();
                 }
             },
             Pending::Permissions(entries) => {
@@ -343,6 +363,17 @@ impl Engine {
                     {
                         // Unknown now: the next event, rule change or resync sends it again.
                         occupant.held = None;
+                    }
+                }
+                if let Some(applied) = &applied {
+                    for jid in &applied.gone {
+                        // The module has no record for this occupant (it left, or another person has
+                        // the nick now, or the module was reloaded): what it holds is unknown until its
+                        // next report, which is then decided afresh.
+                        let (room, nick) = (jid.to_bare(), jid.resource().as_str().to_owned());
+                        if let Some(occupant) = self.occupant_mut(&room, &nick) {
+                            occupant.held = None;
+                        }
                     }
                 }
                 match applied {
@@ -383,6 +414,9 @@ impl Engine {
             debug!("snapshot page outside a resync ignored");
             return;
         }
+        for skipped in &page.skipped {
+            warn!(%skipped, "snapshot entry podium cannot read; skipped");
+        }
         for room in page.rooms {
             if room.jid.domain() != self.muc.domain() {
                 warn!(room = %room.jid, "snapshot room on another host ignored");
@@ -397,17 +431,20 @@ impl Engine {
         }
         match page.next {
             Some(next) => self.request_snapshot(Some(next)),
-            None => {
-                self.phase = Phase::Live;
-                let changes = self.decide_all(Cause::Resync);
-                info!(
-                    rooms = self.rooms.iter().count(),
-                    occupants = self.rooms.occupant_count(),
-                    changes,
-                    "resync complete"
-                );
-            }
+            None => self.finish_resync(),
         }
+    }
+
+    /// The view is as complete as it gets: decide everyone and send what differs.
+    fn finish_resync(&mut self) {
+        self.phase = Phase::Live;
+        let changes = self.decide_all(Cause::Resync);
+        info!(
+            rooms = self.rooms.iter().count(),
+            occupants = self.rooms.occupant_count(),
+            changes,
+            "resync complete"
+        );
     }
 
     fn occupant_event(&mut self, event: OccupantEvent) {
@@ -424,8 +461,9 @@ impl Engine {
                 match entry.occupants.get_mut(&nick) {
                     Some(existing) => {
                         let believed = existing.held;
+                        let same_person = existing.real_jid == state.real_jid;
                         existing.update(state);
-                        if in_flight {
+                        if in_flight && kind == EventKind::Changed && same_person {
                             // The module reported before applying our decision; keep our belief.
                             existing.held = believed;
                         }
@@ -513,6 +551,15 @@ impl Engine {
         decision: Decision,
         cause: Cause,
     ) -> Option<OccupantPermissions> {
+        let occupant_jid = match FullJid::from_str(&format!("{room}/{nick}")) {
+            Ok(jid) => jid,
+            Err(error) => {
+                // Prosody's stringprep allows a few nicks the jid crate refuses; such an occupant
+                // keeps the module's default (fail closed), and the log says so.
+                warn!(room = %room, occupant = %nick, %error, "cannot address occupant; module default stays");
+                return None;
+            }
+        };
         let occupant = self.occupant_mut(room, nick)?;
         occupant.decision = Some(decision);
         let confirmed = Held {
@@ -526,7 +573,6 @@ impl Engine {
         }
         let previous = occupant.held.map(|h| h.permissions);
         occupant.held = Some(confirmed);
-        let occupant_jid = FullJid::from_str(&format!("{room}/{nick}")).ok()?;
         let entry = OccupantPermissions {
             jid: occupant_jid,
             real_jid: occupant.real_jid.clone(),

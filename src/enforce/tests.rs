@@ -426,3 +426,123 @@ fn test_forged_answer_neither_counts_nor_cancels() {
     engine.stanza(result(&id, Some("<snapshot xmlns='urn:podium:0'/>")));
     assert_eq!(engine.phase(), Phase::Live);
 }
+
+#[test]
+fn test_reset_from_the_module_starts_a_resync() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    engine.take_effects();
+    engine.stanza(event_from(
+        "mallory@localhost/x",
+        "<reset xmlns='urn:podium:0'/>",
+    ));
+    assert_eq!(
+        engine.phase(),
+        Phase::Live,
+        "a reset from anyone else is ignored"
+    );
+    engine.stanza(event_from(MUC, "<reset xmlns='urn:podium:0'/>"));
+    assert_eq!(engine.phase(), Phase::Resyncing);
+    let (id, _) = snapshot_id(&engine.take_effects().stanzas);
+    engine.stanza(result(
+        &id,
+        Some(&format!(
+            "<snapshot xmlns='urn:podium:0'><room jid='{ROOM}'><occupant nick='a' real-jid='a@localhost/x'>\
+             <held audio='false' video='false' screen='false' origin='default'/></occupant></room></snapshot>"
+        )),
+    ));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!(
+        sent.len(),
+        1,
+        "the module forgot; podium sends the decision again"
+    );
+}
+
+#[test]
+fn test_a_refused_snapshot_does_not_leave_the_engine_stuck() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    engine.link_up();
+    let (id, _) = snapshot_id(&engine.take_effects().stanzas);
+    engine.stanza(Stanza::Iq(Iq::Error {
+        from: Some(MUC.parse().unwrap()),
+        to: None,
+        id,
+        error: xmpp_parsers::stanza_error::StanzaError::new(
+            xmpp_parsers::stanza_error::ErrorType::Auth,
+            xmpp_parsers::stanza_error::DefinedCondition::Forbidden,
+            "en",
+            "test",
+        ),
+        payload: None,
+    }));
+    assert_eq!(engine.phase(), Phase::Live);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+}
+
+#[test]
+fn test_a_new_person_on_a_nick_is_decided_even_with_a_decision_in_flight() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+    // Before that decision is acknowledged, the module reports the nick anew with another real JID
+    // (the primary session changed): it holds the default for the new person.
+    let other = occupant_xml("joined", "a", "participant", "", "default")
+        .replace("a@localhost/x", "a@localhost/y");
+    engine.stanza(event_from(MUC, &other));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+}
+
+#[test]
+fn test_gone_makes_held_unknown_so_the_next_report_is_decided() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    engine.stanza(result(
+        &sent[0].0,
+        Some(&format!(
+            "<applied xmlns='urn:podium:0' count='0'><gone jid='{ROOM}/a'/></applied>"
+        )),
+    ));
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("changed", "a", "participant", "audio", "podium"),
+    ));
+    assert!(
+        sent_permissions(&engine.take_effects().stanzas).is_empty(),
+        "the report says held"
+    );
+}
+
+#[test]
+fn test_an_unaddressable_nick_keeps_the_default_and_breaks_nothing() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    // A nick with a character Prosody accepts and the jid crate refuses (U+1F642).
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a\u{1F642}", "participant", "", "default"),
+    ));
+    assert!(sent_permissions(&engine.take_effects().stanzas).is_empty());
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "b", "participant", "", "default"),
+    ));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+}

@@ -8,6 +8,7 @@
 //! | payload | direction | carried in |
 //! |---|---|---|
 //! | [`OccupantEvent`] | module → podium | `<message/>` |
+//! | [`Reset`] | module → podium, when it loads | `<message/>` |
 //! | [`SnapshotRequest`] / [`Snapshot`] | podium → module / reply | `<iq type='get'/>` / result |
 //! | [`SetPermissions`] / [`Applied`] | podium → module / reply | `<iq type='set'/>` / result |
 //! | [`HeldQuery`] / [`HeldList`] | podium or an inspector → module / reply | `<iq type='get'/>` / result |
@@ -16,6 +17,7 @@ mod applied;
 mod held;
 mod identity;
 mod occupant;
+mod reset;
 mod set_permissions;
 mod snapshot;
 
@@ -23,6 +25,7 @@ pub use applied::Applied;
 pub use held::{HeldEntry, HeldList, HeldQuery};
 pub use identity::Identity;
 pub use occupant::{EventKind, Held, HeldOrigin, OccupantEvent, OccupantState};
+pub use reset::Reset;
 pub use set_permissions::{OccupantPermissions, SetPermissions};
 pub use snapshot::{RoomSnapshot, Snapshot, SnapshotRequest};
 

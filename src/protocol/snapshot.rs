@@ -72,14 +72,20 @@ pub struct Snapshot {
     pub rooms: Vec<RoomSnapshot>,
     /// Where the next page starts; `None` when this is the last page.
     pub next: Option<BareJid>,
+    /// Occupants and rooms of the page that could not be read, with the reason (never serialised).
+    pub skipped: Vec<String>,
 }
 
 impl TryFrom<Element> for Snapshot {
     type Error = PayloadError;
 
+    /// A page with a wrong structure is invalid; a single occupant or room podium cannot read (say, a
+    /// JID with characters Prosody's stringprep allows and podium's does not) is skipped and named in
+    /// [`Snapshot::skipped`], so one odd occupant never stops a resync.
     fn try_from(element: Element) -> Result<Self, Self::Error> {
         let element = expect(element, "snapshot")?;
         let mut rooms = Vec::new();
+        let mut skipped = Vec::new();
         for room in element.children() {
             if !room.is("room", ns::PODIUM) {
                 return Err(PayloadError::invalid(format!(
@@ -87,6 +93,16 @@ impl TryFrom<Element> for Snapshot {
                     room.name()
                 )));
             }
+            let jid = match required_parsed(room, "jid") {
+                Ok(jid) => jid,
+                Err(error) => {
+                    skipped.push(format!(
+                        "room {:?}: {error}",
+                        room.attr("jid").unwrap_or("")
+                    ));
+                    continue;
+                }
+            };
             let mut occupants = Vec::new();
             for occupant in room.children() {
                 if !occupant.is("occupant", ns::PODIUM) {
@@ -95,22 +111,24 @@ impl TryFrom<Element> for Snapshot {
                         occupant.name()
                     )));
                 }
-                let state = OccupantState::from_element(occupant)?;
-                if state.held.is_none() {
-                    return Err(PayloadError::invalid(
-                        "Missing held element in snapshot occupant.",
-                    ));
+                match OccupantState::from_element(occupant) {
+                    Ok(state) if state.held.is_some() => occupants.push(state),
+                    Ok(_) => skipped.push(format!(
+                        "occupant {:?} in {jid}: Missing held element in snapshot occupant.",
+                        occupant.attr("nick").unwrap_or("")
+                    )),
+                    Err(error) => skipped.push(format!(
+                        "occupant {:?} in {jid}: {error}",
+                        occupant.attr("nick").unwrap_or("")
+                    )),
                 }
-                occupants.push(state);
             }
-            rooms.push(RoomSnapshot {
-                jid: required_parsed(room, "jid")?,
-                occupants,
-            });
+            rooms.push(RoomSnapshot { jid, occupants });
         }
         Ok(Snapshot {
             rooms,
             next: optional_parsed(&element, "next")?,
+            skipped,
         })
     }
 }
@@ -174,6 +192,7 @@ mod tests {
                 }],
             }],
             next: None,
+            skipped: Vec::new(),
         };
         assert_eq!(
             Snapshot::try_from(Element::from(snapshot.clone())).unwrap(),
@@ -202,25 +221,48 @@ mod tests {
     }
 
     #[test]
-    fn test_invalid_room_without_jid() {
-        let el: Element = "<snapshot xmlns='urn:podium:0'><room/></snapshot>"
-            .parse()
-            .unwrap();
+    fn test_unreadable_room_is_skipped() {
+        let el: Element =
+            "<snapshot xmlns='urn:podium:0'><room/><room jid='a@c.localhost'/></snapshot>"
+                .parse()
+                .unwrap();
+        let snapshot = Snapshot::try_from(el).unwrap();
+        assert_eq!(snapshot.rooms.len(), 1);
         assert_eq!(
-            Snapshot::try_from(el).unwrap_err().to_string(),
-            "Required attribute 'jid' on room element missing."
+            snapshot.skipped,
+            vec!["room \"\": Required attribute 'jid' on room element missing.".to_owned()]
         );
     }
 
     #[test]
-    fn test_invalid_occupant_without_held() {
+    fn test_unreadable_occupant_is_skipped_and_the_rest_kept() {
         let el: Element = "<snapshot xmlns='urn:podium:0'><room jid='a@c.localhost'>\
-            <occupant nick='x' real-jid='x@localhost/r'/></room></snapshot>"
+            <occupant nick='x' real-jid='x@localhost/r'/>\
+            <occupant nick='y' real-jid='y@localhost/r'>\
+              <held audio='true' video='false' screen='false' origin='podium'/></occupant>\
+            </room></snapshot>"
+            .parse()
+            .unwrap();
+        let snapshot = Snapshot::try_from(el).unwrap();
+        assert_eq!(snapshot.rooms[0].occupants.len(), 1);
+        assert_eq!(snapshot.rooms[0].occupants[0].nick, "y");
+        assert_eq!(
+            snapshot.skipped,
+            vec![
+                "occupant \"x\" in a@c.localhost: Missing held element in snapshot occupant."
+                    .to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn test_invalid_structure() {
+        let el: Element = "<snapshot xmlns='urn:podium:0'><table xmlns='urn:podium:0'/></snapshot>"
             .parse()
             .unwrap();
         assert_eq!(
             Snapshot::try_from(el).unwrap_err().to_string(),
-            "Missing held element in snapshot occupant."
+            "Unknown child 'table' in snapshot element."
         );
     }
 }

@@ -6,7 +6,8 @@
 //! - **unparsable stanzas**: logged with their header and skipped; an IQ get/set among them is answered
 //!   `bad-request` so its sender is not left waiting;
 //! - **reconnection**: capped exponential backoff from `reconnect_min_ms` to `reconnect_max_secs`, each
-//!   cause logged. Every successful login starts a new *generation*; stanzas the engine queued for an
+//!   cause logged; the delay starts afresh only after a link that stayed up for the cap. Every
+//!   successful login starts a new *generation*; stanzas the engine queued for an
 //!   older generation are dropped, because the engine resyncs after every [`LinkEvent::Up`].
 
 use std::str::FromStr;
@@ -98,13 +99,18 @@ async fn run(
         match attempt {
             Ok(stream) => {
                 generation += 1;
-                delay = min_delay;
+                let up_since = tokio::time::Instant::now();
                 info!(%addr, component = %config.component, generation, "link up");
                 if events.send(LinkEvent::Up { generation }).await.is_err() {
                     return;
                 }
                 let end = serve(stream, &config, generation, &events, &mut queue, &cancel).await;
                 let _ = events.send(LinkEvent::Down).await;
+                // A link that stayed up a while starts the backoff afresh; one that is accepted and
+                // dropped at once (a flapping server) keeps backing off.
+                if up_since.elapsed() >= max_delay {
+                    delay = min_delay;
+                }
                 match end {
                     End::Cancelled => return,
                     End::Lost(cause) => warn!(%cause, "link lost; reconnecting"),
