@@ -17,7 +17,7 @@ mod prosody {
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use c2s::{C2s, PODIUM, attr, el};
+use c2s::{C2s, attr, el};
 
 const ROOM: &str = "demo";
 
@@ -39,51 +39,17 @@ fn sql(db: &Path, statement: &str) {
 /// Waits a moment for podium to decide, then prints what the module holds.
 async fn show(inspector: &mut C2s) {
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let room = format!("{ROOM}@{}", prosody::MUC);
-    let answer = inspector
-        .iq(
-            "get",
-            prosody::MUC,
-            el("inspect", PODIUM)
-                .attr(attr("room"), room.as_str())
-                .build(),
-        )
-        .await;
-    let Some(list) = answer.get_child("inspect", PODIUM) else {
-        println!("  (module refused: {answer:?})");
-        return;
-    };
-    let mut rows: Vec<String> = list
-        .children()
-        .map(|o| {
-            let nick = o
-                .attr("jid")
-                .unwrap_or("")
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .to_owned();
-            let kinds: Vec<&str> = ["audio", "video", "screen"]
-                .into_iter()
-                .filter(|k| o.attr(*k) == Some("true"))
-                .collect();
-            let kinds = if kinds.is_empty() {
-                "nothing".to_owned()
-            } else {
-                kinds.join(" + ")
-            };
-            format!(
-                "  {nick:<8} may send {kinds:<24} ({})",
-                o.attr("origin").unwrap_or("")
-            )
-        })
-        .collect();
-    rows.sort();
-    if rows.is_empty() {
+    let held = inspector.inspect(ROOM).await;
+    if held.is_empty() {
         println!("  (room is empty)");
     }
-    for row in rows {
-        println!("{row}");
+    for (nick, (kinds, origin)) in held {
+        let kinds = if kinds == "none" {
+            "nothing".to_owned()
+        } else {
+            kinds.replace(',', " + ")
+        };
+        println!("  {nick:<8} may send {kinds:<24} ({origin})");
     }
 }
 

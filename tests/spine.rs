@@ -23,6 +23,18 @@ async fn start(users: &[&str], extra: &str) -> (Prosody, Podium, std::path::Path
     (prosody, podium, db)
 }
 
+/// Starts Prosody and podium, loads `rules` and connects the inspector (which every user list must name).
+async fn start_with_rules(
+    users: &[&str],
+    extra: &str,
+    rules: &str,
+) -> (Prosody, Podium, std::path::PathBuf, C2s) {
+    let (prosody, podium, db) = start(users, extra).await;
+    edit_rules(&podium, &db, rules).await;
+    let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    (prosody, podium, db, inspector)
+}
+
 /// Edits rules with the sqlite3 CLI and waits until podium has loaded exactly that version.
 async fn edit_rules(podium: &Podium, db: &std::path::Path, sql: &str) {
     let mark = podium.mark();
@@ -40,19 +52,13 @@ fn error_condition(answer: &Element) -> Option<String> {
 
 #[tokio::test]
 async fn decisions_follow_sql_rules_live_edits_presence_and_leave() {
-    let (prosody, mut podium, db) = start(&["alice", "bob", "token-carol", "inspector"], "").await;
-    edit_rules(
-        &podium,
-        &db,
-        "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+    let (prosody, mut podium, db, mut inspector) =
+        start_with_rules(&["alice", "bob", "token-carol", "inspector"], "", "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
            (1, '*',       'everyone', NULL,        'audio', 'allow', 0,  'everyone may speak'),
            (2, 'standup', 'role',     'moderator', 'all',   'allow', 10, 'moderators may do anything'),
            (3, 'stand*',  'group',    'acme',      'video', 'allow', 5,  'acme staff may show their camera'),
-           (4, '*',       'jid',      'bob@*',     'audio', 'deny',  20, 'bob is muted');",
-    )
-    .await;
+           (4, '*',       'jid',      'bob@*',     'audio', 'deny',  20, 'bob is muted');").await;
 
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
     let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
     let mut carol = C2s::connect(prosody.c2s_port, "token-carol", "web").await;
@@ -184,14 +190,12 @@ async fn decisions_follow_sql_rules_live_edits_presence_and_leave() {
 
 #[tokio::test]
 async fn forged_policy_gets_forbidden_and_changes_nothing() {
-    let (prosody, podium, db) = start(&["alice", "inspector"], "").await;
-    edit_rules(
-        &podium,
-        &db,
+    let (prosody, podium, _db, mut inspector) = start_with_rules(
+        &["alice", "inspector"],
+        "",
         "INSERT INTO rules (media, effect) VALUES ('audio', 'allow');",
     )
     .await;
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
     alice.join(ROOM, "alice").await;
     let expected = decided(&[("alice", "audio")]);
@@ -290,14 +294,12 @@ async fn forged_policy_gets_forbidden_and_changes_nothing() {
 
 #[tokio::test]
 async fn podium_killed_keeps_held_permissions_and_restart_resyncs() {
-    let (prosody, mut podium, db) = start(&["alice", "bob", "carol", "inspector"], "").await;
-    edit_rules(
-        &podium,
-        &db,
+    let (prosody, mut podium, db, mut inspector) = start_with_rules(
+        &["alice", "bob", "carol", "inspector"],
+        "",
         "INSERT INTO rules (id, media, effect) VALUES (1, 'audio,video', 'allow');",
     )
     .await;
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
     let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
     alice.join(ROOM, "alice").await;
@@ -340,15 +342,13 @@ async fn podium_killed_keeps_held_permissions_and_restart_resyncs() {
 
 #[tokio::test]
 async fn prosody_restart_podium_reconnects_and_resyncs() {
-    let (mut prosody, podium, db) = start(&["alice", "inspector"], "").await;
-    edit_rules(
-        &podium,
-        &db,
+    let (mut prosody, podium, _db, mut inspector) = start_with_rules(
+        &["alice", "inspector"],
+        "",
         "INSERT INTO rules (media, effect) VALUES ('screen', 'allow');",
     )
     .await;
     {
-        let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
         let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
         alice.join(ROOM, "alice").await;
         wait_held(
@@ -447,14 +447,12 @@ async fn link_survives_idle_and_unparsable_stanzas() {
 
 #[tokio::test]
 async fn focus_and_health_check_rooms_are_not_governed() {
-    let (prosody, podium, db) = start(&["alice", "focus", "inspector"], "").await;
-    edit_rules(
-        &podium,
-        &db,
+    let (prosody, podium, _db, mut inspector) = start_with_rules(
+        &["alice", "focus", "inspector"],
+        "",
         "INSERT INTO rules (media, effect) VALUES ('all', 'allow');",
     )
     .await;
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
 
     // jicofo's health check room and jicofo itself (nick "focus") are never reported or held.
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
@@ -490,15 +488,9 @@ async fn focus_and_health_check_rooms_are_not_governed() {
 
 #[tokio::test]
 async fn nick_change_moves_the_occupant_and_leaves_nothing_behind() {
-    let (prosody, podium, db) = start(&["alice", "bob", "inspector"], "").await;
-    edit_rules(
-        &podium,
-        &db,
-        "INSERT INTO rules (media, effect) VALUES ('audio', 'allow');
-         INSERT INTO rules (who, who_value, media, effect) VALUES ('jid', 'alice@*', 'video', 'allow');",
-    )
-    .await;
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let (prosody, podium, _db, mut inspector) =
+        start_with_rules(&["alice", "bob", "inspector"], "", "INSERT INTO rules (media, effect) VALUES ('audio', 'allow');
+         INSERT INTO rules (who, who_value, media, effect) VALUES ('jid', 'alice@*', 'video', 'allow');").await;
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
     let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
     bob.join(ROOM, "bob").await;

@@ -108,6 +108,14 @@ fn snapshot_id(stanzas: &[Stanza]) -> (String, SnapshotRequest) {
         .expect("a snapshot request")
 }
 
+/// The module acknowledges a permissions IQ.
+fn ack(engine: &mut Engine, id: &str) {
+    engine.stanza(result(
+        id,
+        Some("<applied xmlns='urn:podium:0' count='1'/>"),
+    ));
+}
+
 /// Brings the engine live with an empty snapshot.
 fn live(engine: &mut Engine) {
     engine.link_up();
@@ -161,10 +169,7 @@ fn test_default_that_matches_is_confirmed_once_then_quiet() {
         1,
         "the first decision is confirmed even when it equals the default"
     );
-    engine.stanza(result(
-        &sent[0].0,
-        Some("<applied xmlns='urn:podium:0' count='1'/>"),
-    ));
+    ack(&mut engine, &sent[0].0);
     engine.stanza(event_from(
         MUC,
         &occupant_xml("changed", "bob", "participant", "", "podium"),
@@ -230,10 +235,7 @@ fn test_rule_change_redecides_everyone_and_sends_only_changes() {
         &occupant_xml("joined", "m", "moderator", "", "default"),
     ));
     for (id, ..) in sent_permissions(&engine.take_effects().stanzas) {
-        engine.stanza(result(
-            &id,
-            Some("<applied xmlns='urn:podium:0' count='1'/>"),
-        ));
+        ack(&mut engine, &id);
     }
     engine.rules_changed(rules(&[
         ("*", "everyone", None, "audio", "allow", 0),

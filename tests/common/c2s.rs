@@ -4,7 +4,7 @@
 //! default namespace), so the client speaks the few steps of RFC 6120 itself.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 pub const PODIUM: &str = "urn:podium:0";
 
 type Stream = XmlStream<BufStream<TcpStream>, Element>;
+
+/// What the module holds in a room: nick → (permissions as "audio,video" or "none", origin).
+pub type Held = BTreeMap<String, (String, String)>;
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Element>>>>;
 
 pub struct C2s {
@@ -227,6 +230,49 @@ impl C2s {
                 }
             }
         }
+    }
+
+    /// Asks the module what it holds in `room` (this account must be in `podium_inspectors`).
+    pub async fn inspect(&mut self, room: &str) -> Held {
+        let room_jid = format!("{room}@{MUC}");
+        let answer = self
+            .iq(
+                "get",
+                MUC,
+                el("inspect", PODIUM)
+                    .attr(attr("room"), room_jid.as_str())
+                    .build(),
+            )
+            .await;
+        assert_eq!(
+            answer.attr("type"),
+            Some("result"),
+            "inspect refused: {answer:?}"
+        );
+        let list = answer
+            .get_child("inspect", PODIUM)
+            .expect("inspect payload");
+        list.children()
+            .map(|o| {
+                let nick = o
+                    .attr("jid")
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let kinds: Vec<&str> = ["audio", "video", "screen"]
+                    .into_iter()
+                    .filter(|k| o.attr(*k) == Some("true"))
+                    .collect();
+                let set = if kinds.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kinds.join(",")
+                };
+                (nick, (set, o.attr("origin").unwrap_or("").to_owned()))
+            })
+            .collect()
     }
 
     /// Drops the TCP connection without a goodbye.

@@ -5,13 +5,11 @@ pub mod c2s;
 pub mod podium;
 pub mod prosody;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use c2s::{C2s, PODIUM, attr, el};
-use prosody::MUC;
+use c2s::C2s;
 
 pub fn unique() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -36,50 +34,11 @@ pub fn sqlite3(db: &Path, sql: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// What the module holds in a room: nick → (permissions as "audio,video"/"none", origin).
-pub type Held = BTreeMap<String, (String, String)>;
+pub use c2s::Held;
 
 /// Asks the module (as an inspector) what it holds in `room`.
 pub async fn inspect(inspector: &mut C2s, room: &str) -> Held {
-    let room_jid = format!("{room}@{MUC}");
-    let answer = inspector
-        .iq(
-            "get",
-            MUC,
-            el("inspect", PODIUM)
-                .attr(attr("room"), room_jid.as_str())
-                .build(),
-        )
-        .await;
-    assert_eq!(
-        answer.attr("type"),
-        Some("result"),
-        "inspect refused: {answer:?}"
-    );
-    let list = answer
-        .get_child("inspect", PODIUM)
-        .expect("inspect payload");
-    list.children()
-        .map(|o| {
-            let nick = o
-                .attr("jid")
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned();
-            let kinds: Vec<&str> = ["audio", "video", "screen"]
-                .into_iter()
-                .filter(|k| o.attr(*k) == Some("true"))
-                .collect();
-            let set = if kinds.is_empty() {
-                "none".to_owned()
-            } else {
-                kinds.join(",")
-            };
-            (nick, (set, o.attr("origin").unwrap().to_owned()))
-        })
-        .collect()
+    inspector.inspect(room).await
 }
 
 /// Builds the expected held map from (nick, permissions) pairs, all decided by podium.
