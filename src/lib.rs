@@ -86,6 +86,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let mut engine = Engine::new(component, muc, config.xmpp.snapshot_page, rules);
     let mut generation = 0;
+    let mut ticker = tokio::time::interval(enforce::TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         engine.set_now(jiff::Timestamp::now().to_string());
@@ -101,6 +103,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 let rules = Arc::clone(&rules_rx.borrow_and_update());
                 engine.rules_changed(rules);
             }
+            _ = ticker.tick() => engine.tick(),
             event = events.recv() => match event {
                 Some(LinkEvent::Up { generation: g }) => {
                     generation = g;

@@ -35,6 +35,12 @@ use crate::rules::{Decision, RuleSet};
 use crate::store::AuditRecord;
 use crate::xmpp::ns;
 
+/// How often the run loop calls [`Engine::tick`].
+pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ticks after which an unanswered request counts as failed (15 to 20 s).
+pub const ANSWER_TICKS: u64 = 4;
+
 /// Decisions per `<permissions/>` IQ when many change at once.
 const BATCH: usize = 100;
 
@@ -100,7 +106,9 @@ pub struct Engine {
     rules: Arc<RuleSet>,
     rooms: Rooms,
     phase: Phase,
-    pending: HashMap<String, Pending>,
+    /// Requests awaiting the module's answer, with the tick count at which they were sent.
+    pending: HashMap<String, (Pending, u64)>,
+    ticks: u64,
     in_flight: HashMap<(BareJid, String), u32>,
     next_id: u64,
     effects: Effects,
@@ -118,6 +126,7 @@ impl Engine {
             rooms: Rooms::default(),
             phase: Phase::Offline,
             pending: HashMap::new(),
+            ticks: 0,
             in_flight: HashMap::new(),
             next_id: 0,
             effects: Effects::default(),
@@ -128,6 +137,25 @@ impl Engine {
     /// Sets the time stamped on audit records made from now on (the engine reads no clock).
     pub fn set_now(&mut self, now: String) {
         self.now = now;
+    }
+
+    /// Called every [`TICK`] by the run loop: a request the module has not answered within
+    /// [`ANSWER_TICKS`] ticks counts as failed, so a lost answer can neither keep a resync open nor
+    /// keep an occupant's reports ignored (its decision counted as in flight) until the next reconnect.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        let expired: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, sent))| self.ticks - sent >= ANSWER_TICKS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some((pending, _)) = self.pending.remove(&id) {
+                warn!(%id, "no answer from the module in time; treating the request as failed");
+                self.answer(pending, Err(()));
+            }
+        }
     }
 
     /// Hands over what the engine wants done.
@@ -276,7 +304,7 @@ impl Engine {
             warn!(%id, from = ?from, "answer from an unexpected sender ignored");
             return None;
         }
-        self.pending.remove(id)
+        self.pending.remove(id).map(|(pending, _)| pending)
     }
 
     /// Answers an IQ addressed to the component: ping and disco#info; anything else is refused.
@@ -397,7 +425,8 @@ impl Engine {
             after,
             max: Some(self.snapshot_page),
         };
-        self.pending.insert(id.clone(), Pending::Snapshot);
+        self.pending
+            .insert(id.clone(), (Pending::Snapshot, self.ticks));
         self.effects.stanzas.push(
             Iq::Get {
                 from: Some(self.component.clone()),
@@ -610,7 +639,7 @@ impl Engine {
             tracked.push((room, nick, entry.permissions));
         }
         self.pending
-            .insert(id.clone(), Pending::Permissions(tracked));
+            .insert(id.clone(), (Pending::Permissions(tracked), self.ticks));
         self.effects.stanzas.push(
             Iq::Set {
                 from: Some(self.component.clone()),

@@ -548,3 +548,39 @@ fn test_an_unaddressable_nick_keeps_the_default_and_breaks_nothing() {
     ));
     assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
 }
+
+#[test]
+fn test_unanswered_requests_expire() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    engine.link_up();
+    engine.take_effects();
+    for _ in 0..super::ANSWER_TICKS {
+        engine.tick();
+    }
+    assert_eq!(
+        engine.phase(),
+        Phase::Live,
+        "an unanswered snapshot ends the resync"
+    );
+
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+    // The answer never comes; while it is in flight, a report of the default is not believed ...
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("changed", "a", "participant", "", "default"),
+    ));
+    assert!(sent_permissions(&engine.take_effects().stanzas).is_empty());
+    // ... and once it expired, the next report is, and the decision goes out again.
+    for _ in 0..super::ANSWER_TICKS {
+        engine.tick();
+    }
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("changed", "a", "participant", "", "default"),
+    ));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+}
