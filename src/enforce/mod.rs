@@ -80,10 +80,12 @@ impl Cause {
     }
 }
 
+type InFlightKey = (BareJid, String, Jid);
+
 #[derive(Debug)]
 enum Pending {
     Snapshot,
-    Permissions(Vec<(BareJid, String, MediaSet)>),
+    Permissions(Vec<(InFlightKey, MediaSet)>),
 }
 
 /// Where the engine is in a resync.
@@ -109,7 +111,9 @@ pub struct Engine {
     /// Requests awaiting the module's answer, with the tick count at which they were sent.
     pending: HashMap<String, (Pending, u64)>,
     ticks: u64,
-    in_flight: HashMap<(BareJid, String), u32>,
+    /// Decisions sent and not yet answered, per (room, nick, real JID): keyed by the person, so a
+    /// late answer for someone who left never counts for whoever takes the nick next.
+    in_flight: HashMap<InFlightKey, u32>,
     next_id: u64,
     effects: Effects,
     now: String,
@@ -377,8 +381,7 @@ impl Engine {
                     Ok(Some(payload)) => Applied::try_from(payload.clone()).ok(),
                     _ => None,
                 };
-                for (room, nick, sent) in entries {
-                    let key = (room, nick);
+                for (key, sent) in entries {
                     if let Some(count) = self.in_flight.get_mut(&key) {
                         *count -= 1;
                         if *count == 0 {
@@ -387,6 +390,7 @@ impl Engine {
                     }
                     if answer.is_err()
                         && let Some(occupant) = self.occupant_mut(&key.0, &key.1)
+                        && occupant.real_jid == key.2
                         && occupant.held.map(|h| h.permissions) == Some(sent)
                     {
                         // Unknown now: the next event, rule change or resync sends it again.
@@ -485,7 +489,11 @@ impl Engine {
         let nick = state.nick.clone();
         match kind {
             EventKind::Joined | EventKind::Changed => {
-                let in_flight = self.in_flight.contains_key(&(room.clone(), nick.clone()));
+                let in_flight = self.in_flight.contains_key(&(
+                    room.clone(),
+                    nick.clone(),
+                    state.real_jid.clone(),
+                ));
                 let entry = self.rooms.entry(&room);
                 match entry.occupants.get_mut(&nick) {
                     Some(existing) => {
@@ -514,7 +522,8 @@ impl Engine {
                 }
             }
             EventKind::Left => {
-                self.in_flight.remove(&(room.clone(), nick.clone()));
+                self.in_flight
+                    .remove(&(room.clone(), nick.clone(), state.real_jid.clone()));
                 let Some(gone) = self.rooms.remove_occupant(&room, &nick) else {
                     debug!(room = %room, occupant = %nick, "leave of an unknown occupant");
                     return;
@@ -632,11 +641,9 @@ impl Engine {
         for entry in &entries {
             let room = entry.jid.to_bare();
             let nick = entry.jid.resource().as_str().to_owned();
-            *self
-                .in_flight
-                .entry((room.clone(), nick.clone()))
-                .or_default() += 1;
-            tracked.push((room, nick, entry.permissions));
+            let key = (room, nick, entry.real_jid.clone());
+            *self.in_flight.entry(key.clone()).or_default() += 1;
+            tracked.push((key, entry.permissions));
         }
         self.pending
             .insert(id.clone(), (Pending::Permissions(tracked), self.ticks));

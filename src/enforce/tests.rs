@@ -584,3 +584,29 @@ fn test_unanswered_requests_expire() {
     ));
     assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
 }
+
+#[test]
+fn test_a_late_answer_for_someone_who_left_does_not_count_for_the_next_person() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "a", "participant", "", "default"),
+    ));
+    let first = sent_permissions(&engine.take_effects().stanzas);
+    engine.stanza(event_from(
+        MUC,
+        &format!("<occupant xmlns='urn:podium:0' event='left' room='{ROOM}' nick='a' real-jid='a@localhost/x'/>"),
+    ));
+    let someone_else = occupant_xml("joined", "a", "participant", "", "default")
+        .replace("a@localhost/x", "z@localhost/z");
+    engine.stanza(event_from(MUC, &someone_else));
+    assert_eq!(sent_permissions(&engine.take_effects().stanzas).len(), 1);
+    // The answer to the first person's decision arrives late: the new person's stays in flight, so a
+    // report the module sent before applying it is not believed and nothing is sent twice.
+    ack(&mut engine, &first[0].0);
+    let stale_report = occupant_xml("changed", "a", "participant", "", "default")
+        .replace("a@localhost/x", "z@localhost/z");
+    engine.stanza(event_from(MUC, &stale_report));
+    assert!(sent_permissions(&engine.take_effects().stanzas).is_empty());
+}
