@@ -23,6 +23,14 @@
 --   podium_focus_jids           { } jicofo's bare JIDs; when empty, the occupant with nick "focus" is jicofo
 --   podium_inspectors           { } bare JIDs (users or components) allowed to read held permissions
 --   podium_snapshot_page        500 the most occupants one snapshot page may carry
+--   podium_bridge_muc           nil jicofo's bridge MUC ("brewery", jicofo's bridge.brewery-jid), e.g.
+--                                   "jvbbrewery@internal.auth.meet.example": where force-mute is enforced
+--   podium_block_p2p            true refuse peer-to-peer Jingle in rooms where someone may not send
+--
+-- Enforcement (see README "What is enforced, and where"): participant -> jicofo Jingle is filtered so
+-- jicofo, the bridge and other clients never learn sources an occupant may not send; a grant replays
+-- them to jicofo in the participant's name, a revoke removes them, tells the client (mute IQ) and
+-- force-mutes the endpoint at the bridge.
 --
 -- Protocol: docs/protocol.md (namespace urn:podium:0). Pure logic: podium.lib.lua (busted specs).
 
@@ -33,7 +41,11 @@ local jid_node = require "util.jid".node;
 local jid_resource = require "util.jid".resource;
 local jid_prep = require "util.jid".prep;
 
+local json = require "util.json";
+local uuid = require "util.uuid".generate;
+
 local podium = module:require "podium";
+local jingle = module:require "podium_jingle";
 
 local xmlns_podium = podium.xmlns;
 local xmlns_muc_user = "http://jabber.org/protocol/muc#user";
@@ -46,6 +58,8 @@ for focus_jid in module:get_option_set("podium_focus_jids", {}) do
 end
 local inspectors = module:get_option_set("podium_inspectors", {});
 local snapshot_page_max = module:get_option_number("podium_snapshot_page", 500, 1);
+local bridge_muc = module:get_option_string("podium_bridge_muc");
+local block_p2p = module:get_option_boolean("podium_block_p2p", true);
 
 if not podium_component then
 	module:log("error", "podium_component is not set: add podium_component = \"podium.<domain>\" under this Component");
@@ -63,6 +77,11 @@ local state = podium.new_state(default_permissions);
 
 module:log("info", "podium component %s; default permissions %s", podium_component,
 	podium.format_set(default_permissions));
+if bridge_muc then
+	bridge_muc = jid_prep(bridge_muc) or bridge_muc;
+else
+	module:log("warn", "podium_bridge_muc is not set: revoked endpoints are not force-muted at the bridge");
+end
 
 --- What is governed ----------------------------------------------------------------------------
 
@@ -74,6 +93,437 @@ end
 local function is_governed(room, occupant)
 	if podium.is_healthcheck_room(room.jid) then return false; end
 	return not podium.is_focus(nick_of(occupant), occupant.bare_jid, focus_jids);
+end
+
+--- Enforcement ---------------------------------------------------------------------------------------
+
+-- IQs this module sent and whose answer it consumes (so it never reaches a client or jicofo):
+-- id -> { purpose, record, batch, at }. Unanswered entries are dropped after a minute.
+local injected = {};
+local injected_count = 0;
+
+local function inject(stanza, purpose, entry)
+	injected_count = injected_count + 1;
+	local id = ("podium-%s-%d-%s"):format(purpose, injected_count, uuid():sub(1, 8));
+	stanza.attr.id = id;
+	entry = entry or {};
+	entry.purpose, entry.at = purpose, os.time();
+	injected[id] = entry;
+	module:send(stanza);
+	return id;
+end
+
+module:add_timer(30, function ()
+	local cutoff = os.time() - 60;
+	for id, entry in pairs(injected) do
+		if entry.at < cutoff then injected[id] = nil; end
+	end
+	return 30;
+end);
+
+local function media_of(record)
+	local media = record.media;
+	if not media then
+		media = jingle.new_media();
+		record.media = media;
+	end
+	return media;
+end
+
+-- The occupant that uses an SSRC in a room (forwarded or withheld), or nil.
+local function ssrc_owner(room_jid, ssrc)
+	for nick, record in pairs(state.rooms[room_jid] or {}) do
+		local media = record.media;
+		if media and (media.forwarded[ssrc] or media.withheld[ssrc]) then
+			return nick;
+		end
+	end
+end
+
+local function kinds_text(kinds)
+	local list = {};
+	for _, kind in ipairs(podium.media_kinds) do
+		if kinds[kind] then list[#list + 1] = kind; end
+	end
+	return table.concat(list, ",");
+end
+
+-- Conferences at the bridge, learned from jicofo's Colibri2 (research §3.1): room_jid ->
+-- { meeting_id, endpoints = { nick -> { bridge = occupant JID of the bridge in the brewery,
+--   jicofo = jicofo's own force-mute view, applied = what the bridge was last told } } }
+local conferences, meeting_rooms = {}, {};
+
+local function either(a, b)
+	return { audio = a.audio or b.audio; video = a.video or b.video };
+end
+
+local function same_mute(a, b)
+	return a and b and a.audio == b.audio and a.video == b.video;
+end
+
+-- The bridge's real JID: JVB checks that Colibri2 comes from the brewery MUC's bare JID (jicoco
+-- MucClient), so the module sends to the bridge directly with a brewery `from`, and catches the answer
+-- on the brewery host.
+local function bridge_real_jid(bridge_occupant)
+	local brewery = prosody.hosts[jid_host(bridge_muc)];
+	local brewery_muc = brewery and brewery.modules.muc;
+	local room = brewery_muc and brewery_muc.get_room_from_jid(bridge_muc);
+	local occupant = room and room:get_occupant_by_nick(bridge_occupant);
+	return occupant and occupant.jid;
+end
+
+-- Tells the bridge the force-mute this endpoint must have: podium's (from what the occupant may send)
+-- joined with jicofo's own (podium never lifts a mute jicofo asked for).
+local function update_bridge(room_jid, nick, record)
+	local conference = conferences[room_jid];
+	local endpoint = conference and conference.endpoints[nick];
+	if not endpoint then return; end
+	local desired = either(endpoint.jicofo, jingle.force_mute_for(record.held));
+	if same_mute(endpoint.applied, desired) then return; end
+	local bridge_jid = bridge_real_jid(endpoint.bridge);
+	if not bridge_jid then
+		module:log("warn", "bridge %s of %s is not in %s; force-mute for %s not sent", endpoint.bridge,
+			room_jid, bridge_muc, nick);
+		return;
+	end
+	local request = st.iq({ type = "get"; from = bridge_muc .. "/podium"; to = bridge_jid; id = "" })
+		:tag("conference-modify", { xmlns = jingle.xmlns_colibri2; ["meeting-id"] = conference.meeting_id })
+			:tag("endpoint", { id = nick }):add_child(jingle.force_mute_tag(desired)):up()
+		:up();
+	endpoint.applied = desired;
+	inject(request, "bridge", { room_jid = room_jid; nick = nick });
+	module:log("info", "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
+		tostring(desired.audio), tostring(desired.video));
+end
+
+-- Peer-to-peer sessions between occupants, room_jid -> sid -> { a = occupant JID, b = occupant JID,
+-- a_real, b_real }; kept so a revoke can end them (media would flow around jicofo and the bridge).
+local p2p_sessions = {};
+
+local function end_p2p_sessions(room_jid)
+	for sid, session in pairs(p2p_sessions[room_jid] or {}) do
+		for _, side in ipairs({ { session.a, session.b_real }, { session.b, session.a_real } }) do
+			local terminate = st.iq({ type = "set"; from = side[1]; to = side[2]; id = "" })
+				:tag("jingle", { xmlns = jingle.xmlns_jingle; action = "session-terminate"; sid = sid })
+					:tag("reason"):tag("decline"):up()
+						:tag("text"):text("podium: peer-to-peer media is off while someone in the room may not send")
+					:up():up()
+				:up();
+			inject(terminate, "p2p", {});
+		end
+		module:log("info", "ended peer-to-peer session %s in %s", sid, room_jid);
+	end
+	p2p_sessions[room_jid] = nil;
+end
+
+-- Everything the module keeps for an occupant that is gone (leave, nick change, kick).
+local function forget_enforcement(room_jid, nick)
+	local conference = conferences[room_jid];
+	if conference then conference.endpoints[nick] = nil; end
+	local occupant_jid = room_jid .. "/" .. nick;
+	for sid, session in pairs(p2p_sessions[room_jid] or {}) do
+		if session.a == occupant_jid or session.b == occupant_jid then
+			p2p_sessions[room_jid][sid] = nil;
+		end
+	end
+	if p2p_sessions[room_jid] and next(p2p_sessions[room_jid]) == nil then
+		p2p_sessions[room_jid] = nil;
+	end
+end
+
+local function forget_room_enforcement(room_jid)
+	local conference = conferences[room_jid];
+	if conference and conference.meeting_id then meeting_rooms[conference.meeting_id] = nil; end
+	conferences[room_jid] = nil;
+	p2p_sessions[room_jid] = nil;
+end
+
+-- Carries a decision out: replays newly allowed sources to jicofo, removes newly refused ones, tells
+-- the client, and updates the bridge. `previous` is what the occupant held before.
+local function enforce(room_jid, nick, record, previous)
+	local media = record.media;
+	local occupant_jid = room_jid .. "/" .. nick;
+	if media and media.sid and media.focus then
+		local add, remove = jingle.plan_change(media, record.held);
+		if not jingle.is_empty(remove) then
+			local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
+				:add_child(jingle.jingle_for("source-remove", media.sid, remove));
+			inject(iq, "revoke", { record = record });
+			module:log("info", "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
+		end
+		if not jingle.is_empty(add) then
+			local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
+				:add_child(jingle.jingle_for("source-add", media.sid, add));
+			inject(iq, "grant", { record = record; batch = add });
+			module:log("info", "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
+		end
+	end
+	local revoked = {};
+	for _, kind in ipairs(podium.media_kinds) do
+		if previous[kind] and not record.held[kind] then revoked[kind] = true; end
+	end
+	-- Tell the client as jicofo would, so a stock client mutes the track and shows it.
+	local focus_occupant = (media and media.focus_occupant) or (room_jid .. "/focus");
+	for _, kind in ipairs(podium.media_kinds) do
+		if revoked[kind] then
+			inject(jingle.mute_iq(kind, "", focus_occupant, record.real_jid), "mute", {});
+		end
+	end
+	update_bridge(room_jid, nick, record);
+	if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
+		end_p2p_sessions(room_jid);
+	end
+end
+
+-- The answer to an IQ the module sent. jicofo refusing a replayed source-add means it does not have
+-- those sources: they are withheld again.
+local function on_injected_answer(entry, stanza)
+	if stanza.attr.type ~= "error" then return; end
+	local _, condition, text = stanza:get_error();
+	module:log("warn", "%s request %s refused by %s: %s %s", entry.purpose, stanza.attr.id,
+		tostring(stanza.attr.from), tostring(condition), tostring(text or ""));
+	if entry.purpose == "grant" and entry.record.media then
+		jingle.undo_add(entry.record.media, entry.batch);
+	end
+end
+
+local function consume_injected_answer(stanza)
+	local type = stanza.attr.type;
+	if type ~= "result" and type ~= "error" then return nil; end
+	local entry = stanza.attr.id and injected[stanza.attr.id];
+	if not entry then return nil; end
+	injected[stanza.attr.id] = nil;
+	on_injected_answer(entry, stanza);
+	return true;
+end
+
+local function answer_error(event, type, condition, text)
+	event.origin.send(st.error_reply(event.stanza, type, condition, text));
+	return true;
+end
+
+-- jicofo -> participant Jingle: learn the session (sid, jicofo's JID) and end it with the session.
+local function from_focus(room, focus_occupant, occupant, payload, stanza)
+	if not is_governed(room, occupant) or not occupant.jid then return nil; end
+	local nick = nick_of(occupant);
+	local record = state:track(room.jid, nick, occupant.jid);
+	local media = media_of(record);
+	local action = payload.attr.action;
+	if action == "session-initiate" then
+		-- A new session (first invite, or a re-invite with a new sid): the participant will list all its
+		-- sources again in session-accept.
+		jingle.reset_session(media, nil, stanza.attr.from);
+		state:set_sid(record, payload.attr.sid);
+		media.focus_occupant = focus_occupant.nick;
+		local conference = conferences[room.jid];
+		local endpoint = conference and conference.endpoints[nick];
+		if endpoint then
+			endpoint.applied = nil; -- jicofo's re-allocation may have reset the bridge; say it again
+			module:add_timer(0, function () update_bridge(room.jid, nick, record); end);
+		end
+	elseif action == "session-terminate" and payload.attr.sid == media.sid then
+		state:set_sid(record, nil);
+		jingle.reset_session(media, nil, nil);
+	end
+	return nil;
+end
+
+-- participant -> jicofo Jingle: withhold what the occupant may not send.
+local function to_focus(event, room, occupant, payload)
+	if not is_governed(room, occupant) then return nil; end
+	local nick = nick_of(occupant);
+	local record = state:track(room.jid, nick, occupant.jid);
+	local media = media_of(record);
+	local action, sid = payload.attr.action, payload.attr.sid;
+	local owner = sid and state.sids[sid];
+	if owner and owner ~= record then
+		module:log("warn", "%s used another participant's Jingle session %s; refused", occupant.nick, sid);
+		return answer_error(event, "auth", "forbidden", "this Jingle session belongs to another participant");
+	end
+	if jingle.adding_actions[action] then
+		local sources, groups = jingle.read_sources(payload, record.declared);
+		if not sources then
+			return answer_error(event, "modify", "bad-request", groups);
+		end
+		jingle.unify_kinds(sources, groups, function (ssrc) return media.forwarded[ssrc] or media.withheld[ssrc]; end);
+		local reason = jingle.check_sources(sources, nick, function (ssrc) return ssrc_owner(room.jid, ssrc); end);
+		if reason then
+			module:log("warn", "refused %s from %s: %s", action, occupant.nick, reason);
+			return answer_error(event, "modify", "bad-request", reason);
+		end
+		if not media.sid and sid then state:set_sid(record, sid); end
+		local summary = jingle.withhold(payload, media, sources, groups, record.held);
+		if summary.withheld > 0 then
+			module:log("info", "withheld %d source(s) (%s) of %s in %s", summary.withheld,
+				kinds_text(summary.kinds), occupant.nick, action);
+			if (action == "source-add" or action == "addsource") and not jingle.has_sources(payload) then
+				event.origin.send(st.reply(event.stanza));
+				return true;
+			end
+		end
+	elseif jingle.removing_actions[action] then
+		local sources, groups = jingle.read_sources(payload, record.declared);
+		if not sources then
+			return answer_error(event, "modify", "bad-request", groups);
+		end
+		if #sources > 0 and jingle.strip_removal(payload, media, sources, groups) == 0 then
+			-- Only sources jicofo never saw: jicofo would answer bad-request; the client gets its result.
+			event.origin.send(st.reply(event.stanza));
+			return true;
+		end
+	elseif action == "session-terminate" and sid == media.sid then
+		state:set_sid(record, nil);
+		jingle.reset_session(media, nil, nil);
+	end
+	return nil;
+end
+
+-- participant <-> participant Jingle (peer-to-peer calls, research §2.6).
+local function between_participants(event, room, from_occupant, to_occupant, payload)
+	local action, sid = payload.attr.action, payload.attr.sid;
+	if action == "session-initiate" then
+		if block_p2p and state:is_restricted(room.jid) then
+			module:log("info", "refused peer-to-peer session from %s to %s", from_occupant.nick, to_occupant.nick);
+			return answer_error(event, "cancel", "not-allowed",
+				"peer-to-peer media is off in this room: someone here may not send every kind of media");
+		end
+		if sid then
+			local sessions = p2p_sessions[room.jid] or {};
+			p2p_sessions[room.jid] = sessions;
+			sessions[sid] = {
+				a = from_occupant.nick; b = to_occupant.nick; a_real = from_occupant.jid; b_real = to_occupant.jid;
+			};
+		end
+	elseif action == "session-terminate" and sid and p2p_sessions[room.jid] then
+		p2p_sessions[room.jid][sid] = nil;
+	end
+	return nil;
+end
+
+local function is_source_request(payload)
+	local action = payload.attr.action;
+	return jingle.adding_actions[action] or jingle.removing_actions[action];
+end
+
+-- Every Jingle IQ of the MUC host, both directions, before mod_muc rewrites ids and JIDs.
+local function on_muc_iq(event)
+	local stanza = event.stanza;
+	if consume_injected_answer(stanza) then return true; end
+	if stanza.attr.type ~= "set" then return nil; end
+	local payload = jingle.jingle_of(stanza);
+	if not payload then return nil; end
+	local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
+	if not room or podium.is_healthcheck_room(room.jid) then return nil; end
+	local from_occupant_jid = stanza.attr.from and room:get_occupant_jid(stanza.attr.from);
+	local from_occupant = from_occupant_jid and room:get_occupant_by_nick(from_occupant_jid);
+	local to_occupant = room:get_occupant_by_nick(stanza.attr.to);
+	if not from_occupant or not to_occupant then return nil; end -- mod_muc answers these
+	if not is_governed(room, from_occupant) then
+		return from_focus(room, from_occupant, to_occupant, payload, stanza);
+	elseif not is_governed(room, to_occupant) then
+		return to_focus(event, room, from_occupant, payload);
+	end
+	return between_participants(event, room, from_occupant, to_occupant, payload);
+end
+
+-- Priority 10: above mod_muc's iq/full handler (-2 in Prosody 0.12.3), so the original id, `from` and
+-- `to` are seen and a refused stanza never reaches the MUC. An error in here must not let a source
+-- through: a participant's source request is then refused.
+module:hook("iq/full", function (event)
+	local ok, handled = pcall(on_muc_iq, event);
+	if ok then return handled; end
+	module:log("error", "iq/full: %s", tostring(handled));
+	local payload = jingle.jingle_of(event.stanza);
+	if event.stanza.attr.type == "set" and payload and is_source_request(payload) then
+		return answer_error(event, "wait", "internal-server-error", "podium could not check these sources");
+	end
+	return nil;
+end, 10);
+
+--- The bridge MUC ("brewery"): jicofo <-> JVB Colibri2 ---------------------------------------------------
+
+local function may_send_colibri(from)
+	if next(focus_jids) ~= nil then
+		return focus_jids[jid_bare(from)] == true;
+	end
+	-- Without podium_focus_jids: anyone but a governed participant (a participant has no business with
+	-- the bridge).
+	return state.real_jids[from] == nil;
+end
+
+-- Learns conference -> bridge and endpoint -> bridge from jicofo's conference-modify, and rewrites its
+-- force-mute for governed endpoints: jicofo sends its own view at allocation (re-invite, bridge move)
+-- and in its force-mute updates (research §10), which would otherwise lift podium's.
+local function observe_colibri(stanza, request)
+	local meeting_id = request.attr["meeting-id"];
+	if not meeting_id then return; end
+	local room_jid = request.attr.name and jid_bare(request.attr.name) or meeting_rooms[meeting_id];
+	if not room_jid then return; end
+	meeting_rooms[meeting_id] = room_jid;
+	local conference = conferences[room_jid];
+	if not conference or conference.meeting_id ~= meeting_id then
+		conference = { meeting_id = meeting_id; endpoints = {} };
+		conferences[room_jid] = conference;
+	end
+	for endpoint_tag in request:childtags("endpoint", jingle.xmlns_colibri2) do
+		local nick = endpoint_tag.attr.id;
+		if nick and endpoint_tag.attr.expire == "true" then
+			conference.endpoints[nick] = nil;
+		elseif nick then
+			local endpoint = conference.endpoints[nick] or { jicofo = { audio = false; video = false } };
+			conference.endpoints[nick] = endpoint;
+			endpoint.bridge = stanza.attr.to;
+			local force_mute = endpoint_tag:get_child("force-mute", jingle.xmlns_colibri2);
+			local created = endpoint_tag.attr.create == "true";
+			if force_mute then
+				endpoint.jicofo = jingle.read_force_mute(force_mute);
+			elseif created then
+				endpoint.jicofo = { audio = false; video = false };
+			end
+			local record = state:get(room_jid, nick);
+			if record and (force_mute or created) then
+				local desired = either(endpoint.jicofo, jingle.force_mute_for(record.held));
+				if force_mute or desired.audio or desired.video then
+					jingle.set_force_mute(endpoint_tag, desired);
+				end
+				endpoint.applied = desired;
+			end
+		end
+	end
+end
+
+local function on_brewery_iq(event)
+	local stanza = event.stanza;
+	if consume_injected_answer(stanza) then return true; end
+	local request = stanza:get_child("conference-modify", jingle.xmlns_colibri2);
+	if not request or (stanza.attr.type ~= "get" and stanza.attr.type ~= "set") then return nil; end
+	if not may_send_colibri(stanza.attr.from) then
+		module:log("warn", "refused Colibri2 from %s: only jicofo talks to the bridge", tostring(stanza.attr.from));
+		return answer_error(event, "auth", "forbidden", "only the focus may send Colibri2 requests");
+	end
+	observe_colibri(stanza, request);
+	return nil;
+end
+
+local function hook_brewery(host)
+	module:context(host):hook("iq/full", function (event)
+		local ok, handled = pcall(on_brewery_iq, event);
+		if ok then return handled; end
+		module:log("error", "brewery iq/full: %s", tostring(handled));
+		return nil;
+	end, 10); -- above mod_muc's iq/full (-2) on the brewery MUC, as on the conference MUC
+	module:log("info", "enforcing force-mute through the bridge MUC %s", bridge_muc);
+end
+
+if bridge_muc then
+	local brewery_host = jid_host(bridge_muc);
+	if prosody.hosts[brewery_host] then
+		hook_brewery(brewery_host);
+	else
+		module:hook_global("host-activated", function (host)
+			if host == brewery_host then hook_brewery(host); end
+		end);
+	end
 end
 
 --- Occupant reports ----------------------------------------------------------------------------
@@ -122,6 +572,7 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 	-- nick of a nick change (muc.lib.lua handle_normal_presence keeps the role on the old occupant).
 	if occupant.role == nil or event.stanza.attr.type == "unavailable" then
 		local record = state:forget(room.jid, nick);
+		forget_enforcement(room.jid, nick);
 		if record then
 			report("left", room, occupant_tag(room, occupant, record, nil));
 		end
@@ -130,6 +581,8 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 	local real_jid = occupant.jid;
 	if not real_jid then return; end
 	local record, is_new = state:track(room.jid, nick, real_jid);
+	if is_new then forget_enforcement(room.jid, nick); end
+	record.declared = podium.declared_kinds(event.stanza:get_child_text("SourceInfo"), json.decode);
 	report(is_new and "joined" or "changed", room, occupant_tag(room, occupant, record, event.stanza));
 end));
 
@@ -138,6 +591,7 @@ module:hook("muc-occupant-left", contained("muc-occupant-left", function (event)
 	local room, occupant = event.room, event.occupant;
 	local nick = nick_of(occupant);
 	local record = state:forget(room.jid, nick);
+	forget_enforcement(room.jid, nick);
 	if record then
 		report("left", room, occupant_tag(room, occupant, record, nil));
 	end
@@ -145,6 +599,7 @@ end));
 
 module:hook("muc-room-destroyed", function (event)
 	state:forget_room(event.room.jid);
+	forget_room_enforcement(event.room.jid);
 end);
 
 --- Queries and decisions from podium -------------------------------------------------------------
@@ -229,9 +684,14 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 	local applied = 0;
 	local reply = st.reply(event.stanza):tag("applied", { xmlns = xmlns_podium });
 	for _, entry in ipairs(entries) do
-		if state:apply(entry.jid, entry.real_jid, entry.set) then
+		local ok, record, previous = state:apply(entry.jid, entry.real_jid, entry.set);
+		if ok then
 			applied = applied + 1;
 			module:log("debug", "holding %s for %s", podium.format_set(entry.set), entry.jid);
+			local enforced, failure = pcall(enforce, jid_bare(entry.jid), jid_resource(entry.jid), record, previous);
+			if not enforced then
+				module:log("error", "enforcing the decision for %s: %s", entry.jid, tostring(failure));
+			end
 		else
 			reply:tag("gone", { jid = entry.jid }):up();
 		end

@@ -89,9 +89,40 @@ end
 local state_mt = {};
 state_mt.__index = state_mt;
 
--- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium" }
+-- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium", media = … }
+-- Indexes: sids[sid] = record (every Jingle session with jicofo belongs to one occupant),
+-- real_jids[real_jid] = number of records for that full JID.
 local function new_state(default_permissions)
-	return setmetatable({ rooms = {}; default = copy_set(default_permissions) }, state_mt);
+	return setmetatable({ rooms = {}; sids = {}; real_jids = {}; default = copy_set(default_permissions) }, state_mt);
+end
+
+function state_mt:unindex(record)
+	local media = record.media;
+	if media and media.sid and self.sids[media.sid] == record then
+		self.sids[media.sid] = nil;
+	end
+	local n = (self.real_jids[record.real_jid] or 1) - 1;
+	self.real_jids[record.real_jid] = n > 0 and n or nil;
+end
+
+-- Records the occupant's current Jingle session id, forgetting its previous one.
+function state_mt:set_sid(record, sid)
+	local media = record.media;
+	if media.sid and self.sids[media.sid] == record then
+		self.sids[media.sid] = nil;
+	end
+	media.sid = sid;
+	if sid then self.sids[sid] = record; end
+end
+
+-- True when any governed occupant of the room may not send every kind.
+function state_mt:is_restricted(room_jid)
+	for _, record in pairs(self.rooms[room_jid] or {}) do
+		if not (record.held.audio and record.held.video and record.held.screen) then
+			return true;
+		end
+	end
+	return false;
 end
 
 -- Records an occupant; returns its record and whether it is new. A nick now used by another real JID
@@ -106,8 +137,10 @@ function state_mt:track(room_jid, nick, real_jid)
 	if record and record.real_jid == real_jid then
 		return record, false;
 	end
+	if record then self:unindex(record); end
 	record = { real_jid = real_jid; held = copy_set(self.default); origin = "default" };
 	room[nick] = record;
+	self.real_jids[real_jid] = (self.real_jids[real_jid] or 0) + 1;
 	return record, true;
 end
 
@@ -121,6 +154,7 @@ function state_mt:forget(room_jid, nick)
 	if not room then return nil; end
 	local record = room[nick];
 	room[nick] = nil;
+	if record then self:unindex(record); end
 	if next(room) == nil then
 		self.rooms[room_jid] = nil;
 	end
@@ -128,6 +162,9 @@ function state_mt:forget(room_jid, nick)
 end
 
 function state_mt:forget_room(room_jid)
+	for _, record in pairs(self.rooms[room_jid] or {}) do
+		self:unindex(record);
+	end
 	self.rooms[room_jid] = nil;
 end
 
@@ -139,9 +176,26 @@ function state_mt:apply(occupant_jid, real_jid, set)
 	if not record or record.real_jid ~= real_jid then
 		return false;
 	end
+	local previous = record.held;
 	record.held = copy_set(set);
 	record.origin = "podium";
-	return true;
+	return true, record, previous;
+end
+
+-- Source names presence declares as screenshares: lib-jitsi-meet's <SourceInfo> JSON maps a source
+-- name to { muted, videoType }, videoType "desktop" for a screenshare (SignalingLayerImpl.ts).
+-- Returns name -> "screen", or nil when there is no valid SourceInfo.
+local function declared_kinds(source_info, decode)
+	if not source_info or source_info == "" then return nil; end
+	local ok, info = pcall(decode, source_info);
+	if not ok or type(info) ~= "table" then return nil; end
+	local kinds = {};
+	for name, entry in pairs(info) do
+		if type(name) == "string" and type(entry) == "table" and entry.videoType == "desktop" then
+			kinds[name] = "screen";
+		end
+	end
+	return kinds;
 end
 
 --- Protocol elements -------------------------------------------------------------------------------
@@ -226,5 +280,6 @@ return {
 	identity_tag = identity_tag;
 	claim_text = claim_text;
 	parse_permissions = parse_permissions;
+	declared_kinds = declared_kinds;
 	snapshot_page = snapshot_page;
 };

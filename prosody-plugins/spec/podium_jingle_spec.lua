@@ -1,0 +1,240 @@
+-- busted specs for podium_jingle.lib.lua: source filtering, grant and revoke batches, Colibri2 and mute
+-- IQ shapes. Fixtures follow the shapes lib-jitsi-meet sends (research: real-client.md).
+package.path = "./?.lua;./?.lib.lua;/usr/lib/prosody/?.lua;" .. package.path;
+package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
+
+local xml = require "util.xml";
+local st = require "util.stanza";
+local jingle = dofile("podium_jingle.lib.lua");
+
+local ssma = "urn:xmpp:jingle:apps:rtp:ssma:0";
+
+-- A track: `count` SSRCs from `first`, all named `name`; simulcast (3 primaries + RTX) when count is 6.
+local function track(name, first, count, video_type)
+	local out = {};
+	for i = 0, count - 1 do
+		out[#out + 1] = ([[<source xmlns='%s' ssrc='%d' name='%s'%s><parameter name='msid' value='%s-track'/></source>]])
+			:format(ssma, first + i, name, video_type and (" videoType='" .. video_type .. "'") or "", name);
+	end
+	if count == 6 then
+		local f = first;
+		out[#out + 1] = ("<ssrc-group xmlns='%s' semantics='FID'><source ssrc='%d'/><source ssrc='%d'/></ssrc-group>"):format(ssma, f, f + 3);
+		out[#out + 1] = ("<ssrc-group xmlns='%s' semantics='SIM'><source ssrc='%d'/><source ssrc='%d'/><source ssrc='%d'/></ssrc-group>")
+			:format(ssma, f, f + 1, f + 2);
+		out[#out + 1] = ("<ssrc-group xmlns='%s' semantics='FID'><source ssrc='%d'/><source ssrc='%d'/></ssrc-group>"):format(ssma, f + 1, f + 4);
+		out[#out + 1] = ("<ssrc-group xmlns='%s' semantics='FID'><source ssrc='%d'/><source ssrc='%d'/></ssrc-group>"):format(ssma, f + 2, f + 5);
+	end
+	return table.concat(out);
+end
+
+local function jingle_iq(action, audio, video)
+	local contents = {};
+	if audio then
+		contents[#contents + 1] = "<content name='audio'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>"
+			.. audio .. "</description></content>";
+	end
+	if video then
+		contents[#contents + 1] = "<content name='video'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'>"
+			.. video .. "</description></content>";
+	end
+	return xml.parse(("<iq xmlns='jabber:client' type='set' id='x'><jingle xmlns='urn:xmpp:jingle:1' action='%s' sid='s1'>%s</jingle></iq>")
+		:format(action, table.concat(contents)));
+end
+
+local function ssrcs_in(payload)
+	local sources, groups = jingle.read_sources(payload);
+	local list = {};
+	for _, source in ipairs(sources) do list[#list + 1] = source.ssrc .. ":" .. source.kind; end
+	return list, #groups;
+end
+
+local allow_all = { audio = true; video = true; screen = true };
+local audio_only = { audio = true; video = false; screen = false };
+local no_screen = { audio = true; video = true; screen = false };
+
+describe("read_sources", function ()
+	it("tells audio, camera and screenshare apart", function ()
+		local payload = jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 10, 1),
+			track("b-v0", 20, 6, "camera") .. track("b-v1", 30, 6, "desktop")));
+		local sources, groups = jingle.read_sources(payload);
+		assert.equal(13, #sources);
+		assert.equal(8, #groups);
+		assert.equal("audio", sources[1].kind);
+		assert.equal("video", sources[2].kind);
+		assert.equal("screen", sources[8].kind);
+		assert.same({ "20", "23" }, groups[1].ssrcs);
+	end);
+	it("believes presence when Jingle says nothing (older clients)", function ()
+		local payload = jingle.jingle_of(jingle_iq("source-add", nil, track("b-v0", 20, 2)));
+		local sources = jingle.read_sources(payload, { ["b-v0"] = "screen" });
+		assert.equal("screen", sources[1].kind);
+		assert.equal("screen", sources[2].kind);
+	end);
+	it("refuses an invalid ssrc", function ()
+		local payload = jingle.jingle_of(jingle_iq("source-add", "<source xmlns='" .. ssma .. "' ssrc='0'/>"));
+		local sources, err = jingle.read_sources(payload);
+		assert.is_nil(sources);
+		assert.equal('invalid ssrc "0"', err);
+	end);
+end);
+
+describe("unify_kinds", function ()
+	it("gives a whole track the strictest kind of its sources", function ()
+		-- One simulcast layer claims desktop: the camera track is treated as a screenshare.
+		local video = track("b-v0", 20, 6, "camera"):gsub("ssrc='21' name='b%-v0' videoType='camera'",
+			"ssrc='21' name='b-v9' videoType='desktop'");
+		local payload = jingle.jingle_of(jingle_iq("session-accept", nil, video));
+		local sources, groups = jingle.read_sources(payload);
+		assert.equal("video", sources[1].kind);
+		jingle.unify_kinds(sources, groups);
+		for _, source in ipairs(sources) do assert.equal("screen", source.kind); end
+	end);
+end);
+
+describe("check_sources", function ()
+	local function check(video, owner)
+		local payload = jingle.jingle_of(jingle_iq("source-add", nil, video));
+		local sources = jingle.read_sources(payload);
+		return jingle.check_sources(sources, "b", owner or function () return nil; end);
+	end
+	it("accepts the endpoint's own sources", function ()
+		assert.is_nil(check(track("b-v0", 20, 6, "camera")));
+		assert.is_nil(check(track("b-v0", 20, 6, "camera"), function () return "b"; end));
+	end);
+	it("refuses a name that claims another endpoint", function ()
+		assert.equal('source name "a-v0" does not belong to endpoint "b"', check(track("a-v0", 20, 1)));
+		assert.equal('source name "bob-v0" does not belong to endpoint "b"', check(track("bob-v0", 20, 1)));
+	end);
+	it("refuses an SSRC another participant uses, or one listed twice", function ()
+		assert.equal("ssrc 20 is already used by another participant",
+			check(track("b-v0", 20, 1), function () return "a"; end));
+		assert.equal("ssrc 20 is listed twice", check(track("b-v0", 20, 1) .. track("b-v0", 20, 1)));
+	end);
+end);
+
+describe("withhold", function ()
+	it("removes refused sources and every group naming them", function ()
+		local iq = jingle_iq("session-accept", track("b-a0", 10, 1), track("b-v0", 20, 6, "camera"));
+		local payload = jingle.jingle_of(iq);
+		local sources, groups = jingle.read_sources(payload);
+		local media = jingle.new_media();
+		local summary = jingle.withhold(payload, media, sources, groups, audio_only);
+		assert.same({ kept = 1; withheld = 6; kinds = { video = true } }, summary);
+		local left, group_count = ssrcs_in(payload);
+		assert.same({ "10:audio" }, left);
+		assert.equal(0, group_count);
+		assert.equal(6, jingle.count(media.withheld));
+		assert.equal(1, jingle.count(media.forwarded));
+		assert.equal(4, #media.groups);
+		-- The rest of the stanza is untouched.
+		assert.equal("video", payload.tags[2].attr.name);
+	end);
+	it("keeps the camera and drops a screenshare source-add entirely", function ()
+		local media = jingle.new_media();
+		local accept = jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 10, 1), track("b-v0", 20, 6, "camera")));
+		local s, g = jingle.read_sources(accept);
+		jingle.withhold(accept, media, s, g, no_screen);
+		local add = jingle.jingle_of(jingle_iq("source-add", nil, track("b-v1", 30, 6, "desktop")));
+		s, g = jingle.read_sources(add);
+		local summary = jingle.withhold(add, media, s, g, no_screen);
+		assert.equal(6, summary.withheld);
+		assert.is_false(jingle.has_sources(add));
+		assert.equal(7, jingle.count(media.forwarded));
+	end);
+end);
+
+describe("plan_change", function ()
+	local function withheld_camera()
+		local media = jingle.new_media();
+		local payload = jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 10, 1), track("b-v0", 20, 6, "camera")));
+		local s, g = jingle.read_sources(payload);
+		jingle.withhold(payload, media, s, g, audio_only);
+		return media;
+	end
+	it("replays the withheld camera with its groups, names and msid intact", function ()
+		local media = withheld_camera();
+		local add, remove = jingle.plan_change(media, allow_all);
+		assert.is_true(jingle.is_empty(remove));
+		assert.equal(6, #add.sources);
+		assert.equal(4, #add.groups);
+		local replay = jingle.jingle_for("source-add", "s2", add);
+		assert.equal("s2", replay.attr.sid);
+		local sources, groups = jingle.read_sources(replay);
+		assert.equal(6, #sources);
+		assert.equal(4, #groups);
+		assert.equal("b-v0", sources[1].name);
+		assert.equal("camera", sources[1].el.attr.videoType);
+		assert.equal("b-v0-track", sources[1].el:get_child("parameter", ssma).attr.value);
+		assert.equal(7, jingle.count(media.forwarded));
+		-- Nothing left to do a second time.
+		add = jingle.plan_change(media, allow_all);
+		assert.is_true(jingle.is_empty(add));
+	end);
+	it("withdraws what is revoked, with its groups", function ()
+		local media = withheld_camera();
+		jingle.plan_change(media, allow_all);
+		local add, remove = jingle.plan_change(media, { audio = false; video = true; screen = true });
+		assert.is_true(jingle.is_empty(add));
+		assert.equal(1, #remove.sources);
+		assert.equal("10", remove.sources[1].ssrc);
+		assert.equal(0, #remove.groups);
+		local _, camera_gone = jingle.plan_change(media, { audio = false; video = false; screen = true });
+		assert.equal(6, #camera_gone.sources);
+		assert.equal(4, #camera_gone.groups);
+		assert.equal(7, jingle.count(media.withheld));
+	end);
+	it("withholds again when jicofo refuses the replay", function ()
+		local media = withheld_camera();
+		local add = jingle.plan_change(media, allow_all);
+		jingle.undo_add(media, add);
+		assert.equal(6, jingle.count(media.withheld));
+		local again = jingle.plan_change(media, allow_all);
+		assert.equal(6, #again.sources);
+		assert.equal(4, #again.groups);
+	end);
+end);
+
+describe("strip_removal", function ()
+	it("answers locally for sources jicofo never saw", function ()
+		local media = jingle.new_media();
+		local accept = jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 10, 1), track("b-v0", 20, 6, "camera")));
+		local s, g = jingle.read_sources(accept);
+		jingle.withhold(accept, media, s, g, audio_only);
+		local removal = jingle.jingle_of(jingle_iq("source-remove", nil, track("b-v0", 20, 6, "camera")));
+		s, g = jingle.read_sources(removal);
+		assert.equal(0, jingle.strip_removal(removal, media, s, g));
+		assert.equal(0, jingle.count(media.withheld));
+		assert.equal(0, #media.groups);
+		local audio_removal = jingle.jingle_of(jingle_iq("source-remove", track("b-a0", 10, 1)));
+		s, g = jingle.read_sources(audio_removal);
+		assert.equal(1, jingle.strip_removal(audio_removal, media, s, g));
+		assert.equal(0, jingle.count(media.forwarded));
+	end);
+end);
+
+describe("bridge and client messages", function ()
+	it("force-mutes audio, and video only when camera and screen are both refused", function ()
+		assert.same({ audio = false; video = false }, jingle.force_mute_for(allow_all));
+		assert.same({ audio = true; video = false }, jingle.force_mute_for({ audio = false; video = true; screen = false }));
+		assert.same({ audio = false; video = false }, jingle.force_mute_for(no_screen));
+		assert.same({ audio = false; video = true }, jingle.force_mute_for({ audio = true; video = false; screen = false }));
+	end);
+	it("rewrites an endpoint's force-mute", function ()
+		local request = xml.parse("<conference-modify xmlns='jitsi:colibri2' meeting-id='m'><endpoint id='b'>"
+			.. "<force-mute video='true'/></endpoint></conference-modify>");
+		local endpoint = request.tags[1];
+		assert.same({ audio = false; video = true }, jingle.read_force_mute(endpoint.tags[1]));
+		jingle.set_force_mute(endpoint, { audio = true; video = true });
+		assert.equal(1, #endpoint.tags);
+		assert.same({ audio = true; video = true }, jingle.read_force_mute(endpoint:get_child("force-mute", "jitsi:colibri2")));
+		assert.equal("<force-mute xmlns='jitsi:colibri2' audio='true'/>", tostring(jingle.force_mute_tag({ audio = true; video = false })));
+	end);
+	it("builds the mute IQ jicofo would send", function ()
+		local iq = jingle.mute_iq("screen", "m1", "r@conference.localhost/focus", "bob@localhost/x");
+		assert.is_truthy(st.is_stanza(iq));
+		assert.same({ id = "m1"; type = "set"; from = "r@conference.localhost/focus"; to = "bob@localhost/x" }, iq.attr);
+		local mute = iq:get_child("mute", "http://jitsi.org/jitmeet/desktop");
+		assert.equal("r@conference.localhost/focus", mute.attr.actor);
+		assert.equal("true", mute:get_text());
+	end);
+end);
