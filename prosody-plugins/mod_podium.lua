@@ -312,7 +312,7 @@ local function from_focus(room, focus_occupant, occupant, payload, stanza)
 	if action == "session-initiate" then
 		-- A new session (first invite, or a re-invite with a new sid): the participant will list all its
 		-- sources again in session-accept.
-		jingle.reset_session(media, nil, stanza.attr.from);
+		jingle.reset_session(media, stanza.attr.from);
 		state:set_sid(record, payload.attr.sid);
 		media.focus_occupant = focus_occupant.nick;
 		local conference = conferences[room.jid];
@@ -323,7 +323,7 @@ local function from_focus(room, focus_occupant, occupant, payload, stanza)
 		end
 	elseif action == "session-terminate" and payload.attr.sid == media.sid then
 		state:set_sid(record, nil);
-		jingle.reset_session(media, nil, nil);
+		jingle.reset_session(media, nil);
 	end
 	return nil;
 end
@@ -373,7 +373,7 @@ local function to_focus(event, room, occupant, payload)
 		end
 	elseif action == "session-terminate" and sid == media.sid then
 		state:set_sid(record, nil);
-		jingle.reset_session(media, nil, nil);
+		jingle.reset_session(media, nil);
 	end
 	return nil;
 end

@@ -172,8 +172,9 @@ local function new_media()
 end
 
 -- A new session starts from nothing: the participant's session-accept lists all its sources again.
-local function reset_session(media, sid, focus)
-	media.sid, media.focus = sid, focus;
+-- (The sid is set through the state, which indexes it.)
+local function reset_session(media, focus)
+	media.focus = focus;
 	media.forwarded, media.withheld, media.groups = {}, {}, {};
 end
 

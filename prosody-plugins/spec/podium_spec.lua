@@ -91,6 +91,40 @@ describe("held state", function ()
 		assert.same(none, record.held);
 	end);
 
+	it("indexes Jingle sessions and real JIDs, and drops them with the occupant", function ()
+		local state = podium.new_state(none);
+		local alice = state:track(room, "alice", "alice@localhost/a");
+		alice.media = { forwarded = {}; withheld = {}; groups = {} };
+		state:set_sid(alice, "s1");
+		assert.equal(alice, state.sids.s1);
+		state:set_sid(alice, "s2"); -- a re-invite
+		assert.is_nil(state.sids.s1);
+		assert.equal(alice, state.sids.s2);
+		assert.equal(1, state.real_jids["alice@localhost/a"]);
+		-- the nick passes to someone else: the old session and JID go
+		state:track(room, "alice", "mallory@localhost/m");
+		assert.is_nil(state.sids.s2);
+		assert.is_nil(state.real_jids["alice@localhost/a"]);
+		local bob = state:track(room, "bob", "bob@localhost/b");
+		bob.media = { forwarded = {}; withheld = {}; groups = {} };
+		state:set_sid(bob, "s3");
+		state:forget_room(room);
+		assert.is_nil(state.sids.s3);
+		assert.is_nil(next(state.real_jids));
+	end);
+
+	it("calls a room restricted while anyone may not send every kind", function ()
+		local state = podium.new_state(all);
+		state:track(room, "alice", "alice@localhost/a");
+		assert.is_false(state:is_restricted(room));
+		state:track(room, "bob", "bob@localhost/b");
+		local ok, record, previous = state:apply(room .. "/bob", "bob@localhost/b", { audio = true; video = true; screen = false });
+		assert.is_true(ok);
+		assert.same(all, previous);
+		assert.is_false(record.held.screen);
+		assert.is_true(state:is_restricted(room));
+	end);
+
 	it("does not share the default table between occupants", function ()
 		local state = podium.new_state(none);
 		local a = state:track(room, "a", "a@localhost/x");
@@ -183,5 +217,19 @@ describe("snapshot_page", function ()
 		local page, next_room = podium.snapshot_page({}, nil, 10, count_of);
 		assert.same({}, page);
 		assert.is_nil(next_room);
+	end);
+end);
+
+describe("declared_kinds", function ()
+	local json = require "util.json";
+	it("reads screenshares from presence SourceInfo", function ()
+		assert.same({ ["b-v1"] = "screen" }, podium.declared_kinds(
+			'{"b-a0":{"muted":false},"b-v0":{"muted":true},"b-v1":{"muted":false,"videoType":"desktop"}}', json.decode));
+		assert.same({}, podium.declared_kinds('{"b-v0":{"muted":false,"videoType":"camera"}}', json.decode));
+	end);
+	it("ignores what is not SourceInfo", function ()
+		assert.is_nil(podium.declared_kinds(nil, json.decode));
+		assert.is_nil(podium.declared_kinds("not json", json.decode));
+		assert.same({}, podium.declared_kinds("[1,2]", json.decode));
 	end);
 end);
