@@ -18,6 +18,10 @@ Component "conference.meet.example" "muc"
     podium_inspectors = { }
     -- the most occupants in one snapshot page
     podium_snapshot_page = 500
+    -- jicofo's bridge MUC (jicofo.conf bridge.brewery-jid): where revoked endpoints are force-muted
+    podium_bridge_muc = "jvbbrewery@internal.auth.meet.example"
+    -- refuse peer-to-peer calls in rooms where someone may not send everything (they bypass the bridge)
+    podium_block_p2p = true
 
 -- 3. podium's component. The secret must equal podium's xmpp.secret (PODIUM_XMPP__SECRET).
 Component "podium.meet.example"

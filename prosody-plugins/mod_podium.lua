@@ -315,12 +315,9 @@ local function from_focus(room, focus_occupant, occupant, payload, stanza)
 		jingle.reset_session(media, stanza.attr.from);
 		state:set_sid(record, payload.attr.sid);
 		media.focus_occupant = focus_occupant.nick;
-		local conference = conferences[room.jid];
-		local endpoint = conference and conference.endpoints[nick];
-		if endpoint then
-			endpoint.applied = nil; -- jicofo's re-allocation may have reset the bridge; say it again
-			module:add_timer(0, function () update_bridge(room.jid, nick, record); end);
-		end
+		-- jicofo allocated the endpoint before inviting; that allocation was rewritten on the way. Should
+		-- the bridge still not have podium's force-mute (say, a decision came in between), say it now.
+		update_bridge(room.jid, nick, record);
 	elseif action == "session-terminate" and payload.attr.sid == media.sid then
 		state:set_sid(record, nil);
 		jingle.reset_session(media, nil);
