@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,11 +34,54 @@ type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Element>>>>;
 
 pub struct C2s {
     pub jid: String,
+    handle: C2sHandle,
+    /// Every stanza that is not the answer to an IQ sent through [`C2s::iq`] or a [`C2sHandle`].
+    pub inbox: mpsc::UnboundedReceiver<Element>,
+}
+
+/// A cheap, clonable sending side of a [`C2s`] connection: a peer's background task can own the inbox
+/// (see [`C2s::split`]) while tests and other tasks send stanzas and await IQ answers through clones.
+/// The connection stays up while any handle (or the `C2s`) is alive.
+#[derive(Clone)]
+pub struct C2sHandle {
+    /// The full JID the server bound.
+    pub jid: String,
     outgoing: mpsc::UnboundedSender<Element>,
     waiters: Waiters,
-    pub inbox: mpsc::UnboundedReceiver<Element>,
-    next_id: u64,
+    next_id: Arc<AtomicU64>,
+    connection: Arc<Connection>,
+}
+
+/// The task that moves stanzas between the socket and the channels; aborted when the last owner goes.
+struct Connection {
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An IQ already sent whose answer has not been awaited yet (see [`C2sHandle::send_iq`]).
+pub struct PendingAnswer {
+    id: String,
+    answer: oneshot::Receiver<Element>,
+    waiters: Waiters,
+}
+
+impl PendingAnswer {
+    /// The answer (a `result` or `error` IQ), or `None` when none came within `limit` or the
+    /// connection closed. A late answer then lands in the inbox like any unexpected stanza.
+    pub async fn wait(self, limit: Duration) -> Option<Element> {
+        match tokio::time::timeout(limit, self.answer).await {
+            Ok(Ok(answer)) => Some(answer),
+            _ => {
+                self.waiters.lock().unwrap().remove(&self.id);
+                None
+            }
+        }
+    }
 }
 
 fn header() -> StreamHeader<'static> {
@@ -137,38 +181,34 @@ impl C2s {
                 }
             }
         });
-        C2s {
-            jid,
+        let handle = C2sHandle {
+            jid: jid.clone(),
             outgoing,
             waiters,
-            inbox,
-            next_id: 0,
-            task,
-        }
+            next_id: Arc::default(),
+            connection: Arc::new(Connection { task }),
+        };
+        C2s { jid, handle, inbox }
     }
 
     pub fn send(&self, element: Element) {
-        self.outgoing.send(element).expect("c2s connection closed");
+        self.handle.send(element);
     }
 
     /// Sends an IQ (its id is set here) and waits for the answer.
     pub async fn iq(&mut self, type_: &str, to: &str, payload: Element) -> Element {
-        self.next_id += 1;
-        let id = format!("t{}", self.next_id);
-        let (tx, rx) = oneshot::channel();
-        self.waiters.lock().unwrap().insert(id.clone(), tx);
-        self.send(
-            el("iq", CLIENT)
-                .attr(attr("type"), type_)
-                .attr(attr("to"), to)
-                .attr(attr("id"), id.as_str())
-                .append(payload)
-                .build(),
-        );
-        tokio::time::timeout(Duration::from_secs(10), rx)
-            .await
-            .expect("no answer to IQ within 10 s")
-            .expect("connection closed before the answer")
+        self.handle.iq(type_, to, payload).await
+    }
+
+    /// A sending handle sharing this connection; the inbox stays here.
+    pub fn handle(&self) -> C2sHandle {
+        self.handle.clone()
+    }
+
+    /// Splits the connection into a sending handle and the inbox, so a background task can own the
+    /// inbox while others send and await answers.
+    pub fn split(self) -> (C2sHandle, mpsc::UnboundedReceiver<Element>) {
+        (self.handle, self.inbox)
     }
 
     /// Joins `room@MUC` as `nick` with Jitsi-like presence extensions; waits for the self-presence.
@@ -277,12 +317,55 @@ impl C2s {
 
     /// Drops the TCP connection without a goodbye.
     pub fn abort(self) {
-        self.task.abort();
+        self.handle.connection.task.abort();
     }
 }
 
-impl Drop for C2s {
-    fn drop(&mut self) {
-        self.task.abort();
+impl C2sHandle {
+    /// Queues a stanza for sending; panics when the connection is gone.
+    pub fn send(&self, element: Element) {
+        self.outgoing.send(element).expect("c2s connection closed");
+    }
+
+    /// A fresh IQ id, unique on this connection.
+    pub fn next_id(&self) -> String {
+        format!("t{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Sends a fully built IQ now (it must carry an id) and returns its pending answer. Stanzas sent
+    /// one after another through this leave in that order, whoever awaits the answers later.
+    pub fn send_iq(&self, iq: Element) -> PendingAnswer {
+        let id = iq.attr("id").expect("an IQ needs an id").to_owned();
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().insert(id.clone(), tx);
+        self.send(iq);
+        PendingAnswer {
+            id,
+            answer: rx,
+            waiters: Arc::clone(&self.waiters),
+        }
+    }
+
+    /// Sends a fully built IQ (id set by the caller) and waits for its answer; panics after 10 s.
+    pub async fn iq_from_element(&self, iq: Element) -> Element {
+        let described = format!("{iq:?}");
+        self.send_iq(iq)
+            .wait(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no answer within 10 s to {described}"))
+    }
+
+    /// Sends an IQ (its id is set here) and waits for the answer; panics after 10 s.
+    pub async fn iq(&self, type_: &str, to: &str, payload: Element) -> Element {
+        let id = self.next_id();
+        self.iq_from_element(
+            el("iq", CLIENT)
+                .attr(attr("type"), type_)
+                .attr(attr("to"), to)
+                .attr(attr("id"), id.as_str())
+                .append(payload)
+                .build(),
+        )
+        .await
     }
 }

@@ -14,6 +14,18 @@ pub const OTHER_COMPONENT: &str = "other.localhost";
 pub const SECRET: &str = "podium-test-secret";
 pub const OTHER_SECRET: &str = "other-test-secret";
 pub const PASSWORD: &str = "pw";
+/// The internal MUC where jicofo finds bridges (Jitsi's `internal.auth.<domain>`).
+pub const BREWERY_HOST: &str = "internal.localhost";
+/// The brewery room every bridge joins and jicofo watches (jicofo's `bridge.brewery-jid`).
+pub const BREWERY: &str = "jvbbrewery@internal.localhost";
+/// jicofo's account, an admin of the conference MUC (so owner and moderator in every room), as in
+/// Jitsi's `admins = { "focus@auth.<domain>" }`.
+pub const FOCUS_ACCOUNT: &str = "focus@localhost";
+/// The MUC options conference tests pass to [`Prosody::start_with`]: mod_podium learns the brewery
+/// (where it can reach the bridge) and jicofo's account.
+pub const CONFERENCE_OPTIONS: &str = r#"    podium_bridge_muc = "jvbbrewery@internal.localhost"
+    podium_focus_jids = { "focus@localhost" }
+"#;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -45,6 +57,12 @@ pub struct Prosody {
 impl Prosody {
     /// Writes the config and accounts, starts Prosody and waits until both ports accept.
     pub fn start(users: &[&str]) -> Prosody {
+        Prosody::start_with(users, "")
+    }
+
+    /// Like [`Prosody::start`], with `muc_options` (config lines, e.g. [`CONFERENCE_OPTIONS`])
+    /// appended verbatim to the conference MUC's component section.
+    pub fn start_with(users: &[&str], muc_options: &str) -> Prosody {
         let dir = tempfile::Builder::new()
             .prefix("podium-it-")
             .tempdir()
@@ -55,7 +73,7 @@ impl Prosody {
             dir,
             child: None,
         };
-        prosody.write_config();
+        prosody.write_config(muc_options);
         for user in users {
             prosody.add_user(user);
         }
@@ -76,7 +94,7 @@ impl Prosody {
         self.dir.path().join("prosody.log")
     }
 
-    fn write_config(&self) {
+    fn write_config(&self, muc_options: &str) {
         let dir = self.dir.path();
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::create_dir_all(dir.join("certs")).unwrap();
@@ -110,6 +128,11 @@ Component "{MUC}" "muc"
     modules_enabled = {{ "podium" }}
     podium_component = "{COMPONENT}"
     podium_inspectors = {{ "inspector@{DOMAIN}" }}
+    restrict_room_creation = false
+    muc_room_locking = false
+    admins = {{ "{FOCUS_ACCOUNT}" }}
+{muc_options}
+Component "{BREWERY_HOST}" "muc"
     restrict_room_creation = false
     muc_room_locking = false
 
