@@ -42,6 +42,7 @@ local jid_resource = require "util.jid".resource;
 local jid_prep = require "util.jid".prep;
 
 local json = require "util.json";
+local base64_decode = require "util.encodings".base64.decode;
 local uuid = require "util.uuid".generate;
 
 local podium = module:require "podium";
@@ -100,6 +101,7 @@ end
 -- IQs this module sent and whose answer it consumes (so it never reaches a client or jicofo):
 -- id -> { purpose, record, batch, at }. Unanswered entries are dropped after a minute.
 local injected = {};
+local remember_request; -- defined with the answers below
 local injected_count = 0;
 
 local function inject(stanza, purpose, entry)
@@ -302,6 +304,40 @@ local function answer_error(event, type, condition, text)
 	return true;
 end
 
+-- A participant's source request in flight to jicofo, by its id: the SSRCs it made forwarded. Should
+-- jicofo refuse it (say, its SSRC limit), they are taken back, or a later revoke would name SSRCs
+-- jicofo does not have (and jicofo refuses a whole source-remove for one unknown SSRC).
+local max_requests_in_flight = 16;
+
+function remember_request(media, id, added)
+	if not id or #added == 0 then return; end
+	local requests = media.requests or {};
+	media.requests = requests;
+	requests[#requests + 1] = { id = id; added = added };
+	if #requests > max_requests_in_flight then table.remove(requests, 1); end
+end
+
+-- jicofo's answer to a participant's request, on its way back through the MUC: the id is the MUC's
+-- (base64 of requester JID, original id, hash: muc.lib.lua handle_iq_to_occupant).
+local function on_focus_answer(room, stanza)
+	local occupant = room:get_occupant_by_nick(stanza.attr.to);
+	if not occupant or not is_governed(room, occupant) then return; end
+	local record = state:get(room.jid, nick_of(occupant));
+	local requests = record and record.media and record.media.requests;
+	if not requests then return; end
+	local original_id = (base64_decode(stanza.attr.id or "") or ""):match("^%Z+%z(%Z*)%z");
+	for i, request in ipairs(requests) do
+		if request.id == original_id then
+			table.remove(requests, i);
+			if stanza.attr.type == "error" then
+				jingle.forget_added(record.media, request.added);
+				module:log("info", "jicofo refused %d source(s) of %s", #request.added, occupant.nick);
+			end
+			return;
+		end
+	end
+end
+
 -- jicofo -> participant Jingle: learn the session (sid, jicofo's JID) and end it with the session.
 local function from_focus(room, focus_occupant, occupant, payload, stanza)
 	if not is_governed(room, occupant) or not occupant.jid then return nil; end
@@ -350,6 +386,7 @@ local function to_focus(event, room, occupant, payload)
 		end
 		if not media.sid and sid then state:set_sid(record, sid); end
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
+		remember_request(media, event.stanza.attr.id, summary.added);
 		if summary.withheld > 0 then
 			module:log("info", "withheld %d source(s) (%s) of %s in %s", summary.withheld,
 				kinds_text(summary.kinds), occupant.nick, action);
@@ -406,7 +443,13 @@ end
 local function on_muc_iq(event)
 	local stanza = event.stanza;
 	if consume_injected_answer(stanza) then return true; end
-	if stanza.attr.type ~= "set" then return nil; end
+	local type = stanza.attr.type;
+	if type == "result" or type == "error" then
+		local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
+		if room then on_focus_answer(room, stanza); end
+		return nil;
+	end
+	if type ~= "set" then return nil; end
 	local payload = jingle.jingle_of(stanza);
 	if not payload then return nil; end
 	local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));

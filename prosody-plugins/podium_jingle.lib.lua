@@ -236,9 +236,10 @@ end
 -- { kept = n, withheld = n, kinds = { kind = true } } of this request.
 local function withhold(jingle, media, sources, groups, allowed)
 	local removed = {};
-	local summary = { kept = 0; withheld = 0; kinds = {} };
+	local summary = { kept = 0; withheld = 0; kinds = {}; added = {} };
 	for _, source in ipairs(sources) do
 		if allowed[source.kind] then
+			if not media.forwarded[source.ssrc] then summary.added[#summary.added + 1] = source.ssrc; end
 			media.forwarded[source.ssrc] = source;
 			media.withheld[source.ssrc] = nil;
 			summary.kept = summary.kept + 1;
@@ -275,6 +276,15 @@ local function withhold(jingle, media, sources, groups, allowed)
 		end);
 	end
 	return summary;
+end
+
+-- jicofo refused a participant's request: the sources it added are not forwarded after all (and the
+-- groups naming them are not either). Withheld sources of that request stay withheld.
+local function forget_added(media, ssrcs)
+	for _, ssrc in ipairs(ssrcs) do media.forwarded[ssrc] = nil; end
+	for _, group in ipairs(media.groups) do
+		if group.forwarded and not group_members_in(group, media.forwarded) then group.forwarded = false; end
+	end
 end
 
 -- True when a <jingle> still carries at least one <source> in a description.
@@ -458,6 +468,7 @@ return {
 	check_sources = check_sources;
 	withhold = withhold;
 	has_sources = has_sources;
+	forget_added = forget_added;
 	strip_removal = strip_removal;
 	plan_change = plan_change;
 	undo_add = undo_add;

@@ -119,7 +119,7 @@ describe("withhold", function ()
 		local sources, groups = jingle.read_sources(payload);
 		local media = jingle.new_media();
 		local summary = jingle.withhold(payload, media, sources, groups, audio_only);
-		assert.same({ kept = 1; withheld = 6; kinds = { video = true } }, summary);
+		assert.same({ kept = 1; withheld = 6; kinds = { video = true }; added = { "10" } }, summary);
 		local left, group_count = ssrcs_in(payload);
 		assert.same({ "10:audio" }, left);
 		assert.equal(0, group_count);
@@ -140,6 +140,22 @@ describe("withhold", function ()
 		assert.equal(6, summary.withheld);
 		assert.is_false(jingle.has_sources(add));
 		assert.equal(7, jingle.count(media.forwarded));
+	end);
+end);
+
+describe("forget_added", function ()
+	it("takes back what jicofo refused, and the groups naming it", function ()
+		local media = jingle.new_media();
+		local payload = jingle.jingle_of(jingle_iq("source-add", nil, track("b-v0", 20, 6, "camera")));
+		local s, g = jingle.read_sources(payload);
+		local summary = jingle.withhold(payload, media, s, g, allow_all);
+		assert.equal(6, #summary.added);
+		jingle.forget_added(media, summary.added);
+		assert.equal(0, jingle.count(media.forwarded));
+		for _, group in ipairs(media.groups) do assert.is_false(group.forwarded); end
+		-- Sending them again counts them as new.
+		s, g = jingle.read_sources(jingle.jingle_of(jingle_iq("source-add", nil, track("b-v0", 20, 6, "camera"))));
+		assert.equal(6, #jingle.withhold(payload, media, s, g, allow_all).added);
 	end);
 end);
 
@@ -227,7 +243,7 @@ describe("bridge and client messages", function ()
 		jingle.set_force_mute(endpoint, { audio = true; video = true });
 		assert.equal(1, #endpoint.tags);
 		assert.same({ audio = true; video = true }, jingle.read_force_mute(endpoint:get_child("force-mute", "jitsi:colibri2")));
-		assert.equal("<force-mute xmlns='jitsi:colibri2' audio='true'/>", tostring(jingle.force_mute_tag({ audio = true; video = false })));
+		assert.same({ xmlns = "jitsi:colibri2"; audio = "true" }, jingle.force_mute_tag({ audio = true; video = false }).attr);
 	end);
 	it("builds the mute IQ jicofo would send", function ()
 		local iq = jingle.mute_iq("screen", "m1", "r@conference.localhost/focus", "bob@localhost/x");

@@ -1,7 +1,15 @@
-//! The integration harness: a real Prosody, the real podium binary, raw c2s clients, real SQLite.
+//! The integration harness: a real Prosody, the real podium binary, raw c2s clients, real SQLite,
+//! and stand-ins for jicofo (`focus`), jitsi-videobridge (`bridge`) and lib-jitsi-meet clients
+//! (`participant`) that speak Jingle and Colibri2 over that Prosody (`jingle`: the shared source
+//! model; `peer`: what the stand-ins share).
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod c2s;
+pub mod focus;
+pub mod jingle;
+pub mod participant;
+pub mod peer;
 pub mod podium;
 pub mod prosody;
 
@@ -84,4 +92,14 @@ pub async fn wait_held(inspector: &mut C2s, podium: &podium::Podium, room: &str,
 pub async fn wait_audit(podium: &podium::Podium, db: &Path, sql: &str, expected: &str) {
     let expected = expected.to_owned();
     settle(podium, sql, &expected, async || sqlite3(db, sql)).await;
+}
+
+/// Edits rules with the sqlite3 CLI and waits until podium has loaded exactly that version.
+pub async fn edit_rules(podium: &podium::Podium, db: &Path, sql: &str) {
+    let mark = podium.mark();
+    let version = sqlite3(db, &format!("{sql}; SELECT version FROM rules_version;"));
+    let version = format!("\"version\":{}", version.trim());
+    podium
+        .wait_for_after(mark, &["rules changed", &version])
+        .await;
 }

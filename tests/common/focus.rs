@@ -1,0 +1,1344 @@
+//! `FocusPeer`: a stand-in for jicofo, the conference focus, as participants, the bridge and
+//! mod_podium meet it over XMPP.
+//!
+//! It joins the brewery to find the bridge, joins each conference room as `focus` (an admin of the
+//! MUC, so owner and moderator), invites every participant and relays sources between them and the
+//! bridge. What it follows (jicofo `Participant.kt`, `JitsiMeetConferenceImpl.java`,
+//! `JingleSession.kt`, `JingleIqRequestHandler.kt`, `ValidatingConferenceSourceMap.kt`,
+//! `Colibri2Session.kt`, `ColibriV2SessionManager.kt`; research §2, §3, §10):
+//! * invite = Colibri2 allocation at the bridge (`create='true'` with the room's name while the
+//!   conference does not exist there; `<force-mute>` only when its own view is muted), then a
+//!   `session-initiate` with a new sid carrying every other endpoint's sources (simulcast stripped)
+//!   and the bridge's own `jvb-a0`/`jvb-v0`, as `<json-message>` or XML; a timeout counts as success;
+//! * incoming Jingle is routed by `sid` only, never by `from`; an unknown sid is `bad-request`; a
+//!   session whose accept failed answers `gone`;
+//! * session-accept, transport-accept and source-add are validated as jicofo does (any failure fails
+//!   the whole request with `bad-request` and the exception text, and changes nothing); on success the
+//!   bridge gets the endpoint's complete source set (no force-mute), every other participant whose
+//!   session is active gets a `source-add`, and participants still pending get them after accepting;
+//! * source-remove removes by SSRC (unknown → `bad-request`) and propagates `source-remove`;
+//! * a participant's session-terminate, or its leaving the room, drops its sources (propagated) and
+//!   its endpoint at the bridge — the whole conference when it was the last one, as jicofo removes an
+//!   empty Colibri2 session;
+//! * a re-invite (`reinvite`) is jicofo's RestartJingle: endpoint removed at the bridge, sources
+//!   removed, `session-terminate` (success, "moving"), then a fresh invite with a new sid and its own
+//!   force-mute view;
+//! * `force_mute` is jicofo's dedicated force-mute update (attributes omitted when false).
+//!
+//! Simplified: one bridge, no bridge selection or health, no Octo, no AV moderation (so force-mute
+//! changes only when a test calls `force_mute`), no disco of participants (the JSON-or-XML choice is
+//! an option, `FocusOptions::json_sources`), no source-signaling delay, no sender-count limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use minidom::Element;
+use tokio::sync::mpsc;
+
+use super::c2s::{C2s, C2sHandle, CLIENT, PendingAnswer, attr, el};
+use super::jingle::{
+    COLIBRI2, FOCUS, ICE, JINGLE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media, SSMA, SourceSet,
+    SourcesByOwner, add_sources_to_contents, bundle_group, contents_by_owner, first_transport,
+    ice_transport, json_message, rtp_description,
+};
+use super::peer::{
+    AbortOnDrop, Recorder, bare, error_condition, error_for, iq, is_request, payload, random_hex,
+    random_uuid, resource, result_for, result_with,
+};
+use super::prosody::{BREWERY, FOCUS_ACCOUNT, MUC};
+
+/// jicofo's account name.
+pub const FOCUS_USER: &str = "focus";
+/// The nick jicofo takes in every room (lib-jitsi-meet recognises the focus by it).
+pub const FOCUS_NICK: &str = "focus";
+/// jicofo's full JID, where clients send the conference request.
+pub const FOCUS_JID: &str = "focus@localhost/focus";
+/// The owner jicofo names for the bridge's own sources.
+pub const BRIDGE_OWNER: &str = "jvb";
+
+const MUC_NS: &str = "http://jabber.org/protocol/muc";
+const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+/// How long the focus waits for an answer to what it sends.
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
+/// How the focus behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct FocusOptions {
+    /// Remote sources to participants as `<json-message>` (jicofo's default, for clients that
+    /// advertise json-encoded-sources), or as XML `<source>` with `<ssrc-info owner>`.
+    pub json_sources: bool,
+}
+
+impl Default for FocusOptions {
+    fn default() -> FocusOptions {
+        FocusOptions { json_sources: true }
+    }
+}
+
+/// A Jingle session's state (jicofo `JingleSession.State`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    /// session-initiate sent, no accept yet: remote sources are queued.
+    Pending,
+    Active,
+    /// The accept failed: further requests get `gone`.
+    Ended,
+}
+
+/// One participant as the focus knows it.
+#[derive(Clone, Debug)]
+pub struct EndpointView {
+    pub nick: String,
+    pub real_jid: Option<String>,
+    pub stats_id: Option<String>,
+    /// The current Jingle session id (a new one on every invite).
+    pub sid: Option<String>,
+    pub session: Option<SessionState>,
+    /// The endpoint's accepted sources.
+    pub sources: SourceSet,
+    /// The remote sources this participant has been told about, per owner.
+    pub signaled: SourcesByOwner,
+    /// The focus's own force-mute view, carried by allocations.
+    pub force_mute_audio: bool,
+    pub force_mute_video: bool,
+    /// Whether the endpoint exists at the bridge (as far as the focus knows).
+    pub allocated: bool,
+    /// How many invites were started.
+    pub invites: u32,
+}
+
+/// One conference room.
+#[derive(Clone, Debug)]
+pub struct RoomView {
+    pub jid: String,
+    pub meeting_id: String,
+    pub joined: bool,
+    pub join_error: Option<Element>,
+    /// Whether the focus believes the conference exists at the bridge.
+    pub bridge_conference: bool,
+    /// The bridge's own sources, from the allocation answer.
+    pub feedback: SourceSet,
+    pub endpoints: BTreeMap<String, EndpointView>,
+    /// Conference requests waiting for the focus to be in the room.
+    pub waiting_requests: Vec<Element>,
+}
+
+/// A Jingle request the focus received and how it answered.
+#[derive(Clone, Debug)]
+pub struct JingleReceived {
+    pub action: String,
+    pub sid: String,
+    pub from: String,
+    /// "room/nick" of the session the sid belongs to, when known.
+    pub endpoint: Option<String>,
+    pub iq: Element,
+    pub answer: Element,
+}
+
+/// An IQ the focus sent (to a participant or to the bridge) and its answer.
+#[derive(Clone, Debug)]
+pub struct SentIq {
+    pub room: String,
+    /// The participant it concerns.
+    pub nick: Option<String>,
+    /// "allocate", "update", "expire", "force-mute", or the Jingle action.
+    pub what: String,
+    pub iq: Element,
+    /// `None` until answered, or when no answer came within 10 s (see `done`).
+    pub answer: Option<Element>,
+    pub done: bool,
+}
+
+/// A mute IQ a participant sent to the focus.
+#[derive(Clone, Debug)]
+pub struct MuteReceived {
+    pub from: String,
+    /// "audio", "video" or "desktop".
+    pub media: String,
+    pub jid: Option<String>,
+    pub text: String,
+    pub answer: Element,
+}
+
+/// Everything the focus holds and has seen.
+#[derive(Clone, Debug, Default)]
+pub struct FocusView {
+    /// The bridge's occupant JID in the brewery.
+    pub bridge: Option<String>,
+    pub rooms: BTreeMap<String, RoomView>,
+    /// sid → (room, nick): the only routing jicofo does.
+    pub sessions: BTreeMap<String, (String, String)>,
+    pub jingle: Vec<JingleReceived>,
+    pub sent: Vec<SentIq>,
+    pub mutes: Vec<MuteReceived>,
+    /// Answers that matched no waiter.
+    pub strays: Vec<Element>,
+}
+
+impl FocusView {
+    /// (room, nick) for "nick" (which must be in exactly one room) or "room/nick".
+    pub fn locate(&self, key: &str) -> Option<(String, String)> {
+        if let Some((room, nick)) = key.split_once('/') {
+            return self
+                .rooms
+                .get(room)
+                .filter(|r| r.endpoints.contains_key(nick))
+                .map(|_| (room.to_owned(), nick.to_owned()));
+        }
+        let mut found = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.endpoints.contains_key(key))
+            .map(|(name, _)| (name.clone(), key.to_owned()));
+        let first = found.next();
+        assert!(
+            found.next().is_none(),
+            "{key} is in several rooms: say room/nick"
+        );
+        first
+    }
+
+    pub fn endpoint(&self, key: &str) -> Option<&EndpointView> {
+        let (room, nick) = self.locate(key)?;
+        self.rooms.get(&room)?.endpoints.get(&nick)
+    }
+
+    /// The endpoint's accepted sources (empty when unknown).
+    pub fn sources(&self, key: &str) -> SourceSet {
+        self.endpoint(key)
+            .map(|endpoint| endpoint.sources.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn sid(&self, key: &str) -> Option<String> {
+        self.endpoint(key)?.sid.clone()
+    }
+
+    /// What the focus sent concerning `nick` ("nick" or "room/nick"), in order.
+    pub fn sent_to(&self, key: &str) -> Vec<&SentIq> {
+        let (room, nick) = match key.split_once('/') {
+            Some((room, nick)) => (Some(room), nick),
+            None => (None, key),
+        };
+        self.sent
+            .iter()
+            .filter(|sent| {
+                sent.nick.as_deref() == Some(nick) && room.is_none_or(|room| sent.room == room)
+            })
+            .collect()
+    }
+}
+
+/// The focus: jicofo's signalling, driven by a background task that owns the inbox.
+pub struct FocusPeer {
+    /// The focus's real (full) JID.
+    pub jid: String,
+    core: Arc<Focus>,
+    _task: AbortOnDrop,
+}
+
+impl FocusPeer {
+    /// Connects as `focus@localhost/focus`, joins the brewery and waits to see the bridge there.
+    pub async fn connect(port: u16) -> FocusPeer {
+        FocusPeer::connect_with(port, FocusOptions::default()).await
+    }
+
+    pub async fn connect_with(port: u16, options: FocusOptions) -> FocusPeer {
+        let c2s = C2s::connect(port, FOCUS_USER, FOCUS_NICK).await;
+        assert_eq!(c2s.jid, FOCUS_JID, "the focus must be bound as {FOCUS_JID}");
+        let (handle, inbox) = c2s.split();
+        let core = Arc::new(Focus {
+            handle,
+            options,
+            recorder: Arc::new(Recorder::new(FocusView::default())),
+        });
+        let task = tokio::spawn(Arc::clone(&core).run(inbox));
+        core.handle.send(
+            el("presence", CLIENT)
+                .attr(attr("to"), format!("{BREWERY}/{FOCUS_NICK}"))
+                .append(el("x", MUC_NS))
+                .build(),
+        );
+        core.recorder
+            .wait_until("the focus sees a bridge in the brewery", |view| {
+                view.bridge.is_some()
+            })
+            .await;
+        FocusPeer {
+            jid: core.handle.jid.clone(),
+            core,
+            _task: AbortOnDrop(task),
+        }
+    }
+
+    /// Joins `room` (a conference request does the same) and waits until it is in.
+    pub async fn join_room(&self, room: &str) {
+        self.core
+            .recorder
+            .update(|view| self.core.ensure_room(view, room));
+        self.core
+            .recorder
+            .wait_until(&format!("the focus joins {room}"), |view| {
+                view.rooms
+                    .get(room)
+                    .is_some_and(|r| r.joined || r.join_error.is_some())
+            })
+            .await;
+        let error = self
+            .core
+            .recorder
+            .read(|view| view.rooms[room].join_error.clone());
+        assert!(
+            error.is_none(),
+            "the focus could not join {room}: {error:?}"
+        );
+    }
+
+    /// jicofo's RestartJingle re-invite of `key` ("nick" or "room/nick"): the endpoint is removed at
+    /// the bridge, its sources are removed (and that is propagated), its session is terminated, then
+    /// it is invited again. Returns once the new session-initiate is answered (or timed out).
+    pub async fn reinvite(&self, key: &str) {
+        let (room, nick) = self.locate(key);
+        let pending = self.core.recorder.update(|view| {
+            let mut pending = Vec::new();
+            self.core
+                .remove_from_bridge(view, &mut pending, &room, &nick);
+            self.core.drop_sources(view, &mut pending, &room, &nick);
+            self.core
+                .end_session(view, &mut pending, &room, &nick, true);
+            pending
+        });
+        self.core.record_later(pending);
+        Arc::clone(&self.core).invite(room, nick).await;
+    }
+
+    /// jicofo's dedicated force-mute update for `key`: sets the focus's own view and sends
+    /// `<force-mute [audio='true'] [video='true']/>`. Returns the bridge's answer.
+    pub async fn force_mute(&self, key: &str, audio: bool, video: bool) -> Element {
+        let (room, nick) = self.locate(key);
+        let (index, pending) = self.core.recorder.update(|view| {
+            let endpoint = view
+                .rooms
+                .get_mut(&room)
+                .unwrap()
+                .endpoints
+                .get_mut(&nick)
+                .unwrap();
+            endpoint.force_mute_audio = audio;
+            endpoint.force_mute_video = video;
+            let request = self.core.conference_modify(view, &room, false).append(
+                el("endpoint", COLIBRI2)
+                    .attr(attr("id"), nick.as_str())
+                    .append(force_mute_element(audio, video)),
+            );
+            self.core
+                .send_to_bridge(view, &room, Some(&nick), "force-mute", request.build())
+                .expect("no bridge")
+        });
+        self.core
+            .await_recorded(index, pending)
+            .await
+            .expect("the bridge did not answer the force-mute update")
+    }
+
+    /// A copy of everything the focus holds and has seen.
+    pub fn view(&self) -> FocusView {
+        self.core.recorder.snapshot()
+    }
+
+    /// The accepted sources of `key` ("nick" or "room/nick").
+    pub fn sources(&self, key: &str) -> SourceSet {
+        self.core.recorder.read(|view| view.sources(key))
+    }
+
+    /// The current Jingle sid of `key`.
+    pub fn sid(&self, key: &str) -> Option<String> {
+        self.core.recorder.read(|view| view.sid(key))
+    }
+
+    /// Every Jingle request received, in order, with the answer given.
+    pub fn jingle_received(&self) -> Vec<JingleReceived> {
+        self.core.recorder.read(|view| view.jingle.clone())
+    }
+
+    /// What the focus sent concerning `key`, with the answers.
+    pub fn sent_to(&self, key: &str) -> Vec<SentIq> {
+        self.core
+            .recorder
+            .read(|view| view.sent_to(key).into_iter().cloned().collect())
+    }
+
+    /// Mute IQs received from participants.
+    pub fn mutes(&self) -> Vec<MuteReceived> {
+        self.core.recorder.read(|view| view.mutes.clone())
+    }
+
+    /// The meeting id the focus uses for `room` at the bridge.
+    pub fn meeting_id(&self, room: &str) -> Option<String> {
+        self.core
+            .recorder
+            .read(|view| view.rooms.get(room).map(|r| r.meeting_id.clone()))
+    }
+
+    /// Waits until `condition` holds on the focus's view; panics after 10 s with the view.
+    pub async fn wait_until(&self, what: &str, condition: impl Fn(&FocusView) -> bool) {
+        self.core.recorder.wait_until(what, condition).await;
+    }
+
+    /// The connection, e.g. to send something raw as the focus.
+    pub fn handle(&self) -> &C2sHandle {
+        &self.core.handle
+    }
+
+    fn locate(&self, key: &str) -> (String, String) {
+        self.core
+            .recorder
+            .read(|view| view.locate(key))
+            .unwrap_or_else(|| panic!("the focus knows no participant {key}"))
+    }
+}
+
+/// IQs sent from inside a view update whose answers are recorded once they come.
+type Pending = Vec<(usize, PendingAnswer)>;
+
+struct Focus {
+    handle: C2sHandle,
+    options: FocusOptions,
+    recorder: Arc<Recorder<FocusView>>,
+}
+
+impl Focus {
+    async fn run(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Element>) {
+        while let Some(stanza) = inbox.recv().await {
+            match stanza.name() {
+                "presence" => self.on_presence(&stanza),
+                "iq" if is_request(&stanza) => self.on_request(&stanza),
+                "iq" => self.recorder.update(|view| view.strays.push(stanza)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Records `iq` as sent and sends it now (so sends keep the order of the updates).
+    fn send_tracked(
+        &self,
+        view: &mut FocusView,
+        room: &str,
+        nick: Option<&str>,
+        what: &str,
+        iq: Element,
+    ) -> (usize, PendingAnswer) {
+        let pending = self.handle.send_iq(iq.clone());
+        view.sent.push(SentIq {
+            room: room.to_owned(),
+            nick: nick.map(str::to_owned),
+            what: what.to_owned(),
+            iq,
+            answer: None,
+            done: false,
+        });
+        (view.sent.len() - 1, pending)
+    }
+
+    /// Sends a Colibri2 request to the bridge's brewery occupant; `None` when no bridge is known.
+    fn send_to_bridge(
+        &self,
+        view: &mut FocusView,
+        room: &str,
+        nick: Option<&str>,
+        what: &str,
+        request: Element,
+    ) -> Option<(usize, PendingAnswer)> {
+        let bridge = view.bridge.clone()?;
+        let request = iq("get", &bridge, &self.handle.next_id(), request);
+        Some(self.send_tracked(view, room, nick, what, request))
+    }
+
+    /// Records the answers of `pending` as they come, without waiting for them here.
+    fn record_later(&self, pending: Pending) {
+        for (index, answer) in pending {
+            let recorder = Arc::clone(&self.recorder);
+            tokio::spawn(async move {
+                await_recorded(&recorder, index, answer).await;
+            });
+        }
+    }
+
+    async fn await_recorded(&self, index: usize, pending: PendingAnswer) -> Option<Element> {
+        await_recorded(&self.recorder, index, pending).await
+    }
+
+    /// Starts joining `room` unless already there or on the way.
+    fn ensure_room(&self, view: &mut FocusView, room: &str) {
+        if view.rooms.contains_key(room) {
+            return;
+        }
+        let jid = format!("{room}@{MUC}");
+        view.rooms.insert(
+            room.to_owned(),
+            RoomView {
+                jid: jid.clone(),
+                meeting_id: random_uuid(),
+                joined: false,
+                join_error: None,
+                bridge_conference: false,
+                feedback: SourceSet::default(),
+                endpoints: BTreeMap::new(),
+                waiting_requests: Vec::new(),
+            },
+        );
+        self.handle.send(
+            el("presence", CLIENT)
+                .attr(attr("to"), format!("{jid}/{FOCUS_NICK}"))
+                .append(el("x", MUC_NS))
+                .build(),
+        );
+    }
+
+    fn on_presence(self: &Arc<Self>, presence: &Element) {
+        let from = presence.attr("from").unwrap_or("");
+        let Some(nick) = resource(from) else { return };
+        let unavailable = presence.attr("type") == Some("unavailable");
+        let error = presence.attr("type") == Some("error");
+        if bare(from) == BREWERY {
+            if nick != FOCUS_NICK && !error {
+                self.recorder.update(|view| {
+                    if !unavailable {
+                        view.bridge = Some(from.to_owned());
+                    } else if view.bridge.as_deref() == Some(from) {
+                        view.bridge = None;
+                    }
+                });
+            }
+            return;
+        }
+        let Some(room) = bare(from).strip_suffix(&format!("@{MUC}")) else {
+            return;
+        };
+        if nick == FOCUS_NICK {
+            self.on_own_presence(room, presence, error);
+            return;
+        }
+        if error {
+            return;
+        }
+        if unavailable {
+            self.on_leave(room, nick);
+            return;
+        }
+        let item = presence
+            .get_child("x", MUC_USER)
+            .and_then(|x| x.get_child("item", MUC_USER));
+        let real_jid = item.and_then(|item| item.attr("jid")).map(str::to_owned);
+        let stats_id = presence.get_child("stats-id", CLIENT).map(Element::text);
+        let joined = self.recorder.update(|view| {
+            let Some(room_view) = view.rooms.get_mut(room) else {
+                return false;
+            };
+            if let Some(endpoint) = room_view.endpoints.get_mut(nick) {
+                endpoint.real_jid = real_jid.clone().or(endpoint.real_jid.take());
+                endpoint.stats_id = stats_id.clone().or(endpoint.stats_id.take());
+                return false;
+            }
+            room_view.endpoints.insert(
+                nick.to_owned(),
+                EndpointView {
+                    nick: nick.to_owned(),
+                    real_jid,
+                    stats_id,
+                    sid: None,
+                    session: None,
+                    sources: SourceSet::default(),
+                    signaled: SourcesByOwner::new(),
+                    force_mute_audio: false,
+                    force_mute_video: false,
+                    allocated: false,
+                    invites: 0,
+                },
+            );
+            true
+        });
+        if joined {
+            tokio::spawn(Arc::clone(self).invite(room.to_owned(), nick.to_owned()));
+        }
+    }
+
+    fn on_own_presence(&self, room: &str, presence: &Element, error: bool) {
+        let waiting = self.recorder.update(|view| {
+            let Some(room_view) = view.rooms.get_mut(room) else {
+                return Vec::new();
+            };
+            if error {
+                room_view.join_error = Some(presence.clone());
+            } else if presence.attr("type") != Some("unavailable") {
+                room_view.joined = true;
+            }
+            std::mem::take(&mut room_view.waiting_requests)
+        });
+        for request in waiting {
+            self.handle.send(self.conference_answer(&request));
+        }
+    }
+
+    fn conference_answer(&self, request: &Element) -> Element {
+        let room = payload(request).and_then(|c| c.attr("room")).unwrap_or("");
+        result_with(
+            request,
+            Some(
+                el("conference", FOCUS)
+                    .attr(attr("ready"), "true")
+                    .attr(attr("room"), room)
+                    .attr(attr("focusjid"), FOCUS_ACCOUNT)
+                    .build(),
+            ),
+        )
+    }
+
+    fn on_request(self: &Arc<Self>, request: &Element) {
+        let Some(child) = payload(request) else {
+            self.handle
+                .send(error_for(request, "bad-request", None, vec![]));
+            return;
+        };
+        if child.is("jingle", JINGLE) {
+            self.on_jingle(request, child);
+        } else if child.name() == "mute" {
+            self.on_mute(request, child);
+        } else if child.is("conference", FOCUS) {
+            self.on_conference_request(request, child);
+        } else {
+            self.handle
+                .send(error_for(request, "service-unavailable", None, vec![]));
+        }
+    }
+
+    /// The conference request a client sends before joining: join the room, then answer ready.
+    fn on_conference_request(&self, request: &Element, conference: &Element) {
+        let room_jid = conference.attr("room").unwrap_or("");
+        let Some(room) = room_jid.strip_suffix(&format!("@{MUC}")) else {
+            self.handle.send(error_for(
+                request,
+                "bad-request",
+                Some("unknown room"),
+                vec![],
+            ));
+            return;
+        };
+        let ready = self.recorder.update(|view| {
+            self.ensure_room(view, room);
+            let room_view = view.rooms.get_mut(room).unwrap();
+            if !room_view.joined {
+                room_view.waiting_requests.push(request.clone());
+            }
+            room_view.joined
+        });
+        if ready {
+            self.handle.send(self.conference_answer(request));
+        }
+    }
+
+    /// jicofo's MuteIqHandler for a participant's own mute: needs `jid` and a text; answers result.
+    fn on_mute(&self, request: &Element, mute: &Element) {
+        let media = match mute.ns().as_str() {
+            MUTE_AUDIO => "audio",
+            MUTE_VIDEO => "video",
+            MUTE_DESKTOP => "desktop",
+            _ => {
+                self.handle
+                    .send(error_for(request, "service-unavailable", None, vec![]));
+                return;
+            }
+        };
+        let jid = mute.attr("jid").map(str::to_owned);
+        let text = mute.text();
+        let answer = if jid.is_none() || text.is_empty() {
+            error_for(request, "bad-request", None, vec![])
+        } else {
+            result_for(request)
+        };
+        self.recorder.update(|view| {
+            view.mutes.push(MuteReceived {
+                from: request.attr("from").unwrap_or("").to_owned(),
+                media: media.to_owned(),
+                jid,
+                text,
+                answer: answer.clone(),
+            });
+        });
+        self.handle.send(answer);
+    }
+
+    fn on_leave(&self, room: &str, nick: &str) {
+        let pending = self.recorder.update(|view| {
+            let mut pending = Vec::new();
+            let known = view
+                .rooms
+                .get(room)
+                .is_some_and(|r| r.endpoints.contains_key(nick));
+            if known {
+                // jicofo terminateParticipant: session, sources (propagated), then the bridge.
+                self.end_session(view, &mut pending, room, nick, false);
+                self.drop_sources(view, &mut pending, room, nick);
+                self.remove_from_bridge(view, &mut pending, room, nick);
+                view.rooms.get_mut(room).unwrap().endpoints.remove(nick);
+            }
+            pending
+        });
+        self.record_later(pending);
+    }
+
+    fn on_jingle(self: &Arc<Self>, request: &Element, jingle: &Element) {
+        let action = jingle.attr("action").unwrap_or("").to_owned();
+        let sid = jingle.attr("sid").unwrap_or("").to_owned();
+        let from = request.attr("from").unwrap_or("").to_owned();
+        let (pending, restart) = self.recorder.update(|view| {
+            let mut pending = Vec::new();
+            // jicofo JingleIqRequestHandler: the sid alone picks the session.
+            let session = view.sessions.get(&sid).cloned();
+            let (answer, restart) = match &session {
+                None => (error_for(request, "bad-request", None, vec![]), false),
+                Some((room, nick)) => {
+                    self.jingle_for_session(view, &mut pending, request, jingle, room, nick)
+                }
+            };
+            view.jingle.push(JingleReceived {
+                action: action.clone(),
+                sid: sid.clone(),
+                from: from.clone(),
+                endpoint: session
+                    .as_ref()
+                    .map(|(room, nick)| format!("{room}/{nick}")),
+                iq: request.clone(),
+                answer: answer.clone(),
+            });
+            self.handle.send(answer);
+            (pending, restart.then_some(session).flatten())
+        });
+        self.record_later(pending);
+        if let Some((room, nick)) = restart {
+            tokio::spawn(Arc::clone(self).invite(room, nick));
+        }
+    }
+
+    /// Handles a Jingle request of a known session; returns the answer and whether the participant
+    /// asked for a restart (session-terminate with `<bridge-session restart='true'>`).
+    fn jingle_for_session(
+        &self,
+        view: &mut FocusView,
+        pending: &mut Pending,
+        request: &Element,
+        jingle: &Element,
+        room: &str,
+        nick: &str,
+    ) -> (Element, bool) {
+        let action = jingle.attr("action").unwrap_or("");
+        let state = view.rooms[room].endpoints[nick].session;
+        if state == Some(SessionState::Ended) {
+            return (
+                error_for(request, "gone", Some("session ended"), vec![]),
+                false,
+            );
+        }
+        let failed = |text: String| error_for(request, "bad-request", Some(&text), vec![]);
+        match action {
+            "session-accept" | "transport-accept" => {
+                if action == "session-accept" {
+                    self.endpoint_mut(view, room, nick).session = Some(SessionState::Active);
+                }
+                let outcome = SourceSet::from_contents(jingle)
+                    .and_then(|added| self.try_add(view, room, nick, &added));
+                match outcome {
+                    Err(text) => {
+                        if action == "session-accept" {
+                            self.endpoint_mut(view, room, nick).session = Some(SessionState::Ended);
+                        }
+                        (failed(text), false)
+                    }
+                    Ok(()) => {
+                        self.update_bridge_endpoint(
+                            view,
+                            pending,
+                            room,
+                            nick,
+                            first_transport(jingle),
+                        );
+                        self.propagate(view, pending, room, nick);
+                        self.sync_remote(view, pending, room, nick);
+                        (result_for(request), false)
+                    }
+                }
+            }
+            "source-add" | "addsource" => {
+                let outcome = SourceSet::from_contents(jingle).and_then(|added| {
+                    if added.is_empty() {
+                        return Ok(false);
+                    }
+                    self.try_add(view, room, nick, &added).map(|()| true)
+                });
+                match outcome {
+                    Err(text) => (failed(text), false),
+                    Ok(changed) => {
+                        if changed {
+                            self.update_bridge_endpoint(view, pending, room, nick, None);
+                            self.propagate(view, pending, room, nick);
+                        }
+                        (result_for(request), false)
+                    }
+                }
+            }
+            "source-remove" | "removesource" => {
+                let outcome = SourceSet::from_contents(jingle).and_then(|removed| {
+                    if removed.is_empty() {
+                        return Ok(false);
+                    }
+                    let endpoint = self.endpoint_mut(view, room, nick);
+                    let (remaining, _) = endpoint.sources.try_remove(&removed)?;
+                    endpoint.sources = remaining;
+                    Ok(true)
+                });
+                match outcome {
+                    Err(text) => (failed(text), false),
+                    Ok(changed) => {
+                        if changed {
+                            self.update_bridge_endpoint(view, pending, room, nick, None);
+                            self.propagate(view, pending, room, nick);
+                        }
+                        (result_for(request), false)
+                    }
+                }
+            }
+            "session-terminate" => {
+                let restart = jingle
+                    .get_child("bridge-session", FOCUS)
+                    .is_some_and(|b| b.attr("restart") == Some("true"));
+                self.end_session(view, pending, room, nick, false);
+                self.drop_sources(view, pending, room, nick);
+                self.remove_from_bridge(view, pending, room, nick);
+                (result_for(request), restart)
+            }
+            "transport-info" => {
+                if let Some(transport) = first_transport(jingle) {
+                    self.update_bridge_endpoint(view, pending, room, nick, Some(transport));
+                    (result_for(request), false)
+                } else {
+                    (failed("missing transport".to_owned()), false)
+                }
+            }
+            "session-info" | "transport-reject" => (result_for(request), false),
+            _ => (
+                error_for(
+                    request,
+                    "feature-not-implemented",
+                    Some("Unsupported 'action'"),
+                    vec![],
+                ),
+                false,
+            ),
+        }
+    }
+
+    fn endpoint_mut<'v>(
+        &self,
+        view: &'v mut FocusView,
+        room: &str,
+        nick: &str,
+    ) -> &'v mut EndpointView {
+        view.rooms
+            .get_mut(room)
+            .and_then(|r| r.endpoints.get_mut(nick))
+            .expect("a known endpoint")
+    }
+
+    /// Validates and stores `added` for `nick` (jicofo `tryToAdd`); nothing changes on failure.
+    fn try_add(
+        &self,
+        view: &mut FocusView,
+        room: &str,
+        nick: &str,
+        added: &SourceSet,
+    ) -> Result<(), String> {
+        let room_view = &view.rooms[room];
+        let others: Vec<&SourceSet> = room_view
+            .endpoints
+            .iter()
+            .filter(|(other, _)| other.as_str() != nick)
+            .map(|(_, endpoint)| &endpoint.sources)
+            .collect();
+        let (resulting, _) = room_view.endpoints[nick].sources.try_add(added, &others)?;
+        self.endpoint_mut(view, room, nick).sources = resulting;
+        Ok(())
+    }
+
+    /// `<conference-modify meeting-id [name create]>` for `room`, to be completed with endpoints.
+    fn conference_modify(
+        &self,
+        view: &FocusView,
+        room: &str,
+        create: bool,
+    ) -> minidom::element::ElementBuilder {
+        let room_view = &view.rooms[room];
+        let mut request = el("conference-modify", COLIBRI2)
+            .attr(attr("meeting-id"), room_view.meeting_id.as_str());
+        if create {
+            request = request
+                .attr(attr("name"), room_view.jid.as_str())
+                .attr(attr("create"), "true");
+        }
+        request
+    }
+
+    /// jicofo `updateParticipant`: the endpoint's complete sources (and transport, when given).
+    fn update_bridge_endpoint(
+        &self,
+        view: &mut FocusView,
+        pending: &mut Pending,
+        room: &str,
+        nick: &str,
+        transport: Option<&Element>,
+    ) {
+        let endpoint = &view.rooms[room].endpoints[nick];
+        if !endpoint.allocated {
+            return;
+        }
+        let mut update = el("endpoint", COLIBRI2).attr(attr("id"), nick);
+        if let Some(stats_id) = &endpoint.stats_id {
+            update = update.attr(attr("stats-id"), stats_id.as_str());
+        }
+        if let Some(transport) = transport {
+            update = update.append(el("transport", COLIBRI2).append(transport.clone()));
+        }
+        update = update.append(colibri_sources(nick, &endpoint.sources));
+        let request = self
+            .conference_modify(view, room, false)
+            .append(update)
+            .build();
+        pending.extend(self.send_to_bridge(view, room, Some(nick), "update", request));
+    }
+
+    /// jicofo `ColibriV2SessionManager.removeParticipant`: expires the endpoint, or the whole
+    /// conference when no other endpoint of the room is at the bridge.
+    fn remove_from_bridge(
+        &self,
+        view: &mut FocusView,
+        pending: &mut Pending,
+        room: &str,
+        nick: &str,
+    ) {
+        let room_view = &view.rooms[room];
+        if !room_view.endpoints[nick].allocated {
+            return;
+        }
+        let others_allocated = room_view
+            .endpoints
+            .iter()
+            .any(|(other, endpoint)| other != nick && endpoint.allocated);
+        let request = if others_allocated {
+            self.conference_modify(view, room, false)
+                .append(
+                    el("endpoint", COLIBRI2)
+                        .attr(attr("id"), nick)
+                        .attr(attr("expire"), "true"),
+                )
+                .build()
+        } else {
+            self.conference_modify(view, room, false)
+                .attr(attr("expire"), "true")
+                .build()
+        };
+        self.endpoint_mut(view, room, nick).allocated = false;
+        if !others_allocated {
+            view.rooms.get_mut(room).unwrap().bridge_conference = false;
+        }
+        pending.extend(self.send_to_bridge(view, room, Some(nick), "expire", request));
+    }
+
+    /// jicofo `removeParticipantSources`: the endpoint's sources go, and the others are told.
+    fn drop_sources(&self, view: &mut FocusView, pending: &mut Pending, room: &str, nick: &str) {
+        self.endpoint_mut(view, room, nick).sources = SourceSet::default();
+        self.propagate(view, pending, room, nick);
+    }
+
+    /// Ends the endpoint's session: unregisters its sid, optionally sending session-terminate
+    /// (jicofo's "moving" on a re-invite).
+    fn end_session(
+        &self,
+        view: &mut FocusView,
+        pending: &mut Pending,
+        room: &str,
+        nick: &str,
+        send_terminate: bool,
+    ) {
+        let endpoint = self.endpoint_mut(view, room, nick);
+        let sid = endpoint.sid.take();
+        endpoint.session = None;
+        endpoint.signaled.clear();
+        let Some(sid) = sid else { return };
+        view.sessions.remove(&sid);
+        if send_terminate {
+            let terminate = el("jingle", JINGLE)
+                .attr(attr("action"), "session-terminate")
+                .attr(attr("initiator"), self.handle.jid.as_str())
+                .attr(attr("sid"), sid.as_str())
+                .append(
+                    el("reason", JINGLE)
+                        .append(el("success", JINGLE))
+                        .append(el("text", JINGLE).append("moving")),
+                )
+                .build();
+            let to = format!("{}/{nick}", view.rooms[room].jid);
+            let request = iq("set", &to, &self.handle.next_id(), terminate);
+            pending.push(self.send_tracked(view, room, Some(nick), "session-terminate", request));
+        }
+    }
+
+    /// What `nick` should know: every other endpoint's sources (simulcast stripped) and the bridge's.
+    fn desired_remote(&self, view: &FocusView, room: &str, nick: &str) -> SourcesByOwner {
+        let room_view = &view.rooms[room];
+        let mut desired = SourcesByOwner::new();
+        for (other, endpoint) in &room_view.endpoints {
+            if other != nick && !endpoint.sources.is_empty() {
+                desired.insert(
+                    other.clone(),
+                    endpoint.sources.strip_simulcast().owned_by(other),
+                );
+            }
+        }
+        if !room_view.feedback.is_empty() {
+            desired.insert(BRIDGE_OWNER.to_owned(), room_view.feedback.clone());
+        }
+        desired
+    }
+
+    /// jicofo `sendQueuedRemoteSources`: when `nick`'s session is active, sends it what changed
+    /// since it was last told (source-remove first, then source-add).
+    fn sync_remote(&self, view: &mut FocusView, pending: &mut Pending, room: &str, nick: &str) {
+        let endpoint = &view.rooms[room].endpoints[nick];
+        if endpoint.session != Some(SessionState::Active) {
+            return;
+        }
+        let Some(sid) = endpoint.sid.clone() else {
+            return;
+        };
+        let told = endpoint.signaled.clone();
+        let desired = self.desired_remote(view, room, nick);
+        let mut removed = SourcesByOwner::new();
+        let mut added = SourcesByOwner::new();
+        for owner in told.keys().chain(desired.keys()) {
+            if owner == BRIDGE_OWNER {
+                continue; // the bridge's own sources travel in the session-initiate only
+            }
+            let before = told.get(owner).cloned().unwrap_or_default();
+            let after = desired.get(owner).cloned().unwrap_or_default();
+            let gone = before.minus(&after);
+            let new = after.minus(&before);
+            if !gone.is_empty() {
+                removed.insert(owner.clone(), gone);
+            }
+            if !new.is_empty() {
+                added.insert(owner.clone(), new);
+            }
+        }
+        let to = format!("{}/{nick}", view.rooms[room].jid);
+        for (action, changed) in [("source-remove", removed), ("source-add", added)] {
+            if changed.is_empty() {
+                continue;
+            }
+            let jingle = el("jingle", JINGLE)
+                .attr(attr("action"), action)
+                .attr(attr("sid"), sid.as_str())
+                .append_all(self.sources_payload(&changed))
+                .build();
+            let request = iq("set", &to, &self.handle.next_id(), jingle);
+            pending.push(self.send_tracked(view, room, Some(nick), action, request));
+        }
+        let mut desired = desired;
+        match told.get(BRIDGE_OWNER) {
+            Some(bridge) => desired.insert(BRIDGE_OWNER.to_owned(), bridge.clone()),
+            None => desired.remove(BRIDGE_OWNER),
+        };
+        self.endpoint_mut(view, room, nick).signaled = desired;
+    }
+
+    /// Brings every other participant of `room` up to date after `changed`'s sources changed.
+    fn propagate(&self, view: &mut FocusView, pending: &mut Pending, room: &str, changed: &str) {
+        let others: Vec<String> = view.rooms[room]
+            .endpoints
+            .keys()
+            .filter(|other| other.as_str() != changed)
+            .cloned()
+            .collect();
+        for other in others {
+            self.sync_remote(view, pending, room, &other);
+        }
+    }
+
+    /// Remote sources as this focus encodes them: one `<json-message>` or XML contents.
+    fn sources_payload(&self, by_owner: &SourcesByOwner) -> Vec<Element> {
+        if self.options.json_sources {
+            vec![json_message(by_owner)]
+        } else {
+            contents_by_owner(by_owner)
+        }
+    }
+
+    /// jicofo's ParticipantInviteRunnable: allocate at the bridge, then session-initiate.
+    async fn invite(self: Arc<Self>, room: String, nick: String) {
+        let Some(allocation) = self.allocate(&room, &nick).await else {
+            return;
+        };
+        let started = self.recorder.update(|view| {
+            let room_view = view.rooms.get_mut(&room)?;
+            if let Some(sources) = allocation.get_child("sources", COLIBRI2) {
+                room_view.feedback = feedback_sources(sources);
+            }
+            room_view.endpoints.get_mut(&nick)?.allocated = true;
+            let transport = allocation
+                .children()
+                .filter(|c| c.is("endpoint", COLIBRI2) && c.attr("id") == Some(nick.as_str()))
+                .find_map(|endpoint| endpoint.get_child("transport", COLIBRI2))
+                .and_then(|transport| transport.get_child("transport", ICE))
+                .cloned();
+            let sid = random_hex(12);
+            let offered = self.desired_remote(view, &room, &nick);
+            let initiate = self.session_initiate(&sid, transport, &offered);
+            let endpoint = self.endpoint_mut(view, &room, &nick);
+            endpoint.sid = Some(sid.clone());
+            endpoint.session = Some(SessionState::Pending);
+            endpoint.signaled = offered;
+            view.sessions
+                .insert(sid.clone(), (room.clone(), nick.clone()));
+            let to = format!("{}/{nick}", view.rooms[&room].jid);
+            let request = iq("set", &to, &self.handle.next_id(), initiate);
+            Some((
+                sid,
+                self.send_tracked(view, &room, Some(&nick), "session-initiate", request),
+            ))
+        });
+        let Some((sid, (index, pending))) = started else {
+            return;
+        };
+        // jicofo JingleSession.initiateSession: a timeout counts as success.
+        let answer = self.await_recorded(index, pending).await;
+        if answer.is_some_and(|answer| answer.attr("type") == Some("error")) {
+            self.recorder.update(|view| {
+                if let Some(endpoint) = view
+                    .rooms
+                    .get_mut(&room)
+                    .and_then(|r| r.endpoints.get_mut(&nick))
+                    .filter(|endpoint| endpoint.sid.as_deref() == Some(sid.as_str()))
+                {
+                    endpoint.session = Some(SessionState::Ended);
+                }
+            });
+        }
+    }
+
+    /// The Colibri2 allocation; retried once with `create='true'` when the bridge no longer knows
+    /// the conference. Returns the `conference-modified`, or `None` when it failed.
+    async fn allocate(&self, room: &str, nick: &str) -> Option<Element> {
+        for attempt in 0..2 {
+            let sent = self.recorder.update(|view| {
+                let room_view = view.rooms.get_mut(room)?;
+                let endpoint = room_view.endpoints.get_mut(nick)?;
+                if attempt == 0 {
+                    endpoint.invites += 1;
+                }
+                let create = !room_view.bridge_conference;
+                room_view.bridge_conference = true;
+                let endpoint = self.allocation_endpoint(&view.rooms[room].endpoints[nick]);
+                let request = self
+                    .conference_modify(view, room, create)
+                    .append(endpoint)
+                    .build();
+                self.send_to_bridge(view, room, Some(nick), "allocate", request)
+            });
+            let (index, pending) = sent?;
+            let answer = self.await_recorded(index, pending).await?;
+            if answer.attr("type") == Some("result") {
+                return answer.get_child("conference-modified", COLIBRI2).cloned();
+            }
+            let conference_gone = error_condition(&answer).as_deref() == Some("item-not-found")
+                && answer
+                    .get_child("error", CLIENT)
+                    .and_then(|error| error.get_child("error", COLIBRI2))
+                    .is_some_and(|reason| reason.attr("reason") == Some("conference_not_found"));
+            if !conference_gone {
+                return None;
+            }
+            self.recorder.update(|view| {
+                if let Some(room_view) = view.rooms.get_mut(room) {
+                    room_view.bridge_conference = false;
+                }
+            });
+        }
+        None
+    }
+
+    /// jicofo `Colibri2Session.sendAllocationRequest`'s endpoint.
+    fn allocation_endpoint(&self, endpoint: &EndpointView) -> Element {
+        let media = |media: Media| {
+            let description = rtp_description(media, vec![]);
+            el("media", COLIBRI2)
+                .attr(attr("type"), media.as_str())
+                .append_all(
+                    description
+                        .children()
+                        .filter(|c| c.name() == "payload-type" || c.name() == "rtp-hdrext")
+                        .cloned(),
+                )
+        };
+        let mut allocation = el("endpoint", COLIBRI2)
+            .attr(attr("id"), endpoint.nick.as_str())
+            .attr(attr("create"), "true");
+        if let Some(stats_id) = &endpoint.stats_id {
+            allocation = allocation.attr(attr("stats-id"), stats_id.as_str());
+        }
+        allocation = allocation
+            .append(el("capability", COLIBRI2).attr(attr("name"), "source-names"))
+            .append(colibri_sources(&endpoint.nick, &endpoint.sources))
+            .append(media(Media::Audio))
+            .append(media(Media::Video))
+            .append(el("transport", COLIBRI2).attr(attr("ice-controlling"), "true"));
+        if endpoint.force_mute_audio || endpoint.force_mute_video {
+            allocation = allocation.append(force_mute_element(
+                endpoint.force_mute_audio,
+                endpoint.force_mute_video,
+            ));
+        }
+        allocation.build()
+    }
+
+    /// The `<jingle action='session-initiate'>` offer: audio and video over the bridge's transport,
+    /// BUNDLE, `<bridge-session>`, and the remote sources.
+    fn session_initiate(
+        &self,
+        sid: &str,
+        transport: Option<Element>,
+        offered: &SourcesByOwner,
+    ) -> Element {
+        let transport = transport.unwrap_or_else(|| {
+            ice_transport(&random_hex(8), &random_hex(24), "actpass", Some(10000))
+        });
+        let mut contents: Vec<Element> = [Media::Audio, Media::Video]
+            .into_iter()
+            .map(|media| {
+                el("content", JINGLE)
+                    .attr(attr("creator"), "initiator")
+                    .attr(attr("name"), media.as_str())
+                    .attr(attr("senders"), "both")
+                    .append(rtp_description(media, vec![]))
+                    .append(transport.clone())
+                    .build()
+            })
+            .collect();
+        let mut jingle = el("jingle", JINGLE)
+            .attr(attr("action"), "session-initiate")
+            .attr(attr("initiator"), self.handle.jid.as_str())
+            .attr(attr("sid"), sid);
+        if self.options.json_sources {
+            jingle = jingle.append_all(contents).append(json_message(offered));
+        } else {
+            add_sources_to_contents(&mut contents, offered);
+            jingle = jingle.append_all(contents);
+        }
+        jingle
+            .append(bundle_group(&["audio", "video"]))
+            .append(
+                el("bridge-session", FOCUS)
+                    .attr(attr("id"), random_uuid())
+                    .attr(attr("region"), "local"),
+            )
+            .build()
+    }
+}
+
+async fn await_recorded(
+    recorder: &Recorder<FocusView>,
+    index: usize,
+    pending: PendingAnswer,
+) -> Option<Element> {
+    let answer = pending.wait(ANSWER_LIMIT).await;
+    recorder.update(|view| {
+        view.sent[index].answer = answer.clone();
+        view.sent[index].done = true;
+    });
+    answer
+}
+
+/// `<force-mute [audio='true'] [video='true']/>`: attributes are left out when false.
+fn force_mute_element(audio: bool, video: bool) -> Element {
+    let mut force_mute = el("force-mute", COLIBRI2);
+    if audio {
+        force_mute = force_mute.attr(attr("audio"), "true");
+    }
+    if video {
+        force_mute = force_mute.attr(attr("video"), "true");
+    }
+    force_mute.build()
+}
+
+/// jicofo `EndpointSourceSet.toColibriMediaSources`: one `<media-source>` per source name (nameless
+/// sources become `<nick>-a0` / `<nick>-v0`), msid left out, groups with their first source's name.
+fn colibri_sources(nick: &str, sources: &SourceSet) -> Element {
+    let mut media_sources: Vec<(String, Media, Vec<Element>)> = Vec::new();
+    let mut add = |id: String, media: Media, element: Element| match media_sources
+        .iter_mut()
+        .find(|(known, _, _)| *known == id)
+    {
+        Some((_, _, children)) => children.push(element),
+        None => media_sources.push((id, media, vec![element])),
+    };
+    let default_name = |media: Media| format!("{nick}-{}0", &media.as_str()[..1]);
+    for source in &sources.sources {
+        let id = source
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(source.media));
+        let mut element = el("source", SSMA).attr(attr("ssrc"), source.ssrc.to_string());
+        if let Some(name) = &source.name {
+            element = element.attr(attr("name"), name.as_str());
+        }
+        if let Some(video_type) = &source.video_type {
+            element = element.attr(attr("videoType"), video_type.as_str());
+        }
+        add(id, source.media, element.build());
+    }
+    for group in &sources.groups {
+        let Some(first) = group.ssrcs.iter().find_map(|ssrc| sources.source(*ssrc)) else {
+            continue;
+        };
+        let id = first
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(group.media));
+        add(id, group.media, group.to_element());
+    }
+    el("sources", COLIBRI2)
+        .append_all(media_sources.into_iter().map(|(id, media, children)| {
+            el("media-source", COLIBRI2)
+                .attr(attr("type"), media.as_str())
+                .attr(attr("id"), id)
+                .append_all(children)
+        }))
+        .build()
+}
+
+/// The bridge's feedback sources from an allocation answer's `<sources>` (owner "jvb").
+fn feedback_sources(sources: &Element) -> SourceSet {
+    let mut set = SourceSet::default();
+    for media_source in sources
+        .children()
+        .filter(|c| c.is("media-source", COLIBRI2))
+    {
+        let Some(media) = media_source.attr("type").and_then(Media::parse) else {
+            continue;
+        };
+        for source in media_source.children().filter(|c| c.is("source", SSMA)) {
+            if let Ok(source) = super::jingle::Source::from_element(media, source) {
+                set.sources.push(source.owned_by(BRIDGE_OWNER));
+            }
+        }
+    }
+    set
+}

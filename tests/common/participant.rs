@@ -1,0 +1,842 @@
+//! `Participant`: a stand-in for a lib-jitsi-meet client, as jicofo, other clients and mod_podium
+//! meet it over XMPP.
+//!
+//! It asks the focus for the conference, joins the room with Jitsi-like presence (SourceInfo),
+//! accepts the focus's session and signals its tracks. Two shapes (research real-client.md and the
+//! recorded stanzas 04, 05, 07, 09, 10, 13):
+//! * [`Shape::Current`] (lib-jitsi-meet 2026): audio `<nick>-a0`; camera `<nick>-v0` as 6 SSRCs
+//!   (3 simulcast layers and their RTX) with `videoType='camera'` and groups FID, SIM, FID, FID; a
+//!   screenshare is a separate `<nick>-v1` source-add of the same shape with `videoType='desktop'`;
+//!   the BUNDLE group also names `data`;
+//! * [`Shape::Legacy2021`] (the npm bundle): no source names, no videoType, the first SSRC repeated
+//!   on `<description ssrc>`; a screenshare shows only in presence.
+//!
+//! What it does like lib-jitsi-meet (`strophe.jingle.js`, `JingleSessionPC.ts`, `ChatRoom.ts`):
+//! answers the focus's session-initiate with `result`, then sends session-accept to `room/focus`
+//! (`initiator` = the focus occupant, `responder` = its real JID, contents `creator='responder'`);
+//! understands remote sources as XML or jicofo's JSON; refuses Jingle for another sid or from
+//! another sender with `item-not-found` + `<unknown-session/>`; never answers a mute IQ, and on
+//! `true` from the focus mutes the track and says so in presence; answers a P2P offer from another
+//! occupant with `result`. msid `<parameter>`s carry no xmlns (so they are in ssma).
+//!
+//! Simplified: no SDP or media, no ICE candidates, no data channel content, no P2P session
+//! beyond recording the offer, and SSRCs come from a counter (unique per test process) with the
+//! nick's hash in the high bits.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use minidom::Element;
+use minidom::rxml::Namespace;
+use tokio::sync::mpsc;
+
+use super::c2s::{C2s, C2sHandle, CLIENT, attr, el};
+use super::focus::{FOCUS_JID, FOCUS_NICK};
+use super::jingle::{
+    FOCUS, Group, JINGLE, JSON_SOURCES_FEATURE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media,
+    Source, SourceSet, SourcesByOwner, Style, bundle_group, ice_transport, rtp_description,
+    sources_by_owner,
+};
+use super::peer::{
+    AbortOnDrop, Recorder, bare, error_for, iq, is_request, payload, random_hex, random_uuid,
+    resource, result_for, result_with,
+};
+use super::prosody::MUC;
+
+const MUC_NS: &str = "http://jabber.org/protocol/muc";
+const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+const NICK_NS: &str = "http://jabber.org/protocol/nick";
+const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
+/// Which lib-jitsi-meet the participant imitates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// lib-jitsi-meet 2026: named sources with videoType, screenshare as its own `-v1` source.
+    Current,
+    /// The 2021 npm bundle: nameless sources without videoType (recorded stanza 04).
+    Legacy2021,
+}
+
+/// A local track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Audio,
+    Camera,
+    Screenshare,
+}
+
+/// How the participant behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct ParticipantOptions {
+    /// Send session-accept as soon as the focus's session-initiate arrives (otherwise call
+    /// [`Participant::accept`]).
+    pub auto_accept: bool,
+    /// Send the conference request to the focus before joining, as lib-jitsi-meet does.
+    pub conference_request: bool,
+}
+
+impl Default for ParticipantOptions {
+    fn default() -> ParticipantOptions {
+        ParticipantOptions {
+            auto_accept: true,
+            conference_request: true,
+        }
+    }
+}
+
+/// An IQ request the participant received and what it answered (`None`: no answer, as for mutes).
+#[derive(Clone, Debug)]
+pub struct ReceivedIq {
+    pub from: String,
+    /// The Jingle action, "mute", or the payload's element name.
+    pub action: String,
+    pub sid: Option<String>,
+    pub iq: Element,
+    pub answer: Option<Element>,
+}
+
+/// A mute IQ received.
+#[derive(Clone, Debug)]
+pub struct MuteReceived {
+    pub from: String,
+    pub namespace: String,
+    pub text: String,
+    /// Whether the client acted on it (from the focus, text `true`).
+    pub applied: bool,
+}
+
+/// Everything the participant holds and has seen.
+#[derive(Clone, Debug, Default)]
+pub struct ParticipantView {
+    pub joined: bool,
+    pub join_error: Option<Element>,
+    pub left: bool,
+    /// The focus's answer to the conference request.
+    pub conference_answer: Option<Element>,
+    /// The current session with the focus.
+    pub sid: Option<String>,
+    /// How many session-initiates came from the focus.
+    pub session_initiates: u32,
+    /// Remote sources by owner, as the focus signalled them.
+    pub remote: SourcesByOwner,
+    /// The sources this client has signalled to the focus.
+    pub local: SourceSet,
+    /// Mute state per local source name, as presence SourceInfo says.
+    pub muted: BTreeMap<String, bool>,
+    /// The SourceInfo JSON last sent.
+    pub source_info: String,
+    /// Answers to the session-accepts sent.
+    pub accept_answers: Vec<Element>,
+    /// sids of P2P offers received from other occupants.
+    pub p2p_sids: BTreeSet<String>,
+    /// Other occupants present, by nick.
+    pub occupants: BTreeSet<String>,
+    pub received: Vec<ReceivedIq>,
+    pub mutes: Vec<MuteReceived>,
+    /// `result`/`error` IQs that matched no waiter.
+    pub strays: Vec<Element>,
+}
+
+/// A lib-jitsi-meet client in one room.
+pub struct Participant {
+    pub nick: String,
+    pub room: String,
+    /// `room@conference.localhost`.
+    pub room_jid: String,
+    /// `room@conference.localhost/<nick>`.
+    pub occupant_jid: String,
+    /// The real (full) JID.
+    pub jid: String,
+    core: Arc<Core>,
+    _task: AbortOnDrop,
+}
+
+struct Core {
+    handle: C2sHandle,
+    recorder: Arc<Recorder<ParticipantView>>,
+    nick: String,
+    room_jid: String,
+    occupant_jid: String,
+    focus_jid: String,
+    shape: Shape,
+    options: ParticipantOptions,
+    audio: SourceSet,
+    camera: SourceSet,
+    screenshare: SourceSet,
+    stats_id: String,
+    ice_ufrag: String,
+    ice_pwd: String,
+}
+
+impl Participant {
+    /// Connects as `user`, asks the focus for `room`, joins it as `nick` and returns once in.
+    pub async fn join(port: u16, user: &str, room: &str, nick: &str, shape: Shape) -> Participant {
+        Participant::join_with(port, user, room, nick, shape, ParticipantOptions::default()).await
+    }
+
+    pub async fn join_with(
+        port: u16,
+        user: &str,
+        room: &str,
+        nick: &str,
+        shape: Shape,
+        options: ParticipantOptions,
+    ) -> Participant {
+        let c2s = C2s::connect(port, user, &format!("web-{}", random_hex(6))).await;
+        let (handle, inbox) = c2s.split();
+        let room_jid = format!("{room}@{MUC}");
+        let occupant_jid = format!("{room_jid}/{nick}");
+        let mut ssrcs = SsrcAllocator::new(nick);
+        let (audio, camera, screenshare) = local_tracks(nick, shape, &mut ssrcs);
+        let core = Arc::new(Core {
+            handle: handle.clone(),
+            recorder: Arc::new(Recorder::new(ParticipantView::default())),
+            nick: nick.to_owned(),
+            focus_jid: format!("{room_jid}/{FOCUS_NICK}"),
+            room_jid: room_jid.clone(),
+            occupant_jid: occupant_jid.clone(),
+            shape,
+            options,
+            audio,
+            camera,
+            screenshare,
+            stats_id: format!("{nick}-{}", random_hex(3)),
+            ice_ufrag: random_hex(4),
+            ice_pwd: random_hex(24),
+        });
+        let task = tokio::spawn(Arc::clone(&core).run(inbox));
+        if options.conference_request {
+            // lib-jitsi-meet moderator.js: ask the focus before joining; without a focus the server
+            // answers with an error and the client joins anyway.
+            let answer = handle
+                .iq(
+                    "set",
+                    FOCUS_JID,
+                    el("conference", FOCUS)
+                        .attr(attr("room"), room_jid.as_str())
+                        .attr(attr("machine-uid"), random_hex(32))
+                        .append(property("disableRtx", "false"))
+                        .append(property("rtcstatsEnabled", "false"))
+                        .build(),
+                )
+                .await;
+            core.recorder
+                .update(|view| view.conference_answer = Some(answer));
+        }
+        core.recorder.update(|view| {
+            view.muted.insert(format!("{nick}-a0"), false);
+            view.muted.insert(format!("{nick}-v0"), false);
+            let presence = core.presence(view, true);
+            core.handle.send(presence);
+        });
+        core.recorder
+            .wait_until(&format!("{nick} joins {room}"), |view| {
+                view.joined || view.join_error.is_some()
+            })
+            .await;
+        let error = core.recorder.read(|view| view.join_error.clone());
+        assert!(error.is_none(), "{nick} could not join {room}: {error:?}");
+        Participant {
+            nick: nick.to_owned(),
+            room: room.to_owned(),
+            room_jid,
+            occupant_jid,
+            jid: handle.jid.clone(),
+            core,
+            _task: AbortOnDrop(task),
+        }
+    }
+
+    /// Sends session-accept for the current session (when `auto_accept` is off); returns the answer.
+    pub async fn accept(&self) -> Element {
+        let pending = self.core.recorder.update(|view| {
+            let sid = view
+                .sid
+                .clone()
+                .expect("no session-initiate from the focus yet");
+            self.core.send_accept(view, &sid)
+        });
+        let answer = pending
+            .wait(ANSWER_LIMIT)
+            .await
+            .expect("no answer to session-accept within 10 s");
+        self.core
+            .recorder
+            .update(|view| view.accept_answers.push(answer.clone()));
+        answer
+    }
+
+    /// Starts a screenshare as a current client does: a source-add of `<nick>-v1` (desktop), then
+    /// presence SourceInfo naming it. Returns the focus's answer to the source-add.
+    pub async fn add_screenshare(&self) -> Element {
+        assert_eq!(
+            self.core.shape,
+            Shape::Current,
+            "a 2021 client signals a screenshare only in presence SourceInfo: use set_source_info"
+        );
+        let screenshare = self.core.screenshare.clone();
+        let answer = self.send_sources("source-add", &screenshare).await;
+        self.core.recorder.update(|view| {
+            view.local = view.local.union(&screenshare);
+            view.muted.insert(format!("{}-v1", self.nick), false);
+            let presence = self.core.presence(view, false);
+            self.core.handle.send(presence);
+        });
+        answer
+    }
+
+    /// Removes a track's sources with source-remove, as older clients do (current ones send
+    /// nothing). Returns the focus's answer.
+    pub async fn remove_sources(&self, track: Track) -> Element {
+        let sources = self.track(track);
+        let answer = self.send_sources("source-remove", &sources).await;
+        let ssrcs: BTreeSet<u32> = sources.ssrcs().into_iter().collect();
+        self.core
+            .recorder
+            .update(|view| view.local = view.local.without_ssrcs(&ssrcs));
+        answer
+    }
+
+    /// Sends a presence update whose SourceInfo is `json`, verbatim.
+    pub fn set_source_info(&self, json: &str) {
+        self.core.recorder.update(|view| {
+            view.source_info = json.to_owned();
+            let presence = self.core.presence_with(view, false, json);
+            self.core.handle.send(presence);
+        });
+    }
+
+    /// Offers a P2P session to `to_nick` (session-initiate to `room/<to_nick>`); returns the answer.
+    pub async fn p2p_offer(&self, to_nick: &str) -> Element {
+        let sid = random_hex(12);
+        let local = self.core.recorder.read(|view| view.local.clone());
+        let contents = self.core.contents(&local, "initiator", true);
+        let jingle = el("jingle", JINGLE)
+            .attr(attr("action"), "session-initiate")
+            .attr(attr("initiator"), self.occupant_jid.as_str())
+            .attr(attr("sid"), sid.as_str())
+            .append(bundle_group(&["audio", "video"]))
+            .append_all(contents)
+            .build();
+        self.core
+            .handle
+            .iq("set", &format!("{}/{to_nick}", self.room_jid), jingle)
+            .await
+    }
+
+    /// Sends `<jingle action sid initiator=room/focus>` with `contents` to the focus, raw; returns
+    /// the answer.
+    pub async fn send_jingle(&self, action: &str, sid: &str, contents: Vec<Element>) -> Element {
+        let jingle = el("jingle", JINGLE)
+            .attr(attr("action"), action)
+            .attr(attr("initiator"), self.core.focus_jid.as_str())
+            .attr(attr("sid"), sid)
+            .append_all(contents)
+            .build();
+        self.core
+            .handle
+            .iq("set", &self.core.focus_jid, jingle)
+            .await
+    }
+
+    /// Sends any IQ, raw; returns the answer.
+    pub async fn iq(&self, type_: &str, to: &str, payload: Element) -> Element {
+        self.core.handle.iq(type_, to, payload).await
+    }
+
+    /// Sends a mute IQ to the focus for its own track (`media`: "audio", "video" or "desktop").
+    pub async fn mute_self(&self, media: &str, mute: bool) -> Element {
+        let namespace = match media {
+            "audio" => MUTE_AUDIO,
+            "video" => MUTE_VIDEO,
+            _ => MUTE_DESKTOP,
+        };
+        self.iq(
+            "set",
+            &self.core.focus_jid.clone(),
+            el("mute", namespace)
+                .attr(attr("jid"), self.occupant_jid.as_str())
+                .append(mute.to_string())
+                .build(),
+        )
+        .await
+    }
+
+    /// Leaves the room and waits for the server to confirm.
+    pub async fn leave(&self) {
+        self.core.handle.send(
+            el("presence", CLIENT)
+                .attr(attr("to"), self.occupant_jid.as_str())
+                .attr(attr("type"), "unavailable")
+                .build(),
+        );
+        self.core
+            .recorder
+            .wait_until(&format!("{} leaves", self.nick), |view| view.left)
+            .await;
+    }
+
+    /// The sources of one local track (whether signalled yet or not).
+    pub fn track(&self, track: Track) -> SourceSet {
+        match track {
+            Track::Audio => self.core.audio.clone(),
+            Track::Camera => self.core.camera.clone(),
+            Track::Screenshare => self.core.screenshare.clone(),
+        }
+    }
+
+    /// The sources this client has signalled to the focus.
+    pub fn local_sources(&self) -> SourceSet {
+        self.core.recorder.read(|view| view.local.clone())
+    }
+
+    /// Remote sources by owner, as the focus signalled them.
+    pub fn remote_sources(&self) -> SourcesByOwner {
+        self.core.recorder.read(|view| view.remote.clone())
+    }
+
+    /// Every IQ request received, in order.
+    pub fn received(&self) -> Vec<ReceivedIq> {
+        self.core.recorder.read(|view| view.received.clone())
+    }
+
+    pub fn mutes(&self) -> Vec<MuteReceived> {
+        self.core.recorder.read(|view| view.mutes.clone())
+    }
+
+    pub fn strays(&self) -> Vec<Element> {
+        self.core.recorder.read(|view| view.strays.clone())
+    }
+
+    /// The current session id with the focus.
+    pub fn sid(&self) -> Option<String> {
+        self.core.recorder.read(|view| view.sid.clone())
+    }
+
+    /// A copy of everything the participant holds and has seen.
+    pub fn view(&self) -> ParticipantView {
+        self.core.recorder.snapshot()
+    }
+
+    /// Waits until `condition` holds on the participant's view; panics after 10 s with the view.
+    pub async fn wait_until(&self, what: &str, condition: impl Fn(&ParticipantView) -> bool) {
+        self.core.recorder.wait_until(what, condition).await;
+    }
+
+    /// The connection, e.g. to send something raw as this client.
+    pub fn handle(&self) -> &C2sHandle {
+        &self.core.handle
+    }
+
+    /// Sends source-add or source-remove of `sources` for the current session; returns the answer.
+    async fn send_sources(&self, action: &str, sources: &SourceSet) -> Element {
+        let sid = self.sid().expect("no session with the focus yet");
+        self.send_jingle(action, &sid, sources.to_contents(Style::Client, None))
+            .await
+    }
+}
+
+impl Core {
+    async fn run(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Element>) {
+        while let Some(stanza) = inbox.recv().await {
+            match stanza.name() {
+                "presence" => self.on_presence(&stanza),
+                "iq" if is_request(&stanza) => self.on_request(&stanza),
+                "iq" => self.recorder.update(|view| view.strays.push(stanza)),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_presence(&self, presence: &Element) {
+        let from = presence.attr("from").unwrap_or("");
+        if bare(from) != self.room_jid {
+            return;
+        }
+        let type_ = presence.attr("type");
+        let nick = resource(from).unwrap_or("").to_owned();
+        let is_self = from == self.occupant_jid
+            || presence.get_child("x", MUC_USER).is_some_and(|x| {
+                x.children()
+                    .any(|c| c.name() == "status" && c.attr("code") == Some("110"))
+            });
+        self.recorder.update(|view| match (is_self, type_) {
+            (true, Some("error")) => view.join_error = Some(presence.clone()),
+            (true, Some("unavailable")) => view.left = true,
+            (true, _) => view.joined = true,
+            (false, Some("unavailable")) => {
+                view.occupants.remove(&nick);
+            }
+            (false, Some("error")) => {}
+            (false, _) => {
+                view.occupants.insert(nick);
+            }
+        });
+    }
+
+    fn on_request(self: &Arc<Self>, request: &Element) {
+        let from = request.attr("from").unwrap_or("").to_owned();
+        let Some(child) = payload(request) else {
+            return;
+        };
+        if child.is("jingle", JINGLE) {
+            self.on_jingle(request, child);
+            return;
+        }
+        if child.name() == "mute"
+            && [MUTE_AUDIO, MUTE_VIDEO, MUTE_DESKTOP].contains(&child.ns().as_str())
+        {
+            self.on_mute(request, child);
+            return;
+        }
+        let answer = if child.is("query", DISCO_INFO) && request.attr("type") == Some("get") {
+            result_with(request, Some(disco_info()))
+        } else {
+            error_for(request, "service-unavailable", None, vec![])
+        };
+        self.recorder.update(|view| {
+            view.received.push(ReceivedIq {
+                from,
+                action: child.name().to_owned(),
+                sid: None,
+                iq: request.clone(),
+                answer: Some(answer.clone()),
+            })
+        });
+        self.handle.send(answer);
+    }
+
+    /// lib-jitsi-meet ChatRoom.onMute*: no reply ever; acts only on `true` from the focus.
+    fn on_mute(&self, request: &Element, mute: &Element) {
+        let from = request.attr("from").unwrap_or("").to_owned();
+        let text = mute.text();
+        let namespace = mute.ns();
+        let applied = from == self.focus_jid && text == "true";
+        self.recorder.update(|view| {
+            view.received.push(ReceivedIq {
+                from: from.clone(),
+                action: "mute".to_owned(),
+                sid: None,
+                iq: request.clone(),
+                answer: None,
+            });
+            view.mutes.push(MuteReceived {
+                from,
+                namespace: namespace.clone(),
+                text,
+                applied,
+            });
+            if applied {
+                let suffix = match namespace.as_str() {
+                    MUTE_AUDIO => "a0",
+                    MUTE_VIDEO => "v0",
+                    _ => "v1",
+                };
+                view.muted.insert(format!("{}-{suffix}", self.nick), true);
+                let presence = self.presence(view, false);
+                self.handle.send(presence);
+            }
+        });
+    }
+
+    fn on_jingle(self: &Arc<Self>, request: &Element, jingle: &Element) {
+        let from = request.attr("from").unwrap_or("").to_owned();
+        let action = jingle.attr("action").unwrap_or("").to_owned();
+        let sid = jingle.attr("sid").unwrap_or("").to_owned();
+        let from_focus = from == self.focus_jid;
+        let accepted = self.recorder.update(|view| {
+            let mut accept = None;
+            let answer = if action == "session-initiate" && from_focus {
+                match sources_by_owner(jingle) {
+                    Ok(remote) => {
+                        view.sid = Some(sid.clone());
+                        view.session_initiates += 1;
+                        view.remote = remote;
+                        if self.options.auto_accept {
+                            accept = Some(sid.clone());
+                        }
+                        result_for(request)
+                    }
+                    Err(text) => error_for(request, "bad-request", Some(&text), vec![]),
+                }
+            } else if action == "session-initiate" || view.p2p_sids.contains(&sid) {
+                view.p2p_sids.insert(sid.clone());
+                result_for(request)
+            } else if !from_focus || view.sid.as_deref() != Some(sid.as_str()) {
+                error_for(
+                    request,
+                    "item-not-found",
+                    None,
+                    vec![el("unknown-session", JINGLE_ERRORS).build()],
+                )
+            } else {
+                self.session_action(view, request, jingle, &action)
+            };
+            view.received.push(ReceivedIq {
+                from: from.clone(),
+                action: action.clone(),
+                sid: Some(sid.clone()),
+                iq: request.clone(),
+                answer: Some(answer.clone()),
+            });
+            self.handle.send(answer);
+            // The accept leaves after the result to the session-initiate, as in lib-jitsi-meet.
+            accept.map(|sid| self.send_accept(view, &sid))
+        });
+        if let Some(pending) = accepted {
+            let recorder = Arc::clone(&self.recorder);
+            tokio::spawn(async move {
+                if let Some(answer) = pending.wait(ANSWER_LIMIT).await {
+                    recorder.update(|view| view.accept_answers.push(answer));
+                }
+            });
+        }
+    }
+
+    /// A Jingle action from the focus on the current session.
+    fn session_action(
+        &self,
+        view: &mut ParticipantView,
+        request: &Element,
+        jingle: &Element,
+        action: &str,
+    ) -> Element {
+        match action {
+            "source-add" | "addsource" => match sources_by_owner(jingle) {
+                Ok(added) => {
+                    for (owner, set) in added {
+                        let merged = view.remote.remove(&owner).unwrap_or_default().union(&set);
+                        view.remote.insert(owner, merged);
+                    }
+                    result_for(request)
+                }
+                Err(text) => error_for(request, "bad-request", Some(&text), vec![]),
+            },
+            "source-remove" | "removesource" => match sources_by_owner(jingle) {
+                Ok(removed) => {
+                    let ssrcs: BTreeSet<u32> =
+                        removed.values().flat_map(SourceSet::ssrcs).collect();
+                    for set in view.remote.values_mut() {
+                        *set = set.without_ssrcs(&ssrcs);
+                    }
+                    view.remote.retain(|_, set| !set.is_empty());
+                    result_for(request)
+                }
+                Err(text) => error_for(request, "bad-request", Some(&text), vec![]),
+            },
+            "session-terminate" => {
+                view.sid = None;
+                view.remote.clear();
+                result_for(request)
+            }
+            "transport-info" | "session-info" => result_for(request),
+            _ => error_for(request, "feature-not-implemented", None, vec![]),
+        }
+    }
+
+    /// Sends session-accept with audio and camera for `sid`; returns the pending answer.
+    fn send_accept(&self, view: &mut ParticipantView, sid: &str) -> super::c2s::PendingAnswer {
+        let local = self.audio.union(&self.camera);
+        view.local = view.local.union(&local);
+        let mut bundle = vec!["audio", "video"];
+        if self.shape == Shape::Current {
+            bundle.push("data");
+        }
+        let jingle = el("jingle", JINGLE)
+            .attr(attr("action"), "session-accept")
+            .attr(attr("initiator"), self.focus_jid.as_str())
+            .attr(attr("responder"), self.handle.jid.as_str())
+            .attr(attr("sid"), sid)
+            .append(bundle_group(&bundle))
+            .append_all(self.contents(&local, "responder", false))
+            .build();
+        self.handle
+            .send_iq(iq("set", &self.focus_jid, &self.handle.next_id(), jingle))
+    }
+
+    /// Audio and video contents with `sources`, the codecs and an ICE transport.
+    fn contents(&self, sources: &SourceSet, creator: &str, with_candidate: bool) -> Vec<Element> {
+        [Media::Audio, Media::Video]
+            .into_iter()
+            .map(|media| {
+                let mut description =
+                    rtp_description(media, sources.description_children(media, Style::Client));
+                // The 2021 client repeats its first SSRC on <description ssrc> (recorded stanza 04).
+                if self.shape == Shape::Legacy2021
+                    && let Some(first) = sources.sources.iter().find(|s| s.media == media)
+                {
+                    description.set_attr(Namespace::NONE, attr("ssrc"), first.ssrc.to_string());
+                }
+                let setup = if creator == "responder" {
+                    "active"
+                } else {
+                    "actpass"
+                };
+                el("content", JINGLE)
+                    .attr(attr("creator"), creator)
+                    .attr(attr("name"), media.as_str())
+                    .attr(attr("senders"), "both")
+                    .append(description)
+                    .append(ice_transport(
+                        &self.ice_ufrag,
+                        &self.ice_pwd,
+                        setup,
+                        with_candidate.then_some(9),
+                    ))
+                    .build()
+            })
+            .collect()
+    }
+
+    /// Presence with the SourceInfo derived from the tracks' mute state.
+    fn presence(&self, view: &mut ParticipantView, join: bool) -> Element {
+        let entries: Vec<String> = view
+            .muted
+            .iter()
+            .map(|(name, muted)| {
+                let video_type = if name.ends_with("-v1") {
+                    ",\"videoType\":\"desktop\""
+                } else if name.ends_with("-v0") {
+                    ",\"videoType\":\"camera\""
+                } else {
+                    ""
+                };
+                format!(
+                    "{}:{{\"muted\":{muted}{video_type}}}",
+                    serde_json::to_string(name).unwrap()
+                )
+            })
+            .collect();
+        let source_info = format!("{{{}}}", entries.join(","));
+        view.source_info = source_info.clone();
+        self.presence_with(view, join, &source_info)
+    }
+
+    fn presence_with(&self, view: &ParticipantView, join: bool, source_info: &str) -> Element {
+        let muted = |name: String| view.muted.get(&name).copied().unwrap_or(false).to_string();
+        let mut presence = el("presence", CLIENT).attr(attr("to"), self.occupant_jid.as_str());
+        if join {
+            presence = presence.append(el("x", MUC_NS));
+        }
+        presence
+            .append(el("stats-id", CLIENT).append(self.stats_id.as_str()))
+            .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick)))
+            .append(el("jitsi_participant_codecType", CLIENT).append("vp8"))
+            .append(el("audiomuted", CLIENT).append(muted(format!("{}-a0", self.nick))))
+            .append(el("videomuted", CLIENT).append(muted(format!("{}-v0", self.nick))))
+            .append(el("SourceInfo", CLIENT).append(source_info))
+            .build()
+    }
+}
+
+fn property(name: &str, value: &str) -> Element {
+    el("property", FOCUS)
+        .attr(attr("name"), name)
+        .attr(attr("value"), value)
+        .build()
+}
+
+/// The features lib-jitsi-meet advertises (recorded stanza 11, abridged).
+fn disco_info() -> Element {
+    let features = [
+        "http://jabber.org/protocol/caps",
+        JSON_SOURCES_FEATURE,
+        "http://jitsi.org/remb",
+        "http://jitsi.org/tcc",
+        "urn:ietf:rfc:4588",
+        "urn:ietf:rfc:5761",
+        "urn:ietf:rfc:5888",
+        "urn:xmpp:jingle:1",
+        "urn:xmpp:jingle:apps:dtls:0",
+        "urn:xmpp:jingle:apps:rtp:1",
+        "urn:xmpp:jingle:apps:rtp:audio",
+        "urn:xmpp:jingle:apps:rtp:video",
+        "urn:xmpp:jingle:transports:ice-udp:1",
+    ];
+    el("query", DISCO_INFO)
+        .append_all(
+            features
+                .into_iter()
+                .map(|var| el("feature", DISCO_INFO).attr(attr("var"), var)),
+        )
+        .build()
+}
+
+/// SSRCs unique within the test process: the nick's hash in the high bits, a process-wide counter
+/// per participant, and an index per source.
+struct SsrcAllocator {
+    base: u32,
+    next: u32,
+}
+
+impl SsrcAllocator {
+    fn new(nick: &str) -> SsrcAllocator {
+        let mut hasher = DefaultHasher::new();
+        nick.hash(&mut hasher);
+        let nick_bits = (hasher.finish() as u32 & 0x3FF) << 20;
+        let counter_bits = ((super::unique() as u32) & 0xFFF) << 8;
+        SsrcAllocator {
+            base: 0x8000_0000 | nick_bits | counter_bits,
+            next: 0,
+        }
+    }
+
+    fn take(&mut self) -> u32 {
+        assert!(self.next < 0x100, "too many SSRCs for one participant");
+        self.next += 1;
+        self.base | (self.next - 1)
+    }
+}
+
+/// (audio, camera, screenshare) of a client of `shape`.
+fn local_tracks(
+    nick: &str,
+    shape: Shape,
+    ssrcs: &mut SsrcAllocator,
+) -> (SourceSet, SourceSet, SourceSet) {
+    let current = shape == Shape::Current;
+    let name = |suffix: &str| current.then(|| format!("{nick}-{suffix}"));
+    let msid = |kind: &str, index: u32| {
+        if current {
+            format!("{nick}-{kind}-{index}-1 {}-1", random_uuid())
+        } else {
+            format!("{nick}-{kind}-1 {}-1", random_uuid())
+        }
+    };
+    let mut audio_source = Source::new(Media::Audio, ssrcs.take()).with_msid(&msid("audio", 0));
+    audio_source.name = name("a0");
+    let audio = SourceSet::new(vec![audio_source], vec![]);
+    let mut video = |suffix: &str, index: u32, video_type: &str| {
+        let msid = msid("video", index);
+        let layers: Vec<u32> = (0..3).map(|_| ssrcs.take()).collect();
+        let rtx: Vec<u32> = (0..3).map(|_| ssrcs.take()).collect();
+        let sources = layers
+            .iter()
+            .zip(&rtx)
+            .flat_map(|(layer, rtx)| [*layer, *rtx])
+            .map(|ssrc| {
+                let mut source = Source::new(Media::Video, ssrc).with_msid(&msid);
+                source.name = name(suffix);
+                if current {
+                    source.video_type = Some(video_type.to_owned());
+                }
+                source
+            })
+            .collect();
+        // As recorded: FID, SIM, FID, FID.
+        let groups = vec![
+            Group::new(Media::Video, "FID", &[layers[0], rtx[0]]),
+            Group::new(Media::Video, "SIM", &layers),
+            Group::new(Media::Video, "FID", &[layers[1], rtx[1]]),
+            Group::new(Media::Video, "FID", &[layers[2], rtx[2]]),
+        ];
+        SourceSet::new(sources, groups)
+    };
+    let camera = video("v0", 0, "camera");
+    let screenshare = video("v1", 1, "desktop");
+    (audio, camera, screenshare)
+}

@@ -1,0 +1,879 @@
+//! Enforcement end to end: a real Prosody with mod_podium, the real podium binary on real SQLite, and
+//! the Jitsi stand-ins (tests/common/{focus,bridge,participant}.rs) built from the documented
+//! behaviour of jicofo, jitsi-videobridge and lib-jitsi-meet. Each scenario asserts on what the focus,
+//! the bridge and the other participants actually received.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::bridge::{BRIDGE_NICK, BridgePeer};
+use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
+use common::focus::{FocusOptions, FocusPeer, JingleReceived, SessionState};
+use common::jingle::{COLIBRI2, MUTE_AUDIO, Media, Source, SourceSet, Style};
+use common::participant::{Participant, ParticipantOptions, Shape, Track};
+use common::peer::{error_condition, is_result};
+use common::podium::{Podium, write_config};
+use common::prosody::{BREWERY, CONFERENCE_OPTIONS, MUC, Prosody};
+use common::{Held, edit_rules, inspect, wait_held};
+
+const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "carol", "inspector"];
+
+/// Everyone may send everything; participants may not show a camera in lecture rooms; alice (the
+/// lecturer) may do anything everywhere.
+const LECTURE_RULES: &str =
+    "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+    (1, '*',         'everyone', NULL,          'all',   'allow', 0,  'default: everything'),
+    (2, 'lecture-*', 'role',     'participant', 'video', 'deny',  10, 'no cameras in lectures'),
+    (3, '*',         'jid',      'alice@*',     'all',   'allow', 20, 'the lecturer')";
+
+/// Prosody (with the bridge MUC), podium, the bridge and the focus.
+struct Conference {
+    prosody: Prosody,
+    podium: Option<Podium>,
+    db: PathBuf,
+    inspector: C2s,
+    bridge: BridgePeer,
+    focus: FocusPeer,
+}
+
+impl Conference {
+    async fn start(rules: &str, focus: FocusOptions) -> Conference {
+        let mut conference = Conference::without_podium(CONFERENCE_OPTIONS, focus).await;
+        conference.start_podium().await;
+        edit_rules(conference.podium(), &conference.db, rules).await;
+        conference
+    }
+
+    async fn without_podium(muc_options: &str, focus: FocusOptions) -> Conference {
+        let prosody = Prosody::start_with(USERS, muc_options);
+        let db = prosody.data_dir().join("rules/podium.db");
+        let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+        let bridge = BridgePeer::connect(prosody.c2s_port).await;
+        let focus = FocusPeer::connect_with(prosody.c2s_port, focus).await;
+        Conference {
+            prosody,
+            podium: None,
+            db,
+            inspector,
+            bridge,
+            focus,
+        }
+    }
+
+    async fn start_podium(&mut self) {
+        let podium = Podium::start(&write_config(&self.prosody, &self.db, ""));
+        podium.wait_for(&["resync complete"]).await;
+        self.podium = Some(podium);
+    }
+
+    fn podium(&self) -> &Podium {
+        self.podium.as_ref().expect("podium is running")
+    }
+
+    /// `nick` (account = nick) joins `room`; returns once the module holds `held` for the room.
+    async fn join(
+        &mut self,
+        room: &str,
+        nick: &str,
+        shape: Shape,
+        held: &[(&str, &str)],
+    ) -> Participant {
+        let participant = Participant::join(self.prosody.c2s_port, nick, room, nick, shape).await;
+        self.wait_held(room, held).await;
+        participant
+    }
+
+    async fn wait_held(&mut self, room: &str, held: &[(&str, &str)]) {
+        let expected: Held = held
+            .iter()
+            .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
+            .collect();
+        let podium = self.podium.as_ref().expect("podium is running");
+        wait_held(&mut self.inspector, podium, room, &expected).await;
+    }
+
+    /// Edits rules; returns when podium has loaded them (the module is updated right after).
+    async fn edit(&self, sql: &str) -> Instant {
+        let started = Instant::now();
+        edit_rules(self.podium(), &self.db, sql).await;
+        started
+    }
+
+    /// Waits until the focus holds exactly `sources` for `key` on an active session.
+    async fn focus_holds(&self, key: &str, sources: &SourceSet) {
+        let expected = ssrcs(sources);
+        self.focus
+            .wait_until(&format!("the focus holds {key}'s {expected:?}"), |view| {
+                view.endpoint(key).is_some_and(|endpoint| {
+                    endpoint.session == Some(SessionState::Active)
+                        && ssrcs(&endpoint.sources) == expected
+                })
+            })
+            .await;
+    }
+
+    /// Waits until the bridge holds exactly `sources` for `nick` in `room`.
+    async fn bridge_holds(&self, room: &str, nick: &str, sources: &SourceSet) {
+        let (audio, video) = (
+            sources.ssrcs_of(Media::Audio),
+            sources.ssrcs_of(Media::Video),
+        );
+        self.bridge
+            .wait_until(
+                &format!("the bridge holds {nick}'s audio {audio:?} video {video:?}"),
+                |view| {
+                    view.endpoint(room, nick).is_some_and(|endpoint| {
+                        endpoint.audio_ssrcs == audio && endpoint.video_ssrcs == video
+                    })
+                },
+            )
+            .await;
+    }
+
+    async fn bridge_force_mute(&self, room: &str, nick: &str, audio: bool, video: bool) {
+        self.bridge
+            .wait_until(
+                &format!("the bridge force-mutes {nick}: audio {audio}, video {video}"),
+                |view| {
+                    view.endpoint(room, nick).is_some_and(|endpoint| {
+                        endpoint.force_mute_audio == audio && endpoint.force_mute_video == video
+                    })
+                },
+            )
+            .await;
+    }
+}
+
+fn ssrcs(sources: &SourceSet) -> BTreeSet<u32> {
+    sources.ssrcs().into_iter().collect()
+}
+
+/// What jicofo relays of a participant's sources to the others: simulcast stripped.
+fn relayed(sources: &SourceSet) -> BTreeSet<u32> {
+    ssrcs(&sources.strip_simulcast())
+}
+
+async fn learns(participant: &Participant, owner: &str, expected: BTreeSet<u32>) {
+    participant
+        .wait_until(
+            &format!("{} learns {owner}'s {expected:?}", participant.nick),
+            |view| view.remote.get(owner).map(ssrcs).unwrap_or_default() == expected,
+        )
+        .await;
+}
+
+/// The sources of every Jingle request the focus received from `nick`.
+fn jingle_from(focus: &FocusPeer, room: &str, nick: &str) -> Vec<(JingleReceived, SourceSet)> {
+    let from = format!("{room}@{MUC}/{nick}");
+    focus
+        .jingle_received()
+        .into_iter()
+        .filter(|received| received.from == from)
+        .map(|received| {
+            let jingle = received
+                .iq
+                .get_child("jingle", common::jingle::JINGLE)
+                .unwrap()
+                .clone();
+            let sources = SourceSet::from_contents(&jingle).unwrap_or_default();
+            (received, sources)
+        })
+        .collect()
+}
+
+/// Every SSRC the focus ever received from `nick`.
+fn ssrcs_seen_by_focus(focus: &FocusPeer, room: &str, nick: &str) -> BTreeSet<u32> {
+    jingle_from(focus, room, nick)
+        .iter()
+        .flat_map(|(_, sources)| sources.ssrcs())
+        .collect()
+}
+
+#[tokio::test]
+async fn lecture_withholds_grants_and_revokes_through_focus_bridge_and_peers() {
+    let room = "lecture-1";
+    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
+    let alice = conference
+        .join(
+            room,
+            "alice",
+            Shape::Current,
+            &[("alice", "audio,video,screen")],
+        )
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    let bob_audio = bob.track(Track::Audio);
+    let bob_camera = bob.track(Track::Camera);
+    let alice_sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
+
+    // (a) bob's session-accept carried audio and camera; the focus, the bridge and alice see only audio.
+    bob.wait_until("bob's session-accept is answered", |view| {
+        !view.accept_answers.is_empty()
+    })
+    .await;
+    assert!(
+        is_result(&bob.view().accept_answers[0]),
+        "{:?}",
+        bob.view().accept_answers
+    );
+    assert!(
+        ssrcs(&bob.view().local).is_superset(&ssrcs(&bob_camera)),
+        "bob offered his camera"
+    );
+    conference.focus_holds("bob", &bob_audio).await;
+    conference.focus_holds("alice", &alice_sent).await;
+    conference.bridge_holds(room, "bob", &bob_audio).await;
+    learns(&alice, "bob", relayed(&bob_audio)).await;
+    assert!(
+        ssrcs_seen_by_focus(&conference.focus, room, "bob").is_disjoint(&ssrcs(&bob_camera)),
+        "no camera SSRC of bob ever reached the focus"
+    );
+    let received_before_grant = bob.received().len();
+
+    // (b) An SQL edit grants video: the focus gets exactly bob's camera under bob's sid.
+    let started = conference
+        .edit("UPDATE rules SET enabled = 0 WHERE id = 2")
+        .await;
+    conference
+        .focus_holds("bob", &bob_audio.union(&bob_camera))
+        .await;
+    let grant_latency = started.elapsed();
+    let sid = bob.sid().expect("bob has a session");
+    let adds: Vec<_> = jingle_from(&conference.focus, room, "bob")
+        .into_iter()
+        .filter(|(received, _)| received.action == "source-add")
+        .collect();
+    assert_eq!(
+        adds.len(),
+        1,
+        "one source-add replayed the camera: {adds:?}"
+    );
+    let (add, added) = &adds[0];
+    assert_eq!(add.sid, sid, "under bob's current sid");
+    assert!(
+        is_result(&add.answer),
+        "the focus accepted it: {:?}",
+        add.answer
+    );
+    assert_eq!(ssrcs(added), ssrcs(&bob_camera));
+    assert_eq!(
+        added.groups.len(),
+        4,
+        "the FID and SIM groups travel with the camera"
+    );
+    for source in &added.sources {
+        assert_eq!(source.name.as_deref(), Some("bob-v0"));
+        assert_eq!(source.video_type.as_deref(), Some("camera"));
+        assert!(source.msid.is_some(), "msid intact: {source:?}");
+    }
+    conference
+        .bridge_holds(room, "bob", &bob_audio.union(&bob_camera))
+        .await;
+    learns(&alice, "bob", relayed(&bob_audio.union(&bob_camera))).await;
+    assert_eq!(
+        bob.received().len(),
+        received_before_grant,
+        "bob received nothing: {:?}",
+        bob.received()
+    );
+    assert!(
+        bob.strays().is_empty(),
+        "no stray answer reached bob: {:?}",
+        bob.strays()
+    );
+    println!("grant: SQL edit -> the focus holds the camera in {grant_latency:?}");
+    assert!(
+        grant_latency < Duration::from_secs(1),
+        "grant took {grant_latency:?}"
+    );
+
+    // (c) An SQL edit revokes audio: source-remove at the focus, force-mute at the bridge, a mute IQ.
+    let started = conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (4, 'lecture-*', 'jid', 'bob@*', 'audio', 'deny', 30)")
+        .await;
+    conference.focus_holds("bob", &bob_camera).await;
+    conference.bridge_force_mute(room, "bob", true, false).await;
+    bob.wait_until("bob is told to mute his audio", |view| {
+        view.mutes
+            .iter()
+            .any(|mute| mute.namespace == MUTE_AUDIO && mute.applied)
+    })
+    .await;
+    let revoke_latency = started.elapsed();
+    let removes: Vec<_> = jingle_from(&conference.focus, room, "bob")
+        .into_iter()
+        .filter(|(received, _)| received.action == "source-remove")
+        .collect();
+    assert_eq!(removes.len(), 1, "{removes:?}");
+    assert_eq!(ssrcs(&removes[0].1), ssrcs(&bob_audio));
+    assert_eq!(removes[0].0.sid, sid);
+    learns(&alice, "bob", relayed(&bob_camera)).await;
+    println!("revoke: SQL edit -> source-remove, force-mute and mute IQ in {revoke_latency:?}");
+    assert!(
+        revoke_latency < Duration::from_secs(1),
+        "revoke took {revoke_latency:?}"
+    );
+
+    // bob unmuting himself gains nothing: jicofo (no A/V moderation) answers, nothing changes.
+    let answer = bob.mute_self("audio", false).await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference
+        .focus
+        .wait_until("the focus saw bob's unmute", |view| !view.mutes.is_empty())
+        .await;
+    // jicofo's own force-mute update with its unmuted view cannot lift podium's.
+    let answer = conference.focus.force_mute("bob", false, false).await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference.bridge_force_mute(room, "bob", true, false).await;
+
+    // A re-invite: jicofo re-allocates bob with its own (unmuted) view and a new sid; bob's new
+    // session-accept lists audio and camera again; audio stays withheld and muted at the bridge.
+    conference.focus.reinvite("bob").await;
+    let new_sid = conference.focus.sid("bob").expect("a new session");
+    assert_ne!(new_sid, sid);
+    bob.wait_until("bob accepted the new session", |view| {
+        view.accept_answers.len() == 2
+    })
+    .await;
+    conference.focus_holds("bob", &bob_camera).await;
+    conference.bridge_holds(room, "bob", &bob_camera).await;
+    conference.bridge_force_mute(room, "bob", true, false).await;
+    // The focus re-allocated bob with its own view, which has no force-mute; the bridge is muted all
+    // the same, because the module rewrote the allocation on its way.
+    let allocation = conference
+        .focus
+        .sent_to("bob")
+        .into_iter()
+        .rfind(|sent| sent.what == "allocate")
+        .expect("the focus re-allocated bob");
+    let endpoint = allocation
+        .iq
+        .get_child("conference-modify", COLIBRI2)
+        .and_then(|modify| modify.get_child("endpoint", COLIBRI2))
+        .expect("an endpoint in the allocation");
+    assert!(
+        endpoint.get_child("force-mute", COLIBRI2).is_none(),
+        "{endpoint:?}"
+    );
+    assert!(
+        ssrcs_seen_by_focus(&conference.focus, room, "bob").contains(&bob_audio.ssrcs()[0]),
+        "audio reached the focus before the revoke"
+    );
+    let after_revoke = jingle_from(&conference.focus, room, "bob")
+        .into_iter()
+        .skip_while(|(received, _)| received.action != "source-remove")
+        .skip(1)
+        .flat_map(|(_, sources)| sources.ssrcs())
+        .collect::<BTreeSet<u32>>();
+    assert!(
+        after_revoke.is_disjoint(&ssrcs(&bob_audio)),
+        "audio never reached the focus again"
+    );
+
+    // Granting audio lifts the force-mute and replays the audio under the new sid.
+    conference.edit("DELETE FROM rules WHERE id = 4").await;
+    conference
+        .focus_holds("bob", &bob_audio.union(&bob_camera))
+        .await;
+    conference
+        .bridge_force_mute(room, "bob", false, false)
+        .await;
+    assert_eq!(conference.focus.sid("bob"), Some(new_sid));
+}
+
+#[tokio::test]
+async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
+    let room = "seminar";
+    let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+        (1, '*', 'everyone', NULL, 'all', 'allow', 0),
+        (2, '*', 'role', 'participant', 'screen', 'deny', 10)";
+    // The focus signals sources as XML here (jicofo with use-json-encoded-sources off).
+    let mut conference = Conference::start(
+        rules,
+        FocusOptions {
+            json_sources: false,
+        },
+    )
+    .await;
+    let alice = conference
+        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video"), ("bob", "audio,video")],
+        )
+        .await;
+    let bob_sent = bob.track(Track::Audio).union(&bob.track(Track::Camera));
+    conference.focus_holds("bob", &bob_sent).await;
+    learns(&alice, "bob", relayed(&bob_sent)).await;
+
+    // The screenshare's source-add is answered by the module and never reaches the focus.
+    let answer = bob.add_screenshare().await;
+    assert!(is_result(&answer), "the client sees success: {answer:?}");
+    let screen = bob.track(Track::Screenshare);
+    assert!(screen.sources.iter().all(Source::is_desktop));
+    assert!(
+        jingle_from(&conference.focus, room, "bob")
+            .iter()
+            .all(|(received, _)| received.action != "source-add"),
+        "no source-add from bob reached the focus"
+    );
+    assert!(ssrcs_seen_by_focus(&conference.focus, room, "bob").is_disjoint(&ssrcs(&screen)));
+    assert_eq!(
+        ssrcs(&conference.focus.sources("bob")),
+        ssrcs(&bob_sent),
+        "the camera is untouched"
+    );
+    conference.bridge_holds(room, "bob", &bob_sent).await;
+    conference
+        .bridge_force_mute(room, "bob", false, false)
+        .await;
+    learns(&alice, "bob", relayed(&bob_sent)).await;
+
+    // A 2021 client says "screenshare" only in presence: its camera-named source is then a screen.
+    let carol = Participant::join(
+        conference.prosody.c2s_port,
+        "carol",
+        room,
+        "carol",
+        Shape::Legacy2021,
+    )
+    .await;
+    conference
+        .wait_held(
+            room,
+            &[
+                ("alice", "audio,video"),
+                ("bob", "audio,video"),
+                ("carol", "audio,video"),
+            ],
+        )
+        .await;
+    let carol_sent = carol.track(Track::Audio).union(&carol.track(Track::Camera));
+    conference.focus_holds("carol", &carol_sent).await;
+
+    // Granting screen later replays the withheld screenshare with its groups.
+    conference
+        .edit("UPDATE rules SET enabled = 0 WHERE id = 2")
+        .await;
+    conference
+        .focus_holds("bob", &bob_sent.union(&screen))
+        .await;
+    conference
+        .bridge_holds(room, "bob", &bob_sent.union(&screen))
+        .await;
+    let replay = jingle_from(&conference.focus, room, "bob")
+        .into_iter()
+        .find(|(received, _)| received.action == "source-add")
+        .expect("the screenshare was replayed");
+    assert_eq!(replay.1.groups.len(), 4);
+    assert!(
+        replay
+            .1
+            .sources
+            .iter()
+            .all(|s| s.name.as_deref() == Some("bob-v1"))
+    );
+}
+
+#[tokio::test]
+async fn peer_to_peer_is_refused_while_someone_is_restricted() {
+    let room = "lecture-p2p";
+    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
+    let alice = conference
+        .join(
+            room,
+            "alice",
+            Shape::Current,
+            &[("alice", "audio,video,screen")],
+        )
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    conference
+        .focus_holds(
+            "alice",
+            &alice.track(Track::Audio).union(&alice.track(Track::Camera)),
+        )
+        .await;
+
+    let answer = alice.p2p_offer("bob").await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("not-allowed"),
+        "{answer:?}"
+    );
+    assert!(bob.view().p2p_sids.is_empty(), "bob never saw the offer");
+    // The call continues through the focus.
+    conference
+        .focus_holds("bob", &bob.track(Track::Audio))
+        .await;
+    learns(&alice, "bob", relayed(&bob.track(Track::Audio))).await;
+
+    // Once nobody is restricted, P2P goes through; a revoke ends it on both sides.
+    conference
+        .edit("UPDATE rules SET enabled = 0 WHERE id = 2")
+        .await;
+    conference
+        .wait_held(
+            room,
+            &[
+                ("alice", "audio,video,screen"),
+                ("bob", "audio,video,screen"),
+            ],
+        )
+        .await;
+    let answer = alice.p2p_offer("bob").await;
+    assert!(is_result(&answer), "{answer:?}");
+    let p2p_sid = bob
+        .view()
+        .p2p_sids
+        .iter()
+        .next()
+        .cloned()
+        .expect("bob saw the offer");
+    conference
+        .edit("UPDATE rules SET enabled = 1 WHERE id = 2")
+        .await;
+    for (who, participant) in [("alice", &alice), ("bob", &bob)] {
+        participant
+            .wait_until(&format!("{who}'s P2P session is terminated"), |view| {
+                view.received.iter().any(|iq| {
+                    iq.action == "session-terminate" && iq.sid.as_deref() == Some(p2p_sid.as_str())
+                })
+            })
+            .await;
+    }
+    assert!(alice.strays().is_empty() && bob.strays().is_empty());
+}
+
+#[tokio::test]
+async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
+    let room = "lecture-2";
+    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
+    let _alice = conference
+        .join(
+            room,
+            "alice",
+            Shape::Current,
+            &[("alice", "audio,video,screen")],
+        )
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    let bob_audio = bob.track(Track::Audio);
+    conference.focus_holds("bob", &bob_audio).await;
+
+    conference.focus.reinvite("bob").await;
+    bob.wait_until("bob accepted the new session", |view| {
+        view.accept_answers.len() == 2
+    })
+    .await;
+    conference.focus_holds("bob", &bob_audio).await;
+    conference.bridge_holds(room, "bob", &bob_audio).await;
+    assert!(
+        ssrcs_seen_by_focus(&conference.focus, room, "bob")
+            .is_disjoint(&ssrcs(&bob.track(Track::Camera)))
+    );
+
+    // bob leaves: the module keeps nothing for him; the bridge endpoint is gone.
+    bob.leave().await;
+    conference
+        .wait_held(room, &[("alice", "audio,video,screen")])
+        .await;
+    conference
+        .bridge
+        .wait_until("bob's endpoint is gone", |view| {
+            view.endpoint(room, "bob").is_none()
+        })
+        .await;
+
+    // bob comes back with a new session and new SSRCs: his camera is withheld again.
+    let bob_again = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    let audio_again = bob_again.track(Track::Audio);
+    conference.focus_holds("bob", &audio_again).await;
+    conference.bridge_holds(room, "bob", &audio_again).await;
+    // A session id that is not his (an old one) reaches jicofo, which refuses it (unknown sid); the
+    // module does not take it as his session.
+    let answer = bob_again
+        .send_jingle(
+            "source-add",
+            "not-a-session",
+            bob_again
+                .track(Track::Audio)
+                .to_contents(Style::Client, None),
+        )
+        .await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("bad-request"),
+        "{answer:?}"
+    );
+    assert_eq!(ssrcs(&conference.focus.sources("bob")), ssrcs(&audio_again));
+}
+
+#[tokio::test]
+async fn hostile_participant_changes_nothing_for_anyone() {
+    let room = "lecture-3";
+    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
+    let alice = conference
+        .join(
+            room,
+            "alice",
+            Shape::Current,
+            &[("alice", "audio,video,screen")],
+        )
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    let alice_sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
+    let bob_audio = bob.track(Track::Audio);
+    conference.focus_holds("alice", &alice_sent).await;
+    conference.focus_holds("bob", &bob_audio).await;
+    let alice_sid = conference.focus.sid("alice").unwrap();
+    let bob_sid = conference.focus.sid("bob").unwrap();
+    let seen_before = conference.focus.jingle_received().len();
+
+    // A source-add under alice's sid (jicofo routes by sid only): refused by the module.
+    let fresh = SourceSet::new(
+        vec![
+            Source::new(Media::Video, 4_000_001)
+                .named("bob-v5")
+                .with_video_type("camera"),
+        ],
+        vec![],
+    );
+    let answer = bob
+        .send_jingle(
+            "source-add",
+            &alice_sid,
+            fresh.to_contents(Style::Client, None),
+        )
+        .await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("forbidden"),
+        "{answer:?}"
+    );
+    // Sources named for alice under his own sid.
+    let named_for_alice = SourceSet::new(
+        vec![Source::new(Media::Audio, 4_000_002).named("alice-a7")],
+        vec![],
+    );
+    let answer = bob
+        .send_jingle(
+            "source-add",
+            &bob_sid,
+            named_for_alice.to_contents(Style::Client, None),
+        )
+        .await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("bad-request"),
+        "{answer:?}"
+    );
+    // alice's SSRC, and his own withheld camera SSRC twice.
+    let alice_ssrc = alice_sent.ssrcs()[0];
+    let stolen = SourceSet::new(
+        vec![Source::new(Media::Audio, alice_ssrc).named("bob-a1")],
+        vec![],
+    );
+    let answer = bob
+        .send_jingle(
+            "source-add",
+            &bob_sid,
+            stolen.to_contents(Style::Client, None),
+        )
+        .await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("bad-request"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        conference.focus.jingle_received().len(),
+        seen_before,
+        "none of it reached the focus"
+    );
+
+    // Colibri2 straight to the bridge (JVB refuses: not from the bridge MUC) and through the bridge
+    // MUC (the module refuses: only jicofo talks to the bridge).
+    let meeting_id = conference.focus.meeting_id(room).expect("a meeting id");
+    let mute_alice = || {
+        el("conference-modify", COLIBRI2)
+            .attr(attr("meeting-id"), meeting_id.as_str())
+            .append(
+                el("endpoint", COLIBRI2).attr(attr("id"), "alice").append(
+                    el("force-mute", COLIBRI2)
+                        .attr(attr("audio"), "true")
+                        .attr(attr("video"), "true"),
+                ),
+            )
+            .build()
+    };
+    let answer = bob.iq("get", &conference.bridge.jid, mute_alice()).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("forbidden"),
+        "{answer:?}"
+    );
+    bob.handle().send(
+        el("presence", CLIENT)
+            .attr(attr("to"), format!("{BREWERY}/mallory"))
+            .append(el("x", "http://jabber.org/protocol/muc"))
+            .build(),
+    );
+    let via_brewery = bob
+        .iq("get", &format!("{BREWERY}/{BRIDGE_NICK}"), mute_alice())
+        .await;
+    assert_eq!(
+        error_condition(&via_brewery).as_deref(),
+        Some("forbidden"),
+        "{via_brewery:?}"
+    );
+    assert!(
+        conference
+            .bridge
+            .requests()
+            .iter()
+            .all(|request| request.refused
+                || request.from.ends_with("/focus")
+                || request.from.ends_with("/podium")),
+        "only jicofo's and the module's requests were handled"
+    );
+    assert!(
+        conference
+            .bridge
+            .requests()
+            .iter()
+            .all(|request| !request.from.ends_with("/mallory")),
+        "the bridge MUC never passed mallory's request on"
+    );
+
+    // Policy for the module, from a participant.
+    let policy = el("permissions", PODIUM)
+        .append(
+            el("occupant", PODIUM)
+                .attr(attr("jid"), format!("{room}@{MUC}/bob"))
+                .attr(attr("real-jid"), bob.jid.as_str())
+                .attr(attr("audio"), "true")
+                .attr(attr("video"), "true")
+                .attr(attr("screen"), "true"),
+        )
+        .build();
+    let answer = bob.iq("set", MUC, policy).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("forbidden"),
+        "{answer:?}"
+    );
+
+    // Nothing changed for anyone.
+    conference
+        .wait_held(
+            room,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    assert_eq!(
+        ssrcs(&conference.focus.sources("alice")),
+        ssrcs(&alice_sent)
+    );
+    assert_eq!(ssrcs(&conference.focus.sources("bob")), ssrcs(&bob_audio));
+    let alice_at_bridge = conference
+        .bridge
+        .endpoint(room, "alice")
+        .expect("alice at the bridge");
+    assert!(!alice_at_bridge.force_mute_audio && !alice_at_bridge.force_mute_video);
+    assert_eq!(conference.focus.sid("alice"), Some(alice_sid));
+}
+
+#[tokio::test]
+async fn a_session_accept_before_the_first_decision_is_filtered_by_the_default() {
+    let room = "early";
+    // podium is not running yet: the module applies podium_default_permissions (audio here).
+    let options = format!("{CONFERENCE_OPTIONS}    podium_default_permissions = {{ \"audio\" }}\n");
+    let mut conference = Conference::without_podium(&options, FocusOptions::default()).await;
+    let bob = Participant::join_with(
+        conference.prosody.c2s_port,
+        "bob",
+        room,
+        "bob",
+        Shape::Current,
+        ParticipantOptions::default(),
+    )
+    .await;
+    let bob_audio = bob.track(Track::Audio);
+    let bob_camera = bob.track(Track::Camera);
+    conference.focus_holds("bob", &bob_audio).await;
+    conference.bridge_holds(room, "bob", &bob_audio).await;
+    // The default refuses video: the bridge force-mutes video from the allocation on.
+    conference.bridge_force_mute(room, "bob", false, true).await;
+    let mut inspector = C2s::connect(conference.prosody.c2s_port, "inspector", "again").await;
+    let held = inspect(&mut inspector, room).await;
+    assert_eq!(
+        held.get("bob")
+            .map(|(set, origin)| (set.as_str(), origin.as_str())),
+        Some(("audio", "default"))
+    );
+
+    // podium starts and decides: everything allowed; the camera is released and the mute lifted.
+    conference.start_podium().await;
+    edit_rules(
+        conference.podium(),
+        &conference.db,
+        "INSERT INTO rules (room, who, media, effect) VALUES ('*', 'everyone', 'all', 'allow')",
+    )
+    .await;
+    conference
+        .wait_held(room, &[("bob", "audio,video,screen")])
+        .await;
+    conference
+        .focus_holds("bob", &bob_audio.union(&bob_camera))
+        .await;
+    conference
+        .bridge_holds(room, "bob", &bob_audio.union(&bob_camera))
+        .await;
+    conference
+        .bridge_force_mute(room, "bob", false, false)
+        .await;
+    assert!(bob.strays().is_empty(), "{:?}", bob.strays());
+}
