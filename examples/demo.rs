@@ -1,23 +1,50 @@
-//! Simulated occupants for `scripts/run`: people join, change role and leave a room while an admin
-//! edits a rule with SQL; after each step the demo shows what mod_podium holds for everyone.
+//! The live demo conference for `scripts/run`: a focus (jicofo's signalling), a bridge (JVB's Colibri2)
+//! and lib-jitsi-meet-shaped participants, the same stand-ins the tests use (tests/common/), meet on a
+//! real Prosody with mod_podium while podium decides from SQL rules. After each scripted step, and
+//! then whenever anything changes, it prints who may send what, what the focus and the bridge hold,
+//! and what the clients were told. Edit rules with `sqlite3` in another terminal and watch.
 //!
 //! Usage: demo <c2s port> <podium database>   (scripts/run starts Prosody and podium first)
 
-#[path = "../tests/common/c2s.rs"]
-#[allow(dead_code)]
-mod c2s;
+#![allow(dead_code)]
 
-/// The addresses `scripts/run` configures, as the test client expects them.
+#[path = "../tests/common/bridge.rs"]
+mod bridge;
+#[path = "../tests/common/c2s.rs"]
+mod c2s;
+#[path = "../tests/common/focus.rs"]
+mod focus;
+#[path = "../tests/common/jingle.rs"]
+mod jingle;
+#[path = "../tests/common/participant.rs"]
+mod participant;
+#[path = "../tests/common/peer.rs"]
+mod peer;
+
+/// The addresses `scripts/run` configures, as the stand-ins expect them.
 mod prosody {
     pub const DOMAIN: &str = "localhost";
     pub const MUC: &str = "conference.localhost";
     pub const PASSWORD: &str = "pw";
+    pub const BREWERY: &str = "jvbbrewery@internal.localhost";
+    pub const FOCUS_ACCOUNT: &str = "focus@localhost";
+}
+
+/// Distinct numbers for the stand-ins' ids and SSRCs.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bridge::BridgePeer;
 use c2s::{C2s, attr, el};
+use focus::FocusPeer;
+use jingle::{MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media, SourceSet};
+use participant::{Participant, Shape};
 
 const ROOM: &str = "demo";
 
@@ -36,25 +63,122 @@ fn sql(db: &Path, statement: &str) {
     assert!(status.success());
 }
 
-/// Waits a moment for podium to decide, then prints what the module holds.
-async fn show(inspector: &mut C2s) {
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let held = inspector.inspect(ROOM).await;
-    if held.is_empty() {
-        println!("  (room is empty)");
+/// "audio 1, camera 6, screen 6" for a set of sources.
+fn describe(sources: &SourceSet) -> String {
+    let audio = sources.ssrcs_of(Media::Audio).len();
+    let screen = sources.desktop().len();
+    let camera = sources.ssrcs_of(Media::Video).len() - screen;
+    let mut parts = Vec::new();
+    for (name, count) in [("audio", audio), ("camera", camera), ("screen", screen)] {
+        if count > 0 {
+            parts.push(format!("{name} {count}"));
+        }
     }
-    for (nick, (kinds, origin)) in held {
-        let kinds = if kinds == "none" {
-            "nothing".to_owned()
-        } else {
-            kinds.replace(',', " + ")
-        };
-        println!("  {nick:<8} may send {kinds:<24} ({origin})");
+    if parts.is_empty() {
+        "nothing".to_owned()
+    } else {
+        parts.join(", ")
     }
 }
 
-async fn make_moderator(owner: &mut C2s, nick: &str) {
-    let answer = owner
+/// One line per participant: what podium allows, what jicofo and the bridge hold, what the client
+/// was told.
+async fn table(
+    inspector: &mut C2s,
+    focus: &FocusPeer,
+    bridge: &BridgePeer,
+    people: &[&Participant],
+) -> String {
+    let held = inspector.inspect(ROOM).await;
+    let mut out = format!(
+        "  {:<6} {:<20} {:<28} {:<24} {}\n",
+        "who",
+        "may send (podium)",
+        "focus (jicofo) holds",
+        "bridge holds / force-mute",
+        "client was told"
+    );
+    for person in people {
+        let may = held
+            .get(&person.nick)
+            .map(|(kinds, origin)| {
+                let kinds = if kinds == "none" {
+                    "nothing".to_owned()
+                } else {
+                    kinds.replace(',', "+")
+                };
+                if origin == "default" {
+                    format!("{kinds} (default)")
+                } else {
+                    kinds
+                }
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        let at_focus = describe(&focus.sources(&format!("{ROOM}/{}", person.nick)));
+        let at_bridge = match bridge.endpoint(ROOM, &person.nick) {
+            Some(endpoint) => {
+                let mut muted = Vec::new();
+                if endpoint.force_mute_audio {
+                    muted.push("audio");
+                }
+                if endpoint.force_mute_video {
+                    muted.push("video");
+                }
+                format!(
+                    "a{} v{} / {}",
+                    endpoint.audio_ssrcs.len(),
+                    endpoint.video_ssrcs.len(),
+                    if muted.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        muted.join("+")
+                    }
+                )
+            }
+            None => "-".to_owned(),
+        };
+        let told: Vec<&str> = person
+            .mutes()
+            .iter()
+            .map(|mute| match mute.namespace.as_str() {
+                MUTE_AUDIO => "mute audio",
+                MUTE_VIDEO => "mute camera",
+                MUTE_DESKTOP => "mute screen",
+                _ => "mute ?",
+            })
+            .collect();
+        out.push_str(&format!(
+            "  {:<6} {:<20} {:<28} {:<24} {}\n",
+            person.nick,
+            may,
+            at_focus,
+            at_bridge,
+            if told.is_empty() {
+                "-".to_owned()
+            } else {
+                told.join(", ")
+            }
+        ));
+    }
+    out
+}
+
+/// Lets podium decide and the signalling settle (a demo may wait; the tests wait on signals), then
+/// prints the table.
+async fn show(
+    inspector: &mut C2s,
+    focus: &FocusPeer,
+    bridge: &BridgePeer,
+    people: &[&Participant],
+) {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    print!("{}", table(inspector, focus, bridge, people).await);
+}
+
+/// jicofo makes a participant moderator (its AutoOwnerRoleManager gives the first one owner).
+async fn make_moderator(focus: &FocusPeer, nick: &str) {
+    let answer = focus
+        .handle()
         .iq(
             "set",
             &format!("{ROOM}@{}", prosody::MUC),
@@ -80,58 +204,69 @@ async fn main() {
     let db = PathBuf::from(args.next().expect("usage: demo <c2s port> <db>"));
 
     let mut inspector = C2s::connect(port, "inspector", "demo").await;
-    for round in 1.. {
-        println!(
-            "\n\x1b[1m━━━ round {round}: room {ROOM}@{} ━━━\x1b[0m",
-            prosody::MUC
-        );
-        step("ada joins and creates the room (owner, so moderator)");
-        let mut ada = C2s::connect(port, "ada", "web").await;
-        ada.join(ROOM, "ada").await;
-        show(&mut inspector).await;
+    step("the bridge (jvb-1) joins the bridge MUC; the focus joins it and finds the bridge");
+    let bridge = BridgePeer::connect(port).await;
+    let focus = FocusPeer::connect(port).await;
+    println!("  bridge {} · focus {}", bridge.jid, focus.jid);
 
-        step("ben joins (participant)");
-        let mut ben = C2s::connect(port, "ben", "web").await;
-        ben.join(ROOM, "ben").await;
-        show(&mut inspector).await;
+    step(
+        "ada, ben and cleo (token user, JWT group acme) join: the focus invites each, they accept with audio and camera",
+    );
+    let ada = Participant::join(port, "ada", ROOM, "ada", Shape::Current).await;
+    make_moderator(&focus, "ada").await;
+    let ben = Participant::join(port, "ben", ROOM, "ben", Shape::Current).await;
+    let cleo = Participant::join(port, "token-cleo", ROOM, "cleo", Shape::Current).await;
+    let people = [&ada, &ben, &cleo];
+    show(&mut inspector, &focus, &bridge, &people).await;
+    println!(
+        "  (ben's camera was withheld from jicofo: nobody else learns it, the bridge drops it)"
+    );
 
-        step("cleo joins with a token (JWT group acme)");
-        let mut cleo = C2s::connect(port, "token-cleo", "web").await;
-        cleo.join(ROOM, "cleo").await;
-        show(&mut inspector).await;
+    step(
+        "ben starts a screenshare: his source-add is answered by mod_podium and never reaches jicofo",
+    );
+    let _ = ben.add_screenshare().await;
+    show(&mut inspector, &focus, &bridge, &people).await;
 
-        step(
-            "an admin edits a rule with SQL while everyone is in the room: acme may share screens",
-        );
-        sql(
-            &db,
-            "UPDATE rules SET enabled = 1 WHERE note = 'demo: acme shares screens';",
-        );
-        show(&mut inspector).await;
+    step("an admin lets acme share screens (SQL, while everyone is in the room); cleo shares hers");
+    sql(
+        &db,
+        "UPDATE rules SET enabled = 1 WHERE note = 'demo: acme shares screens';",
+    );
+    let _ = cleo.add_screenshare().await;
+    show(&mut inspector, &focus, &bridge, &people).await;
 
-        step("ada makes ben a moderator");
-        make_moderator(&mut ada, "ben").await;
-        show(&mut inspector).await;
+    step(
+        "the admin silences ben: source-remove to jicofo, force-mute at the bridge, a mute IQ to his client",
+    );
+    sql(
+        &db,
+        "INSERT INTO rules (room, who, who_value, media, effect, priority, note) VALUES ('demo', 'jid', 'ben@*', 'audio', 'deny', 5, 'demo: ben is silenced');",
+    );
+    show(&mut inspector, &focus, &bridge, &people).await;
 
-        step("ben leaves");
-        ben.leave(ROOM, "ben").await;
-        show(&mut inspector).await;
+    step(
+        "ada makes ben a moderator: moderators may send anything (priority 10 beats 5); his withheld camera and screen are released",
+    );
+    make_moderator(&focus, "ben").await;
+    show(&mut inspector, &focus, &bridge, &people).await;
 
-        step("the admin turns the rule off again");
-        sql(
-            &db,
-            "UPDATE rules SET enabled = 0 WHERE note = 'demo: acme shares screens';",
-        );
-        show(&mut inspector).await;
-
-        step("cleo and ada leave");
-        cleo.leave(ROOM, "cleo").await;
-        ada.leave(ROOM, "ada").await;
-        show(&mut inspector).await;
-        println!(
-            "\n(the audit log: sqlite3 {} 'SELECT * FROM decisions ORDER BY id DESC LIMIT 10')",
-            db.display()
-        );
-        tokio::time::sleep(Duration::from_secs(3)).await;
+    println!(
+        "\n\x1b[1mYour turn.\x1b[0m Edit the rules from another terminal, for example:\n  \
+         sqlite3 -cmd '.timeout 5000' {db} \"UPDATE rules SET enabled = 0 WHERE note = 'demo: acme shows cameras';\"\n  \
+         sqlite3 -cmd '.timeout 5000' {db} \"SELECT id, room, who, who_value, media, effect, priority, enabled, note FROM rules;\"\n  \
+         sqlite3 -cmd '.timeout 5000' {db} \"SELECT at, nick, previous, granted, cause FROM decisions ORDER BY id DESC LIMIT 10;\"\n\
+         This table is printed again whenever something changes. Ctrl-C stops everything.",
+        db = db.display()
+    );
+    let mut last = String::new();
+    loop {
+        let now = table(&mut inspector, &focus, &bridge, &people).await;
+        if now != last {
+            println!();
+            print!("{now}");
+            last = now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

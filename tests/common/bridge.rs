@@ -101,12 +101,14 @@ pub struct BridgeView {
 }
 
 impl BridgeView {
+    /// The conference by meeting id, room JID or room name.
     pub fn conference(&self, meeting_or_room: &str) -> Option<&ConferenceView> {
         self.conferences
             .values()
             .find(|conference| conference.is(meeting_or_room))
     }
 
+    /// The endpoint `nick` of that conference.
     pub fn endpoint(&self, meeting_or_room: &str, nick: &str) -> Option<&EndpointView> {
         self.conference(meeting_or_room)?.endpoints.get(nick)
     }

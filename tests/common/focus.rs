@@ -199,6 +199,7 @@ impl FocusView {
         first
     }
 
+    /// The endpoint for "nick" or "room/nick".
     pub fn endpoint(&self, key: &str) -> Option<&EndpointView> {
         let (room, nick) = self.locate(key)?;
         self.rooms.get(&room)?.endpoints.get(&nick)
@@ -211,6 +212,7 @@ impl FocusView {
             .unwrap_or_default()
     }
 
+    /// The current Jingle sid of "nick" or "room/nick".
     pub fn sid(&self, key: &str) -> Option<String> {
         self.endpoint(key)?.sid.clone()
     }
@@ -244,6 +246,7 @@ impl FocusPeer {
         FocusPeer::connect_with(port, FocusOptions::default()).await
     }
 
+    /// Like [`FocusPeer::connect`], with options.
     pub async fn connect_with(port: u16, options: FocusOptions) -> FocusPeer {
         let c2s = C2s::connect(port, FOCUS_USER, FOCUS_NICK).await;
         assert_eq!(c2s.jid, FOCUS_JID, "the focus must be bound as {FOCUS_JID}");
@@ -353,6 +356,7 @@ impl FocusPeer {
     }
 
     /// The current Jingle sid of `key`.
+    /// The current Jingle sid of "nick" or "room/nick".
     pub fn sid(&self, key: &str) -> Option<String> {
         self.core.recorder.read(|view| view.sid(key))
     }

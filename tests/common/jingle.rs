@@ -46,13 +46,16 @@ pub const RTP_HDREXT: &str = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0";
 pub const FOCUS: &str = "http://jitsi.org/protocol/focus";
 /// Mute IQs (`<mute>`), one namespace per media.
 pub const MUTE_AUDIO: &str = "http://jitsi.org/jitmeet/audio";
+/// Mute IQs for the camera.
 pub const MUTE_VIDEO: &str = "http://jitsi.org/jitmeet/video";
+/// Mute IQs for the screenshare.
 pub const MUTE_DESKTOP: &str = "http://jitsi.org/jitmeet/desktop";
 /// The disco feature by which a participant asks for JSON-encoded sources.
 pub const JSON_SOURCES_FEATURE: &str = "http://jitsi.org/json-encoded-sources";
 
 /// jicofo's `max-ssrcs-per-user` and `max-ssrc-groups-per-user` defaults.
 pub const MAX_SSRCS_PER_ENDPOINT: usize = 20;
+/// jicofo's `max-ssrc-groups-per-user` default.
 pub const MAX_GROUPS_PER_ENDPOINT: usize = 20;
 
 /// The media a source carries (camera and screenshare are both video).
@@ -63,6 +66,7 @@ pub enum Media {
 }
 
 impl Media {
+    /// The media name as Jingle and Colibri2 write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Media::Audio => "audio",
@@ -70,6 +74,7 @@ impl Media {
         }
     }
 
+    /// "audio" or "video"; anything else (e.g. "application") is `None`.
     pub fn parse(text: &str) -> Option<Media> {
         match text {
             "audio" => Some(Media::Audio),
@@ -103,6 +108,7 @@ pub struct Source {
 }
 
 impl Source {
+    /// A bare source: no name, video type, msid or owner.
     pub fn new(media: Media, ssrc: u32) -> Source {
         Source {
             ssrc,
@@ -114,26 +120,31 @@ impl Source {
         }
     }
 
+    /// With a source name.
     pub fn named(mut self, name: &str) -> Source {
         self.name = Some(name.to_owned());
         self
     }
 
+    /// With a video type ("camera" or "desktop").
     pub fn with_video_type(mut self, video_type: &str) -> Source {
         self.video_type = Some(video_type.to_owned());
         self
     }
 
+    /// With an msid.
     pub fn with_msid(mut self, msid: &str) -> Source {
         self.msid = Some(msid.to_owned());
         self
     }
 
+    /// With an owner (an endpoint id).
     pub fn owned_by(mut self, owner: &str) -> Source {
         self.owner = Some(owner.to_owned());
         self
     }
 
+    /// Whether the source claims to be a screenshare.
     pub fn is_desktop(&self) -> bool {
         self.video_type.as_deref() == Some("desktop")
     }
@@ -218,6 +229,7 @@ pub struct Group {
 }
 
 impl Group {
+    /// A group of `semantics` ("FID" or "SIM") over `ssrcs`.
     pub fn new(media: Media, semantics: &str, ssrcs: &[u32]) -> Group {
         Group {
             media,
@@ -238,6 +250,7 @@ impl Group {
             .build()
     }
 
+    /// Reads an `<ssrc-group>` of `media`.
     pub fn from_element(media: Media, element: &Element) -> Result<Group, String> {
         let ssrcs = element
             .children()
@@ -276,14 +289,17 @@ pub struct SourceSet {
 pub type SourcesByOwner = BTreeMap<String, SourceSet>;
 
 impl SourceSet {
+    /// A set of these sources and groups.
     pub fn new(sources: Vec<Source>, groups: Vec<Group>) -> SourceSet {
         SourceSet { sources, groups }
     }
 
+    /// No sources and no groups.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty() && self.groups.is_empty()
     }
 
+    /// The number of sources (SSRCs).
     pub fn len(&self) -> usize {
         self.sources.len()
     }
@@ -310,6 +326,7 @@ impl SourceSet {
             .collect()
     }
 
+    /// The source with `ssrc`, if present.
     pub fn source(&self, ssrc: u32) -> Option<&Source> {
         self.sources.iter().find(|source| source.ssrc == ssrc)
     }

@@ -178,6 +178,7 @@ impl Participant {
         Participant::join_with(port, user, room, nick, shape, ParticipantOptions::default()).await
     }
 
+    /// Like [`Participant::join`], with options.
     pub async fn join_with(
         port: u16,
         user: &str,
@@ -404,10 +405,12 @@ impl Participant {
         self.core.recorder.read(|view| view.received.clone())
     }
 
+    /// The mute IQs received, in order.
     pub fn mutes(&self) -> Vec<MuteReceived> {
         self.core.recorder.read(|view| view.mutes.clone())
     }
 
+    /// Answers that matched no waiter.
     pub fn strays(&self) -> Vec<Element> {
         self.core.recorder.read(|view| view.strays.clone())
     }
@@ -481,6 +484,8 @@ impl Core {
     fn on_request(self: &Arc<Self>, request: &Element) {
         let from = request.attr("from").unwrap_or("").to_owned();
         let Some(child) = payload(request) else {
+            self.handle
+                .send(error_for(request, "bad-request", None, vec![]));
             return;
         };
         if child.is("jingle", JINGLE) {

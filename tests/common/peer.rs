@@ -29,6 +29,7 @@ pub struct Recorder<View> {
 }
 
 impl<View: Clone + Debug> Recorder<View> {
+    /// A recorder starting from `view`.
     pub fn new(view: View) -> Recorder<View> {
         Recorder {
             view: Mutex::new(view),
