@@ -751,10 +751,19 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":inspect", function (event)
 		event.origin.send(st.error_reply(event.stanza, "modify", "bad-request", "inspect needs a 'room'"));
 		return true;
 	end
-	local reply = st.reply(event.stanza):tag("inspect", { xmlns = xmlns_podium; room = room_jid });
+	local conference, p2p = conferences[room_jid], p2p_sessions[room_jid];
+	local reply = st.reply(event.stanza):tag("inspect", {
+		xmlns = xmlns_podium; room = room_jid;
+		["bridge-endpoints"] = tostring(conference and jingle.count(conference.endpoints) or 0);
+		["p2p-sessions"] = tostring(p2p and jingle.count(p2p) or 0);
+	});
 	for nick, record in pairs(state.rooms[room_jid] or {}) do
+		local media = record.media;
 		reply:tag("occupant", podium.media_attrs(record.held, {
 			jid = room_jid .. "/" .. nick; ["real-jid"] = record.real_jid; origin = record.origin;
+			session = media and media.sid;
+			forwarded = tostring(media and jingle.count(media.forwarded) or 0);
+			withheld = tostring(media and jingle.count(media.withheld) or 0);
 		})):up();
 	end
 	event.origin.send(reply);

@@ -147,6 +147,45 @@ impl Conference {
     }
 }
 
+/// The module's own account of a room: (bridge endpoints, P2P sessions) and per nick (session,
+/// forwarded, withheld), from `<inspect/>`.
+type Kept = (
+    (String, String),
+    Vec<(String, Option<String>, String, String)>,
+);
+
+async fn kept(inspector: &mut C2s, room: &str) -> Kept {
+    let answer = inspector
+        .iq(
+            "get",
+            MUC,
+            el("inspect", PODIUM)
+                .attr(attr("room"), format!("{room}@{MUC}"))
+                .build(),
+        )
+        .await;
+    let list = answer
+        .get_child("inspect", PODIUM)
+        .expect("an inspect answer");
+    let text = |element: &minidom::Element, name: &str| element.attr(name).unwrap_or("").to_owned();
+    let mut occupants: Vec<_> = list
+        .children()
+        .map(|o| {
+            (
+                text(o, "jid").rsplit('/').next().unwrap().to_owned(),
+                o.attr("session").map(str::to_owned),
+                text(o, "forwarded"),
+                text(o, "withheld"),
+            )
+        })
+        .collect();
+    occupants.sort();
+    (
+        (text(list, "bridge-endpoints"), text(list, "p2p-sessions")),
+        occupants,
+    )
+}
+
 fn ssrcs(sources: &SourceSet) -> BTreeSet<u32> {
     sources.ssrcs().into_iter().collect()
 }
@@ -167,10 +206,22 @@ async fn learns(participant: &Participant, owner: &str, expected: BTreeSet<u32>)
 
 /// The sources of every Jingle request the focus received from `nick`.
 fn jingle_from(focus: &FocusPeer, room: &str, nick: &str) -> Vec<(JingleReceived, SourceSet)> {
+    jingle_from_since(focus, 0, room, nick)
+}
+
+/// Like [`jingle_from`], for the requests after the first `since` the focus received. (Before the
+/// first decision, the module may already have released sources the default withheld.)
+fn jingle_from_since(
+    focus: &FocusPeer,
+    since: usize,
+    room: &str,
+    nick: &str,
+) -> Vec<(JingleReceived, SourceSet)> {
     let from = format!("{room}@{MUC}/{nick}");
     focus
         .jingle_received()
         .into_iter()
+        .skip(since)
         .filter(|received| received.from == from)
         .map(|received| {
             let jingle = received
@@ -239,6 +290,7 @@ async fn lecture_withholds_grants_and_revokes_through_focus_bridge_and_peers() {
         "no camera SSRC of bob ever reached the focus"
     );
     let received_before_grant = bob.received().len();
+    let focus_mark = conference.focus.jingle_received().len();
 
     // (b) An SQL edit grants video: the focus gets exactly bob's camera under bob's sid.
     let started = conference
@@ -249,7 +301,7 @@ async fn lecture_withholds_grants_and_revokes_through_focus_bridge_and_peers() {
         .await;
     let grant_latency = started.elapsed();
     let sid = bob.sid().expect("bob has a session");
-    let adds: Vec<_> = jingle_from(&conference.focus, room, "bob")
+    let adds: Vec<_> = jingle_from_since(&conference.focus, focus_mark, room, "bob")
         .into_iter()
         .filter(|(received, _)| received.action == "source-add")
         .collect();
@@ -310,7 +362,7 @@ async fn lecture_withholds_grants_and_revokes_through_focus_bridge_and_peers() {
     })
     .await;
     let revoke_latency = started.elapsed();
-    let removes: Vec<_> = jingle_from(&conference.focus, room, "bob")
+    let removes: Vec<_> = jingle_from_since(&conference.focus, focus_mark, room, "bob")
         .into_iter()
         .filter(|(received, _)| received.action == "source-remove")
         .collect();
@@ -421,12 +473,13 @@ async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
     learns(&alice, "bob", relayed(&bob_sent)).await;
 
     // The screenshare's source-add is answered by the module and never reaches the focus.
+    let focus_mark = conference.focus.jingle_received().len();
     let answer = bob.add_screenshare().await;
     assert!(is_result(&answer), "the client sees success: {answer:?}");
     let screen = bob.track(Track::Screenshare);
     assert!(screen.sources.iter().all(Source::is_desktop));
     assert!(
-        jingle_from(&conference.focus, room, "bob")
+        jingle_from_since(&conference.focus, focus_mark, room, "bob")
             .iter()
             .all(|(received, _)| received.action != "source-add"),
         "no source-add from bob reached the focus"
@@ -475,7 +528,7 @@ async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
     conference
         .bridge_holds(room, "bob", &bob_sent.union(&screen))
         .await;
-    let replay = jingle_from(&conference.focus, room, "bob")
+    let replay = jingle_from_since(&conference.focus, focus_mark, room, "bob")
         .into_iter()
         .find(|(received, _)| received.action == "source-add")
         .expect("the screenshare was replayed");
@@ -601,6 +654,24 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
             .is_disjoint(&ssrcs(&bob.track(Track::Camera)))
     );
 
+    // What the module keeps for bob: his current session, 1 source with jicofo, 6 withheld.
+    let bob_sid = conference.focus.sid("bob");
+    let alice_sid = conference.focus.sid("alice");
+    let (counts, occupants) = kept(&mut conference.inspector, room).await;
+    assert_eq!(counts, ("2".to_owned(), "0".to_owned()));
+    assert_eq!(
+        occupants,
+        vec![
+            (
+                "alice".to_owned(),
+                alice_sid.clone(),
+                "7".to_owned(),
+                "0".to_owned()
+            ),
+            ("bob".to_owned(), bob_sid, "1".to_owned(), "6".to_owned()),
+        ]
+    );
+
     // bob leaves: the module keeps nothing for him; the bridge endpoint is gone.
     bob.leave().await;
     conference
@@ -612,6 +683,22 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
             view.endpoint(room, "bob").is_none()
         })
         .await;
+
+    let (counts, occupants) = kept(&mut conference.inspector, room).await;
+    assert_eq!(
+        counts,
+        ("1".to_owned(), "0".to_owned()),
+        "only alice's endpoint is known"
+    );
+    assert_eq!(
+        occupants,
+        vec![(
+            "alice".to_owned(),
+            alice_sid,
+            "7".to_owned(),
+            "0".to_owned()
+        )]
+    );
 
     // bob comes back with a new session and new SSRCs: his camera is withheld again.
     let bob_again = conference
@@ -642,6 +729,19 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
         "{answer:?}"
     );
     assert_eq!(ssrcs(&conference.focus.sources("bob")), ssrcs(&audio_again));
+
+    // An older client removes its camera with source-remove: jicofo never saw it, so the module
+    // answers and forgets it; nothing reaches jicofo.
+    let focus_mark = conference.focus.jingle_received().len();
+    let answer = bob_again.remove_sources(Track::Camera).await;
+    assert!(is_result(&answer), "{answer:?}");
+    assert!(jingle_from_since(&conference.focus, focus_mark, room, "bob").is_empty());
+    let (_, occupants) = kept(&mut conference.inspector, room).await;
+    let bob_kept = occupants
+        .iter()
+        .find(|o| o.0 == "bob")
+        .expect("bob is kept");
+    assert_eq!((bob_kept.2.as_str(), bob_kept.3.as_str()), ("1", "0"));
 }
 
 #[tokio::test]
