@@ -373,6 +373,11 @@ local function to_focus(event, room, occupant, payload)
 		module:log("warn", "%s used another participant's Jingle session %s; refused", occupant.nick, sid);
 		return answer_error(event, "auth", "forbidden", "this Jingle session belongs to another participant");
 	end
+	if media.sid and sid ~= media.sid and action ~= "session-terminate" then
+		-- Not its current session: an old one (jicofo would answer bad-request too) or one the module
+		-- has not seen, which may be someone else's; neither may carry sources.
+		return answer_error(event, "modify", "bad-request", "unknown Jingle session");
+	end
 	if jingle.adding_actions[action] then
 		local sources, groups = jingle.read_sources(payload, record.declared);
 		if not sources then

@@ -712,8 +712,9 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
     let audio_again = bob_again.track(Track::Audio);
     conference.focus_holds("bob", &audio_again).await;
     conference.bridge_holds(room, "bob", &audio_again).await;
-    // A session id that is not his (an old one) reaches jicofo, which refuses it (unknown sid); the
-    // module does not take it as his session.
+    // A session id that is not his current one (an old one, or one the module has not seen, which
+    // could be someone else's) is refused by the module, as jicofo would refuse an unknown sid.
+    let focus_mark = conference.focus.jingle_received().len();
     let answer = bob_again
         .send_jingle(
             "source-add",
@@ -729,6 +730,7 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
         "{answer:?}"
     );
     assert_eq!(ssrcs(&conference.focus.sources("bob")), ssrcs(&audio_again));
+    assert!(jingle_from_since(&conference.focus, focus_mark, room, "bob").is_empty());
 
     // An older client removes its camera with source-remove: jicofo never saw it, so the module
     // answers and forgets it; nothing reaches jicofo.
