@@ -40,3 +40,29 @@ wait_port() {
 		sleep 0.05
 	done
 }
+
+# A PostgreSQL server the tests can use, and TEST_POSTGRES_URL pointing at it. Uses the URL given, or
+# the machine's server with trust auth on 127.0.0.1 (postgres/test); otherwise installs Debian's
+# postgresql, starts its cluster, and creates a podium role with a password, reached over TCP.
+ensure_postgres() {
+	ensure_packages postgresql-client
+	local url="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+	if psql -X -q -A -t "$url" -c 'SELECT 1' >/dev/null 2>&1; then
+		export TEST_POSTGRES_URL="$url"
+		return 0
+	fi
+	ensure_packages postgresql
+	local cluster
+	cluster="$(pg_lsclusters -h 2>/dev/null | awk 'NR == 1 { print $1 " " $2 }')"
+	[ -n "$cluster" ] || die "postgresql is installed but has no cluster (pg_lsclusters is empty)"
+	# shellcheck disable=SC2086
+	pg_lsclusters -h | awk 'NR == 1 { exit ($4 == "online") ? 0 : 1 }' || as_root pg_ctlcluster $cluster start
+	for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 && break; sleep 0.2; done
+	as_root runuser -u postgres -- psql -X -q -c \
+		"DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'podium') THEN CREATE ROLE podium LOGIN CREATEDB PASSWORD 'podium'; END IF; END \$\$;"
+	as_root runuser -u postgres -- psql -X -q -tc "SELECT 1 FROM pg_database WHERE datname = 'podium'" | grep -q 1 \
+		|| as_root runuser -u postgres -- createdb -O podium podium
+	url="postgres://podium:podium@127.0.0.1:5432/podium"
+	psql -X -q -A -t "$url" -c 'SELECT 1' >/dev/null || die "PostgreSQL is running but $url does not connect"
+	export TEST_POSTGRES_URL="$url"
+}

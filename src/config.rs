@@ -59,10 +59,39 @@ pub struct XmppConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// The SQLite file; created with its tables on first start.
+    /// The SQLite file; created with its tables on first start. Unused when `url` is set.
     pub path: PathBuf,
-    /// How often to look for rule edits made by other processes.
+    /// A PostgreSQL URL (`postgres://user:password@host/db`), for several podium instances (one per
+    /// Prosody shard) sharing one rule store. Unset: SQLite at `path`. Redacted like the XMPP secret,
+    /// since it may carry a password.
+    pub url: Option<Secret>,
+    /// This instance's name in the audit log (`decisions.instance`); empty: the host name.
+    pub instance: String,
+    /// How often to look for rule edits made by other processes (on PostgreSQL a safety net beside
+    /// LISTEN/NOTIFY).
     pub poll_interval_ms: u64,
+}
+
+impl DatabaseConfig {
+    /// The PostgreSQL URL, when one is configured.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|url| !url.is_empty())
+    }
+
+    /// The instance name: `instance`, else the host name, else "podium".
+    pub fn instance_name(&self) -> String {
+        if !self.instance.is_empty() {
+            return self.instance.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "podium".to_owned())
+    }
 }
 
 /// `[rules]`: combining.
@@ -138,6 +167,8 @@ impl Default for Config {
             },
             database: DatabaseConfig {
                 path: PathBuf::from("podium.db"),
+                url: None,
+                instance: String::new(),
                 poll_interval_ms: 200,
             },
             rules: RulesConfig {
@@ -247,6 +278,14 @@ impl Config {
             return Err(ConfigError::key(
                 "database.poll_interval_ms",
                 "must be at least 1",
+            ));
+        }
+        if let Some(url) = self.database.postgres_url()
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::key(
+                "database.url",
+                "must be a PostgreSQL URL (postgres://user:password@host/database); leave it unset for SQLite",
             ));
         }
         if self.database.path.as_os_str().is_empty() {
@@ -435,8 +474,45 @@ mod tests {
     fn test_secret_never_printed() {
         let mut config = Config::default();
         config.xmpp.secret = Secret::new("hunter2");
+        config.database.url = Some(Secret::new("postgres://podium:hunter3@db/rules"));
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"));
+        assert!(!debug.contains("hunter3"));
         assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn test_database_url_from_env_and_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PODIUM_XMPP__SECRET", "s");
+            jail.set_env(
+                "PODIUM_DATABASE__URL",
+                "postgres://podium:pw@127.0.0.1/rules",
+            );
+            jail.set_env("PODIUM_DATABASE__INSTANCE", "shard-a");
+            let config = load_in(jail, None).unwrap();
+            assert_eq!(
+                config.database.postgres_url(),
+                Some("postgres://podium:pw@127.0.0.1/rules")
+            );
+            assert_eq!(config.database.instance_name(), "shard-a");
+            jail.set_env("PODIUM_DATABASE__URL", "mysql://127.0.0.1/rules");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "configuration key `database.url` (environment variable PODIUM_DATABASE__URL): must be a PostgreSQL URL"
+                ),
+                "{err}"
+            );
+            assert!(!err.contains("127.0.0.1"), "the URL is not echoed: {err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_instance_defaults_to_the_host_name() {
+        let config = Config::default();
+        assert!(!config.database.instance_name().is_empty());
+        assert_eq!(config.database.postgres_url(), None);
     }
 }

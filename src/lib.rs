@@ -12,7 +12,8 @@
 //! - [`protocol`]: podium's own payloads between module and component, one file each.
 //! - [`rooms`]: rooms and occupants as podium sees them, built from the forwarded MUC presence.
 //! - [`rules`]: the rule model and the pure evaluator with its combining rule.
-//! - [`store`]: SQLite via sqlx: migrations, rule loading, edit detection, the audit log.
+//! - [`store`]: SQLite or PostgreSQL via sqlx: migrations, rule loading, edit detection
+//!   (polling, LISTEN/NOTIFY), the audit log.
 //! - [`enforce`]: the engine: decide, diff against what the module holds, send, audit.
 //! - [`media`]: the media kinds and sets of them.
 //!
@@ -65,8 +66,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let muc = BareJid::from_str(&config.xmpp.muc)
         .map_err(|e| config::ConfigError::Other(format!("xmpp.muc: {e}")))?;
 
-    let store = Store::open_sqlite(&config.database.path).await?;
-    info!(path = %config.database.path.display(), "database ready");
+    let instance = config.database.instance_name();
+    let store = Store::open(&config.database, instance.clone()).await?;
+    match config.database.postgres_url() {
+        Some(url) => info!(url = %store::redact_url(url), %instance, "database ready (PostgreSQL)"),
+        None => info!(path = %config.database.path.display(), %instance, "database ready (SQLite)"),
+    }
     let version = store.rules_version().await?;
     let rules = Arc::new(store::watch::load_rule_set(&store, default).await?);
 

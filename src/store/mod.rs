@@ -1,9 +1,13 @@
 //! SQL storage: the rules admins write, the audit log podium writes.
 //!
-//! Queries are checked at run time over sqlx's `Any` driver (no `DATABASE_URL` at build time) and use
-//! only types every backend shares (`INTEGER` as `i64`, `TEXT`). Migrations are embedded per backend
-//! with `sqlx::migrate!` and run at start-up. [`watch`] notices rule edits made by other processes;
-//! [`audit`] writes decisions in batches off the decision path.
+//! SQLite by default; PostgreSQL when several podium instances (one per Prosody shard) share one rule
+//! store. Queries are checked at run time over sqlx's `Any` driver (no `DATABASE_URL` at build time)
+//! and use only types both backends share (64-bit integers, `TEXT`). Migrations are embedded per
+//! backend (`migrations/sqlite/`, `migrations/postgres/`, versions kept in step) with
+//! `sqlx::migrate!` and run at start-up; on PostgreSQL sqlx holds an advisory lock while migrating, so
+//! instances starting together do not race. [`watch`] notices rule edits made by other processes
+//! (and, on PostgreSQL, hears them by LISTEN/NOTIFY); [`audit`] writes decisions in batches off the
+//! decision path, each with the name of the instance that decided.
 
 pub mod audit;
 pub mod watch;
@@ -16,11 +20,36 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 use tracing::instrument;
 
+use crate::config::DatabaseConfig;
 use crate::rules::RuleRow;
+
+/// `postgres://user:password@host:5432/db` → `postgres://host:5432/db`: what a log may show.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://{rest}")
+        }
+        None => "(unparsable database URL)".to_owned(),
+    }
+}
 
 pub use audit::{AuditRecord, AuditWriter};
 
 static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATOR_POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database podium talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A local SQLite file.
+    Sqlite,
+    /// A PostgreSQL server; the URL is kept for the LISTEN connection.
+    Postgres {
+        /// The connection URL (may carry a password: never logged).
+        url: String,
+    },
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +74,56 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    backend: Backend,
+    instance: String,
 }
 
 impl Store {
+    /// Opens the configured database (PostgreSQL when `database.url` is set, else SQLite at
+    /// `database.path`) and runs its migrations. `instance` names this podium in the audit log.
+    pub async fn open(config: &DatabaseConfig, instance: String) -> Result<Store, StoreError> {
+        let store = match config.postgres_url() {
+            Some(url) => Store::open_postgres(url).await?,
+            None => Store::open_sqlite(&config.path).await?,
+        };
+        Ok(store.named(instance))
+    }
+
+    /// Names this instance in the audit log.
+    pub fn named(mut self, instance: String) -> Store {
+        self.instance = instance;
+        self
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Connects to PostgreSQL and runs the migrations. The URL never reaches a log or an error message
+    /// (only the host does).
+    #[instrument(skip_all)]
+    pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: redact_url(url),
+                source,
+            })?;
+        MIGRATOR_POSTGRES.run(&pool).await?;
+        Ok(Store {
+            pool,
+            backend: Backend::Postgres {
+                url: url.to_owned(),
+            },
+            instance: String::new(),
+        })
+    }
+
     /// Opens (creating if missing) the SQLite file and runs the migrations.
     #[instrument(skip_all, fields(path = %path.display()))]
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
@@ -78,7 +154,11 @@ impl Store {
                 source,
             })?;
         MIGRATOR_SQLITE.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            backend: Backend::Sqlite,
+            instance: String::new(),
+        })
     }
 
     /// Every row of `rules`, valid or not (checking is the rule model's job).
@@ -107,8 +187,8 @@ impl Store {
         for r in records {
             sqlx::query(
                 "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
-                 user_group, previous, granted, rule_ids, reasons, cause) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 user_group, previous, granted, rule_ids, reasons, cause, instance) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&r.at)
             .bind(&r.room)
@@ -123,6 +203,7 @@ impl Store {
             .bind(&r.rule_ids)
             .bind(&r.reasons)
             .bind(&r.cause)
+            .bind(&self.instance)
             .execute(&mut *tx)
             .await?;
         }
@@ -144,6 +225,19 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_redact_url() {
+        assert_eq!(
+            redact_url("postgres://podium:s3cret@db.example:5432/rules"),
+            "postgres://db.example:5432/rules"
+        );
+        assert_eq!(
+            redact_url("postgres://127.0.0.1/test"),
+            "postgres://127.0.0.1/test"
+        );
+        assert_eq!(redact_url("nonsense"), "(unparsable database URL)");
+    }
 
     #[tokio::test]
     async fn test_migrate_twice_is_noop_and_triggers_count() {

@@ -1,20 +1,26 @@
 //! Noticing rule edits made by other processes.
 //!
 //! The `rules_version` row is moved by triggers on every INSERT, UPDATE and DELETE of `rules`,
-//! whoever makes them (the `sqlite3` CLI, an admin tool, a migration). Polling that one row is a
-//! point read on a tiny table, cheap enough to do every [`poll_interval_ms`] (200 ms by default), which
-//! keeps the edit-to-module latency well under a second without a restart.
+//! whoever makes them (the `sqlite3` or `psql` CLI, an admin tool, a migration). Polling that one row
+//! is a point read on a tiny table, cheap enough to do every [`poll_interval_ms`] (200 ms by default),
+//! which keeps the edit-to-module latency well under a second without a restart.
+//!
+//! On PostgreSQL the trigger also sends `NOTIFY podium_rules`, and podium LISTENs, so an edit reaches
+//! every instance sharing the database at once. When the LISTEN connection is lost, podium connects
+//! and LISTENs again *before* it reads the version, so an edit made while it was away is found by
+//! that read and one made afterwards is heard: nothing is missed. The poll stays as a safety net.
 //!
 //! [`poll_interval_ms`]: crate::config::DatabaseConfig::poll_interval_ms
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use crate::media::MediaSet;
 use crate::rules::RuleSet;
 
@@ -34,41 +40,124 @@ pub async fn load_rule_set(store: &Store, default: MediaSet) -> Result<RuleSet, 
     Ok(set)
 }
 
-/// Polls `rules_version` until cancelled; publishes a new rule set whenever it moves.
+/// The NOTIFY channel the PostgreSQL trigger sends on (migrations/postgres/).
+pub const CHANNEL: &str = "podium_rules";
+
+/// How long to wait before connecting the LISTEN connection again after a failure.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+/// Watches `rules_version` until cancelled (polling, and on PostgreSQL listening too); publishes a
+/// new rule set whenever it moves.
 pub async fn watch_rules(
     store: Store,
     default: MediaSet,
     interval: Duration,
-    mut seen_version: i64,
+    seen_version: i64,
     publish: watch::Sender<Arc<RuleSet>>,
     cancel: CancellationToken,
 ) {
+    let mut watcher = Watcher {
+        store,
+        default,
+        seen_version,
+        publish,
+    };
+    let url = match watcher.store.backend() {
+        Backend::Postgres { url } => Some(url.clone()),
+        Backend::Sqlite => None,
+    };
+    let mut listener: Option<PgListener> = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        if let Some(url) = &url
+            && listener.is_none()
+        {
+            // LISTEN first, then read the version: an edit in between is both read and heard.
+            listener = tokio::select! {
+                _ = cancel.cancelled() => return,
+                connected = listen(url) => connected,
+            };
+            if listener.is_some() && !watcher.check().await {
+                return;
+            }
+        }
+        let heard = async {
+            match listener.as_mut() {
+                Some(listener) => listener.try_recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+            heard = heard => match heard {
+                Ok(Some(notification)) => {
+                    debug!(payload = notification.payload(), "rules notification");
+                }
+                Ok(None) | Err(_) => {
+                    warn!("lost the LISTEN connection to PostgreSQL; listening again");
+                    listener = None;
+                    continue;
+                }
+            },
         }
-        let version = match store.rules_version().await {
+        if !watcher.check().await {
+            return;
+        }
+    }
+}
+
+/// Connects a LISTEN connection; logs and waits a moment on failure (the caller tries again).
+async fn listen(url: &str) -> Option<PgListener> {
+    let connected = async {
+        let mut listener = PgListener::connect(url).await?;
+        listener.listen(CHANNEL).await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    match connected.await {
+        Ok(listener) => {
+            info!(channel = CHANNEL, "listening for rule edits");
+            Some(listener)
+        }
+        Err(error) => {
+            warn!(%error, "cannot LISTEN for rule edits; polling meanwhile");
+            tokio::time::sleep(LISTEN_RETRY).await;
+            None
+        }
+    }
+}
+
+struct Watcher {
+    store: Store,
+    default: MediaSet,
+    seen_version: i64,
+    publish: watch::Sender<Arc<RuleSet>>,
+}
+
+impl Watcher {
+    /// Reads the version and reloads the rules when it moved. False once nobody listens any more.
+    async fn check(&mut self) -> bool {
+        let version = match self.store.rules_version().await {
             Ok(version) => version,
             Err(error) => {
                 warn!(%error, "cannot read rules_version; keeping the rules in force");
-                continue;
+                return true;
             }
         };
-        if version == seen_version {
-            continue;
+        if version == self.seen_version {
+            return true;
         }
-        match load_rule_set(&store, default).await {
+        match load_rule_set(&self.store, self.default).await {
             Ok(set) => {
                 info!(version, "rules changed");
-                seen_version = version;
-                if publish.send(Arc::new(set)).is_err() {
-                    return;
-                }
+                self.seen_version = version;
+                self.publish.send(Arc::new(set)).is_ok()
             }
-            Err(error) => warn!(%error, "cannot reload rules; keeping the rules in force"),
+            Err(error) => {
+                warn!(%error, "cannot reload rules; keeping the rules in force");
+                true
+            }
         }
     }
 }

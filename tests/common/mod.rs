@@ -11,6 +11,7 @@ pub mod jingle;
 pub mod participant;
 pub mod peer;
 pub mod podium;
+pub mod postgres;
 pub mod prosody;
 
 use std::path::Path;

@@ -54,6 +54,45 @@ format = "json"
     path
 }
 
+/// Writes podium's config for this Prosody on a PostgreSQL database, as instance `instance`.
+pub fn write_config_postgres(
+    prosody: &Prosody,
+    url: &str,
+    instance: &str,
+    poll_ms: u64,
+) -> PathBuf {
+    let path = prosody
+        .data_dir()
+        .join(format!("podium-{}.toml", super::unique()));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[xmpp]
+host = "127.0.0.1"
+port = {port}
+component = "{COMPONENT}"
+secret = "{SECRET}"
+muc = "{MUC}"
+reconnect_min_ms = 50
+reconnect_max_secs = 1
+
+[database]
+url = "{url}"
+instance = "{instance}"
+poll_interval_ms = {poll_ms}
+
+[log]
+filter = "debug,sqlx=warn"
+format = "json"
+"#,
+            port = prosody.component_port,
+        ),
+    )
+    .unwrap();
+    path
+}
+
 impl Podium {
     pub fn start(config: &Path) -> Podium {
         let mut command = Command::new(env!("CARGO_BIN_EXE_podium"));
