@@ -92,6 +92,9 @@ fn facts<'a>(room: &'a str, o: &'a Occupant) -> OccupantFacts<'a> {
         real_bare_jid: o.jid.clone(),
         user_id: None,
         group: o.group,
+        email: None,
+        claims: None,
+        services: &[],
     }
 }
 

@@ -214,17 +214,49 @@ local function claim_text(value)
 	return text;
 end
 
--- <identity/> from what Jitsi token auth put on the session; nil when there is nothing.
+local max_claims, max_claim_length = 32, 256;
+local named_user_claims = { id = true; name = true; email = true };
+
+-- Adds <claim name='<prefix>.<key>' value/> for each plain claim of a token table (strings, numbers,
+-- booleans; nested tables are skipped), in key order, at most max_claims in all.
+local function add_claims(tag, prefix, claims, count)
+	if type(claims) ~= "table" then return count; end
+	local keys = {};
+	for key, value in pairs(claims) do
+		local plain = type(value) == "string" or type(value) == "number" or type(value) == "boolean";
+		if type(key) == "string" and key:match("^[%w_%-%.]+$") and #key <= 64 and plain
+			and not (prefix == "user" and named_user_claims[key]) then
+			keys[#keys + 1] = key;
+		end
+	end
+	table.sort(keys);
+	for _, key in ipairs(keys) do
+		if count >= max_claims then break; end
+		local value = claim_text(claims[key]);
+		if value and #value <= max_claim_length then
+			tag:tag("claim", { name = prefix .. "." .. key; value = value }):up();
+			count = count + 1;
+		end
+	end
+	return count;
+end
+
+-- <identity/> from what Jitsi token auth put on the session (context.user, context.group,
+-- context.features); nil when there is nothing.
 local function identity_tag(session)
 	if not session then return nil; end
 	local user, group = session.jitsi_meet_context_user, session.jitsi_meet_context_group;
-	if type(user) ~= "table" and group == nil then return nil; end
+	local features = session.jitsi_meet_context_features;
+	if type(user) ~= "table" and group == nil and type(features) ~= "table" then return nil; end
 	user = type(user) == "table" and user or {};
-	return st.stanza("identity", {
+	local tag = st.stanza("identity", {
 		xmlns = xmlns_podium;
 		id = claim_text(user.id); name = claim_text(user.name); email = claim_text(user.email);
 		group = claim_text(group);
 	});
+	local count = add_claims(tag, "user", user, 0);
+	add_claims(tag, "features", features, count);
+	return tag;
 end
 
 -- Parses <permissions/>: all entries or none (a malformed entry refuses the whole batch).

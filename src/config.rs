@@ -100,6 +100,9 @@ impl DatabaseConfig {
 pub struct RulesConfig {
     /// What an occupant may send when no rule matches, per kind: a list of `audio`, `video`, `screen`.
     pub default: Vec<String>,
+    /// Domains whose jibri, jigasi and transcriber presence features are believed (rules with
+    /// `who = 'service'`), like jicofo's `trusted-domains`, e.g. `["recorder.meet.example"]`.
+    pub trusted_service_domains: Vec<String>,
 }
 
 /// `[log]`: tracing output.
@@ -173,6 +176,7 @@ impl Default for Config {
             },
             rules: RulesConfig {
                 default: Vec::new(),
+                trusted_service_domains: Vec::new(),
             },
             log: LogConfig {
                 filter: "info,sqlx=warn".into(),

@@ -90,6 +90,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (link, link_task) = xmpp::link::spawn(config.xmpp.clone(), events_tx, cancel.clone());
 
     let mut engine = Engine::new(component, muc, config.xmpp.snapshot_page, rules);
+    engine.set_trusted_service_domains(config.rules.trusted_service_domains.clone());
     let mut generation = 0;
     let mut ticker = tokio::time::interval(enforce::TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -524,3 +524,40 @@ async fn nick_change_moves_the_occupant_and_leaves_nothing_behind() {
         .wait_for_after(mark, &["occupant left", "\"occupant\":\"alice\""])
         .await;
 }
+
+#[tokio::test]
+async fn token_claims_email_and_domain_decide_and_nicks_never_do() {
+    let (prosody, podium, _db, mut inspector) = start_with_rules(
+        &["token-sales-ann", "token-sam", "dave", "inspector"],
+        "",
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+           (1, '*', 'email',  '*@EXAMPLE.com',             'audio',  'allow', 0),
+           (2, '*', 'claim',  'user.department=sales',     'video',  'allow', 0),
+           (3, '*', 'claim',  'features.screen-sharing',   'screen', 'allow', 0),
+           (4, '*', 'domain', 'localhost',                 'audio',  'allow', 0),
+           (5, '*', 'nick',   'ann',                       'all',    'allow', 99)",
+    )
+    .await;
+    // Rule 5 is refused when loaded: a nick is the client's choice.
+    podium
+        .wait_for(&["rule skipped", "\"rule_id\":5", "never key on the nick"])
+        .await;
+    let mut ann = C2s::connect(prosody.c2s_port, "token-sales-ann", "web").await;
+    ann.join(ROOM, "sales-ann").await;
+    let mut sam = C2s::connect(prosody.c2s_port, "token-sam", "web").await;
+    sam.join(ROOM, "sam").await;
+    let mut dave = C2s::connect(prosody.c2s_port, "dave", "web").await;
+    // dave takes the nick the refused rule names: it gains him nothing.
+    dave.join(ROOM, "ann").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[
+            ("sales-ann", "audio,video,screen"),
+            ("sam", "audio"),
+            ("ann", "audio"),
+        ]),
+    )
+    .await;
+}

@@ -162,6 +162,23 @@ describe("protocol elements", function ()
 		assert.is_nil(tag.attr.email);
 	end);
 
+	it("carries other user and feature claims, bounded", function ()
+		local tag = podium.identity_tag({
+			jitsi_meet_context_user = { id = "u1"; department = "sales"; level = 3; nested = { x = 1 }; ["bad key"] = "x" };
+			jitsi_meet_context_features = { ["screen-sharing"] = true; recording = false };
+		});
+		local claims = {};
+		for claim in tag:childtags("claim") do claims[claim.attr.name] = claim.attr.value; end
+		assert.same({
+			["user.department"] = "sales"; ["user.level"] = "3";
+			["features.screen-sharing"] = "true"; ["features.recording"] = "false";
+		}, claims);
+		local many = {};
+		for i = 1, 100 do many["k" .. i] = "v"; end
+		local bounded = podium.identity_tag({ jitsi_meet_context_user = many });
+		assert.equal(32, #bounded.tags);
+	end);
+
 	it("cleans token claims that util.stanza would refuse", function ()
 		assert.equal("Alice", podium.claim_text("Al\1ice"));
 		assert.is_nil(podium.claim_text("\255\254"));

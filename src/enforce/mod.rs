@@ -115,6 +115,8 @@ pub struct Engine {
     /// late answer for someone who left never counts for whoever takes the nick next.
     in_flight: HashMap<InFlightKey, u32>,
     next_id: u64,
+    /// Domains whose jibri/jigasi/transcriber presence features are believed.
+    trusted_service_domains: Vec<String>,
     effects: Effects,
     now: String,
 }
@@ -133,9 +135,16 @@ impl Engine {
             ticks: 0,
             in_flight: HashMap::new(),
             next_id: 0,
+            trusted_service_domains: Vec::new(),
             effects: Effects::default(),
             now: String::new(),
         }
+    }
+
+    /// Believes jibri, jigasi and transcriber presence features only from these domains
+    /// (`rules.trusted_service_domains`).
+    pub fn set_trusted_service_domains(&mut self, domains: Vec<String>) {
+        self.trusted_service_domains = domains;
     }
 
     /// Sets the time stamped on audit records made from now on (the engine reads no clock).
@@ -549,7 +558,8 @@ impl Engine {
         let name = self.rooms.get(room)?.name.clone();
         let room_rules = rules.for_room(&name);
         let occupant = self.rooms.get(room)?.occupants.get(nick)?;
-        let decision = room_rules.decide(&occupant.facts(&name));
+        let services = occupant.services(&self.trusted_service_domains);
+        let decision = room_rules.decide(&occupant.facts(&name, &services));
         self.apply_decision(room, nick, decision, cause)
     }
 
@@ -560,10 +570,11 @@ impl Engine {
         for (jid, room) in self.rooms.iter() {
             let room_rules = rules.for_room(&room.name);
             for (nick, occupant) in &room.occupants {
+                let services = occupant.services(&self.trusted_service_domains);
                 decided.push((
                     jid.clone(),
                     nick.clone(),
-                    room_rules.decide(&occupant.facts(&room.name)),
+                    room_rules.decide(&occupant.facts(&room.name, &services)),
                 ));
             }
         }

@@ -5,13 +5,21 @@
 //! jitsi-meet `token/util.lib.lua` `process_and_verify_token`). A client cannot forge it: it never comes
 //! from the client's own stanzas.
 //!
+//! Other claims under the token's `context.user` and `context.features` travel as `<claim>` children,
+//! named `user.<key>` and `features.<key>`, with their value as text (`true`/`false` for booleans).
+//!
 //! ```xml
-//! <identity xmlns='urn:podium:0' id='u-42' name='Alice' email='alice@example.com' group='acme'/>
+//! <identity xmlns='urn:podium:0' id='u-42' name='Alice' email='alice@example.com' group='acme'>
+//!   <claim name='user.department' value='sales'/>
+//!   <claim name='features.screen-sharing' value='true'/>
+//! </identity>
 //! ```
+
+use std::collections::BTreeMap;
 
 use minidom::Element;
 
-use super::{PayloadError, expect, only_children};
+use super::{PayloadError, expect, only_children, required};
 use crate::xmpp::ns;
 
 /// The server-known identity of an occupant's session; every field is optional.
@@ -25,6 +33,8 @@ pub struct Identity {
     pub email: Option<String>,
     /// JWT `context.group`.
     pub group: Option<String>,
+    /// Other claims: `user.<key>` and `features.<key>` → value.
+    pub claims: BTreeMap<String, String>,
 }
 
 impl TryFrom<Element> for Identity {
@@ -32,13 +42,24 @@ impl TryFrom<Element> for Identity {
 
     fn try_from(element: Element) -> Result<Self, Self::Error> {
         let element = expect(element, "identity")?;
-        only_children(&element, &[])?;
+        only_children(&element, &[("claim", ns::PODIUM)])?;
         let get = |attr: &str| element.attr(attr).map(str::to_owned);
+        let mut claims = BTreeMap::new();
+        for claim in element.children() {
+            let name = required(claim, "name")?;
+            if !(name.starts_with("user.") || name.starts_with("features.")) {
+                return Err(PayloadError::invalid(format!(
+                    "Claim name {name:?} is neither user.<key> nor features.<key>."
+                )));
+            }
+            claims.insert(name.to_owned(), required(claim, "value")?.to_owned());
+        }
         Ok(Identity {
             id: get("id"),
             name: get("name"),
             email: get("email"),
             group: get("group"),
+            claims,
         })
     }
 }
@@ -50,6 +71,12 @@ impl From<Identity> for Element {
             .attr(ns::attr("name"), identity.name)
             .attr(ns::attr("email"), identity.email)
             .attr(ns::attr("group"), identity.group)
+            .append_all(identity.claims.into_iter().map(|(name, value)| {
+                Element::builder("claim", ns::PODIUM)
+                    .attr(ns::attr("name"), name)
+                    .attr(ns::attr("value"), value)
+                    .build()
+            }))
             .build()
     }
 }
@@ -76,9 +103,44 @@ mod tests {
             name: Some("Alice".into()),
             email: Some("a@example.com".into()),
             group: None,
+            claims: BTreeMap::from([
+                ("user.department".to_owned(), "sales".to_owned()),
+                ("features.recording".to_owned(), "true".to_owned()),
+            ]),
         };
         let el = Element::from(identity.clone());
         assert_eq!(Identity::try_from(el).unwrap(), identity);
+    }
+
+    #[test]
+    fn test_claims() {
+        let el: Element = "<identity xmlns='urn:podium:0' id='u1'>\
+            <claim name='user.department' value='sales'/>\
+            <claim name='features.screen-sharing' value='true'/></identity>"
+            .parse()
+            .unwrap();
+        let identity = Identity::try_from(el).unwrap();
+        assert_eq!(identity.claims["user.department"], "sales");
+        assert_eq!(identity.claims["features.screen-sharing"], "true");
+    }
+
+    #[test]
+    fn test_invalid_claim() {
+        let el: Element =
+            "<identity xmlns='urn:podium:0'><claim name='room' value='x'/></identity>"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            Identity::try_from(el).unwrap_err().to_string(),
+            "Claim name \"room\" is neither user.<key> nor features.<key>."
+        );
+        let el: Element = "<identity xmlns='urn:podium:0'><claim name='user.x'/></identity>"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            Identity::try_from(el).unwrap_err().to_string(),
+            "Required attribute 'value' on claim element missing."
+        );
     }
 
     #[test]

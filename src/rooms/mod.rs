@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use xmpp_parsers::jid::{BareJid, Jid};
 
 use crate::protocol::{Held, Identity, OccupantState};
-use crate::rules::{Decision, OccupantFacts};
+use crate::rules::{Decision, OccupantFacts, Service};
 
 /// One occupant podium governs.
 #[derive(Debug, Clone)]
@@ -63,8 +63,9 @@ impl Occupant {
         self.identity = state.identity;
     }
 
-    /// The inputs of the rule evaluator for this occupant in `room`.
-    pub fn facts<'a>(&'a self, room: &'a str) -> OccupantFacts<'a> {
+    /// The inputs of the rule evaluator for this occupant in `room`. `services` is
+    /// [`Occupant::services`], computed once per occupant.
+    pub fn facts<'a>(&'a self, room: &'a str, services: &'a [Service]) -> OccupantFacts<'a> {
         OccupantFacts {
             room,
             role: self.presence.role,
@@ -72,7 +73,32 @@ impl Occupant {
             real_bare_jid: bare(&self.real_jid),
             user_id: self.identity.as_ref().and_then(|i| i.id.as_deref()),
             group: self.identity.as_ref().and_then(|i| i.group.as_deref()),
+            email: self.identity.as_ref().and_then(|i| i.email.as_deref()),
+            claims: self.identity.as_ref().map(|i| &i.claims),
+            services,
         }
+    }
+
+    /// The Jitsi services (jibri, jigasi, transcriber) this occupant announces in presence, counted
+    /// only when its real JID's domain is trusted: the features are client-asserted, so, like jicofo
+    /// (`jicofo.xmpp.trusted-domains`), podium believes them only from the services' own domains.
+    pub fn services(&self, trusted_domains: &[String]) -> Vec<Service> {
+        let domain = self.real_jid.domain().as_str();
+        if !trusted_domains
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(domain))
+        {
+            return Vec::new();
+        }
+        Service::ALL
+            .into_iter()
+            .filter(|service| {
+                self.presence
+                    .features
+                    .iter()
+                    .any(|f| f == service.feature())
+            })
+            .collect()
     }
 }
 
@@ -155,4 +181,37 @@ pub fn room_name(jid: &BareJid) -> String {
     jid.node()
         .map(|n| n.as_str().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn occupant(real_jid: &str, features: &[&str]) -> Occupant {
+        Occupant {
+            nick: "rec".into(),
+            real_jid: real_jid.parse().unwrap(),
+            identity: None,
+            presence: PresenceFacts {
+                features: features.iter().map(|f| f.to_string()).collect(),
+                ..PresenceFacts::default()
+            },
+            held: None,
+            decision: None,
+        }
+    }
+
+    #[test]
+    fn test_services_only_from_trusted_domains() {
+        let trusted = vec!["Recorder.localhost".to_owned()];
+        let jibri = occupant(
+            "recorder@recorder.localhost/r",
+            &["http://jitsi.org/protocol/jibri", "urn:other"],
+        );
+        assert_eq!(jibri.services(&trusted), vec![Service::Jibri]);
+        assert!(jibri.services(&[]).is_empty());
+        // The same claim from an ordinary account is ignored: presence features are client-asserted.
+        let impostor = occupant("mallory@localhost/m", &["http://jitsi.org/protocol/jibri"]);
+        assert!(impostor.services(&trusted).is_empty());
+    }
 }

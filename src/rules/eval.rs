@@ -14,12 +14,12 @@
 //! Room patterns are indexed (a hash map for exact names, one `GlobSet` for all room globs), so
 //! finding a room's rules does not scan the whole table, and the engine resolves them once per room.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use globset::{GlobSet, GlobSetBuilder};
 
-use super::model::{Effect, RoomPattern, Rule, RuleProblem, RuleRow, Subject, glob};
+use super::model::{Effect, RoomPattern, Rule, RuleProblem, RuleRow, Service, Subject, glob};
 use crate::media::{Media, MediaSet};
 use crate::rooms::{Affiliation, Role};
 
@@ -38,6 +38,13 @@ pub struct OccupantFacts<'a> {
     pub user_id: Option<&'a str>,
     /// JWT `context.group`, when token auth set it.
     pub group: Option<&'a str>,
+    /// JWT `context.user.email`, when token auth set it.
+    pub email: Option<&'a str>,
+    /// Other token claims (`user.<key>`, `features.<key>`).
+    pub claims: Option<&'a BTreeMap<String, String>>,
+    /// The Jitsi services this occupant is, from presence features, counted only when its domain is
+    /// trusted (the caller checks).
+    pub services: &'a [Service],
 }
 
 /// Why one kind was decided the way it was.
@@ -300,6 +307,19 @@ fn subject_matches(subject: &Subject, facts: &OccupantFacts<'_>) -> bool {
         Subject::User(id) => facts.user_id == Some(id.as_str()),
         Subject::Group(group) => facts.group == Some(group.as_str()),
         Subject::Jid(glob) => glob.is_match(facts.real_bare_jid.to_lowercase()),
+        Subject::Domain(glob) => {
+            let domain = facts
+                .real_bare_jid
+                .rsplit_once('@')
+                .map_or(facts.real_bare_jid.as_str(), |(_, domain)| domain);
+            glob.is_match(domain.to_lowercase())
+        }
+        Subject::Email(glob) => facts.email.is_some_and(|e| glob.is_match(e.to_lowercase())),
+        Subject::Claim { name, value } => facts
+            .claims
+            .and_then(|claims| claims.get(name))
+            .is_some_and(|found| found == value),
+        Subject::Service(service) => facts.services.contains(service),
     }
 }
 
@@ -336,7 +356,72 @@ mod tests {
             real_bare_jid: jid.into(),
             user_id: None,
             group: None,
+            email: None,
+            claims: None,
+            services: &[],
         }
+    }
+
+    /// The token and domain subjects: email, domain, claims and trusted services.
+    #[test]
+    fn test_token_and_domain_subjects() {
+        let rows = vec![
+            row(1, "*", "email", Some("*@Example.com"), "audio", "allow", 0),
+            row(2, "*", "domain", Some("guest.*"), "all", "deny", 50),
+            row(
+                3,
+                "*",
+                "claim",
+                Some("user.department=sales"),
+                "video",
+                "allow",
+                0,
+            ),
+            row(
+                4,
+                "*",
+                "claim",
+                Some("features.screen-sharing"),
+                "screen",
+                "allow",
+                0,
+            ),
+            row(5, "*", "service", Some("jibri"), "all", "deny", 100),
+        ];
+        let (set, problems) = RuleSet::from_rows(&rows, MediaSet::NONE);
+        assert!(problems.is_empty(), "{problems:?}");
+        let rules = set.for_room("standup");
+        let claims = BTreeMap::from([
+            ("user.department".to_owned(), "sales".to_owned()),
+            ("features.screen-sharing".to_owned(), "true".to_owned()),
+        ]);
+        let mut alice = facts("standup", Role::Participant, "alice@localhost");
+        alice.email = Some("ALICE@example.COM");
+        alice.claims = Some(&claims);
+        assert_eq!(rules.decide(&alice).permissions, MediaSet::ALL);
+        assert_eq!(rules.decide(&alice).rule_ids(), vec![1, 3, 4]);
+
+        // The same claims from the guest domain lose to the domain rule.
+        let mut guest = facts("standup", Role::Participant, "x@guest.localhost");
+        guest.email = alice.email;
+        guest.claims = Some(&claims);
+        assert_eq!(rules.decide(&guest).permissions, MediaSet::NONE);
+
+        // A claim with another value, or none at all, does not match.
+        let other = BTreeMap::from([("user.department".to_owned(), "support".to_owned())]);
+        let mut bob = facts("standup", Role::Participant, "bob@localhost");
+        bob.claims = Some(&other);
+        assert_eq!(rules.decide(&bob).permissions, MediaSet::NONE);
+
+        // A recorder counts only when the caller found it trusted.
+        let mut recorder = facts("standup", Role::Participant, "recorder@recorder.localhost");
+        recorder.email = alice.email;
+        assert_eq!(
+            rules.decide(&recorder).permissions,
+            MediaSet::only(Media::Audio)
+        );
+        recorder.services = &[Service::Jibri];
+        assert_eq!(rules.decide(&recorder).permissions, MediaSet::NONE);
     }
 
     /// The combining rule, table-driven: rows, occupant, default → permissions and deciding rules.

@@ -4,4 +4,4 @@ pub mod eval;
 pub mod model;
 
 pub use eval::{Decision, OccupantFacts, Reason, RoomRules, RuleSet};
-pub use model::{Effect, Rule, RuleProblem, RuleRow};
+pub use model::{Effect, Rule, RuleProblem, RuleRow, Service};

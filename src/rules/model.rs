@@ -57,6 +57,68 @@ pub enum Subject {
     Group(String),
     /// Real bare JIDs matching a glob (`*@guest.meet.example`).
     Jid(GlobMatcher),
+    /// The real JID's domain, or a glob of domains (guests on the anonymous domain vs. users).
+    Domain(GlobMatcher),
+    /// The JWT `context.user.email`, or a glob (`*@example.com`), case-insensitive.
+    Email(GlobMatcher),
+    /// A token claim: `user.<key>` or `features.<key>` with this value (`true` when none is given).
+    Claim {
+        /// `user.<key>` or `features.<key>`.
+        name: String,
+        /// The value it must have.
+        value: String,
+    },
+    /// A Jitsi service component recognised from its presence features, trusted only from the
+    /// configured domains (`rules.trusted_service_domains`, like jicofo's `trusted-domains`).
+    Service(Service),
+}
+
+/// The Jitsi services that announce themselves in presence `<features>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// Recording and live streaming (`http://jitsi.org/protocol/jibri`).
+    Jibri,
+    /// The SIP gateway (`http://jitsi.org/protocol/jigasi`).
+    Jigasi,
+    /// Transcription (`http://jitsi.org/protocol/transcriber`).
+    Transcriber,
+}
+
+impl Service {
+    /// Every service.
+    pub const ALL: [Service; 3] = [Service::Jibri, Service::Jigasi, Service::Transcriber];
+
+    /// The presence feature that announces it (jicofo `ChatRoomMemberImpl`, jitsi-xmpp-extensions
+    /// `JibriStatusPacketExt`/`FeaturesExtension`).
+    pub fn feature(self) -> &'static str {
+        match self {
+            Service::Jibri => "http://jitsi.org/protocol/jibri",
+            Service::Jigasi => "http://jitsi.org/protocol/jigasi",
+            Service::Transcriber => "http://jitsi.org/protocol/transcriber",
+        }
+    }
+
+    /// The `who_value` naming it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Jibri => "jibri",
+            Service::Jigasi => "jigasi",
+            Service::Transcriber => "transcriber",
+        }
+    }
+}
+
+impl std::str::FromStr for Service {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Service, String> {
+        Service::ALL
+            .into_iter()
+            .find(|service| service.as_str() == text)
+            .ok_or_else(|| {
+                format!("unknown service {text:?} (expected jibri, jigasi or transcriber)")
+            })
+    }
 }
 
 /// Allow or deny.
@@ -183,9 +245,53 @@ impl Rule {
                         .map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))?,
                 )
             }
+            "domain" => {
+                let glob = need("a domain or glob such as guest.meet.example")?;
+                Subject::Domain(
+                    literal_glob(glob)
+                        .map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))?,
+                )
+            }
+            "email" => {
+                let glob = need("a JWT email or glob such as *@example.com")?;
+                Subject::Email(
+                    literal_glob(glob)
+                        .map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))?,
+                )
+            }
+            "claim" => {
+                let text = need("user.<key>=<value> or features.<key>[=<value>]")?;
+                let (name, value) = text.split_once('=').unwrap_or((text, "true"));
+                let name = name.trim();
+                let key = name
+                    .strip_prefix("user.")
+                    .or_else(|| name.strip_prefix("features."));
+                if key.is_none_or(str::is_empty) {
+                    return Err(problem(format!(
+                        "who_value {text:?}: a claim is user.<key>=<value> or features.<key>[=<value>]"
+                    )));
+                }
+                Subject::Claim {
+                    name: name.to_owned(),
+                    value: value.trim().to_owned(),
+                }
+            }
+            "service" => Subject::Service(
+                need("jibri, jigasi or transcriber")?
+                    .to_ascii_lowercase()
+                    .parse()
+                    .map_err(|e: String| problem(format!("who_value: {e}")))?,
+            ),
+            "nick" | "name" | "display_name" => {
+                return Err(problem(format!(
+                    "who {:?}: rules never key on the nick or display name, which clients choose; \
+                     use user, email, claim, jid or domain",
+                    row.who.trim()
+                )));
+            }
             other => {
                 return Err(problem(format!(
-                    "who {other:?} is not one of everyone, role, affiliation, user, group, jid"
+                    "who {other:?} is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service"
                 )));
             }
         };
@@ -258,6 +364,48 @@ mod tests {
     }
 
     #[test]
+    fn test_identity_rows() {
+        let subject = |who: &str, value: &str| {
+            Rule::from_row(&row("*", who, Some(value), "all", "allow"))
+                .unwrap()
+                .unwrap()
+                .subject
+        };
+        assert!(matches!(
+            subject("domain", "guest.localhost"),
+            Subject::Domain(_)
+        ));
+        assert!(matches!(
+            subject("email", "*@Example.com"),
+            Subject::Email(_)
+        ));
+        assert!(matches!(
+            subject("claim", "user.department = sales"),
+            Subject::Claim { ref name, ref value } if name == "user.department" && value == "sales"
+        ));
+        assert!(matches!(
+            subject("claim", "features.recording"),
+            Subject::Claim { ref value, .. } if value == "true"
+        ));
+        assert!(matches!(
+            subject("service", "Jibri"),
+            Subject::Service(Service::Jibri)
+        ));
+        assert_eq!(
+            problem(row("*", "claim", Some("room=x"), "all", "allow")),
+            "rule 7 skipped: who_value \"room=x\": a claim is user.<key>=<value> or features.<key>[=<value>]"
+        );
+        assert_eq!(
+            problem(row("*", "service", Some("fax"), "all", "allow")),
+            "rule 7 skipped: who_value: unknown service \"fax\" (expected jibri, jigasi or transcriber)"
+        );
+        assert_eq!(
+            problem(row("*", "nick", Some("boss"), "all", "allow")),
+            "rule 7 skipped: who \"nick\": rules never key on the nick or display name, which clients choose; use user, email, claim, jid or domain"
+        );
+    }
+
+    #[test]
     fn test_disabled_row_is_not_a_problem() {
         let mut r = row("*", "everyone", None, "all", "allow");
         r.enabled = 0;
@@ -272,7 +420,7 @@ mod tests {
         );
         assert_eq!(
             problem(row("*", "wizard", None, "all", "allow")),
-            "rule 7 skipped: who \"wizard\" is not one of everyone, role, affiliation, user, group, jid"
+            "rule 7 skipped: who \"wizard\" is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service"
         );
         assert_eq!(
             problem(row("*", "role", None, "all", "allow")),
