@@ -44,6 +44,7 @@ fn rows() -> Vec<RuleRow> {
                 effect: if i % 3 == 0 { "deny" } else { "allow" }.into(),
                 priority: (i % 7) as i64,
                 enabled: 1,
+                dry_run: 0,
             }
         })
         .collect()

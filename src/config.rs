@@ -103,6 +103,9 @@ pub struct RulesConfig {
     /// Domains whose jibri, jigasi and transcriber presence features are believed (rules with
     /// `who = 'service'`), like jicofo's `trusted-domains`, e.g. `["recorder.meet.example"]`.
     pub trusted_service_domains: Vec<String>,
+    /// podium as a whole in dry-run: decisions are computed, logged and audited as "would grant /
+    /// would revoke", never sent to the module.
+    pub dry_run: bool,
 }
 
 /// `[log]`: tracing output.
@@ -177,6 +180,7 @@ impl Default for Config {
             rules: RulesConfig {
                 default: Vec::new(),
                 trusted_service_domains: Vec::new(),
+                dry_run: false,
             },
             log: LogConfig {
                 filter: "info,sqlx=warn".into(),

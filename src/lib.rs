@@ -91,6 +91,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let mut engine = Engine::new(component, muc, config.xmpp.snapshot_page, rules);
     engine.set_trusted_service_domains(config.rules.trusted_service_domains.clone());
+    engine.set_dry_run(config.rules.dry_run);
+    if config.rules.dry_run {
+        tracing::warn!("dry run: decisions are logged and audited, nothing is sent to the module");
+    }
     let mut generation = 0;
     let mut ticker = tokio::time::interval(enforce::TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

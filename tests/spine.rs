@@ -561,3 +561,47 @@ async fn token_claims_email_and_domain_decide_and_nicks_never_do() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_rule_in_dry_run_is_audited_and_leaves_the_module_untouched() {
+    let (prosody, podium, db, mut inspector) = start_with_rules(
+        &["alice", "inspector"],
+        "",
+        "INSERT INTO rules (id, room, who, media, effect) VALUES (1, '*', 'everyone', 'all', 'allow')",
+    )
+    .await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    alice.join(ROOM, "alice").await;
+    let everything = decided(&[("alice", "audio,video,screen")]);
+    wait_held(&mut inspector, &podium, ROOM, &everything).await;
+
+    // An admin tries a stricter rule in dry-run first.
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (id, room, who, media, effect, priority, dry_run) \
+         VALUES (2, '*', 'everyone', 'video,screen', 'deny', 10, 1)",
+    )
+    .await;
+    wait_audit(
+        &podium,
+        &db,
+        "SELECT nick, previous, granted, rule_ids, cause FROM decisions WHERE dry_run = 1",
+        "alice|audio,video,screen|audio|1,2|rules\n",
+    )
+    .await;
+    assert_eq!(inspect(&mut inspector, ROOM).await, everything);
+    podium
+        .wait_for(&["dry run", "\"would_revoke\":\"video,screen\""])
+        .await;
+
+    // Taking it out of dry-run enforces it.
+    edit_rules(&podium, &db, "UPDATE rules SET dry_run = 0 WHERE id = 2").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio")]),
+    )
+    .await;
+}

@@ -116,6 +116,8 @@ pub struct Engine {
     in_flight: HashMap<InFlightKey, u32>,
     next_id: u64,
     /// Domains whose jibri/jigasi/transcriber presence features are believed.
+    /// podium as a whole in dry-run (`rules.dry_run`): decisions are logged and audited, never sent.
+    dry_run: bool,
     trusted_service_domains: Vec<String>,
     effects: Effects,
     now: String,
@@ -136,9 +138,16 @@ impl Engine {
             in_flight: HashMap::new(),
             next_id: 0,
             trusted_service_domains: Vec::new(),
+            dry_run: false,
             effects: Effects::default(),
             now: String::new(),
         }
+    }
+
+    /// Puts podium as a whole in dry-run: every decision is logged and audited as what podium would
+    /// change, and nothing is sent to the module.
+    pub fn set_dry_run(&mut self, dry_run: bool) {
+        self.dry_run = dry_run;
     }
 
     /// Believes jibri, jigasi and transcriber presence features only from these domains
@@ -559,8 +568,15 @@ impl Engine {
         let room_rules = rules.for_room(&name);
         let occupant = self.rooms.get(room)?.occupants.get(nick)?;
         let services = occupant.services(&self.trusted_service_domains);
-        let decision = room_rules.decide(&occupant.facts(&name, &services));
-        self.apply_decision(room, nick, decision, cause)
+        let facts = occupant.facts(&name, &services);
+        let decision = room_rules.decide(&facts);
+        let trial =
+            (rules.has_dry_run() && !self.dry_run).then(|| room_rules.decide_with_dry_run(&facts));
+        let entry = self.apply_decision(room, nick, decision, cause);
+        if let Some(trial) = trial {
+            self.note_would(room, nick, trial, cause);
+        }
+        entry
     }
 
     /// Decides every occupant; returns how many changes were sent.
@@ -571,17 +587,19 @@ impl Engine {
             let room_rules = rules.for_room(&room.name);
             for (nick, occupant) in &room.occupants {
                 let services = occupant.services(&self.trusted_service_domains);
-                decided.push((
-                    jid.clone(),
-                    nick.clone(),
-                    room_rules.decide(&occupant.facts(&room.name, &services)),
-                ));
+                let facts = occupant.facts(&room.name, &services);
+                let trial = (rules.has_dry_run() && !self.dry_run)
+                    .then(|| room_rules.decide_with_dry_run(&facts));
+                decided.push((jid.clone(), nick.clone(), room_rules.decide(&facts), trial));
             }
         }
         let mut changes = Vec::new();
-        for (jid, nick, decision) in decided {
+        for (jid, nick, decision, trial) in decided {
             if let Some(entry) = self.apply_decision(&jid, &nick, decision, cause) {
                 changes.push(entry);
+            }
+            if let Some(trial) = trial {
+                self.note_would(&jid, &nick, trial, cause);
             }
         }
         let count = changes.len();
@@ -609,6 +627,11 @@ impl Engine {
                 return None;
             }
         };
+        if self.dry_run {
+            // Nothing is enforced: compare with what the module holds and say what would change.
+            self.note_would(room, nick, decision, cause);
+            return None;
+        }
         let occupant = self.occupant_mut(room, nick)?;
         occupant.decision = Some(decision);
         let confirmed = Held {
@@ -641,6 +664,53 @@ impl Engine {
         );
         self.effects.audit.push(record);
         Some(entry)
+    }
+
+    /// Logs and audits, once per outcome, what `would` change against what is enforced: the module's
+    /// holding when podium as a whole is in dry-run, else the live decision (rules in dry-run).
+    fn note_would(&mut self, room: &BareJid, nick: &str, would: Decision, cause: Cause) {
+        let dry_run = self.dry_run;
+        let Some(occupant) = self.occupant_mut(room, nick) else {
+            return;
+        };
+        let actual = if dry_run {
+            occupant.held.map(|h| h.permissions)
+        } else {
+            occupant.decision.map(|d| d.permissions)
+        };
+        if actual == Some(would.permissions) {
+            occupant.would = None;
+            return;
+        }
+        if occupant.would == Some(would.permissions) {
+            return;
+        }
+        occupant.would = Some(would.permissions);
+        let occupant = occupant.clone();
+        let current = actual.unwrap_or(MediaSet::NONE);
+        let grant: MediaSet = would
+            .permissions
+            .iter()
+            .filter(|m| !current.contains(*m))
+            .collect();
+        let revoke: MediaSet = current
+            .iter()
+            .filter(|m| !would.permissions.contains(*m))
+            .collect();
+        info!(room = %room, occupant = %nick, real_jid = %occupant.real_jid,
+              enforced = %display_held(actual), would = %would.permissions,
+              would_grant = %grant, would_revoke = %revoke,
+              rules = ?would.rule_ids(), cause = cause.as_str(), "dry run");
+        let mut record = self.audit_record(
+            room,
+            &occupant,
+            actual,
+            would.permissions,
+            Some(&would),
+            cause,
+        );
+        record.dry_run = true;
+        self.effects.audit.push(record);
     }
 
     fn send_permissions(&mut self, entries: Vec<OccupantPermissions>) {
@@ -707,6 +777,7 @@ impl Engine {
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "left the room".into()),
             cause: cause.as_str().into(),
+            dry_run: false,
         }
     }
 

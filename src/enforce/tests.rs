@@ -32,6 +32,7 @@ fn rules(rows: &[Row<'_>]) -> Arc<RuleSet> {
             effect: effect.to_string(),
             priority: *priority,
             enabled: 1,
+            dry_run: 0,
         })
         .collect();
     Arc::new(RuleSet::from_rows(&rows, MediaSet::NONE).0)
@@ -609,4 +610,81 @@ fn test_a_late_answer_for_someone_who_left_does_not_count_for_the_next_person() 
         .replace("a@localhost/x", "z@localhost/z");
     engine.stanza(event_from(MUC, &stale_report));
     assert!(sent_permissions(&engine.take_effects().stanzas).is_empty());
+}
+
+#[test]
+fn test_global_dry_run_audits_would_and_sends_nothing() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    engine.set_dry_run(true);
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "alice", "participant", "", "default"),
+    ));
+    let effects = engine.take_effects();
+    assert!(
+        sent_permissions(&effects.stanzas).is_empty(),
+        "nothing sent"
+    );
+    assert_eq!(effects.audit.len(), 1);
+    let record = &effects.audit[0];
+    assert!(record.dry_run);
+    assert_eq!(
+        (record.previous.as_str(), record.granted.as_str()),
+        ("none", "audio")
+    );
+    // The same outcome again is not noted twice.
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("changed", "alice", "participant", "", "default"),
+    ));
+    let effects = engine.take_effects();
+    assert!(effects.audit.is_empty() && sent_permissions(&effects.stanzas).is_empty());
+}
+
+#[test]
+fn test_rule_in_dry_run_is_audited_but_not_enforced() {
+    let rows = vec![
+        RuleRow {
+            id: 1,
+            room: "*".into(),
+            who: "everyone".into(),
+            who_value: None,
+            media: "audio".into(),
+            effect: "allow".into(),
+            priority: 0,
+            enabled: 1,
+            dry_run: 0,
+        },
+        RuleRow {
+            id: 2,
+            room: "*".into(),
+            who: "everyone".into(),
+            who_value: None,
+            media: "all".into(),
+            effect: "deny".into(),
+            priority: 10,
+            enabled: 1,
+            dry_run: 1,
+        },
+    ];
+    let mut engine = engine(Arc::new(RuleSet::from_rows(&rows, MediaSet::NONE).0));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "bob", "participant", "", "default"),
+    ));
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].2, "audio", "rule 2 is not enforced");
+    assert_eq!(effects.audit.len(), 2);
+    assert!(!effects.audit[0].dry_run);
+    let would = &effects.audit[1];
+    assert!(would.dry_run);
+    assert_eq!(
+        (would.previous.as_str(), would.granted.as_str()),
+        ("audio", "none")
+    );
+    assert_eq!(would.rule_ids, "2");
 }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use xmpp_parsers::jid::{BareJid, Jid};
 
+use crate::media::MediaSet;
 use crate::protocol::{Held, Identity, OccupantState};
 use crate::rules::{Decision, OccupantFacts, Service};
 
@@ -31,6 +32,9 @@ pub struct Occupant {
     pub held: Option<Held>,
     /// podium's last decision for this occupant.
     pub decision: Option<Decision>,
+    /// The last dry-run outcome noted for this occupant (what it *would* be allowed), so a would-be
+    /// change is logged and audited once, not on every pass.
+    pub would: Option<MediaSet>,
 }
 
 impl Occupant {
@@ -48,6 +52,7 @@ impl Occupant {
             presence,
             held: state.held,
             decision: None,
+            would: None,
         }
     }
 
@@ -198,6 +203,7 @@ mod tests {
             },
             held: None,
             decision: None,
+            would: None,
         }
     }
 

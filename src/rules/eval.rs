@@ -148,6 +148,8 @@ pub struct RuleSet {
     everywhere: Vec<usize>,
     /// `rules.default`.
     default: MediaSet,
+    /// Whether any rule is in dry-run.
+    has_dry_run: bool,
 }
 
 impl RuleSet {
@@ -181,6 +183,7 @@ impl RuleSet {
             }
         }
         let globs = builder.build().unwrap_or_else(|_| GlobSet::empty());
+        let has_dry_run = rules.iter().any(|rule| rule.dry_run);
         RuleSet {
             rules,
             exact,
@@ -188,6 +191,7 @@ impl RuleSet {
             glob_rules,
             everywhere,
             default,
+            has_dry_run,
         }
     }
 
@@ -218,6 +222,11 @@ impl RuleSet {
     /// `rules.default`.
     pub fn default_permissions(&self) -> MediaSet {
         self.default
+    }
+
+    /// Whether any rule is in dry-run (then a second, "would" decision is worth computing).
+    pub fn has_dry_run(&self) -> bool {
+        self.has_dry_run
     }
 
     /// The rules that apply in a room, resolved once and reused for all its occupants.
@@ -254,8 +263,17 @@ pub struct RoomRules<'a> {
 }
 
 impl RoomRules<'_> {
-    /// Decides for one occupant of this room.
+    /// Decides for one occupant of this room, as enforced: rules in dry-run do not count.
     pub fn decide(&self, facts: &OccupantFacts<'_>) -> Decision {
+        self.decide_with(facts, false)
+    }
+
+    /// What would be decided if the rules in dry-run were in force.
+    pub fn decide_with_dry_run(&self, facts: &OccupantFacts<'_>) -> Decision {
+        self.decide_with(facts, true)
+    }
+
+    fn decide_with(&self, facts: &OccupantFacts<'_>, dry_run: bool) -> Decision {
         let default = self.set.default;
         let mut reasons = Media::ALL.map(|m| Reason::Default {
             allowed: default.contains(m),
@@ -269,7 +287,10 @@ impl RoomRules<'_> {
                 .iter()
                 .filter(|m| undecided.contains(*m))
                 .collect();
-            if kinds.is_empty() || !subject_matches(&rule.subject, facts) {
+            if (rule.dry_run && !dry_run)
+                || kinds.is_empty()
+                || !subject_matches(&rule.subject, facts)
+            {
                 continue;
             }
             for media in kinds.iter() {
@@ -345,6 +366,7 @@ mod tests {
             effect: effect.into(),
             priority,
             enabled: 1,
+            dry_run: 0,
         }
     }
 

@@ -29,6 +29,9 @@ pub struct RuleRow {
     pub priority: i64,
     /// 0 disables the row without deleting it.
     pub enabled: i64,
+    /// 1 puts the row in dry-run: podium logs and audits what it *would* change, and enforces as if
+    /// the row did not exist.
+    pub dry_run: i64,
 }
 
 /// Which rooms a rule applies to.
@@ -155,6 +158,8 @@ pub struct Rule {
     pub effect: Effect,
     /// Its weight against other matching rules.
     pub priority: i64,
+    /// In dry-run: evaluated for "would", never enforced.
+    pub dry_run: bool,
 }
 
 /// Why a row was skipped.
@@ -313,6 +318,7 @@ impl Rule {
             media,
             effect,
             priority: row.priority,
+            dry_run: row.dry_run != 0,
         }))
     }
 }
@@ -331,6 +337,7 @@ mod tests {
             effect: effect.into(),
             priority: 0,
             enabled: 1,
+            dry_run: 0,
         }
     }
 

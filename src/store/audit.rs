@@ -40,6 +40,8 @@ pub struct AuditRecord {
     pub reasons: String,
     /// What triggered the decision: joined, changed, left, rules, resync.
     pub cause: String,
+    /// A dry-run record: what podium *would* have changed (`previous` → `granted`), not enforced.
+    pub dry_run: bool,
 }
 
 /// The sending side of the audit queue.

@@ -165,7 +165,8 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn load_rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         Ok(sqlx::query_as::<_, RuleRow>(
-            "SELECT id, room, who, who_value, media, effect, priority, enabled FROM rules ORDER BY id",
+            "SELECT id, room, who, who_value, media, effect, priority, enabled, dry_run FROM rules \
+             ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?)
@@ -187,8 +188,8 @@ impl Store {
         for r in records {
             sqlx::query(
                 "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
-                 user_group, previous, granted, rule_ids, reasons, cause, instance) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(&r.at)
             .bind(&r.room)
@@ -204,6 +205,7 @@ impl Store {
             .bind(&r.reasons)
             .bind(&r.cause)
             .bind(&self.instance)
+            .bind(i64::from(r.dry_run))
             .execute(&mut *tx)
             .await?;
         }
@@ -291,6 +293,7 @@ mod tests {
             rule_ids: "1".into(),
             reasons: "audio: allow by rule 1 (priority 0)".into(),
             cause: "joined".into(),
+            dry_run: false,
         };
         store
             .insert_decisions(&[record.clone(), record])
