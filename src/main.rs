@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podium::config::{Config, LogFormat};
+use podium::rules::check::{Severity, check_rows};
+use podium::store::Store;
 use tracing_subscriber::EnvFilter;
 
 /// Server-side stream moderation for Jitsi Meet.
@@ -19,6 +21,25 @@ struct Cli {
     /// Check the configuration, print it with the secret redacted, and exit.
     #[arg(long)]
     check: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Work with the rules table of the configured database.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RulesAction {
+    /// Check every row: errors are rows podium skips, warnings rows it keeps that are probably
+    /// mistakes. Exits 1 when there is an error.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -33,6 +54,12 @@ fn main() -> ExitCode {
     if cli.check {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Rules {
+        action: RulesAction::Check,
+    }) = cli.command
+    {
+        return rules_check(&config);
     }
     init_tracing(&config);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -49,6 +76,48 @@ fn main() -> ExitCode {
             eprintln!("podium: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `podium rules check`: reads the rules (running the migrations if needed) and prints the findings.
+fn rules_check(config: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("podium: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rows = runtime.block_on(async {
+        let store = Store::open(&config.database, String::new()).await?;
+        let rows = store.load_rules().await;
+        store.close().await;
+        rows
+    });
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => {
+            eprintln!("podium: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = check_rows(&rows);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    println!(
+        "{} rows, {errors} errors, {} warnings",
+        rows.len(),
+        findings.len() - errors
+    );
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

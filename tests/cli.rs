@@ -89,3 +89,41 @@ fn an_unopenable_database_stops_podium_with_a_clear_error() {
     assert!(stderr.contains("cannot open database"), "{stderr}");
     assert!(!stderr.contains("\"s\""), "{stderr}");
 }
+
+#[test]
+fn rules_check_names_rows_and_fails_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("podium.db");
+    let run = || {
+        podium()
+            .args(["rules", "check"])
+            .env("PODIUM_XMPP__SECRET", "s")
+            .env("PODIUM_DATABASE__PATH", &db)
+            .output()
+            .unwrap()
+    };
+    // A fresh database: created, no rows, nothing to say.
+    let output = run();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "0 rows, 0 errors, 0 warnings\n"
+    );
+
+    let sql = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+        (1, '*', 'everyone', NULL, 'audio', 'allow', 0),
+        (2, 'lecture-*', 'role', 'participant', 'video', 'allow', 5),
+        (3, 'lecture-*', 'role', 'participant', 'all', 'deny', 5),
+        (4, '*', 'everyone', NULL, 'audio', 'perhaps', 0)";
+    let status = Command::new("sqlite3").arg(&db).arg(sql).status().unwrap();
+    assert!(status.success());
+    let output = run();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "rules 2 and 3: warning: contradict for video in rooms 'lecture-*' for role participant at \
+         priority 5: deny (rule 3) wins the tie, so rule 2 never allows it there\n\
+         rule 4: error: effect \"perhaps\" is not allow or deny\n\
+         4 rows, 1 errors, 1 warnings\n"
+    );
+}

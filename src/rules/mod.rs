@@ -1,5 +1,7 @@
-//! Streaming rules: the model of a `rules` row ([`model`]) and the pure evaluator ([`eval`]).
+//! Streaming rules: the model of a `rules` row ([`model`]), the pure evaluator ([`eval`]) and the
+//! checker behind `podium rules check` ([`check`]).
 
+pub mod check;
 pub mod eval;
 pub mod model;
 
