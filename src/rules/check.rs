@@ -49,11 +49,14 @@ impl fmt::Display for Finding {
     }
 }
 
+/// What two rows must share to contradict: room, who, who_value (normalised) and priority.
+type Scope = (String, String, String, i64);
+
 /// Examines every row; findings come ordered by first row id.
 pub fn check_rows(rows: &[RuleRow]) -> Vec<Finding> {
     let mut findings = Vec::new();
     // Valid enabled rows, grouped by what they apply to and their priority.
-    let mut groups: HashMap<(String, String, String, i64), Vec<(&RuleRow, Rule)>> = HashMap::new();
+    let mut groups: HashMap<Scope, Vec<(&RuleRow, Rule)>> = HashMap::new();
     for row in rows {
         match Rule::from_row(row) {
             Err(problem) => findings.push(Finding {
