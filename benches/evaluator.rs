@@ -45,6 +45,10 @@ fn rows() -> Vec<RuleRow> {
                 priority: (i % 7) as i64,
                 enabled: 1,
                 dry_run: 0,
+                not_before: None,
+                not_after: None,
+                schedule: None,
+                time_zone: None,
             }
         })
         .collect()
@@ -96,6 +100,7 @@ fn facts<'a>(room: &'a str, o: &'a Occupant) -> OccupantFacts<'a> {
         email: None,
         claims: None,
         services: &[],
+        now: jiff::Timestamp::UNIX_EPOCH,
     }
 }
 

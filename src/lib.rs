@@ -100,8 +100,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
-        engine.set_now(jiff::Timestamp::now().to_string());
+        let now = jiff::Timestamp::now();
+        engine.set_now(now);
+        // Sleep until the next rule window edge (a moment past it, so the clock has crossed it).
+        let edge = engine.next_window_edge().map(|edge| {
+            let wait = edge.duration_since(now).unsigned_abs();
+            tokio::time::Instant::now() + wait + Duration::from_millis(5)
+        });
         tokio::select! {
+            _ = async {
+                match edge {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                engine.set_now(jiff::Timestamp::now());
+                engine.window_edge();
+            }
             _ = &mut shutdown => {
                 info!("shutting down");
                 break;

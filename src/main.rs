@@ -101,7 +101,7 @@ fn rules_check(config: &Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let findings = check_rows(&rows);
+    let findings = check_rows(&rows, jiff::Timestamp::now());
     for finding in &findings {
         println!("{finding}");
     }

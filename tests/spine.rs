@@ -605,3 +605,70 @@ async fn a_rule_in_dry_run_is_audited_and_leaves_the_module_untouched() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_rule_window_opens_on_time_without_any_other_event() {
+    let (prosody, podium, db, mut inspector) = start_with_rules(
+        &["alice", "inspector"],
+        "",
+        "INSERT INTO rules (id, room, who, media, effect) VALUES (1, '*', 'everyone', 'audio', 'allow')",
+    )
+    .await;
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    alice.join(ROOM, "alice").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio")]),
+    )
+    .await;
+
+    // Cameras from a moment from now until a moment later.
+    let opens = jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500);
+    let closes = opens + jiff::SignedDuration::from_millis(1500);
+    edit_rules(
+        &podium,
+        &db,
+        &format!(
+            "INSERT INTO rules (id, room, who, media, effect, not_before, not_after) \
+             VALUES (2, '*', 'everyone', 'video', 'allow', '{opens}', '{closes}')"
+        ),
+    )
+    .await;
+    assert_eq!(
+        inspect(&mut inspector, ROOM).await,
+        decided(&[("alice", "audio")])
+    );
+    let mark = podium.mark();
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio,video")]),
+    )
+    .await;
+    let opened_late = jiff::Timestamp::now().duration_since(opens);
+    podium
+        .wait_for_after(mark, &["re-decided at a rule window edge"])
+        .await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio")]),
+    )
+    .await;
+    let closed_late = jiff::Timestamp::now().duration_since(closes);
+    println!(
+        "window opened after {opened_late:?}, closed after {closed_late:?} (held by the module)"
+    );
+    assert!(
+        opened_late < jiff::SignedDuration::from_millis(1000),
+        "{opened_late:?}"
+    );
+    assert!(
+        closed_late < jiff::SignedDuration::from_millis(1000),
+        "{closed_late:?}"
+    );
+}

@@ -66,6 +66,8 @@ pub enum Cause {
     Rules,
     /// podium (re)connected and compared its decisions with what the module holds.
     Resync,
+    /// A rule's time window opened or closed.
+    Schedule,
 }
 
 impl Cause {
@@ -76,6 +78,7 @@ impl Cause {
             Cause::Left => "left",
             Cause::Rules => "rules",
             Cause::Resync => "resync",
+            Cause::Schedule => "schedule",
         }
     }
 }
@@ -120,7 +123,7 @@ pub struct Engine {
     dry_run: bool,
     trusted_service_domains: Vec<String>,
     effects: Effects,
-    now: String,
+    now: jiff::Timestamp,
 }
 
 impl Engine {
@@ -140,7 +143,7 @@ impl Engine {
             trusted_service_domains: Vec::new(),
             dry_run: false,
             effects: Effects::default(),
-            now: String::new(),
+            now: jiff::Timestamp::UNIX_EPOCH,
         }
     }
 
@@ -157,8 +160,21 @@ impl Engine {
     }
 
     /// Sets the time stamped on audit records made from now on (the engine reads no clock).
-    pub fn set_now(&mut self, now: String) {
+    pub fn set_now(&mut self, now: jiff::Timestamp) {
         self.now = now;
+    }
+
+    /// When the next rule window opens or closes; the run loop calls [`Engine::window_edge`] then.
+    pub fn next_window_edge(&self) -> Option<jiff::Timestamp> {
+        self.rules.next_edge(self.now)
+    }
+
+    /// A rule window opened or closed: everyone is decided again.
+    pub fn window_edge(&mut self) {
+        if self.phase == Phase::Live {
+            let changes = self.decide_all(Cause::Schedule);
+            info!(changes, "re-decided at a rule window edge");
+        }
     }
 
     /// Called every [`TICK`] by the run loop: a request the module has not answered within
@@ -568,7 +584,7 @@ impl Engine {
         let room_rules = rules.for_room(&name);
         let occupant = self.rooms.get(room)?.occupants.get(nick)?;
         let services = occupant.services(&self.trusted_service_domains);
-        let facts = occupant.facts(&name, &services);
+        let facts = occupant.facts(&name, &services, self.now);
         let decision = room_rules.decide(&facts);
         let trial =
             (rules.has_dry_run() && !self.dry_run).then(|| room_rules.decide_with_dry_run(&facts));
@@ -587,7 +603,7 @@ impl Engine {
             let room_rules = rules.for_room(&room.name);
             for (nick, occupant) in &room.occupants {
                 let services = occupant.services(&self.trusted_service_domains);
-                let facts = occupant.facts(&room.name, &services);
+                let facts = occupant.facts(&room.name, &services, self.now);
                 let trial = (rules.has_dry_run() && !self.dry_run)
                     .then(|| room_rules.decide_with_dry_run(&facts));
                 decided.push((jid.clone(), nick.clone(), room_rules.decide(&facts), trial));
@@ -754,7 +770,7 @@ impl Engine {
     ) -> AuditRecord {
         let identity = occupant.identity.clone().unwrap_or_default();
         AuditRecord {
-            at: self.now.clone(),
+            at: self.now.to_string(),
             room: room.to_string(),
             nick: occupant.nick.clone(),
             real_jid: occupant.real_jid.to_string(),

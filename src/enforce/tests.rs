@@ -33,6 +33,10 @@ fn rules(rows: &[Row<'_>]) -> Arc<RuleSet> {
             priority: *priority,
             enabled: 1,
             dry_run: 0,
+            not_before: None,
+            not_after: None,
+            schedule: None,
+            time_zone: None,
         })
         .collect();
     Arc::new(RuleSet::from_rows(&rows, MediaSet::NONE).0)
@@ -45,7 +49,7 @@ fn engine(rules: Arc<RuleSet>) -> Engine {
         2,
         rules,
     );
-    engine.set_now("2026-11-23T10:00:00Z".into());
+    engine.set_now("2026-11-23T10:00:00Z".parse().unwrap());
     engine
 }
 
@@ -655,6 +659,10 @@ fn test_rule_in_dry_run_is_audited_but_not_enforced() {
             priority: 0,
             enabled: 1,
             dry_run: 0,
+            not_before: None,
+            not_after: None,
+            schedule: None,
+            time_zone: None,
         },
         RuleRow {
             id: 2,
@@ -666,6 +674,10 @@ fn test_rule_in_dry_run_is_audited_but_not_enforced() {
             priority: 10,
             enabled: 1,
             dry_run: 1,
+            not_before: None,
+            not_after: None,
+            schedule: None,
+            time_zone: None,
         },
     ];
     let mut engine = engine(Arc::new(RuleSet::from_rows(&rows, MediaSet::NONE).0));
@@ -687,4 +699,56 @@ fn test_rule_in_dry_run_is_audited_but_not_enforced() {
         ("audio", "none")
     );
     assert_eq!(would.rule_ids, "2");
+}
+
+#[test]
+fn test_window_edges_are_decided_at_the_edge() {
+    let row = RuleRow {
+        id: 1,
+        room: "*".into(),
+        who: "everyone".into(),
+        who_value: None,
+        media: "all".into(),
+        effect: "allow".into(),
+        priority: 0,
+        enabled: 1,
+        dry_run: 0,
+        not_before: Some("2026-11-23T10:00:30Z".into()),
+        not_after: Some("2026-11-23T10:01:00Z".into()),
+        schedule: None,
+        time_zone: None,
+    };
+    let mut engine = engine(Arc::new(
+        RuleSet::from_rows(std::slice::from_ref(&row), MediaSet::NONE).0,
+    ));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "alice", "participant", "", "default"),
+    ));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!(sent[0].2, "none", "before the window");
+    ack(&mut engine, &sent[0].0);
+    assert_eq!(
+        engine.next_window_edge(),
+        Some("2026-11-23T10:00:30Z".parse().unwrap())
+    );
+
+    engine.set_now("2026-11-23T10:00:30Z".parse().unwrap());
+    engine.window_edge();
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(sent[0].2, "audio,video,screen", "the window opened");
+    assert_eq!(effects.audit[0].cause, "schedule");
+    ack(&mut engine, &sent[0].0);
+    assert_eq!(
+        engine.next_window_edge(),
+        Some("2026-11-23T10:01:00Z".parse().unwrap())
+    );
+
+    engine.set_now("2026-11-23T10:01:00Z".parse().unwrap());
+    engine.window_edge();
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!(sent[0].2, "none", "the window closed");
+    assert_eq!(engine.next_window_edge(), None);
 }

@@ -70,7 +70,12 @@ impl Occupant {
 
     /// The inputs of the rule evaluator for this occupant in `room`. `services` is
     /// [`Occupant::services`], computed once per occupant.
-    pub fn facts<'a>(&'a self, room: &'a str, services: &'a [Service]) -> OccupantFacts<'a> {
+    pub fn facts<'a>(
+        &'a self,
+        room: &'a str,
+        services: &'a [Service],
+        now: jiff::Timestamp,
+    ) -> OccupantFacts<'a> {
         OccupantFacts {
             room,
             role: self.presence.role,
@@ -81,6 +86,7 @@ impl Occupant {
             email: self.identity.as_ref().and_then(|i| i.email.as_deref()),
             claims: self.identity.as_ref().map(|i| &i.claims),
             services,
+            now,
         }
     }
 

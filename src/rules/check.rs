@@ -49,11 +49,12 @@ impl fmt::Display for Finding {
     }
 }
 
-/// What two rows must share to contradict: room, who, who_value (normalised) and priority.
-type Scope = (String, String, String, i64);
+/// What two rows must share to contradict: room, who, who_value (normalised), priority and the same
+/// time window (rows in force at different times do not meet).
+type Scope = (String, String, String, i64, String);
 
-/// Examines every row; findings come ordered by first row id.
-pub fn check_rows(rows: &[RuleRow]) -> Vec<Finding> {
+/// Examines every row at time `now`; findings come ordered by first row id.
+pub fn check_rows(rows: &[RuleRow], now: jiff::Timestamp) -> Vec<Finding> {
     let mut findings = Vec::new();
     // Valid enabled rows, grouped by what they apply to and their priority.
     let mut groups: HashMap<Scope, Vec<(&RuleRow, Rule)>> = HashMap::new();
@@ -66,17 +67,35 @@ pub fn check_rows(rows: &[RuleRow]) -> Vec<Finding> {
             }),
             Ok(None) => {}
             Ok(Some(rule)) => {
+                if rule.window.as_ref().is_some_and(|w| w.is_over(now)) {
+                    findings.push(Finding {
+                        severity: Severity::Warning,
+                        ids: vec![row.id],
+                        message: format!(
+                            "its window closed at {}: it will not apply again",
+                            row.not_after.as_deref().unwrap_or("").trim()
+                        ),
+                    });
+                }
                 let key = (
                     row.room.trim().to_lowercase(),
                     row.who.trim().to_lowercase(),
                     row.who_value.as_deref().unwrap_or("").trim().to_lowercase(),
                     row.priority,
+                    [
+                        &row.not_before,
+                        &row.not_after,
+                        &row.schedule,
+                        &row.time_zone,
+                    ]
+                    .map(|c| c.as_deref().unwrap_or("").trim().to_owned())
+                    .join("|"),
                 );
                 groups.entry(key).or_default().push((row, rule));
             }
         }
     }
-    for ((room, who, value, priority), rules) in &groups {
+    for ((room, who, value, priority, _), rules) in &groups {
         for (i, (row_a, a)) in rules.iter().enumerate() {
             for (row_b, b) in &rules[i + 1..] {
                 if a.effect == b.effect || a.dry_run != b.dry_run {
@@ -136,6 +155,10 @@ mod tests {
             priority,
             enabled: 1,
             dry_run: 0,
+            not_before: None,
+            not_after: None,
+            schedule: None,
+            time_zone: None,
         }
     }
 
@@ -152,8 +175,20 @@ mod tests {
             disabled,
             row(7, "*", "everyone", None, "video", "deny", 1),
             row(8, "*", "nick", Some("boss"), "all", "allow", 0),
+            RuleRow {
+                not_after: Some("2026-01-01T00:00:00Z".into()),
+                ..row(9, "*", "everyone", None, "all", "allow", 0)
+            },
+            RuleRow {
+                schedule: Some("mon 18:00-02:00".into()),
+                ..row(10, "*", "everyone", None, "all", "allow", 0)
+            },
         ];
-        let findings: Vec<String> = check_rows(&rows).iter().map(ToString::to_string).collect();
+        let now = "2026-11-23T10:00:00Z".parse().unwrap();
+        let findings: Vec<String> = check_rows(&rows, now)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
             findings,
             vec![
@@ -161,6 +196,8 @@ mod tests {
                 "rule 3: error: media: unknown media kind \"smell\" (expected audio, video, screen, all or none)",
                 "rules 4 and 5: warning: contradict for screen in rooms 'town*' for role moderator at priority 5: deny (rule 5) wins the tie, so rule 4 never allows it there",
                 "rule 8: error: who \"nick\": rules never key on the nick or display name, which clients choose; use user, email, claim, jid or domain",
+                "rule 9: warning: its window closed at 2026-01-01T00:00:00Z: it will not apply again",
+                "rule 10: error: schedule \"mon 18:00-02:00\": \"18:00-02:00\" ends before it starts (split a range that crosses midnight)",
             ]
         );
     }
@@ -172,6 +209,6 @@ mod tests {
             row(2, "*", "everyone", None, "video", "deny", 0),
             row(3, "*", "role", Some("moderator"), "video", "allow", 10),
         ];
-        assert!(check_rows(&rows).is_empty());
+        assert!(check_rows(&rows, "2026-11-23T10:00:00Z".parse().unwrap()).is_empty());
     }
 }

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use globset::{GlobSet, GlobSetBuilder};
+use jiff::Timestamp;
 
 use super::model::{Effect, RoomPattern, Rule, RuleProblem, RuleRow, Service, Subject, glob};
 use crate::media::{Media, MediaSet};
@@ -45,6 +46,9 @@ pub struct OccupantFacts<'a> {
     /// The Jitsi services this occupant is, from presence features, counted only when its domain is
     /// trusted (the caller checks).
     pub services: &'a [Service],
+    /// The time to decide at: rules outside their window do not count. The evaluator never reads the
+    /// clock.
+    pub now: Timestamp,
 }
 
 /// Why one kind was decided the way it was.
@@ -224,6 +228,15 @@ impl RuleSet {
         self.default
     }
 
+    /// The first moment after `now` at which some rule's window opens or closes: podium re-decides
+    /// then.
+    pub fn next_edge(&self, now: Timestamp) -> Option<Timestamp> {
+        self.rules
+            .iter()
+            .filter_map(|rule| rule.window.as_ref()?.next_edge(now))
+            .min()
+    }
+
     /// Whether any rule is in dry-run (then a second, "would" decision is worth computing).
     pub fn has_dry_run(&self) -> bool {
         self.has_dry_run
@@ -289,6 +302,7 @@ impl RoomRules<'_> {
                 .collect();
             if (rule.dry_run && !dry_run)
                 || kinds.is_empty()
+                || rule.window.as_ref().is_some_and(|w| !w.is_open(facts.now))
                 || !subject_matches(&rule.subject, facts)
             {
                 continue;
@@ -367,6 +381,10 @@ mod tests {
             priority,
             enabled: 1,
             dry_run: 0,
+            not_before: None,
+            not_after: None,
+            schedule: None,
+            time_zone: None,
         }
     }
 
@@ -381,6 +399,7 @@ mod tests {
             email: None,
             claims: None,
             services: &[],
+            now: "2026-11-23T10:00:00Z".parse().unwrap(),
         }
     }
 

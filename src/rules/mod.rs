@@ -4,6 +4,7 @@
 pub mod check;
 pub mod eval;
 pub mod model;
+pub mod window;
 
 pub use eval::{Decision, OccupantFacts, Reason, RoomRules, RuleSet};
 pub use model::{Effect, Rule, RuleProblem, RuleRow, Service};

@@ -7,6 +7,7 @@
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 
+use super::window::Window;
 use crate::media::MediaSet;
 use crate::rooms::{Affiliation, Role};
 
@@ -32,6 +33,14 @@ pub struct RuleRow {
     /// 1 puts the row in dry-run: podium logs and audits what it *would* change, and enforces as if
     /// the row did not exist.
     pub dry_run: i64,
+    /// RFC 3339: the rule is in force from then on.
+    pub not_before: Option<String>,
+    /// RFC 3339: the rule is in force until then.
+    pub not_after: Option<String>,
+    /// A weekly schedule, e.g. `mon-fri 09:00-17:00` (see [`Window`]).
+    pub schedule: Option<String>,
+    /// The IANA time zone of `schedule`; UTC when empty.
+    pub time_zone: Option<String>,
 }
 
 /// Which rooms a rule applies to.
@@ -160,6 +169,8 @@ pub struct Rule {
     pub priority: i64,
     /// In dry-run: evaluated for "would", never enforced.
     pub dry_run: bool,
+    /// When it is in force; `None`: always.
+    pub window: Option<Window>,
 }
 
 /// Why a row was skipped.
@@ -306,6 +317,13 @@ impl Rule {
                 "media is empty (use audio, video, screen or all)".into(),
             ));
         }
+        let window = Window::from_columns(
+            row.not_before.as_deref(),
+            row.not_after.as_deref(),
+            row.schedule.as_deref(),
+            row.time_zone.as_deref(),
+        )
+        .map_err(problem)?;
         let effect = match row.effect.trim().to_ascii_lowercase().as_str() {
             "allow" => Effect::Allow,
             "deny" => Effect::Deny,
@@ -319,6 +337,7 @@ impl Rule {
             effect,
             priority: row.priority,
             dry_run: row.dry_run != 0,
+            window,
         }))
     }
 }
@@ -338,6 +357,10 @@ mod tests {
             priority: 0,
             enabled: 1,
             dry_run: 0,
+            not_before: None,
+            not_after: None,
+            schedule: None,
+            time_zone: None,
         }
     }
 

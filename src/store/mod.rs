@@ -165,8 +165,8 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn load_rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         Ok(sqlx::query_as::<_, RuleRow>(
-            "SELECT id, room, who, who_value, media, effect, priority, enabled, dry_run FROM rules \
-             ORDER BY id",
+            "SELECT id, room, who, who_value, media, effect, priority, enabled, dry_run, \
+             not_before, not_after, schedule, time_zone FROM rules ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?)
