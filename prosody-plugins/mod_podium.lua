@@ -286,6 +286,11 @@ local function on_injected_answer(entry, stanza)
 		tostring(stanza.attr.from), tostring(condition), tostring(text or ""));
 	if entry.purpose == "grant" and entry.record.media then
 		jingle.undo_add(entry.record.media, entry.batch);
+	elseif entry.purpose == "bridge" then
+		-- Not applied: the next update says it again.
+		local conference = conferences[entry.room_jid];
+		local endpoint = conference and conference.endpoints[entry.nick];
+		if endpoint then endpoint.applied = nil; end
 	end
 end
 
@@ -309,12 +314,15 @@ end
 -- jicofo does not have (and jicofo refuses a whole source-remove for one unknown SSRC).
 local max_requests_in_flight = 16;
 
-function remember_request(media, id, added)
-	if not id or #added == 0 then return; end
+function remember_request(media, id, added, removed)
+	if not id or (#added == 0 and #removed == 0) then return; end
 	local requests = media.requests or {};
 	media.requests = requests;
-	requests[#requests + 1] = { id = id; added = added };
-	if #requests > max_requests_in_flight then table.remove(requests, 1); end
+	requests[#requests + 1] = { id = id; added = added; removed = removed };
+end
+
+local function too_many_requests(media)
+	return media.requests ~= nil and #media.requests >= max_requests_in_flight;
 end
 
 -- jicofo's answer to a participant's request, on its way back through the MUC: the id is the MUC's
@@ -325,13 +333,18 @@ local function on_focus_answer(room, stanza)
 	local record = state:get(room.jid, nick_of(occupant));
 	local requests = record and record.media and record.media.requests;
 	if not requests then return; end
-	local original_id = (base64_decode(stanza.attr.id or "") or ""):match("^%Z+%z(%Z*)%z");
+	-- Only jicofo's own answer to this participant counts; anyone may address an occupant JID.
+	if stanza.attr.from ~= record.media.focus then return; end
+	local requester, original_id = (base64_decode(stanza.attr.id or "") or ""):match("^(%Z+)%z(%Z*)%z");
+	if requester ~= record.real_jid and requester ~= jid_bare(record.real_jid) then return; end
 	for i, request in ipairs(requests) do
 		if request.id == original_id then
 			table.remove(requests, i);
 			if stanza.attr.type == "error" then
 				jingle.forget_added(record.media, request.added);
-				module:log("info", "jicofo refused %d source(s) of %s", #request.added, occupant.nick);
+				jingle.restore_removed(record.media, request.removed);
+				module:log("info", "jicofo refused a request of %s (%d source(s) added, %d removed)",
+					occupant.nick, #request.added, #request.removed);
 			end
 			return;
 		end
@@ -362,12 +375,23 @@ local function from_focus(room, focus_occupant, occupant, payload, stanza)
 end
 
 -- participant -> jicofo Jingle: withhold what the occupant may not send.
-local function to_focus(event, room, occupant, payload)
+local function to_focus(event, room, occupant, focus_occupant, payload)
 	if not is_governed(room, occupant) then return nil; end
 	local nick = nick_of(occupant);
 	local record = state:track(room.jid, nick, occupant.jid);
 	local media = media_of(record);
+	media.focus = media.focus or focus_occupant.jid; -- learnt here too, e.g. after a module reload
 	local action, sid = payload.attr.action, payload.attr.sid;
+	if jingle.adding_actions[action] or jingle.removing_actions[action] then
+		local problem = jingle.check_shape(payload);
+		if problem then
+			module:log("warn", "refused %s from %s: %s", action, occupant.nick, problem);
+			return answer_error(event, "modify", "bad-request", problem);
+		end
+		if too_many_requests(media) then
+			return answer_error(event, "wait", "resource-constraint", "too many source requests in flight");
+		end
+	end
 	local owner = sid and state.sids[sid];
 	if owner and owner ~= record then
 		module:log("warn", "%s used another participant's Jingle session %s; refused", occupant.nick, sid);
@@ -391,7 +415,7 @@ local function to_focus(event, room, occupant, payload)
 		end
 		if not media.sid and sid then state:set_sid(record, sid); end
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
-		remember_request(media, event.stanza.attr.id, summary.added);
+		remember_request(media, event.stanza.attr.id, summary.added, {});
 		if summary.withheld > 0 then
 			module:log("info", "withheld %d source(s) (%s) of %s in %s", summary.withheld,
 				kinds_text(summary.kinds), occupant.nick, action);
@@ -405,10 +429,17 @@ local function to_focus(event, room, occupant, payload)
 		if not sources then
 			return answer_error(event, "modify", "bad-request", groups);
 		end
-		if #sources > 0 and jingle.strip_removal(payload, media, sources, groups) == 0 then
-			-- Only sources jicofo never saw: jicofo would answer bad-request; the client gets its result.
-			event.origin.send(st.reply(event.stanza));
-			return true;
+		if #sources > 0 then
+			local remaining, removed = jingle.strip_removal(payload, media, sources, groups);
+			if not remaining then
+				return answer_error(event, "modify", "bad-request", removed);
+			end
+			if remaining == 0 then
+				-- Only sources jicofo never saw: jicofo would answer bad-request; the client gets its result.
+				event.origin.send(st.reply(event.stanza));
+				return true;
+			end
+			remember_request(media, event.stanza.attr.id, {}, removed);
 		end
 	elseif action == "session-terminate" and sid == media.sid then
 		state:set_sid(record, nil);
@@ -458,7 +489,14 @@ local function on_muc_iq(event)
 	local payload = jingle.jingle_of(stanza);
 	if not payload then return nil; end
 	local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
-	if not room or podium.is_healthcheck_room(room.jid) then return nil; end
+	if not room then return nil; end
+	if podium.is_healthcheck_room(room.jid) then
+		-- Not governed, but no session of a governed participant may be used from here.
+		if payload.attr.sid and state.sids[payload.attr.sid] then
+			return answer_error(event, "auth", "forbidden", "this Jingle session belongs to another participant");
+		end
+		return nil;
+	end
 	local from_occupant_jid = stanza.attr.from and room:get_occupant_jid(stanza.attr.from);
 	local from_occupant = from_occupant_jid and room:get_occupant_by_nick(from_occupant_jid);
 	local to_occupant = room:get_occupant_by_nick(stanza.attr.to);
@@ -466,7 +504,7 @@ local function on_muc_iq(event)
 	if not is_governed(room, from_occupant) then
 		return from_focus(room, from_occupant, to_occupant, payload, stanza);
 	elseif not is_governed(room, to_occupant) then
-		return to_focus(event, room, from_occupant, payload);
+		return to_focus(event, room, from_occupant, to_occupant, payload);
 	end
 	return between_participants(event, room, from_occupant, to_occupant, payload);
 end
@@ -485,15 +523,46 @@ module:hook("iq/full", function (event)
 	return nil;
 end, 10);
 
+--- jicofo's own host -------------------------------------------------------------------------------------
+
+-- jicofo finds a Jingle session by sid alone and never checks the sender
+-- (JingleIqRequestHandler), and its full JID is easy to guess. A participant who sent its Jingle
+-- straight to jicofo's real JID, not through the room, would pass every check above. On jicofo's host,
+-- Jingle to jicofo is therefore accepted only from this MUC host (participants through the room, and
+-- this module's own requests).
+local function guard_focus_host(host)
+	module:context(host):hook("iq/full", function (event)
+		local stanza = event.stanza;
+		if stanza.attr.type ~= "set" or not focus_jids[jid_bare(stanza.attr.to)] then return nil; end
+		if not jingle.jingle_of(stanza) or jid_host(stanza.attr.from) == module.host then return nil; end
+		module:log("warn", "refused Jingle sent to jicofo directly by %s", tostring(stanza.attr.from));
+		event.origin.send(st.error_reply(stanza, "auth", "forbidden", "Jingle to the focus goes through the conference room"));
+		return true;
+	end, 10); -- above mod_iq and the delivery to jicofo's session (0)
+end
+
+if next(focus_jids) == nil then
+	module:log("warn", "podium_focus_jids is not set: jicofo is taken to be the occupant with nick 'focus', and "
+		.. "Jingle sent straight to jicofo's JID cannot be checked; set it to jicofo's JID");
+else
+	local hosts = {};
+	for focus_jid in pairs(focus_jids) do hosts[jid_host(focus_jid)] = true; end
+	for host in pairs(hosts) do
+		if prosody.hosts[host] then
+			guard_focus_host(host);
+		else
+			module:hook_global("host-activated", function (activated)
+				if activated == host then guard_focus_host(host); end
+			end);
+		end
+	end
+end
+
 --- The bridge MUC ("brewery"): jicofo <-> JVB Colibri2 ---------------------------------------------------
 
+-- Only jicofo talks to the bridge (podium_focus_jids is required with podium_bridge_muc).
 local function may_send_colibri(from)
-	if next(focus_jids) ~= nil then
-		return focus_jids[jid_bare(from)] == true;
-	end
-	-- Without podium_focus_jids: anyone but a governed participant (a participant has no business with
-	-- the bridge).
-	return state.real_jids[from] == nil;
+	return focus_jids[jid_bare(from)] == true;
 end
 
 -- Learns conference -> bridge and endpoint -> bridge from jicofo's conference-modify, and rewrites its
@@ -558,6 +627,12 @@ local function hook_brewery(host)
 		return nil;
 	end, 10); -- above mod_muc's iq/full (-2) on the brewery MUC, as on the conference MUC
 	module:log("info", "enforcing force-mute through the bridge MUC %s", bridge_muc);
+end
+
+if bridge_muc and next(focus_jids) == nil then
+	module:log("error", "podium_bridge_muc needs podium_focus_jids (jicofo's JIDs): without them anyone could "
+		.. "pose as jicofo to the bridge; bridge force-mute is off");
+	bridge_muc = nil;
 end
 
 if bridge_muc then
@@ -642,10 +717,10 @@ module:hook("muc-occupant-left", contained("muc-occupant-left", function (event)
 	end
 end));
 
-module:hook("muc-room-destroyed", function (event)
+module:hook("muc-room-destroyed", contained("muc-room-destroyed", function (event)
 	state:forget_room(event.room.jid);
 	forget_room_enforcement(event.room.jid);
-end);
+end));
 
 --- Queries and decisions from podium -------------------------------------------------------------
 

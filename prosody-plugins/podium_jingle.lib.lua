@@ -76,6 +76,126 @@ local function each_description(jingle)
 	end
 end
 
+--- Checking the shape --------------------------------------------------------------------------------
+
+-- jicofo (Smack) is lenient where this module must not be blind: its providers match `content` by name
+-- in any namespace and at any depth, attach a known element found anywhere below an unknown one, read
+-- sources placed directly in <content>, parse `media` and `videoType` case-insensitively, and read a
+-- prefixed attribute (p:media) by its local name. So a participant's Jingle must have the one shape
+-- lib-jitsi-meet sends, or it is refused: <jingle><content><description media='audio|video'> holding
+-- <source>s and <ssrc-group>s of <source ssrc>, nothing source-like anywhere else, no prefixed attributes.
+local source_like = {
+	content = true; description = true; source = true; ["ssrc-group"] = true; parameter = false;
+};
+
+local function ns_of(tag, parent_ns)
+	return tag.attr.xmlns or parent_ns;
+end
+
+local function prefixed_attribute(tag)
+	for key in pairs(tag.attr) do
+		if type(key) == "string" and key:find("\1", 1, true) then return key; end
+	end
+end
+
+-- Walks `tag`'s subtree; `allowed(tag, ns, depth_name)` is not needed: anything source-like below an
+-- unexpected place is refused.
+local function find_stray(tag, parent_ns)
+	for _, child in ipairs(tag.tags) do
+		local ns = ns_of(child, parent_ns);
+		if prefixed_attribute(child) then
+			return ("prefixed attribute on <%s>"):format(child.name);
+		end
+		-- An empty <content> or <description> carries nothing (BUNDLE's <group><content name/></group>).
+		local empty_container = (child.name == "content" or child.name == "description") and #child.tags == 0;
+		if source_like[child.name] and not empty_container then
+			return ("<%s> in an unexpected place"):format(child.name);
+		end
+		local stray = find_stray(child, ns);
+		if stray then return stray; end
+	end
+end
+
+-- Checks a <source> (a track source, or a group member when `member`).
+local function check_source_tag(source, ns, member)
+	if ns ~= xmlns_ssma then return "<source> outside the ssma namespace"; end
+	if prefixed_attribute(source) then return "prefixed attribute on <source>"; end
+	if not ssrc_of(source) then return ("invalid ssrc %q"):format(tostring(source.attr.ssrc)); end
+	local video_type = source.attr.videoType;
+	if video_type and video_type ~= "camera" and video_type ~= "desktop" then
+		return ("videoType %q is not camera or desktop"):format(video_type);
+	end
+	if member and #source.tags > 0 then return "a group member has children"; end
+	if not member then
+		for _, child in ipairs(source.tags) do
+			local stray = (source_like[child.name] and ("<%s> inside <source>"):format(child.name))
+				or prefixed_attribute(child) and "prefixed attribute" or find_stray(child, ns_of(child, ns));
+			if stray then return stray; end
+		end
+	end
+end
+
+-- Returns nil when the participant's <jingle> has the expected shape, else the reason to refuse it.
+local function check_shape(jingle)
+	local jingle_ns = jingle.attr.xmlns;
+	if prefixed_attribute(jingle) then return "prefixed attribute on <jingle>"; end
+	for _, content in ipairs(jingle.tags) do
+		local content_ns = ns_of(content, jingle_ns);
+		if prefixed_attribute(content) then return "prefixed attribute on <content>"; end
+		if content.name == "content" then
+			if content_ns ~= xmlns_jingle then return "<content> outside the Jingle namespace"; end
+			for _, child in ipairs(content.tags) do
+				local child_ns = ns_of(child, content_ns);
+				if prefixed_attribute(child) then return "prefixed attribute in <content>"; end
+				if child.name == "description" then
+					if child_ns ~= xmlns_rtp then return "<description> outside the RTP namespace"; end
+					local media = child.attr.media;
+					for _, item in ipairs(child.tags) do
+						local item_ns = ns_of(item, child_ns);
+						if item.name == "source" or item.name == "ssrc-group" then
+							if media ~= "audio" and media ~= "video" then
+								return ("sources under media %q (expected audio or video)"):format(tostring(media));
+							end
+						end
+						if item.name == "source" then
+							local problem = check_source_tag(item, item_ns, false);
+							if problem then return problem; end
+						elseif item.name == "ssrc-group" then
+							if item_ns ~= xmlns_ssma then return "<ssrc-group> outside the ssma namespace"; end
+							if not item.attr.semantics or item.attr.semantics == "" then
+								return "<ssrc-group> without semantics";
+							end
+							if prefixed_attribute(item) then return "prefixed attribute on <ssrc-group>"; end
+							if #item.tags == 0 then return "empty <ssrc-group>"; end
+							for _, member in ipairs(item.tags) do
+								if member.name ~= "source" then return "<ssrc-group> holds something but sources"; end
+								local problem = check_source_tag(member, ns_of(member, item_ns), true);
+								if problem then return problem; end
+							end
+						else
+							if prefixed_attribute(item) then return "prefixed attribute in <description>"; end
+							local stray = find_stray(item, item_ns);
+							if stray then return stray; end
+						end
+					end
+				else
+					if source_like[child.name] then
+						return ("<%s> directly in <content>"):format(child.name);
+					end
+					local stray = find_stray(child, child_ns);
+					if stray then return stray; end
+				end
+			end
+		else
+			if source_like[content.name] then
+				return ("<%s> directly in <jingle>"):format(content.name);
+			end
+			local stray = find_stray(content, content_ns);
+			if stray then return stray; end
+		end
+	end
+end
+
 --- Reading sources ----------------------------------------------------------------------------------
 
 -- Reads every source and group of a <jingle>: returns sources (list of
@@ -106,6 +226,9 @@ local function read_sources(jingle, declared)
 			local ssrcs = {};
 			for member in each_child(group, "source", xmlns_ssma) do
 				ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
+			end
+			if not group.attr.semantics then
+				return nil, "<ssrc-group> without semantics";
 			end
 			groups[#groups + 1] = {
 				semantics = group.attr.semantics; ssrcs = ssrcs; media = media;
@@ -175,7 +298,7 @@ end
 -- (The sid is set through the state, which indexes it.)
 local function reset_session(media, focus)
 	media.focus = focus;
-	media.forwarded, media.withheld, media.groups = {}, {}, {};
+	media.forwarded, media.withheld, media.groups, media.requests = {}, {}, {}, nil;
 end
 
 local function count(map)
@@ -216,12 +339,17 @@ local function check_sources(sources, nick, owner_of)
 	local seen = {};
 	local prefix = nick .. "-";
 	for _, source in ipairs(sources) do
-		if source.name and source.name:sub(1, #prefix) ~= prefix then
-			return ("source name %q does not belong to endpoint %q"):format(source.name, nick);
+		local name = source.name;
+		if name and (name:sub(1, #prefix) ~= prefix or not name:sub(#prefix + 1):match("^[av]%d+$")) then
+			return ("source name %q does not belong to endpoint %q"):format(name, nick);
 		end
 		local owner = owner_of(source.ssrc);
 		if owner and owner ~= nick then
 			return ("ssrc %s is already used by another participant"):format(source.ssrc);
+		elseif owner then
+			-- jicofo refuses a known SSRC too (SsrcAlreadyUsed); refusing it here keeps the module's
+			-- account of what jicofo has exact.
+			return ("ssrc %s is already signalled"):format(source.ssrc);
 		end
 		-- A simulcast track lists each SSRC once; the same SSRC twice in one request is a forgery or a bug.
 		if seen[source.ssrc] then
@@ -297,14 +425,24 @@ end
 
 -- A participant's own source-remove: sources jicofo never saw (withheld) are dropped here, with the
 -- groups that name them, and forgotten; sources jicofo knows stay in the request and are forgotten as
--- forwarded. Returns how many sources remain for jicofo.
+-- forwarded. Returns whether sources remain for jicofo (1 or 0) and the forwarded sources removed (to
+-- restore should jicofo refuse), or nil and the reason when an SSRC is unknown.
 local function strip_removal(jingle, media, sources, groups)
-	local local_only = {};
+	for _, source in ipairs(sources) do
+		if not media.withheld[source.ssrc] and not media.forwarded[source.ssrc] then
+			-- jicofo would refuse the whole request for it (SourceDoesNotExist); so does the module,
+			-- before anything changes.
+			-- (jicofo's own wording, so a client sees the same answer either way)
+			return nil, ("Source does not exist or is not owned by endpoint (ssrc=%s)."):format(source.ssrc);
+		end
+	end
+	local local_only, removed = {}, {};
 	for _, source in ipairs(sources) do
 		if media.withheld[source.ssrc] then
 			local_only[source.ssrc] = true;
 			media.withheld[source.ssrc] = nil;
 		else
+			removed[#removed + 1] = media.forwarded[source.ssrc];
 			media.forwarded[source.ssrc] = nil;
 		end
 	end
@@ -328,7 +466,14 @@ local function strip_removal(jingle, media, sources, groups)
 			return tag;
 		end);
 	end
-	return has_sources(jingle) and 1 or 0;
+	return has_sources(jingle) and 1 or 0, removed;
+end
+
+-- jicofo refused a participant's source-remove: it still has those sources.
+local function restore_removed(media, removed)
+	for _, source in ipairs(removed) do
+		media.forwarded[source.ssrc] = source;
+	end
 end
 
 --- Granting and revoking -----------------------------------------------------------------------------
@@ -461,6 +606,7 @@ return {
 	adding_actions = adding_actions;
 	removing_actions = removing_actions;
 	jingle_of = jingle_of;
+	check_shape = check_shape;
 	read_sources = read_sources;
 	unify_kinds = unify_kinds;
 	new_media = new_media;
@@ -470,6 +616,7 @@ return {
 	has_sources = has_sources;
 	forget_added = forget_added;
 	strip_removal = strip_removal;
+	restore_removed = restore_removed;
 	plan_change = plan_change;
 	undo_add = undo_add;
 	is_empty = is_empty;

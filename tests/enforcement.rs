@@ -836,6 +836,39 @@ async fn hostile_participant_changes_nothing_for_anyone() {
         "none of it reached the focus"
     );
 
+    // His withheld camera straight to jicofo's real JID, bypassing the room (jicofo routes by sid).
+    let camera = bob.track(Track::Camera);
+    let direct = el("jingle", common::jingle::JINGLE)
+        .attr(attr("action"), "source-add")
+        .attr(attr("sid"), bob_sid.as_str())
+        .append_all(camera.to_contents(Style::Client, None))
+        .build();
+    let answer = bob.iq("set", common::focus::FOCUS_JID, direct).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("forbidden"),
+        "{answer:?}"
+    );
+    // The same camera under his own sid through the room, in a shape jicofo would read and a naive
+    // filter would not (media in capitals).
+    let mut contents = camera.to_contents(Style::Client, None);
+    for content in &mut contents {
+        for description in content.children_mut() {
+            description.set_attr(minidom::rxml::Namespace::NONE, attr("media"), "VIDEO");
+        }
+    }
+    let answer = bob.send_jingle("source-add", &bob_sid, contents).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("bad-request"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        conference.focus.jingle_received().len(),
+        seen_before,
+        "none of it reached the focus"
+    );
+
     // Colibri2 straight to the bridge (JVB refuses: not from the bridge MUC) and through the bridge
     // MUC (the module refuses: only jicofo talks to the bridge).
     let meeting_id = conference.focus.meeting_id(room).expect("a meeting id");

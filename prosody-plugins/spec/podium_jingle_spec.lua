@@ -97,13 +97,14 @@ describe("check_sources", function ()
 		local sources = jingle.read_sources(payload);
 		return jingle.check_sources(sources, "b", owner or function () return nil; end);
 	end
-	it("accepts the endpoint's own sources", function ()
+	it("accepts the endpoint's own new sources, not ones it already signalled", function ()
 		assert.is_nil(check(track("b-v0", 20, 6, "camera")));
-		assert.is_nil(check(track("b-v0", 20, 6, "camera"), function () return "b"; end));
+		assert.equal("ssrc 20 is already signalled", check(track("b-v0", 20, 6, "camera"), function () return "b"; end));
 	end);
 	it("refuses a name that claims another endpoint", function ()
 		assert.equal('source name "a-v0" does not belong to endpoint "b"', check(track("a-v0", 20, 1)));
 		assert.equal('source name "bob-v0" does not belong to endpoint "b"', check(track("bob-v0", 20, 1)));
+		assert.equal('source name "b-x-v0" does not belong to endpoint "b"', check(track("b-x-v0", 20, 1)));
 	end);
 	it("refuses an SSRC another participant uses, or one listed twice", function ()
 		assert.equal("ssrc 20 is already used by another participant",
@@ -252,5 +253,48 @@ describe("bridge and client messages", function ()
 		local mute = iq:get_child("mute", "http://jitsi.org/jitmeet/desktop");
 		assert.equal("r@conference.localhost/focus", mute.attr.actor);
 		assert.equal("true", mute:get_text());
+	end);
+end);
+
+describe("check_shape", function ()
+	local function shape(xml_text)
+		local iq = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'>"
+			.. xml_text .. "</jingle></iq>");
+		return jingle.check_shape(jingle.jingle_of(iq));
+	end
+	local rtp, ssma_ns = "urn:xmpp:jingle:apps:rtp:1", "urn:xmpp:jingle:apps:rtp:ssma:0";
+	local camera = track("b-v0", 20, 6, "camera");
+	it("accepts what lib-jitsi-meet sends", function ()
+		assert.is_nil(shape("<content name='video'><description xmlns='" .. rtp .. "' media='video'>" .. camera
+			.. "<payload-type id='100' name='VP8'><parameter name='x' value='1'/></payload-type></description>"
+			.. "<transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='u'/></content>"
+			.. "<group xmlns='urn:xmpp:jingle:apps:grouping:0' semantics='BUNDLE'><content name='video'/></group>"));
+	end);
+	it("refuses the shapes jicofo would read and the module would not", function ()
+		-- a source directly in <content>
+		assert.equal("<source> directly in <content>", shape("<content name='video'><description xmlns='" .. rtp
+			.. "' media='video'/><source xmlns='" .. ssma_ns .. "' ssrc='5'/></content>"));
+		-- media in another case
+		assert.equal('sources under media "VIDEO" (expected audio or video)', shape("<content name='video'><description xmlns='"
+			.. rtp .. "' media='VIDEO'>" .. camera .. "</description></content>"));
+		-- <content> in another namespace
+		assert.equal("<content> outside the Jingle namespace", shape("<content xmlns='urn:x' name='video'><description xmlns='"
+			.. rtp .. "' media='video'>" .. camera .. "</description></content>"));
+		-- a source wrapped in an unknown element inside the description
+		assert.equal("<source> in an unexpected place", shape("<content name='video'><description xmlns='" .. rtp
+			.. "' media='video'><x xmlns='urn:x'>" .. camera .. "</x></description></content>"));
+		-- a description wrapped in an unknown element
+		assert.equal("<description> in an unexpected place", shape("<content name='video'><x xmlns='urn:x'><description xmlns='"
+			.. rtp .. "' media='video'>" .. camera .. "</description></x></content>"));
+		-- a prefixed attribute
+		assert.equal("prefixed attribute in <content>", shape("<content name='video'><description xmlns='" .. rtp
+			.. "' xmlns:p='urn:x' p:media='video'>" .. camera .. "</description></content>"));
+		-- a videoType in another case
+		assert.equal('videoType "Desktop" is not camera or desktop', shape("<content name='video'><description xmlns='"
+			.. rtp .. "' media='video'>" .. track("b-v1", 30, 1, "Desktop") .. "</description></content>"));
+		-- a group without semantics
+		assert.equal("<ssrc-group> without semantics", shape("<content name='video'><description xmlns='" .. rtp
+			.. "' media='video'>" .. track("b-v0", 20, 1) .. "<ssrc-group xmlns='" .. ssma_ns .. "'><source ssrc='20'/></ssrc-group>"
+			.. "</description></content>"));
 	end);
 end);
