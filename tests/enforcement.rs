@@ -186,6 +186,28 @@ async fn kept(inspector: &mut C2s, room: &str) -> Kept {
     )
 }
 
+/// A lecture room: alice (the lecturer) and bob (a participant, no camera) have joined.
+async fn lecture(room: &str) -> (Conference, Participant, Participant) {
+    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
+    let alice = conference
+        .join(
+            room,
+            "alice",
+            Shape::Current,
+            &[("alice", "audio,video,screen")],
+        )
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    (conference, alice, bob)
+}
+
 fn ssrcs(sources: &SourceSet) -> BTreeSet<u32> {
     sources.ssrcs().into_iter().collect()
 }
@@ -246,23 +268,7 @@ fn ssrcs_seen_by_focus(focus: &FocusPeer, room: &str, nick: &str) -> BTreeSet<u3
 #[tokio::test]
 async fn lecture_withholds_grants_and_revokes_through_focus_bridge_and_peers() {
     let room = "lecture-1";
-    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
-    let alice = conference
-        .join(
-            room,
-            "alice",
-            Shape::Current,
-            &[("alice", "audio,video,screen")],
-        )
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            Shape::Current,
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (conference, alice, bob) = lecture(room).await;
     let bob_audio = bob.track(Track::Audio);
     let bob_camera = bob.track(Track::Camera);
     let alice_sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
@@ -545,23 +551,7 @@ async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
 #[tokio::test]
 async fn peer_to_peer_is_refused_while_someone_is_restricted() {
     let room = "lecture-p2p";
-    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
-    let alice = conference
-        .join(
-            room,
-            "alice",
-            Shape::Current,
-            &[("alice", "audio,video,screen")],
-        )
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            Shape::Current,
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (mut conference, alice, bob) = lecture(room).await;
     conference
         .focus_holds(
             "alice",
@@ -622,23 +612,7 @@ async fn peer_to_peer_is_refused_while_someone_is_restricted() {
 #[tokio::test]
 async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
     let room = "lecture-2";
-    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
-    let _alice = conference
-        .join(
-            room,
-            "alice",
-            Shape::Current,
-            &[("alice", "audio,video,screen")],
-        )
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            Shape::Current,
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (mut conference, _alice, bob) = lecture(room).await;
     let bob_audio = bob.track(Track::Audio);
     conference.focus_holds("bob", &bob_audio).await;
 
@@ -749,23 +723,7 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
 #[tokio::test]
 async fn hostile_participant_changes_nothing_for_anyone() {
     let room = "lecture-3";
-    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
-    let alice = conference
-        .join(
-            room,
-            "alice",
-            Shape::Current,
-            &[("alice", "audio,video,screen")],
-        )
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            Shape::Current,
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (mut conference, alice, bob) = lecture(room).await;
     let alice_sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
     let bob_audio = bob.track(Track::Audio);
     conference.focus_holds("alice", &alice_sent).await;

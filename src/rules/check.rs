@@ -136,31 +136,7 @@ pub fn check_rows(rows: &[RuleRow], now: jiff::Timestamp) -> Vec<Finding> {
 mod tests {
     use super::*;
 
-    fn row(
-        id: i64,
-        room: &str,
-        who: &str,
-        value: Option<&str>,
-        media: &str,
-        effect: &str,
-        priority: i64,
-    ) -> RuleRow {
-        RuleRow {
-            id,
-            room: room.into(),
-            who: who.into(),
-            who_value: value.map(Into::into),
-            media: media.into(),
-            effect: effect.into(),
-            priority,
-            enabled: 1,
-            dry_run: 0,
-            not_before: None,
-            not_after: None,
-            schedule: None,
-            time_zone: None,
-        }
-    }
+    use crate::rules::model::test_row as row;
 
     #[test]
     fn test_findings_name_rows_and_reasons() {

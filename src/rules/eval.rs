@@ -362,31 +362,7 @@ fn subject_matches(subject: &Subject, facts: &OccupantFacts<'_>) -> bool {
 mod tests {
     use super::*;
 
-    fn row(
-        id: i64,
-        room: &str,
-        who: &str,
-        value: Option<&str>,
-        media: &str,
-        effect: &str,
-        priority: i64,
-    ) -> RuleRow {
-        RuleRow {
-            id,
-            room: room.into(),
-            who: who.into(),
-            who_value: value.map(Into::into),
-            media: media.into(),
-            effect: effect.into(),
-            priority,
-            enabled: 1,
-            dry_run: 0,
-            not_before: None,
-            not_after: None,
-            schedule: None,
-            time_zone: None,
-        }
-    }
+    use crate::rules::model::test_row as row;
 
     fn facts(room: &'static str, role: Role, jid: &str) -> OccupantFacts<'static> {
         OccupantFacts {

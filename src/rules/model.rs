@@ -342,6 +342,34 @@ impl Rule {
     }
 }
 
+/// A plain enabled row for tests: (id, room, who, who_value, media, effect, priority).
+#[cfg(test)]
+pub(crate) fn test_row(
+    id: i64,
+    room: &str,
+    who: &str,
+    value: Option<&str>,
+    media: &str,
+    effect: &str,
+    priority: i64,
+) -> RuleRow {
+    RuleRow {
+        id,
+        room: room.into(),
+        who: who.into(),
+        who_value: value.map(Into::into),
+        media: media.into(),
+        effect: effect.into(),
+        priority,
+        enabled: 1,
+        dry_run: 0,
+        not_before: None,
+        not_after: None,
+        schedule: None,
+        time_zone: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

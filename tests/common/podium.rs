@@ -19,8 +19,9 @@ pub struct Podium {
     pub config: PathBuf,
 }
 
-/// Writes podium's config for this Prosody and database.
-pub fn write_config(prosody: &Prosody, db: &Path, extra: &str) -> PathBuf {
+/// Writes podium's config for this Prosody: `[xmpp]` (with `extra` lines in it), then `database`
+/// (the `[database]` section), with JSON debug logs.
+fn write_config_with(prosody: &Prosody, extra: &str, database: &str) -> PathBuf {
     let path = prosody
         .data_dir()
         .join(format!("podium-{}.toml", super::unique()));
@@ -38,20 +39,26 @@ reconnect_min_ms = 50
 reconnect_max_secs = 1
 {extra}
 
-[database]
-path = "{db}"
-poll_interval_ms = 100
+{database}
 
 [log]
 filter = "debug,sqlx=warn"
 format = "json"
 "#,
             port = prosody.component_port,
-            db = db.display(),
         ),
     )
     .unwrap();
     path
+}
+
+/// Writes podium's config for this Prosody and SQLite database.
+pub fn write_config(prosody: &Prosody, db: &Path, extra: &str) -> PathBuf {
+    let database = format!(
+        "[database]\npath = \"{}\"\npoll_interval_ms = 100",
+        db.display()
+    );
+    write_config_with(prosody, extra, &database)
 }
 
 /// Writes podium's config for this Prosody on a PostgreSQL database, as instance `instance`.
@@ -61,36 +68,10 @@ pub fn write_config_postgres(
     instance: &str,
     poll_ms: u64,
 ) -> PathBuf {
-    let path = prosody
-        .data_dir()
-        .join(format!("podium-{}.toml", super::unique()));
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[xmpp]
-host = "127.0.0.1"
-port = {port}
-component = "{COMPONENT}"
-secret = "{SECRET}"
-muc = "{MUC}"
-reconnect_min_ms = 50
-reconnect_max_secs = 1
-
-[database]
-url = "{url}"
-instance = "{instance}"
-poll_interval_ms = {poll_ms}
-
-[log]
-filter = "debug,sqlx=warn"
-format = "json"
-"#,
-            port = prosody.component_port,
-        ),
-    )
-    .unwrap();
-    path
+    let database = format!(
+        "[database]\nurl = \"{url}\"\ninstance = \"{instance}\"\npoll_interval_ms = {poll_ms}"
+    );
+    write_config_with(prosody, "", &database)
 }
 
 impl Podium {
