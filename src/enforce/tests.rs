@@ -11,6 +11,7 @@ use xmpp_parsers::message::Message;
 use super::{Engine, Phase};
 use crate::media::MediaSet;
 use crate::protocol::{SetPermissions, SnapshotRequest};
+use crate::rules::model::test_row;
 use crate::rules::{RuleRow, RuleSet};
 
 const MUC: &str = "conference.localhost";
@@ -23,20 +24,8 @@ fn rules(rows: &[Row<'_>]) -> Arc<RuleSet> {
     let rows: Vec<RuleRow> = rows
         .iter()
         .enumerate()
-        .map(|(i, (room, who, value, media, effect, priority))| RuleRow {
-            id: i as i64 + 1,
-            room: room.to_string(),
-            who: who.to_string(),
-            who_value: value.map(str::to_owned),
-            media: media.to_string(),
-            effect: effect.to_string(),
-            priority: *priority,
-            enabled: 1,
-            dry_run: 0,
-            not_before: None,
-            not_after: None,
-            schedule: None,
-            time_zone: None,
+        .map(|(i, (room, who, value, media, effect, priority))| {
+            test_row(i as i64 + 1, room, who, *value, media, effect, *priority)
         })
         .collect();
     Arc::new(RuleSet::from_rows(&rows, MediaSet::NONE).0)
@@ -649,35 +638,10 @@ fn test_global_dry_run_audits_would_and_sends_nothing() {
 #[test]
 fn test_rule_in_dry_run_is_audited_but_not_enforced() {
     let rows = vec![
+        test_row(1, "*", "everyone", None, "audio", "allow", 0),
         RuleRow {
-            id: 1,
-            room: "*".into(),
-            who: "everyone".into(),
-            who_value: None,
-            media: "audio".into(),
-            effect: "allow".into(),
-            priority: 0,
-            enabled: 1,
-            dry_run: 0,
-            not_before: None,
-            not_after: None,
-            schedule: None,
-            time_zone: None,
-        },
-        RuleRow {
-            id: 2,
-            room: "*".into(),
-            who: "everyone".into(),
-            who_value: None,
-            media: "all".into(),
-            effect: "deny".into(),
-            priority: 10,
-            enabled: 1,
             dry_run: 1,
-            not_before: None,
-            not_after: None,
-            schedule: None,
-            time_zone: None,
+            ..test_row(2, "*", "everyone", None, "all", "deny", 10)
         },
     ];
     let mut engine = engine(Arc::new(RuleSet::from_rows(&rows, MediaSet::NONE).0));
@@ -704,19 +668,9 @@ fn test_rule_in_dry_run_is_audited_but_not_enforced() {
 #[test]
 fn test_window_edges_are_decided_at_the_edge() {
     let row = RuleRow {
-        id: 1,
-        room: "*".into(),
-        who: "everyone".into(),
-        who_value: None,
-        media: "all".into(),
-        effect: "allow".into(),
-        priority: 0,
-        enabled: 1,
-        dry_run: 0,
         not_before: Some("2026-11-23T10:00:30Z".into()),
         not_after: Some("2026-11-23T10:01:00Z".into()),
-        schedule: None,
-        time_zone: None,
+        ..test_row(1, "*", "everyone", None, "all", "allow", 0)
     };
     let mut engine = engine(Arc::new(
         RuleSet::from_rows(std::slice::from_ref(&row), MediaSet::NONE).0,
