@@ -242,39 +242,65 @@ end
 
 -- Carries a decision out: replays newly allowed sources to jicofo, removes newly refused ones, tells
 -- the client, and updates the bridge. `previous` is what the occupant held before.
-local function enforce(room_jid, nick, record, previous)
+-- Sends jicofo the changes in what the occupant may send: newly refused sources withdrawn, newly
+-- allowed ones replayed.
+local function enforce_jingle(room_jid, nick, record)
 	local media = record.media;
+	if not (media and media.sid and media.focus) then return; end
 	local occupant_jid = room_jid .. "/" .. nick;
-	if media and media.sid and media.focus then
-		local add, remove = jingle.plan_change(media, record.held);
-		if not jingle.is_empty(remove) then
-			local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
-				:add_child(jingle.jingle_for("source-remove", media.sid, remove));
-			inject(iq, "revoke", { record = record });
-			module:log("info", "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
-		end
-		if not jingle.is_empty(add) then
-			local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
-				:add_child(jingle.jingle_for("source-add", media.sid, add));
-			inject(iq, "grant", { record = record; batch = add });
-			module:log("info", "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
-		end
+	local add, remove = jingle.plan_change(media, record.held);
+	if not jingle.is_empty(remove) then
+		local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
+			:add_child(jingle.jingle_for("source-remove", media.sid, remove));
+		inject(iq, "revoke", { record = record });
+		module:log("info", "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
 	end
-	local revoked = {};
-	for _, kind in ipairs(podium.media_kinds) do
-		if previous[kind] and not record.held[kind] then revoked[kind] = true; end
+	if not jingle.is_empty(add) then
+		local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
+			:add_child(jingle.jingle_for("source-add", media.sid, add));
+		inject(iq, "grant", { record = record; batch = add });
+		module:log("info", "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
 	end
-	-- Tell the client as jicofo would, so a stock client mutes the track and shows it.
+end
+
+-- Tells the client as jicofo would, so a stock client mutes the track and shows it.
+local function tell_client(room_jid, record, revoked)
+	local media = record.media;
 	local focus_occupant = (media and media.focus_occupant) or (room_jid .. "/focus");
 	for _, kind in ipairs(podium.media_kinds) do
 		if revoked[kind] then
 			inject(jingle.mute_iq(kind, "", focus_occupant, record.real_jid), "mute", {});
 		end
 	end
-	update_bridge(room_jid, nick, record);
-	if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
-		end_p2p_sessions(room_jid);
+end
+
+-- Carries a decision out: the bridge first (a revoke is muted there before anything else), then
+-- jicofo, the client, and running P2P sessions. Each step is separate: an error in one is logged and
+-- does not keep the others from running. `previous` is what the occupant held before.
+local function enforce(room_jid, nick, record, previous)
+	local revoked = {};
+	for _, kind in ipairs(podium.media_kinds) do
+		if previous[kind] and not record.held[kind] then revoked[kind] = true; end
 	end
+	local steps = {
+		{ "bridge", function () update_bridge(room_jid, nick, record); end };
+		{ "jicofo", function () enforce_jingle(room_jid, nick, record); end };
+		{ "client", function () tell_client(room_jid, record, revoked); end };
+		{ "p2p", function ()
+			if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
+				end_p2p_sessions(room_jid);
+			end
+		end };
+	};
+	local failed = 0;
+	for _, step in ipairs(steps) do
+		local ok, err = pcall(step[2]);
+		if not ok then
+			failed = failed + 1;
+			module:log("error", "enforcing for %s/%s (%s): %s", room_jid, nick, step[1], tostring(err));
+		end
+	end
+	return failed == 0;
 end
 
 -- The answer to an IQ the module sent. jicofo refusing a replayed source-add means it does not have
@@ -314,11 +340,11 @@ end
 -- jicofo does not have (and jicofo refuses a whole source-remove for one unknown SSRC).
 local max_requests_in_flight = 16;
 
-function remember_request(media, id, added, removed)
-	if not id or (#added == 0 and #removed == 0) then return; end
+function remember_request(media, id, added, removed, terminate)
+	if not id or (#added == 0 and #removed == 0 and not terminate) then return; end
 	local requests = media.requests or {};
 	media.requests = requests;
-	requests[#requests + 1] = { id = id; added = added; removed = removed };
+	requests[#requests + 1] = { id = id; added = added; removed = removed; terminate = terminate };
 end
 
 local function too_many_requests(media)
@@ -340,6 +366,11 @@ local function on_focus_answer(room, stanza)
 	for i, request in ipairs(requests) do
 		if request.id == original_id then
 			table.remove(requests, i);
+			if request.terminate and stanza.attr.type == "result" then
+				state:set_sid(record, nil);
+				jingle.reset_session(record.media, nil);
+				return;
+			end
 			if stanza.attr.type == "error" then
 				jingle.forget_added(record.media, request.added);
 				jingle.restore_removed(record.media, request.removed);
@@ -442,8 +473,9 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			remember_request(media, event.stanza.attr.id, {}, removed);
 		end
 	elseif action == "session-terminate" and sid == media.sid then
-		state:set_sid(record, nil);
-		jingle.reset_session(media, nil);
+		-- jicofo may refuse it (a wrong bridge-session id) and keep the session and its sources: the
+		-- module forgets them when jicofo confirms.
+		remember_request(media, event.stanza.attr.id, {}, {}, true);
 	end
 	return nil;
 end
@@ -700,8 +732,18 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 	end
 	local real_jid = occupant.jid;
 	if not real_jid then return; end
+	local before = state:get(room.jid, nick);
 	local record, is_new = state:track(room.jid, nick, real_jid);
-	if is_new then forget_enforcement(room.jid, nick); end
+	if is_new and before and before.media and jid_bare(before.real_jid) == jid_bare(real_jid) then
+		-- The same person on another session (its first one left): jicofo keeps the Jingle session and
+		-- its sources, so the module keeps its account of them and enforces the default on them until
+		-- podium decides again.
+		record.media = before.media;
+		state:set_sid(record, before.media.sid);
+		enforce(room.jid, nick, record, before.held);
+	elseif is_new then
+		forget_enforcement(room.jid, nick);
+	end
 	record.declared = podium.declared_kinds(event.stanza:get_child_text("SourceInfo"), json.decode);
 	report(is_new and "joined" or "changed", room, occupant_tag(room, occupant, record, event.stanza));
 end));
@@ -808,10 +850,7 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 		if ok then
 			applied = applied + 1;
 			module:log("debug", "holding %s for %s", podium.format_set(entry.set), entry.jid);
-			local enforced, failure = pcall(enforce, jid_bare(entry.jid), jid_resource(entry.jid), record, previous);
-			if not enforced then
-				module:log("error", "enforcing the decision for %s: %s", entry.jid, tostring(failure));
-			end
+			enforce(jid_bare(entry.jid), jid_resource(entry.jid), record, previous);
 		else
 			reply:tag("gone", { jid = entry.jid }):up();
 		end
