@@ -970,3 +970,50 @@ async fn a_session_accept_before_the_first_decision_is_filtered_by_the_default()
         .await;
     assert!(bob.strays().is_empty(), "{:?}", bob.strays());
 }
+
+#[tokio::test]
+async fn the_same_person_on_another_session_keeps_enforcement() {
+    let room = "lecture-4";
+    let (mut conference, _alice, bob) = lecture(room).await;
+    let bob_audio = bob.track(Track::Audio);
+    conference.focus_holds("bob", &bob_audio).await;
+
+    // bob joins the same nick from a second device; then the first one leaves. The occupant stays,
+    // and so do jicofo's session and sources; only its primary real JID changes.
+    let second = C2s::connect(conference.prosody.c2s_port, "bob", "phone").await;
+    second.update_presence(
+        room,
+        "bob",
+        vec![el("x", "http://jabber.org/protocol/muc").build()],
+    );
+    conference
+        .wait_held(
+            room,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    bob.leave().await;
+    conference
+        .wait_held(
+            room,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    let (_, occupants) = kept(&mut conference.inspector, room).await;
+    let kept_bob = occupants
+        .iter()
+        .find(|o| o.0 == "bob")
+        .expect("bob is kept");
+    assert_eq!(
+        kept_bob.1,
+        conference.focus.sid("bob"),
+        "the module still knows bob's session with jicofo"
+    );
+
+    // A revoke still reaches jicofo and the bridge.
+    conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (4, 'lecture-*', 'jid', 'bob@*', 'audio', 'deny', 30)")
+        .await;
+    conference.focus_holds("bob", &SourceSet::default()).await;
+    conference.bridge_force_mute(room, "bob", true, false).await;
+}
