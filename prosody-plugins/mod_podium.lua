@@ -249,9 +249,11 @@ local function enforce_jingle(room_jid, nick, record)
 	if not (media and media.sid and media.focus) then return; end
 	local occupant_jid = room_jid .. "/" .. nick;
 	local add, remove = jingle.plan_change(media, record.held);
-	if not jingle.is_empty(remove) then
+	if #remove.sources > 0 then
+		-- Sources only: jicofo drops the groups of removed sources itself, and refuses a whole removal
+		-- that names a group it does not have (ConferenceSourceMap.tryToRemove).
 		local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
-			:add_child(jingle.jingle_for("source-remove", media.sid, remove));
+			:add_child(jingle.jingle_for("source-remove", media.sid, { sources = remove.sources; groups = {} }));
 		inject(iq, "revoke", { record = record });
 		module:log("info", "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
 	end
