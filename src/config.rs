@@ -70,6 +70,8 @@ pub struct DatabaseConfig {
     /// How often to look for rule edits made by other processes (on PostgreSQL a safety net beside
     /// LISTEN/NOTIFY).
     pub poll_interval_ms: u64,
+    /// Delete audit records older than this many days (checked at start and hourly); 0 keeps them all.
+    pub audit_retention_days: u64,
 }
 
 impl DatabaseConfig {
@@ -176,6 +178,7 @@ impl Default for Config {
                 url: None,
                 instance: String::new(),
                 poll_interval_ms: 200,
+                audit_retention_days: 0,
             },
             rules: RulesConfig {
                 default: Vec::new(),

@@ -86,6 +86,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         cancel.clone(),
     ));
     let (audit, audit_task) = AuditWriter::spawn(store.clone());
+    let pruner = (config.database.audit_retention_days > 0).then(|| {
+        let days = config.database.audit_retention_days;
+        tokio::spawn(store::audit::prune_old_records(
+            store.clone(),
+            Duration::from_secs(days.saturating_mul(86_400)),
+            cancel.clone(),
+        ))
+    });
     let (events_tx, mut events) = mpsc::channel(1024);
     let (link, link_task) = xmpp::link::spawn(config.xmpp.clone(), events_tx, cancel.clone());
 
@@ -151,6 +159,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     cancel.cancel();
     let _ = link_task.await;
     let _ = watcher.await;
+    if let Some(pruner) = pruner {
+        let _ = pruner.await;
+    }
     drop(audit);
     drop(engine);
     let _ = audit_task.await;

@@ -672,3 +672,39 @@ async fn a_rule_window_opens_on_time_without_any_other_event() {
         "{closed_late:?}"
     );
 }
+
+#[tokio::test]
+async fn audit_records_older_than_the_retention_are_pruned() {
+    let prosody = Prosody::start(&["inspector"]);
+    let db = prosody.data_dir().join("rules/podium.db");
+    // Create the tables with the CLI, then put an old and a recent record in, as history would.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .args(["rules", "check"])
+        .env("PODIUM_XMPP__SECRET", "s")
+        .env("PODIUM_DATABASE__PATH", &db)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let recent = jiff::Timestamp::now().to_string();
+    sqlite3(
+        &db,
+        &format!(
+            "INSERT INTO decisions (at, room, nick, real_jid, previous, granted, rule_ids, reasons, cause) VALUES
+               ('2020-01-01T00:00:00Z', 'r', 'old', 'j', 'none', 'audio', '', '', 'joined'),
+               ('{recent}', 'r', 'new', 'j', 'none', 'audio', '', '', 'joined')"
+        ),
+    );
+    let config = common::podium::write_config_with(
+        &prosody,
+        "",
+        &format!(
+            "[database]\npath = \"{}\"\naudit_retention_days = 30",
+            db.display()
+        ),
+    );
+    let podium = Podium::start(&config);
+    podium
+        .wait_for(&["audit records pruned", "\"deleted\":1"])
+        .await;
+    assert_eq!(sqlite3(&db, "SELECT nick FROM decisions"), "new\n");
+}

@@ -92,3 +92,30 @@ async fn write_batches(store: Store, mut records: mpsc::UnboundedReceiver<AuditR
         batch.clear();
     }
 }
+
+/// How often old audit records are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes audit records older than `retention` at start and then every hour, until cancelled.
+/// Several instances sharing a database may all prune; the deletes are idempotent.
+pub async fn prune_old_records(
+    store: Store,
+    retention: Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let Ok(span) = jiff::SignedDuration::try_from(retention) else {
+            return;
+        };
+        let cutoff = jiff::Timestamp::now() - span;
+        match store.prune_decisions(&cutoff.to_string()).await {
+            Ok(deleted) => tracing::info!(deleted, before = %cutoff, "audit records pruned"),
+            Err(err) => warn!(error = %err, "cannot prune audit records; trying again later"),
+        }
+    }
+}

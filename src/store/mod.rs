@@ -213,6 +213,16 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes audit records decided before `cutoff` (RFC 3339 UTC, as `decisions.at` is written);
+    /// returns how many.
+    pub async fn prune_decisions(&self, cutoff: &str) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM decisions WHERE at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     /// The pool, for tests and tools that read the tables directly.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -227,6 +237,35 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn test_prune_decisions_before_a_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("p.db")).await.unwrap();
+        for at in [
+            "2026-01-01T00:00:00Z",
+            "2026-11-22T23:59:59Z",
+            "2026-11-23T10:00:00Z",
+        ] {
+            sqlx::query(
+                "INSERT INTO decisions (at, room, nick, real_jid, previous, granted, rule_ids, reasons, cause) \
+                 VALUES ($1, 'r', 'n', 'j', 'none', 'audio', '', '', 'joined')",
+            )
+            .bind(at)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            store.prune_decisions("2026-11-23T00:00:00Z").await.unwrap(),
+            2
+        );
+        let left: Vec<String> = sqlx::query_scalar("SELECT at FROM decisions")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, vec!["2026-11-23T10:00:00Z".to_owned()]);
+    }
 
     #[test]
     fn test_redact_url() {

@@ -21,7 +21,7 @@ pub struct Podium {
 
 /// Writes podium's config for this Prosody: `[xmpp]` (with `extra` lines in it), then `database`
 /// (the `[database]` section), with JSON debug logs.
-fn write_config_with(prosody: &Prosody, extra: &str, database: &str) -> PathBuf {
+pub fn write_config_with(prosody: &Prosody, extra: &str, database: &str) -> PathBuf {
     let path = prosody
         .data_dir()
         .join(format!("podium-{}.toml", super::unique()));
