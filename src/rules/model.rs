@@ -238,6 +238,9 @@ impl Rule {
                 problem(format!("who '{}' needs who_value ({what})", row.who.trim()))
             })
         };
+        let glob_value = |glob: &str| {
+            literal_glob(glob).map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))
+        };
         let subject = match row.who.trim().to_ascii_lowercase().as_str() {
             "everyone" | "*" => Subject::Everyone,
             "role" => Subject::Role(
@@ -254,27 +257,15 @@ impl Rule {
             ),
             "user" => Subject::User(need("a JWT context.user.id")?.to_owned()),
             "group" => Subject::Group(need("a JWT context.group")?.to_owned()),
-            "jid" => {
-                let glob = need("a bare JID or glob such as *@guest.meet.example")?;
-                Subject::Jid(
-                    literal_glob(glob)
-                        .map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))?,
-                )
-            }
-            "domain" => {
-                let glob = need("a domain or glob such as guest.meet.example")?;
-                Subject::Domain(
-                    literal_glob(glob)
-                        .map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))?,
-                )
-            }
-            "email" => {
-                let glob = need("a JWT email or glob such as *@example.com")?;
-                Subject::Email(
-                    literal_glob(glob)
-                        .map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))?,
-                )
-            }
+            "jid" => Subject::Jid(glob_value(need(
+                "a bare JID or glob such as *@guest.meet.example",
+            )?)?),
+            "domain" => Subject::Domain(glob_value(need(
+                "a domain or glob such as guest.meet.example",
+            )?)?),
+            "email" => Subject::Email(glob_value(need(
+                "a JWT email or glob such as *@example.com",
+            )?)?),
             "claim" => {
                 let text = need("user.<key>=<value> or features.<key>[=<value>]")?;
                 let (name, value) = text.split_once('=').unwrap_or((text, "true"));
