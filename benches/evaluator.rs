@@ -45,6 +45,7 @@ fn rows() -> Vec<RuleRow> {
                 priority: (i % 7) as i64,
                 enabled: 1,
                 dry_run: 0,
+                cap: None,
                 not_before: None,
                 not_after: None,
                 schedule: None,
@@ -100,6 +101,7 @@ fn facts<'a>(room: &'a str, o: &'a Occupant) -> OccupantFacts<'a> {
         email: None,
         claims: None,
         services: &[],
+        hand_raised: false,
         now: jiff::Timestamp::UNIX_EPOCH,
     }
 }

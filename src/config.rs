@@ -108,6 +108,9 @@ pub struct RulesConfig {
     /// podium as a whole in dry-run: decisions are computed, logged and audited as "would grant /
     /// would revoke", never sent to the module.
     pub dry_run: bool,
+    /// A holder of a capped kind who keeps it muted (per presence `SourceInfo`) this many seconds
+    /// gives the slot to the next in line, if anyone waits. 0: never.
+    pub idle_seconds: u64,
 }
 
 /// `[log]`: tracing output.
@@ -184,6 +187,7 @@ impl Default for Config {
                 default: Vec::new(),
                 trusted_service_domains: Vec::new(),
                 dry_run: false,
+                idle_seconds: 120,
             },
             log: LogConfig {
                 filter: "info,sqlx=warn".into(),

@@ -16,6 +16,7 @@
 //!   (polling, LISTEN/NOTIFY), the audit log.
 //! - [`enforce`]: the engine: decide, diff against what the module holds, send, audit.
 //! - [`media`]: the media kinds and sets of them.
+//! - [`tools`]: `podium rules check` and `podium explain`, the admin commands.
 //!
 //! [`run`] wires them together; `main` only parses the command line and calls it.
 
@@ -28,6 +29,7 @@ pub mod protocol;
 pub mod rooms;
 pub mod rules;
 pub mod store;
+pub mod tools;
 pub mod xmpp;
 
 use std::future::Future;
@@ -100,6 +102,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut engine = Engine::new(component, muc, config.xmpp.snapshot_page, rules);
     engine.set_trusted_service_domains(config.rules.trusted_service_domains.clone());
     engine.set_dry_run(config.rules.dry_run);
+    engine.set_idle(
+        (config.rules.idle_seconds > 0).then(|| Duration::from_secs(config.rules.idle_seconds)),
+    );
     if config.rules.dry_run {
         tracing::warn!("dry run: decisions are logged and audited, nothing is sent to the module");
     }
@@ -110,8 +115,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     loop {
         let now = jiff::Timestamp::now();
         engine.set_now(now);
-        // Sleep until the next rule window edge (a moment past it, so the clock has crossed it).
-        let edge = engine.next_window_edge().map(|edge| {
+        // Sleep until the next edge: a rule window, a grant's expiry, a slot holder going idle (a
+        // moment past it, so the clock has crossed it).
+        let edge = engine.next_edge().map(|edge| {
             let wait = edge.duration_since(now).unsigned_abs();
             tokio::time::Instant::now() + wait + Duration::from_millis(5)
         });
@@ -123,7 +129,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
             } => {
                 engine.set_now(jiff::Timestamp::now());
-                engine.window_edge();
+                engine.edge();
             }
             _ = &mut shutdown => {
                 info!("shutting down");
@@ -154,7 +160,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         for record in effects.audit {
             audit.record(record);
         }
+        for view in effects.view {
+            audit.view(view);
+        }
     }
+    // What this instance governed is no longer governed by it.
+    audit.view(store::ViewWrite::Clear);
 
     cancel.cancel();
     let _ = link_task.await;

@@ -6,8 +6,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use podium::config::{Config, LogFormat};
-use podium::rules::check::{Severity, check_rows};
-use podium::store::Store;
 use tracing_subscriber::EnvFilter;
 
 /// Server-side stream moderation for Jitsi Meet.
@@ -33,6 +31,16 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Explain, per kind, what an occupant may send and why: the rules and grants that decided, the
+    /// inputs used (role, affiliation, identity, hand, time, queue position) and why other rules
+    /// lost. Reads the rules and podium's live view (the occupants and queue tables) from the
+    /// configured database.
+    Explain {
+        /// The room: its name (`standup`, `[acme]standup`) or JID.
+        room: String,
+        /// The occupant: nick, real JID (full or bare), token user id or email.
+        occupant: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -55,11 +63,19 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    if let Some(Command::Rules {
-        action: RulesAction::Check,
-    }) = cli.command
-    {
-        return rules_check(&config);
+    let now = jiff::Timestamp::now();
+    match cli.command {
+        Some(Command::Rules {
+            action: RulesAction::Check,
+        }) => return tool(podium::tools::rules_check(&config, now)),
+        Some(Command::Explain { room, occupant }) => {
+            return tool(async {
+                podium::tools::explain_occupant(&config, &room, &occupant, now)
+                    .await
+                    .map(|report| (report, false))
+            });
+        }
+        None => {}
     }
     init_tracing(&config);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -79,8 +95,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// `podium rules check`: reads the rules (running the migrations if needed) and prints the findings.
-fn rules_check(config: &Config) -> ExitCode {
+/// Runs an admin command on a fresh runtime and prints its report; exit 1 when it reports an error.
+fn tool<F>(command: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(String, bool), podium::tools::ToolError>>,
+{
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -88,36 +107,19 @@ fn rules_check(config: &Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rows = runtime.block_on(async {
-        let store = Store::open(&config.database, String::new()).await?;
-        let rows = store.load_rules().await;
-        store.close().await;
-        rows
-    });
-    let rows = match rows {
-        Ok(rows) => rows,
+    match runtime.block_on(command) {
+        Ok((report, failed)) => {
+            print!("{report}");
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Err(error) => {
             eprintln!("podium: {error}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let findings = check_rows(&rows, jiff::Timestamp::now());
-    for finding in &findings {
-        println!("{finding}");
-    }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    println!(
-        "{} rows, {errors} errors, {} warnings",
-        rows.len(),
-        findings.len() - errors
-    );
-    if errors > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
     }
 }
 

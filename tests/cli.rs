@@ -123,7 +123,7 @@ fn rules_check_names_rows_and_fails_on_errors() {
         String::from_utf8_lossy(&output.stdout),
         "rules 2 and 3: warning: contradict for video in rooms 'lecture-*' for role participant at \
          priority 5: deny (rule 3) wins the tie, so rule 2 never allows it there\n\
-         rule 4: error: effect \"perhaps\" is not allow or deny\n\
+         rule 4: error: effect \"perhaps\" is not allow, deny or request\n\
          4 rows, 1 errors, 1 warnings\n"
     );
 }

@@ -7,8 +7,14 @@
 //! - On every **login** the view is cleared and rebuilt from the module's snapshot (resync); once the
 //!   last page is in, every occupant is decided and only the differences from what the module holds
 //!   are sent.
-//! - On every **occupant event** (joined, changed, left) that occupant is decided again.
-//! - On every **rule change** every occupant is decided again.
+//! - On every **occupant event** (joined, changed, left) that occupant is decided again; in a room
+//!   whose rules have caps or requests, the whole room is (a leave or a lowered hand frees a slot for
+//!   the next in line).
+//! - On every **rule or grant change**, at every rule window edge and grant expiry, every occupant is
+//!   decided again; when a slot holder has been idle for `rules.idle_seconds`, its room is.
+//!
+//! Besides the decisions and their audit records (with the inputs and the explanation), the engine
+//! keeps podium's live view in SQL up to date: the `occupants` table and each room's `queue`.
 //!
 //! Decisions in flight are counted per occupant, so an event the module sent before it applied a
 //! decision does not make podium send the same decision twice.
@@ -25,14 +31,16 @@ use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
-use crate::media::MediaSet;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::media::{Media, MediaSet};
 use crate::protocol::{
     Applied, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions, PayloadError, Reset,
     SetPermissions, Snapshot, SnapshotRequest,
 };
 use crate::rooms::{Occupant, Rooms};
-use crate::rules::{Decision, RuleSet};
-use crate::store::AuditRecord;
+use crate::rules::{Decision, Reason, RuleSet, Seat, Standing, explain, settle};
+use crate::store::{AuditRecord, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
 /// How often the run loop calls [`Engine::tick`].
@@ -51,6 +59,8 @@ pub struct Effects {
     pub stanzas: Vec<Stanza>,
     /// Records for the audit log.
     pub audit: Vec<AuditRecord>,
+    /// Changes to the live view (`occupants`, `queue`).
+    pub view: Vec<ViewWrite>,
 }
 
 /// Why an occupant is being decided.
@@ -66,8 +76,13 @@ pub enum Cause {
     Rules,
     /// podium (re)connected and compared its decisions with what the module holds.
     Resync,
-    /// A rule's time window opened or closed.
+    /// A rule's time window opened or closed, or a grant expired.
     Schedule,
+    /// Someone else's change moved the room's queue (a holder left, lowered the hand, lost the
+    /// right, went idle; a cap changed).
+    Queue,
+    /// The occupant kept a capped kind muted past the idle time while others waited.
+    Idle,
 }
 
 impl Cause {
@@ -79,6 +94,8 @@ impl Cause {
             Cause::Rules => "rules",
             Cause::Resync => "resync",
             Cause::Schedule => "schedule",
+            Cause::Queue => "queue",
+            Cause::Idle => "idle",
         }
     }
 }
@@ -122,6 +139,14 @@ pub struct Engine {
     /// podium as a whole in dry-run (`rules.dry_run`): decisions are logged and audited, never sent.
     dry_run: bool,
     trusted_service_domains: Vec<String>,
+    /// `rules.idle_seconds`: a slot holder quiet this long yields to the queue.
+    idle: Option<SignedDuration>,
+    /// Per room with a quiet slot holder: when it becomes idle.
+    idle_edges: HashMap<BareJid, Timestamp>,
+    /// The next rule window edge or grant expiry, as last computed.
+    rule_edge: Option<Timestamp>,
+    /// The view before a resync, so joins, hands and slots carry over for the same people.
+    before_resync: Rooms,
     effects: Effects,
     now: jiff::Timestamp,
 }
@@ -142,6 +167,10 @@ impl Engine {
             next_id: 0,
             trusted_service_domains: Vec::new(),
             dry_run: false,
+            idle: None,
+            idle_edges: HashMap::new(),
+            rule_edge: None,
+            before_resync: Rooms::default(),
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
         }
@@ -159,21 +188,52 @@ impl Engine {
         self.trusted_service_domains = domains;
     }
 
-    /// Sets the time stamped on audit records made from now on (the engine reads no clock).
+    /// A slot holder whose capped kind stays muted (per `SourceInfo`) this long yields its slot to
+    /// the next in line (`rules.idle_seconds`; `None`: never).
+    pub fn set_idle(&mut self, idle: Option<std::time::Duration>) {
+        self.idle = idle.and_then(|d| SignedDuration::try_from(d).ok());
+    }
+
+    /// Sets the time decisions are made at and stamped with (the engine reads no clock).
     pub fn set_now(&mut self, now: jiff::Timestamp) {
         self.now = now;
     }
 
-    /// When the next rule window opens or closes; the run loop calls [`Engine::window_edge`] then.
-    pub fn next_window_edge(&self) -> Option<jiff::Timestamp> {
-        self.rules.next_edge(self.now)
+    /// The next moment something changes without an event: a rule window opens or closes, a grant
+    /// expires, a slot holder becomes idle. The run loop calls [`Engine::edge`] then.
+    pub fn next_edge(&mut self) -> Option<jiff::Timestamp> {
+        self.rule_edge = self.rules.next_edge(self.now);
+        let idle = self.idle_edges.values().filter(|at| **at > self.now).min();
+        match (self.rule_edge, idle) {
+            (Some(a), Some(b)) => Some(a.min(*b)),
+            (a, b) => a.or(b.copied()),
+        }
     }
 
-    /// A rule window opened or closed: everyone is decided again.
-    pub fn window_edge(&mut self) {
-        if self.phase == Phase::Live {
+    /// An edge passed: at a rule window edge or grant expiry everyone is decided again; rooms with a
+    /// newly idle slot holder are settled again.
+    pub fn edge(&mut self) {
+        if self.phase != Phase::Live {
+            return;
+        }
+        if self.rule_edge.is_some_and(|at| at <= self.now) {
             let changes = self.decide_all(Cause::Schedule);
-            info!(changes, "re-decided at a rule window edge");
+            info!(changes, "re-decided at a rule window edge or grant expiry");
+            return;
+        }
+        let due: Vec<BareJid> = self
+            .idle_edges
+            .iter()
+            .filter(|(_, at)| **at <= self.now)
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in due {
+            self.idle_edges.remove(&room);
+            let changes = self.decide_room(&room, Cause::Idle, None);
+            if !changes.is_empty() {
+                info!(room = %room, changes = changes.len(), "slot holder idle; queue moved");
+            }
+            self.send_permissions(changes);
         }
     }
 
@@ -216,7 +276,12 @@ impl Engine {
         self.phase = Phase::Resyncing;
         self.pending.clear();
         self.in_flight.clear();
-        self.rooms = Rooms::default();
+        self.idle_edges.clear();
+        let before = std::mem::take(&mut self.rooms);
+        if before.occupant_count() > 0 {
+            self.before_resync = before;
+        }
+        self.effects.view.push(ViewWrite::Clear);
         info!("resync started");
         self.request_snapshot(None);
     }
@@ -489,10 +554,27 @@ impl Engine {
                 warn!(room = %room.jid, "snapshot room on another host ignored");
                 continue;
             }
+            let now = self.now;
+            let before = self.before_resync.get(&room.jid);
             let occupants = room
                 .occupants
                 .into_iter()
-                .map(|state| (state.nick.clone(), Occupant::from_state(state)))
+                .map(|state| {
+                    let mut occupant = Occupant::from_state(state, now);
+                    if let Some(known) = before
+                        .and_then(|r| r.occupants.get(&occupant.nick))
+                        .filter(|known| known.real_jid == occupant.real_jid)
+                    {
+                        // The same person as before the reconnect keeps its place in queues.
+                        occupant.joined_at = known.joined_at;
+                        if occupant.hand_raised_at.is_some() {
+                            occupant.hand_raised_at = known.hand_raised_at.or(Some(now));
+                        }
+                        occupant.slot_since = known.slot_since;
+                        occupant.decision = known.decision;
+                    }
+                    (occupant.nick.clone(), occupant)
+                })
                 .collect();
             self.rooms.replace(&room.jid, occupants);
         }
@@ -505,6 +587,7 @@ impl Engine {
     /// The view is as complete as it gets: decide everyone and send what differs.
     fn finish_resync(&mut self) {
         self.phase = Phase::Live;
+        self.before_resync = Rooms::default();
         let changes = self.decide_all(Cause::Resync);
         info!(
             rooms = self.rooms.iter().count(),
@@ -528,12 +611,13 @@ impl Engine {
                     nick.clone(),
                     state.real_jid.clone(),
                 ));
+                let now = self.now;
                 let entry = self.rooms.entry(&room);
                 match entry.occupants.get_mut(&nick) {
                     Some(existing) => {
                         let believed = existing.held;
                         let same_person = existing.real_jid == state.real_jid;
-                        existing.update(state);
+                        existing.update(state, now);
                         if in_flight && kind == EventKind::Changed && same_person {
                             // The module reported before applying our decision; keep our belief.
                             existing.held = believed;
@@ -542,7 +626,7 @@ impl Engine {
                     None => {
                         entry
                             .occupants
-                            .insert(nick.clone(), Occupant::from_state(state));
+                            .insert(nick.clone(), Occupant::from_state(state, now));
                     }
                 }
                 debug!(room = %room, occupant = %nick, event = %kind, "occupant event");
@@ -551,9 +635,8 @@ impl Engine {
                 } else {
                     Cause::Changed
                 };
-                if let Some(entry) = self.decide_one(&room, &nick, cause) {
-                    self.send_permissions(vec![entry]);
-                }
+                let changes = self.decide_room(&room, Cause::Queue, Some((&nick, cause)));
+                self.send_permissions(changes);
             }
             EventKind::Left => {
                 self.in_flight
@@ -568,55 +651,171 @@ impl Engine {
                 let record =
                     self.audit_record(&room, &gone, previous, MediaSet::NONE, None, Cause::Left);
                 self.effects.audit.push(record);
+                self.effects.view.push(ViewWrite::Gone {
+                    room: room.to_string(),
+                    nick: nick.clone(),
+                });
+                // A holder leaving frees its slot for the next in line.
+                let changes = self.decide_room(&room, Cause::Queue, Some(("", Cause::Queue)));
+                self.send_permissions(changes);
             }
         }
     }
 
-    /// Decides one occupant; returns the entry to send when it differs from what the module holds.
-    fn decide_one(
+    /// Decides occupants of one room and returns the entries to send. With `subject`
+    /// (`(nick, cause)`), in a room without caps or requests only that occupant is decided (and with
+    /// an empty nick, nobody); in a room with them, everyone is, the subject with its cause and the
+    /// others with `others`. Without `subject`, everyone is decided with `others`.
+    fn decide_room(
         &mut self,
         room: &BareJid,
-        nick: &str,
-        cause: Cause,
-    ) -> Option<OccupantPermissions> {
+        others: Cause,
+        subject: Option<(&str, Cause)>,
+    ) -> Vec<OccupantPermissions> {
         let rules = Arc::clone(&self.rules);
-        let name = self.rooms.get(room)?.name.clone();
+        let Some(view) = self.rooms.get(room) else {
+            self.idle_edges.remove(room);
+            return Vec::new();
+        };
+        let name = view.name.clone();
         let room_rules = rules.for_room(&name);
-        let occupant = self.rooms.get(room)?.occupants.get(nick)?;
-        let services = occupant.services(&self.trusted_service_domains);
-        let facts = occupant.facts(&name, &services, self.now);
-        let decision = room_rules.decide(&facts);
-        let trial =
-            (rules.has_dry_run() && !self.dry_run).then(|| room_rules.decide_with_dry_run(&facts));
-        let entry = self.apply_decision(room, nick, decision, cause);
-        if let Some(trial) = trial {
-            self.note_would(room, nick, trial, cause);
+        let queued = room_rules.has_queue();
+        let with_trial = rules.has_dry_run() && !self.dry_run;
+        let mut seats = Vec::new();
+        let mut trials = Vec::new();
+        let mut inputs = Vec::new();
+        for (nick, occupant) in &view.occupants {
+            let chosen = match subject {
+                Some((who, _)) if !queued => who == nick,
+                _ => true,
+            };
+            if !chosen {
+                continue;
+            }
+            let services = occupant.services(&self.trusted_service_domains);
+            let facts = occupant.facts(&name, &services, self.now);
+            let seat = |decision| Seat {
+                nick: nick.clone(),
+                decision,
+                hand_raised_at: occupant.hand_raised_at,
+                joined_at: occupant.joined_at,
+                holding: occupant
+                    .decision
+                    .map(|d| d.holding())
+                    .unwrap_or(MediaSet::NONE),
+                idle: occupant.idle(self.now, self.idle),
+            };
+            seats.push(seat(room_rules.decide(&facts)));
+            if with_trial {
+                trials.push(seat(room_rules.decide_with_dry_run(&facts)));
+            }
+            inputs.push(occupant.inputs(&name, &services, self.now));
         }
-        entry
+        if queued {
+            settle(&mut seats);
+            settle(&mut trials);
+        }
+        let mut changes = Vec::new();
+        for (i, seat) in seats.iter().enumerate() {
+            let cause = match subject {
+                Some((who, cause)) if who == seat.nick => cause,
+                _ => others,
+            };
+            let explain = |decision: &Decision| {
+                let input = &inputs[i];
+                let services = input.parsed_services();
+                let facts = input.facts(&services);
+                (
+                    serde_json::to_string(input).unwrap_or_default(),
+                    explain(&room_rules, &facts, decision),
+                )
+            };
+            if let Some(entry) =
+                self.apply_decision(room, &seat.nick, seat.decision, cause, &explain)
+            {
+                changes.push(entry);
+            }
+            if let Some(trial) = trials.get(i) {
+                self.note_would(room, &seat.nick, trial.decision, cause, &explain);
+            }
+        }
+        if queued || self.rooms.get(room).is_some_and(|r| !r.queue.is_empty()) {
+            self.update_queue(room, &seats);
+        }
+        changes
+    }
+
+    /// Writes the room's queue when it moved, and notes when its next slot holder becomes idle.
+    fn update_queue(&mut self, room: &BareJid, seats: &[Seat]) {
+        let Some(view) = self.rooms.entry_existing(room) else {
+            return;
+        };
+        let mut rows = Vec::new();
+        for seat in seats {
+            let Some(occupant) = view.occupants.get(&seat.nick) else {
+                continue;
+            };
+            for media in Media::ALL {
+                let Standing::Waiting {
+                    position,
+                    for_approval,
+                } = seat.decision.standing(media)
+                else {
+                    continue;
+                };
+                let Reason::Rule { id, .. } = seat.decision.reason(media) else {
+                    continue;
+                };
+                rows.push(QueueRow {
+                    room: room.to_string(),
+                    media: media.to_string(),
+                    position: i64::from(position),
+                    nick: seat.nick.clone(),
+                    real_jid: occupant.real_jid.to_string(),
+                    rule_id: id,
+                    waiting_for: if for_approval { "approval" } else { "slot" }.into(),
+                    hand_raised_at: occupant.hand_raised_at.map(|t| t.to_string()),
+                    joined_at: occupant.joined_at.to_string(),
+                });
+            }
+        }
+        rows.sort_by(|a, b| {
+            (&a.media, &a.waiting_for, a.position).cmp(&(&b.media, &b.waiting_for, b.position))
+        });
+        let anyone_waits = rows.iter().any(|r| r.waiting_for == "slot");
+        if rows != view.queue {
+            view.queue = rows.clone();
+            self.effects.view.push(ViewWrite::Queue {
+                room: room.to_string(),
+                rows,
+            });
+        }
+        // Idle matters only while someone waits for a slot; the edge is the earliest holder's.
+        let now = self.now;
+        let next_idle = self.idle.filter(|_| anyone_waits).and_then(|idle| {
+            view.occupants
+                .values()
+                .flat_map(|o| Media::ALL.into_iter().filter_map(|m| o.idle_from(m)))
+                .map(|from| from + idle)
+                .filter(|at| *at > now)
+                .min()
+        });
+        match next_idle {
+            Some(at) => {
+                self.idle_edges.insert(room.clone(), at);
+            }
+            None => {
+                self.idle_edges.remove(room);
+            }
+        }
     }
 
     /// Decides every occupant; returns how many changes were sent.
     fn decide_all(&mut self, cause: Cause) -> usize {
-        let rules = Arc::clone(&self.rules);
-        let mut decided = Vec::with_capacity(self.rooms.occupant_count());
-        for (jid, room) in self.rooms.iter() {
-            let room_rules = rules.for_room(&room.name);
-            for (nick, occupant) in &room.occupants {
-                let services = occupant.services(&self.trusted_service_domains);
-                let facts = occupant.facts(&room.name, &services, self.now);
-                let trial = (rules.has_dry_run() && !self.dry_run)
-                    .then(|| room_rules.decide_with_dry_run(&facts));
-                decided.push((jid.clone(), nick.clone(), room_rules.decide(&facts), trial));
-            }
-        }
+        let rooms: Vec<BareJid> = self.rooms.iter().map(|(jid, _)| jid.clone()).collect();
         let mut changes = Vec::new();
-        for (jid, nick, decision, trial) in decided {
-            if let Some(entry) = self.apply_decision(&jid, &nick, decision, cause) {
-                changes.push(entry);
-            }
-            if let Some(trial) = trial {
-                self.note_would(&jid, &nick, trial, cause);
-            }
+        for room in rooms {
+            changes.extend(self.decide_room(&room, cause, None));
         }
         let count = changes.len();
         while !changes.is_empty() {
@@ -626,13 +825,15 @@ impl Engine {
         count
     }
 
-    /// Records a decision; when it changes what the module holds, audits it and returns what to send.
+    /// Records a decision; when it changes what the module holds, audits it (with `explain`'s
+    /// inputs and explanation) and returns what to send. The live view row is refreshed either way.
     fn apply_decision(
         &mut self,
         room: &BareJid,
         nick: &str,
         decision: Decision,
         cause: Cause,
+        explain: &dyn Fn(&Decision) -> (String, String),
     ) -> Option<OccupantPermissions> {
         let occupant_jid = match FullJid::from_str(&format!("{room}/{nick}")) {
             Ok(jid) => jid,
@@ -643,13 +844,24 @@ impl Engine {
                 return None;
             }
         };
-        if self.dry_run {
+        let (now, dry_run) = (self.now, self.dry_run);
+        let trusted = self.trusted_service_domains.clone();
+        {
+            let occupant = self.occupant_mut(room, nick)?;
+            occupant.decision = Some(decision);
+            occupant.set_slots(decision.holding(), now);
+            let row = occupant.view_row(room, &trusted);
+            if occupant.view.as_ref() != Some(&row) {
+                occupant.view = Some(row.clone());
+                self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
+            }
+        }
+        if dry_run {
             // Nothing is enforced: compare with what the module holds and say what would change.
-            self.note_would(room, nick, decision, cause);
+            self.note_would(room, nick, decision, cause, explain);
             return None;
         }
         let occupant = self.occupant_mut(room, nick)?;
-        occupant.decision = Some(decision);
         let confirmed = Held {
             permissions: decision.permissions,
             origin: HeldOrigin::Podium,
@@ -678,13 +890,25 @@ impl Engine {
             Some(&decision),
             cause,
         );
-        self.effects.audit.push(record);
+        let (inputs, explanation) = explain(&decision);
+        self.effects.audit.push(AuditRecord {
+            inputs,
+            explanation,
+            ..record
+        });
         Some(entry)
     }
 
     /// Logs and audits, once per outcome, what `would` change against what is enforced: the module's
     /// holding when podium as a whole is in dry-run, else the live decision (rules in dry-run).
-    fn note_would(&mut self, room: &BareJid, nick: &str, would: Decision, cause: Cause) {
+    fn note_would(
+        &mut self,
+        room: &BareJid,
+        nick: &str,
+        would: Decision,
+        cause: Cause,
+        explain: &dyn Fn(&Decision) -> (String, String),
+    ) {
         let dry_run = self.dry_run;
         let Some(occupant) = self.occupant_mut(room, nick) else {
             return;
@@ -717,7 +941,7 @@ impl Engine {
               enforced = %display_held(actual), would = %would.permissions,
               would_grant = %grant, would_revoke = %revoke,
               rules = ?would.rule_ids(), cause = cause.as_str(), "dry run");
-        let mut record = self.audit_record(
+        let record = self.audit_record(
             room,
             &occupant,
             actual,
@@ -725,8 +949,13 @@ impl Engine {
             Some(&would),
             cause,
         );
-        record.dry_run = true;
-        self.effects.audit.push(record);
+        let (inputs, explanation) = explain(&would);
+        self.effects.audit.push(AuditRecord {
+            dry_run: true,
+            inputs,
+            explanation,
+            ..record
+        });
     }
 
     fn send_permissions(&mut self, entries: Vec<OccupantPermissions>) {
@@ -794,6 +1023,8 @@ impl Engine {
                 .unwrap_or_else(|| "left the room".into()),
             cause: cause.as_str().into(),
             dry_run: false,
+            inputs: String::new(),
+            explanation: String::new(),
         }
     }
 

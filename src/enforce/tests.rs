@@ -684,25 +684,25 @@ fn test_window_edges_are_decided_at_the_edge() {
     assert_eq!(sent[0].2, "none", "before the window");
     ack(&mut engine, &sent[0].0);
     assert_eq!(
-        engine.next_window_edge(),
+        engine.next_edge(),
         Some("2026-11-23T10:00:30Z".parse().unwrap())
     );
 
     engine.set_now("2026-11-23T10:00:30Z".parse().unwrap());
-    engine.window_edge();
+    engine.edge();
     let effects = engine.take_effects();
     let sent = sent_permissions(&effects.stanzas);
     assert_eq!(sent[0].2, "audio,video,screen", "the window opened");
     assert_eq!(effects.audit[0].cause, "schedule");
     ack(&mut engine, &sent[0].0);
     assert_eq!(
-        engine.next_window_edge(),
+        engine.next_edge(),
         Some("2026-11-23T10:01:00Z".parse().unwrap())
     );
 
     engine.set_now("2026-11-23T10:01:00Z".parse().unwrap());
-    engine.window_edge();
+    engine.edge();
     let sent = sent_permissions(&engine.take_effects().stanzas);
     assert_eq!(sent[0].2, "none", "the window closed");
-    assert_eq!(engine.next_window_edge(), None);
+    assert_eq!(engine.next_edge(), None);
 }

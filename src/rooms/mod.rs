@@ -10,11 +10,14 @@ pub use presence::{Affiliation, PresenceFacts, Role};
 
 use std::collections::HashMap;
 
+use jiff::{SignedDuration, Timestamp};
 use xmpp_parsers::jid::{BareJid, Jid};
 
-use crate::media::MediaSet;
+use crate::media::{Media, MediaSet};
 use crate::protocol::{Held, Identity, OccupantState};
-use crate::rules::{Decision, OccupantFacts, Service};
+use crate::rules::eval::media_index;
+use crate::rules::{Decision, Inputs, OccupantFacts, Service};
+use crate::store::{OccupantRow, QueueRow};
 
 /// One occupant podium governs.
 #[derive(Debug, Clone)]
@@ -35,37 +38,159 @@ pub struct Occupant {
     /// The last dry-run outcome noted for this occupant (what it *would* be allowed), so a would-be
     /// change is logged and audited once, not on every pass.
     pub would: Option<MediaSet>,
+    /// When podium saw the occupant join (or, after a resync, when podium saw it first).
+    pub joined_at: Timestamp,
+    /// When podium saw the hand go up (the client's own timestamp is not believed: it would let
+    /// anyone jump a queue).
+    pub hand_raised_at: Option<Timestamp>,
+    /// Per kind ([`Media::ALL`] order): since when `SourceInfo` lists no unmuted source of it.
+    pub quiet_since: [Option<Timestamp>; 3],
+    /// Per kind: since when the occupant holds a slot of a cap.
+    pub slot_since: [Option<Timestamp>; 3],
+    /// The last row written to the `occupants` table, to write only changes.
+    pub view: Option<OccupantRow>,
 }
 
 impl Occupant {
-    /// Builds an occupant from the module's report.
-    pub fn from_state(state: OccupantState) -> Occupant {
+    /// Builds an occupant from the module's report, seen at `now`.
+    pub fn from_state(state: OccupantState, now: Timestamp) -> Occupant {
         let presence = state
             .presence
             .as_ref()
             .map(PresenceFacts::from_presence)
             .unwrap_or_default();
-        Occupant {
+        let mut occupant = Occupant {
             nick: state.nick,
             real_jid: state.real_jid,
             identity: state.identity,
-            presence,
+            presence: PresenceFacts::default(),
             held: state.held,
             decision: None,
             would: None,
-        }
+            joined_at: now,
+            hand_raised_at: None,
+            quiet_since: [None; 3],
+            slot_since: [None; 3],
+            view: None,
+        };
+        occupant.observe(presence, now);
+        occupant
     }
 
-    /// Applies a later report about the same occupant, keeping podium's own decision.
-    pub fn update(&mut self, state: OccupantState) {
+    /// Applies a later report about the same occupant, seen at `now`, keeping podium's own decision.
+    pub fn update(&mut self, state: OccupantState, now: Timestamp) {
         if let Some(presence) = &state.presence {
-            self.presence = PresenceFacts::from_presence(presence);
+            self.observe(PresenceFacts::from_presence(presence), now);
         }
         if let Some(held) = state.held {
             self.held = Some(held);
         }
+        if self.real_jid != state.real_jid {
+            // Another person has the nick: nothing of the last one's standing carries over.
+            self.joined_at = now;
+            self.hand_raised_at = self.presence.raised_hand.then_some(now);
+            self.slot_since = [None; 3];
+            self.decision = None;
+        }
         self.real_jid = state.real_jid;
         self.identity = state.identity;
+    }
+
+    /// Takes a new presence: notes when the hand went up and since when each kind is quiet.
+    fn observe(&mut self, presence: PresenceFacts, now: Timestamp) {
+        self.hand_raised_at = match (presence.raised_hand, self.hand_raised_at) {
+            (false, _) => None,
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(now),
+        };
+        for media in Media::ALL {
+            let i = media_index(media);
+            self.quiet_since[i] = match (presence.sending.contains(media), self.quiet_since[i]) {
+                (true, _) => None,
+                (false, Some(since)) => Some(since),
+                (false, None) => Some(now),
+            };
+        }
+        self.presence = presence;
+    }
+
+    /// The kinds held through a slot and kept quiet (no unmuted source) for at least `idle` since
+    /// the later of the slot's start and the last unmuted source.
+    pub fn idle(&self, now: Timestamp, idle: Option<SignedDuration>) -> MediaSet {
+        let Some(idle) = idle else {
+            return MediaSet::NONE;
+        };
+        Media::ALL
+            .into_iter()
+            .filter(|m| self.idle_from(*m).is_some_and(|from| now >= from + idle))
+            .collect()
+    }
+
+    /// When a kind held through a slot started being idle (quiet while holding), if it is.
+    pub fn idle_from(&self, media: Media) -> Option<Timestamp> {
+        let i = media_index(media);
+        Some(self.quiet_since[i]?.max(self.slot_since[i]?))
+    }
+
+    /// Notes the kinds now held through a slot.
+    pub fn set_slots(&mut self, holding: MediaSet, now: Timestamp) {
+        for media in Media::ALL {
+            let i = media_index(media);
+            self.slot_since[i] = match (holding.contains(media), self.slot_since[i]) {
+                (false, _) => None,
+                (true, Some(since)) => Some(since),
+                (true, None) => Some(now),
+            };
+        }
+    }
+
+    /// The row of the `occupants` table for this occupant of `room`.
+    pub fn view_row(&self, room: &BareJid, trusted_domains: &[String]) -> OccupantRow {
+        let identity = self.identity.clone().unwrap_or_default();
+        let decision = self.decision;
+        OccupantRow {
+            room: room.to_string(),
+            nick: self.nick.clone(),
+            real_jid: self.real_jid.to_string(),
+            role: self.presence.role.to_string(),
+            affiliation: self.presence.affiliation.to_string(),
+            user_id: identity.id,
+            user_name: identity.name,
+            user_email: identity.email,
+            user_group: identity.group,
+            claims: serde_json::to_string(&identity.claims).unwrap_or_else(|_| "{}".into()),
+            services: self
+                .services(trusted_domains)
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            joined_at: self.joined_at.to_string(),
+            hand_raised_at: self.hand_raised_at.map(|t| t.to_string()),
+            permissions: decision
+                .map(|d| d.permissions.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            reasons: decision.map(|d| d.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// Everything the evaluator uses about this occupant, owned (stored with decisions).
+    pub fn inputs(&self, room: &str, services: &[Service], now: Timestamp) -> Inputs {
+        let identity = self.identity.clone().unwrap_or_default();
+        Inputs {
+            room: room.to_owned(),
+            role: self.presence.role.to_string(),
+            affiliation: self.presence.affiliation.to_string(),
+            real_jid: bare(&self.real_jid),
+            user_id: identity.id,
+            group: identity.group,
+            email: identity.email,
+            claims: identity.claims,
+            services: services.iter().map(|s| s.as_str().to_owned()).collect(),
+            hand_raised_at: self.hand_raised_at,
+            joined_at: self.joined_at,
+            time: now,
+        }
     }
 
     /// The inputs of the rule evaluator for this occupant in `room`. `services` is
@@ -86,6 +211,7 @@ impl Occupant {
             email: self.identity.as_ref().and_then(|i| i.email.as_deref()),
             claims: self.identity.as_ref().map(|i| &i.claims),
             services,
+            hand_raised: self.hand_raised_at.is_some(),
             now,
         }
     }
@@ -124,6 +250,8 @@ pub struct Room {
     pub name: String,
     /// Occupants by nick.
     pub occupants: HashMap<String, Occupant>,
+    /// The queue rows last written for this room.
+    pub queue: Vec<QueueRow>,
 }
 
 /// Every room podium knows.
@@ -148,6 +276,7 @@ impl Rooms {
         self.rooms.entry(jid.clone()).or_insert_with(|| Room {
             name: room_name(jid),
             occupants: HashMap::new(),
+            queue: Vec::new(),
         })
     }
 
@@ -171,6 +300,7 @@ impl Rooms {
                 Room {
                     name: room_name(jid),
                     occupants,
+                    queue: Vec::new(),
                 },
             );
         }
@@ -210,6 +340,11 @@ mod tests {
             held: None,
             decision: None,
             would: None,
+            joined_at: Timestamp::UNIX_EPOCH,
+            hand_raised_at: None,
+            quiet_since: [None; 3],
+            slot_since: [None; 3],
+            view: None,
         }
     }
 

@@ -12,7 +12,41 @@ use std::str::FromStr;
 
 use minidom::Element;
 
+use crate::media::{Media, MediaSet};
 use crate::xmpp::ns;
+
+/// The kinds a `SourceInfo` JSON map (`{"<ep>-a0":{"muted":false},"<ep>-v0":{"muted":true,
+/// "videoType":"camera"}}`, lib-jitsi-meet `SignalingLayerImpl`) lists as unmuted. Unreadable JSON
+/// lists nothing.
+pub fn sending_kinds(json: &str) -> MediaSet {
+    let Ok(serde_json::Value::Object(sources)) = serde_json::from_str::<serde_json::Value>(json)
+    else {
+        return MediaSet::NONE;
+    };
+    let mut sending = MediaSet::NONE;
+    for (name, info) in &sources {
+        let Some((_, suffix)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let mut chars = suffix.chars();
+        let letter = chars.next();
+        if !chars.as_str().chars().all(|c| c.is_ascii_digit()) || chars.as_str().is_empty() {
+            continue;
+        }
+        let muted = info.get("muted").and_then(serde_json::Value::as_bool) != Some(false);
+        if muted {
+            continue;
+        }
+        let desktop = info.get("videoType").and_then(serde_json::Value::as_str) == Some("desktop");
+        match letter {
+            Some('a') => sending = sending.with(Media::Audio),
+            Some('v') if desktop => sending = sending.with(Media::Screen),
+            Some('v') => sending = sending.with(Media::Video),
+            _ => {}
+        }
+    }
+    sending
+}
 
 /// XEP-0045 role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -86,6 +120,10 @@ pub struct PresenceFacts {
     pub display_name: Option<String>,
     /// The raw `SourceInfo` JSON, client-asserted.
     pub source_info: Option<String>,
+    /// The kinds `SourceInfo` lists with at least one unmuted source (`-a<n>` audio, `-v<n>` camera,
+    /// or screen when its `videoType` is `desktop`), client-asserted: used only to tell an idle
+    /// holder of a capped kind, never to grant.
+    pub sending: MediaSet,
     /// Whether `jitsi_participant_raisedHand` is set, client-asserted.
     pub raised_hand: bool,
     /// `<features><feature var/>` (jibri, jigasi, transcriber), client-asserted.
@@ -116,9 +154,15 @@ impl PresenceFacts {
             } else if child.is("nick", ns::NICK) {
                 facts.display_name = Some(child.text());
             } else if child.name() == "SourceInfo" {
-                facts.source_info = Some(child.text());
+                let text = child.text();
+                facts.sending = sending_kinds(&text);
+                facts.source_info = Some(text);
             } else if child.name() == "jitsi_participant_raisedHand" {
-                facts.raised_hand = !child.text().trim().is_empty();
+                // lib-jitsi-meet sends Date.now() while the hand is up and an empty element (its
+                // serialised 0) when it goes down; older clients send true/false.
+                let text = child.text();
+                let text = text.trim();
+                facts.raised_hand = !text.is_empty() && text != "0" && text != "false";
             } else if child.name() == "features" {
                 facts.features = child
                     .children()
@@ -158,11 +202,48 @@ mod tests {
             Some("{\"4f2a9c1e-a0\":{\"muted\":false}}")
         );
         assert!(facts.raised_hand);
+        assert_eq!(facts.sending, MediaSet::only(Media::Audio));
         assert_eq!(
             facts.features,
             vec!["http://jitsi.org/protocol/jibri".to_owned()]
         );
         assert!(!facts.unavailable);
+    }
+
+    #[test]
+    fn test_lowered_hand() {
+        for lowered in ["", "0", "false", " "] {
+            let presence: Element = format!(
+                "<presence xmlns='jabber:client'><jitsi_participant_raisedHand>{lowered}</jitsi_participant_raisedHand></presence>"
+            )
+            .parse()
+            .unwrap();
+            assert!(
+                !PresenceFacts::from_presence(&presence).raised_hand,
+                "{lowered:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_sending_kinds() {
+        assert_eq!(
+            sending_kinds(
+                r#"{"e1-a0":{"muted":false},"e1-v0":{"muted":true,"videoType":"camera"},
+                    "e1-v1":{"muted":false,"videoType":"desktop"}}"#
+            ),
+            MediaSet::only(Media::Audio).with(Media::Screen)
+        );
+        assert_eq!(
+            sending_kinds(r#"{"e1-v0":{"muted":false}}"#),
+            MediaSet::only(Media::Video)
+        );
+        // A source without a muted flag, a name that is not a source, or junk: nothing.
+        assert_eq!(
+            sending_kinds(r#"{"e1-a0":{},"e1-x":{"muted":false}}"#),
+            MediaSet::NONE
+        );
+        assert_eq!(sending_kinds("not json"), MediaSet::NONE);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Severity {
 /// One finding about one or more rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// `rule` or `grant`: the table the rows are in.
+    pub table: &'static str,
     /// How bad.
     pub severity: Severity,
     /// The rows concerned, ascending.
@@ -35,7 +37,12 @@ pub struct Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<String> = self.ids.iter().map(i64::to_string).collect();
-        let what = if self.ids.len() == 1 { "rule" } else { "rules" };
+        let plural = format!("{}s", self.table);
+        let what = if self.ids.len() == 1 {
+            self.table
+        } else {
+            &plural
+        };
         let severity = match self.severity {
             Severity::Warning => "warning",
             Severity::Error => "error",
@@ -61,14 +68,24 @@ pub fn check_rows(rows: &[RuleRow], now: jiff::Timestamp) -> Vec<Finding> {
     for row in rows {
         match Rule::from_row(row) {
             Err(problem) => findings.push(Finding {
+                table: "rule",
                 severity: Severity::Error,
                 ids: vec![row.id],
                 message: problem.reason,
             }),
             Ok(None) => {}
             Ok(Some(rule)) => {
+                if let Some(message) = cap_warning(row, &rule) {
+                    findings.push(Finding {
+                        table: "rule",
+                        severity: Severity::Warning,
+                        ids: vec![row.id],
+                        message,
+                    });
+                }
                 if rule.window.as_ref().is_some_and(|w| w.is_over(now)) {
                     findings.push(Finding {
+                        table: "rule",
                         severity: Severity::Warning,
                         ids: vec![row.id],
                         message: format!(
@@ -105,10 +122,16 @@ pub fn check_rows(rows: &[RuleRow], now: jiff::Timestamp) -> Vec<Finding> {
                 if both.is_empty() {
                     continue;
                 }
-                let (allow, deny) = if a.effect == Effect::Allow {
-                    (row_a.id, row_b.id)
-                } else {
-                    (row_b.id, row_a.id)
+                let ((looser, loose), (stricter, strict)) =
+                    if a.effect.strictness() > b.effect.strictness() {
+                        ((row_a.id, a.effect), (row_b.id, b.effect))
+                    } else {
+                        ((row_b.id, b.effect), (row_a.id, a.effect))
+                    };
+                let never = match loose {
+                    Effect::Allow => "allows",
+                    Effect::Request => "lets anyone ask for",
+                    Effect::Deny => "denies",
                 };
                 let people = if value.is_empty() {
                     who.clone()
@@ -118,11 +141,13 @@ pub fn check_rows(rows: &[RuleRow], now: jiff::Timestamp) -> Vec<Finding> {
                 let mut ids = vec![row_a.id, row_b.id];
                 ids.sort_unstable();
                 findings.push(Finding {
+                table: "rule",
                     severity: Severity::Warning,
                     ids,
                     message: format!(
                         "contradict for {both} in rooms '{room}' for {people} at priority {priority}: \
-                         deny (rule {deny}) wins the tie, so rule {allow} never allows it there"
+                         {} (rule {stricter}) wins the tie, so rule {looser} never {never} it there",
+                        strict.as_str()
                     ),
                 });
             }
@@ -130,6 +155,33 @@ pub fn check_rows(rows: &[RuleRow], now: jiff::Timestamp) -> Vec<Finding> {
     }
     findings.sort_by(|a, b| a.ids.cmp(&b.ids).then(b.severity.cmp(&a.severity)));
     findings
+}
+
+/// A cap that means nothing, or admits nobody.
+fn cap_warning(row: &RuleRow, rule: &Rule) -> Option<String> {
+    match (row.cap, rule.effect) {
+        (Some(cap), Effect::Deny) => Some(format!(
+            "cap {cap} on a deny rule means nothing (a cap limits how many are allowed); it is ignored"
+        )),
+        (Some(0), _) => Some(format!(
+            "cap 0: nobody in the room gets {} through this rule; everyone it matches waits",
+            rule.media
+        )),
+        _ => None,
+    }
+}
+
+/// Examines every row of `grants`: errors are rows podium skips.
+pub fn check_grants(rows: &[super::model::GrantRow]) -> Vec<Finding> {
+    rows.iter()
+        .filter_map(|row| super::model::Grant::from_row(row).err())
+        .map(|problem| Finding {
+            table: "grant",
+            severity: Severity::Error,
+            ids: vec![problem.id],
+            message: problem.reason,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,12 +4,19 @@
 //!
 //! Each kind (audio, video, screen) is decided on its own:
 //!
-//! 1. Of the enabled, valid rules whose `room` matches the room, whose `who` matches the occupant and
-//!    whose `media` includes the kind, the one with the **highest priority** decides.
-//! 2. At equal priority, **deny wins** over allow.
-//! 3. When no rule matches, the kind follows `rules.default` from the configuration.
+//! 1. A **grant** in force (`grants` row matching room and occupant, not yet expired) allows the kind.
+//!    Grants are explicit decisions of an admin, a tool or a moderator, so they win over every rule.
+//! 2. Otherwise, of the enabled, valid rules in force (not in dry-run, inside their window) whose
+//!    `room` matches the room, whose `who` matches the occupant and whose `media` includes the kind,
+//!    the one with the **highest priority** decides.
+//! 3. At equal priority the **stricter** effect wins: deny, then request, then allow (then the lower
+//!    row id, so the outcome never depends on row order).
+//! 4. When no rule matches, the kind follows `rules.default` from the configuration.
+//! 5. A deciding `allow` with a `cap`, or a deciding `request`, is settled per room by
+//!    [`super::queue::settle`]: a request needs a raised hand; holders of capped rules keep their slot;
+//!    free slots go to the queue in order (see there). A request without a cap waits for a grant.
 //!
-//! Rules are kept sorted by (priority descending, deny before allow, id ascending), so the first
+//! Rules are kept sorted by (priority descending, stricter first, id ascending), so the first
 //! matching rule for a kind is its winner and evaluation stops as soon as every kind is decided.
 //! Room patterns are indexed (a hash map for exact names, one `GlobSet` for all room globs), so
 //! finding a room's rules does not scan the whole table, and the engine resolves them once per room.
@@ -20,11 +27,13 @@ use std::fmt;
 use globset::{GlobSet, GlobSetBuilder};
 use jiff::Timestamp;
 
-use super::model::{Effect, RoomPattern, Rule, RuleProblem, RuleRow, Service, Subject, glob};
+use super::model::{
+    Effect, Grant, GrantRow, RoomPattern, Rule, RuleProblem, RuleRow, Service, Subject, glob,
+};
 use crate::media::{Media, MediaSet};
 use crate::rooms::{Affiliation, Role};
 
-/// What the evaluator knows of an occupant: only what the server vouches for.
+/// What the evaluator knows of an occupant: only what the server vouches for, and the hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OccupantFacts<'a> {
     /// The room name (local part of the room JID).
@@ -46,8 +55,10 @@ pub struct OccupantFacts<'a> {
     /// The Jitsi services this occupant is, from presence features, counted only when its domain is
     /// trusted (the caller checks).
     pub services: &'a [Service],
-    /// The time to decide at: rules outside their window do not count. The evaluator never reads the
-    /// clock.
+    /// Whether the occupant's hand is raised (a request rule needs it; never a rule's subject).
+    pub hand_raised: bool,
+    /// The time to decide at: rules outside their window and expired grants do not count. The
+    /// evaluator never reads the clock.
     pub now: Timestamp,
 }
 
@@ -62,11 +73,41 @@ pub enum Reason {
         effect: Effect,
         /// Its priority.
         priority: i64,
+        /// Its cap, if any.
+        cap: Option<u32>,
+    },
+    /// A grant in force decided it.
+    Grant {
+        /// The grant's row id.
+        id: i64,
+        /// When it ends.
+        expires_at: Timestamp,
     },
     /// No rule matched; `rules.default` applied.
     Default {
         /// Whether the default allows the kind.
         allowed: bool,
+    },
+}
+
+/// Where an occupant stands for a kind decided by a capped rule or a request rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Standing {
+    /// Neither capped nor requested: the reason alone decides.
+    #[default]
+    Free,
+    /// A request rule decided and the hand is down.
+    HandDown,
+    /// Not settled yet (a single occupant evaluated outside its room's queue).
+    Unsettled,
+    /// Holds one of the cap's slots.
+    Holding,
+    /// Waits in the queue, 1 being next.
+    Waiting {
+        /// Position in the room's queue for the kind.
+        position: u32,
+        /// A request rule without a cap: only a grant lets it in.
+        for_approval: bool,
     },
 }
 
@@ -77,12 +118,27 @@ pub struct Decision {
     pub permissions: MediaSet,
     /// One reason per kind, in [`Media::ALL`] order.
     pub reasons: [Reason; 3],
+    /// Per kind, where the occupant stands in a cap or request (in [`Media::ALL`] order).
+    pub standing: [Standing; 3],
 }
 
 impl Decision {
     /// The reason for one kind.
     pub fn reason(&self, media: Media) -> Reason {
         self.reasons[media_index(media)]
+    }
+
+    /// Where the occupant stands for one kind.
+    pub fn standing(&self, media: Media) -> Standing {
+        self.standing[media_index(media)]
+    }
+
+    /// The kinds held through a cap's slot.
+    pub fn holding(&self) -> MediaSet {
+        Media::ALL
+            .into_iter()
+            .filter(|m| self.standing(*m) == Standing::Holding)
+            .collect()
     }
 
     /// The distinct rule ids that decided, ascending.
@@ -92,12 +148,36 @@ impl Decision {
             .iter()
             .filter_map(|r| match r {
                 Reason::Rule { id, .. } => Some(*id),
-                Reason::Default { .. } => None,
+                Reason::Grant { .. } | Reason::Default { .. } => None,
             })
             .collect();
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// The distinct grant ids that decided, ascending.
+    pub fn grant_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .reasons
+            .iter()
+            .filter_map(|r| match r {
+                Reason::Grant { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    pub(crate) fn set(&mut self, media: Media, allowed: bool, standing: Standing) {
+        self.permissions = if allowed {
+            self.permissions.with(media)
+        } else {
+            self.permissions.without(media)
+        };
+        self.standing[media_index(media)] = standing;
     }
 }
 
@@ -113,23 +193,47 @@ impl fmt::Display for Decision {
                     id,
                     effect,
                     priority,
-                } => write!(
-                    f,
-                    "{media}: {} by rule {id} (priority {priority})",
-                    effect.as_str()
-                )?,
+                    cap,
+                } => {
+                    write!(
+                        f,
+                        "{media}: {} by rule {id} (priority {priority}",
+                        effect.as_str()
+                    )?;
+                    if let Some(cap) = cap {
+                        write!(f, ", cap {cap}")?;
+                    }
+                    f.write_str(")")?;
+                }
+                Reason::Grant { id, expires_at } => {
+                    write!(f, "{media}: allow by grant {id} (until {expires_at})")?
+                }
                 Reason::Default { allowed } => write!(
                     f,
                     "{media}: {} by default",
                     if allowed { "allow" } else { "deny" }
                 )?,
             }
+            match self.standing(media) {
+                Standing::Free => {}
+                Standing::HandDown => f.write_str(": hand down")?,
+                Standing::Unsettled => f.write_str(": queue not settled")?,
+                Standing::Holding => f.write_str(": holds a slot")?,
+                Standing::Waiting {
+                    position,
+                    for_approval: false,
+                } => write!(f, ": waiting for a slot, position {position}")?,
+                Standing::Waiting {
+                    position,
+                    for_approval: true,
+                } => write!(f, ": waiting for approval, position {position}")?,
+            }
         }
         Ok(())
     }
 }
 
-fn media_index(media: Media) -> usize {
+pub(crate) fn media_index(media: Media) -> usize {
     match media {
         Media::Audio => 0,
         Media::Video => 1,
@@ -137,11 +241,13 @@ fn media_index(media: Media) -> usize {
     }
 }
 
-/// All valid rules, indexed by room pattern.
+/// All valid rules and grants, indexed by room pattern.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
-    /// Sorted by priority desc, deny first, id asc.
+    /// Sorted by priority desc, stricter first, id asc.
     rules: Vec<Rule>,
+    /// Every valid grant, expired or not (expiry is checked against the time of each decision).
+    grants: Vec<Grant>,
     /// Exact room name → rule positions.
     exact: HashMap<String, Vec<usize>>,
     /// One glob per distinct room glob.
@@ -162,7 +268,7 @@ impl RuleSet {
         rules.sort_by(|a, b| {
             b.priority
                 .cmp(&a.priority)
-                .then_with(|| (a.effect == Effect::Allow).cmp(&(b.effect == Effect::Allow)))
+                .then_with(|| a.effect.strictness().cmp(&b.effect.strictness()))
                 .then_with(|| a.id.cmp(&b.id))
         });
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
@@ -190,6 +296,7 @@ impl RuleSet {
         let has_dry_run = rules.iter().any(|rule| rule.dry_run);
         RuleSet {
             rules,
+            grants: Vec::new(),
             exact,
             globs,
             glob_rules,
@@ -199,8 +306,23 @@ impl RuleSet {
         }
     }
 
+    /// Adds grants.
+    pub fn with_grants(mut self, grants: Vec<Grant>) -> RuleSet {
+        self.grants = grants;
+        self
+    }
+
     /// Checks rows and builds the set; the problems are returned for logging.
     pub fn from_rows(rows: &[RuleRow], default: MediaSet) -> (RuleSet, Vec<RuleProblem>) {
+        RuleSet::from_tables(rows, &[], default)
+    }
+
+    /// Checks rule and grant rows and builds the set; the problems are returned for logging.
+    pub fn from_tables(
+        rows: &[RuleRow],
+        grant_rows: &[GrantRow],
+        default: MediaSet,
+    ) -> (RuleSet, Vec<RuleProblem>) {
         let mut rules = Vec::with_capacity(rows.len());
         let mut problems = Vec::new();
         for row in rows {
@@ -210,7 +332,14 @@ impl RuleSet {
                 Err(problem) => problems.push(problem),
             }
         }
-        (RuleSet::new(rules, default), problems)
+        let mut grants = Vec::with_capacity(grant_rows.len());
+        for row in grant_rows {
+            match Grant::from_row(row) {
+                Ok(grant) => grants.push(grant),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        (RuleSet::new(rules, default).with_grants(grants), problems)
     }
 
     /// How many rules are in force.
@@ -223,18 +352,34 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
+    /// The rules, in combining order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The grants, expired or not.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+
     /// `rules.default`.
     pub fn default_permissions(&self) -> MediaSet {
         self.default
     }
 
-    /// The first moment after `now` at which some rule's window opens or closes: podium re-decides
-    /// then.
+    /// The first moment after `now` at which some rule's window opens or closes or a grant expires:
+    /// podium re-decides then.
     pub fn next_edge(&self, now: Timestamp) -> Option<Timestamp> {
-        self.rules
+        let windows = self
+            .rules
             .iter()
-            .filter_map(|rule| rule.window.as_ref()?.next_edge(now))
-            .min()
+            .filter_map(|rule| rule.window.as_ref()?.next_edge(now));
+        let expiries = self
+            .grants
+            .iter()
+            .map(|grant| grant.expires_at)
+            .filter(|at| *at > now);
+        windows.chain(expiries).min()
     }
 
     /// Whether any rule is in dry-run (then a second, "would" decision is worth computing).
@@ -256,9 +401,17 @@ impl RuleSet {
         }
         positions.sort_unstable();
         positions.dedup();
+        let grants = self
+            .grants
+            .iter()
+            .enumerate()
+            .filter(|(_, grant)| room_matches(&grant.room, &room))
+            .map(|(pos, _)| pos)
+            .collect();
         RoomRules {
             set: self,
             positions,
+            grants,
         }
     }
 
@@ -268,15 +421,27 @@ impl RuleSet {
     }
 }
 
+/// Whether a room pattern matches a (lower-case) room name.
+pub(crate) fn room_matches(pattern: &RoomPattern, room: &str) -> bool {
+    match pattern {
+        RoomPattern::All => true,
+        RoomPattern::Exact(name) => name == room,
+        RoomPattern::Glob(_) => pattern.names(room),
+    }
+}
+
 /// The rules of one room, in combining order.
 #[derive(Debug, Clone)]
 pub struct RoomRules<'a> {
     set: &'a RuleSet,
     positions: Vec<usize>,
+    grants: Vec<usize>,
 }
 
-impl RoomRules<'_> {
-    /// Decides for one occupant of this room, as enforced: rules in dry-run do not count.
+impl<'a> RoomRules<'a> {
+    /// Decides for one occupant of this room, as enforced: rules in dry-run do not count. Kinds
+    /// under a cap or a request come back [`Standing::Unsettled`] (not allowed) until
+    /// [`super::queue::settle`] has seen the whole room.
     pub fn decide(&self, facts: &OccupantFacts<'_>) -> Decision {
         self.decide_with(facts, false)
     }
@@ -286,15 +451,53 @@ impl RoomRules<'_> {
         self.decide_with(facts, true)
     }
 
+    /// The room's rules in combining order.
+    pub fn rules(&self) -> impl Iterator<Item = &'a Rule> + '_ {
+        self.positions.iter().map(|&pos| &self.set.rules[pos])
+    }
+
+    /// Whether some rule here has a cap or a request effect: then the room is settled as a whole.
+    pub fn has_queue(&self) -> bool {
+        self.rules().any(super::explain::queues)
+    }
+
+    /// The room's grants (expired or not).
+    pub fn grants(&self) -> impl Iterator<Item = &'a Grant> + '_ {
+        self.grants.iter().map(|&pos| &self.set.grants[pos])
+    }
+
     fn decide_with(&self, facts: &OccupantFacts<'_>, dry_run: bool) -> Decision {
         let default = self.set.default;
-        let mut reasons = Media::ALL.map(|m| Reason::Default {
-            allowed: default.contains(m),
-        });
+        let mut decision = Decision {
+            permissions: MediaSet::NONE,
+            reasons: Media::ALL.map(|m| Reason::Default {
+                allowed: default.contains(m),
+            }),
+            standing: [Standing::Free; 3],
+        };
         let mut undecided = MediaSet::ALL;
-        let mut permissions = MediaSet::NONE;
-        for &pos in &self.positions {
-            let rule = &self.set.rules[pos];
+        for grant in self.grants() {
+            if grant.expires_at <= facts.now || !subject_matches(&grant.subject, facts) {
+                continue;
+            }
+            let kinds: MediaSet = grant
+                .media
+                .iter()
+                .filter(|m| undecided.contains(*m))
+                .collect();
+            for media in kinds.iter() {
+                decision.reasons[media_index(media)] = Reason::Grant {
+                    id: grant.id,
+                    expires_at: grant.expires_at,
+                };
+                decision.permissions = decision.permissions.with(media);
+                undecided = undecided.without(media);
+            }
+        }
+        for rule in self.rules() {
+            if undecided.is_empty() {
+                break;
+            }
             let kinds: MediaSet = rule
                 .media
                 .iter()
@@ -302,39 +505,45 @@ impl RoomRules<'_> {
                 .collect();
             if (rule.dry_run && !dry_run)
                 || kinds.is_empty()
-                || rule.window.as_ref().is_some_and(|w| !w.is_open(facts.now))
+                || !rule.in_force_at(facts.now)
                 || !subject_matches(&rule.subject, facts)
             {
                 continue;
             }
             for media in kinds.iter() {
-                reasons[media_index(media)] = Reason::Rule {
+                decision.reasons[media_index(media)] = Reason::Rule {
                     id: rule.id,
                     effect: rule.effect,
                     priority: rule.priority,
+                    cap: rule.cap,
                 };
-                if rule.effect == Effect::Allow {
-                    permissions = permissions.with(media);
-                }
+                let (allowed, standing) = match (rule.effect, rule.cap) {
+                    (Effect::Deny, _) => (false, Standing::Free),
+                    (Effect::Allow, None) => (true, Standing::Free),
+                    (Effect::Request, _) if !facts.hand_raised => (false, Standing::HandDown),
+                    (Effect::Allow | Effect::Request, _) => (false, Standing::Unsettled),
+                };
+                decision.set(media, allowed, standing);
                 undecided = undecided.without(media);
-            }
-            if undecided.is_empty() {
-                break;
             }
         }
         for media in undecided.iter() {
             if default.contains(media) {
-                permissions = permissions.with(media);
+                decision.permissions = decision.permissions.with(media);
             }
         }
-        Decision {
-            permissions,
-            reasons,
-        }
+        decision
     }
 }
 
-fn subject_matches(subject: &Subject, facts: &OccupantFacts<'_>) -> bool {
+impl Rule {
+    /// Whether the rule's window is open at `now` (always, without a window).
+    pub fn in_force_at(&self, now: Timestamp) -> bool {
+        self.window.as_ref().is_none_or(|w| w.is_open(now))
+    }
+}
+
+pub(crate) fn subject_matches(subject: &Subject, facts: &OccupantFacts<'_>) -> bool {
     match subject {
         Subject::Everyone => true,
         Subject::Role(role) => facts.role == *role,
@@ -375,6 +584,7 @@ mod tests {
             email: None,
             claims: None,
             services: &[],
+            hand_raised: false,
             now: "2026-11-23T10:00:00Z".parse().unwrap(),
         }
     }

@@ -1,10 +1,15 @@
 //! Streaming rules: the model of a `rules` row ([`model`]), the pure evaluator ([`eval`]) and the
-//! checker behind `podium rules check` ([`check`]).
+//! room-level settling of caps and requests ([`queue`]) and the checker behind `podium rules check`
+//! ([`check`]).
 
 pub mod check;
 pub mod eval;
+pub mod explain;
 pub mod model;
+pub mod queue;
 pub mod window;
 
-pub use eval::{Decision, OccupantFacts, Reason, RoomRules, RuleSet};
-pub use model::{Effect, Rule, RuleProblem, RuleRow, Service};
+pub use eval::{Decision, OccupantFacts, Reason, RoomRules, RuleSet, Standing};
+pub use explain::{Inputs, explain};
+pub use model::{Effect, Grant, GrantRow, Rule, RuleProblem, RuleRow, Service};
+pub use queue::{Seat, settle};

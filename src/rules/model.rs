@@ -24,7 +24,7 @@ pub struct RuleRow {
     pub who_value: Option<String>,
     /// `audio`, `video`, `screen`, a comma list of them, or `all`.
     pub media: String,
-    /// `allow` or `deny`.
+    /// `allow`, `deny` or `request`.
     pub effect: String,
     /// Higher wins.
     pub priority: i64,
@@ -33,6 +33,8 @@ pub struct RuleRow {
     /// 1 puts the row in dry-run: podium logs and audits what it *would* change, and enforces as if
     /// the row did not exist.
     pub dry_run: i64,
+    /// At most this many occupants of a room hold each kind through capped rules; `NULL`: no cap.
+    pub cap: Option<i64>,
     /// RFC 3339: the rule is in force from then on.
     pub not_before: Option<String>,
     /// RFC 3339: the rule is in force until then.
@@ -133,13 +135,16 @@ impl std::str::FromStr for Service {
     }
 }
 
-/// Allow or deny.
+/// What a rule decides for its kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Effect {
     /// The occupant may send.
     Allow,
     /// The occupant may not send.
     Deny,
+    /// The occupant may ask (raise a hand, Jitsi's `jitsi_participant_raisedHand`), and is then
+    /// granted by a free slot of the rule's cap, or by a grant (a moderator's, an admin's).
+    Request,
 }
 
 impl Effect {
@@ -148,6 +153,16 @@ impl Effect {
         match self {
             Effect::Allow => "allow",
             Effect::Deny => "deny",
+            Effect::Request => "request",
+        }
+    }
+
+    /// Order at equal priority: the stricter first (deny, then request, then allow).
+    pub(crate) fn strictness(self) -> u8 {
+        match self {
+            Effect::Deny => 0,
+            Effect::Request => 1,
+            Effect::Allow => 2,
         }
     }
 }
@@ -161,12 +176,16 @@ pub struct Rule {
     pub room: RoomPattern,
     /// Occupants it applies to.
     pub subject: Subject,
+    /// `who` and `who_value` as written, for explanations (`role moderator`).
+    pub who: String,
     /// The kinds it decides.
     pub media: MediaSet,
     /// What it decides.
     pub effect: Effect,
     /// Its weight against other matching rules.
     pub priority: i64,
+    /// At most this many holders of each kind in a room (allow and request rules).
+    pub cap: Option<u32>,
     /// In dry-run: evaluated for "would", never enforced.
     pub dry_run: bool,
     /// When it is in force; `None`: always.
@@ -175,8 +194,10 @@ pub struct Rule {
 
 /// Why a row was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("rule {id} skipped: {reason}")]
+#[error("{table} {id} skipped: {reason}")]
 pub struct RuleProblem {
+    /// `rule` or `grant`: the table the row is in.
+    pub table: &'static str,
     /// The row id.
     pub id: i64,
     /// What is wrong, naming the column.
@@ -208,52 +229,56 @@ pub(crate) fn glob(pattern: &str) -> Result<Glob, globset::Error> {
         .build()
 }
 
-impl Rule {
-    /// Checks a row; a problem names the column and the accepted values.
-    pub fn from_row(row: &RuleRow) -> Result<Option<Rule>, RuleProblem> {
-        let problem = |reason: String| RuleProblem { id: row.id, reason };
-        if row.enabled == 0 {
-            return Ok(None);
-        }
-        let room_text = row.room.trim();
-        let room = if room_text.is_empty() {
-            return Err(problem("room is empty (use '*' for every room)".into()));
-        } else if room_text == "*" {
-            RoomPattern::All
-        } else if room_text.contains(['*', '?']) {
-            literal_glob(room_text)
-                .map_err(|e| problem(format!("room glob {room_text:?}: {e}")))?;
-            RoomPattern::Glob(room_text.to_lowercase())
+impl RoomPattern {
+    /// Reads a `room` column: `*`, an exact name, or a glob with `*` and `?`.
+    pub fn parse(text: &str) -> Result<RoomPattern, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            Err("room is empty (use '*' for every room)".into())
+        } else if text == "*" {
+            Ok(RoomPattern::All)
+        } else if text.contains(['*', '?']) {
+            literal_glob(text).map_err(|e| format!("room glob {text:?}: {e}"))?;
+            Ok(RoomPattern::Glob(text.to_lowercase()))
         } else {
-            RoomPattern::Exact(room_text.to_lowercase())
-        };
+            Ok(RoomPattern::Exact(text.to_lowercase()))
+        }
+    }
 
-        let value = row
-            .who_value
-            .as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty());
+    /// Whether this pattern names `room` itself (an exact name or a glob, not `*`).
+    pub fn names(&self, room: &str) -> bool {
+        match self {
+            RoomPattern::All => false,
+            RoomPattern::Exact(name) => *name == room.to_lowercase(),
+            RoomPattern::Glob(pattern) => {
+                literal_glob(pattern).is_ok_and(|g| g.is_match(room.to_lowercase()))
+            }
+        }
+    }
+}
+
+impl Subject {
+    /// Reads the `who` and `who_value` columns.
+    pub fn parse(who: &str, who_value: Option<&str>) -> Result<Subject, String> {
+        let value = who_value.map(str::trim).filter(|v| !v.is_empty());
         let need = |what: &str| {
-            value.ok_or_else(|| {
-                problem(format!("who '{}' needs who_value ({what})", row.who.trim()))
-            })
+            value.ok_or_else(|| format!("who '{}' needs who_value ({what})", who.trim()))
         };
-        let glob_value = |glob: &str| {
-            literal_glob(glob).map_err(|e| problem(format!("who_value glob {glob:?}: {e}")))
-        };
-        let subject = match row.who.trim().to_ascii_lowercase().as_str() {
+        let glob_value =
+            |glob: &str| literal_glob(glob).map_err(|e| format!("who_value glob {glob:?}: {e}"));
+        Ok(match who.trim().to_ascii_lowercase().as_str() {
             "everyone" | "*" => Subject::Everyone,
             "role" => Subject::Role(
                 need("moderator, participant or visitor")?
                     .to_ascii_lowercase()
                     .parse()
-                    .map_err(|e: String| problem(format!("who_value: {e}")))?,
+                    .map_err(|e: String| format!("who_value: {e}"))?,
             ),
             "affiliation" => Subject::Affiliation(
                 need("owner, admin, member, none or outcast")?
                     .to_ascii_lowercase()
                     .parse()
-                    .map_err(|e: String| problem(format!("who_value: {e}")))?,
+                    .map_err(|e: String| format!("who_value: {e}"))?,
             ),
             "user" => Subject::User(need("a JWT context.user.id")?.to_owned()),
             "group" => Subject::Group(need("a JWT context.group")?.to_owned()),
@@ -274,9 +299,9 @@ impl Rule {
                     .strip_prefix("user.")
                     .or_else(|| name.strip_prefix("features."));
                 if key.is_none_or(str::is_empty) {
-                    return Err(problem(format!(
+                    return Err(format!(
                         "who_value {text:?}: a claim is user.<key>=<value> or features.<key>[=<value>]"
-                    )));
+                    ));
                 }
                 Subject::Claim {
                     name: name.to_owned(),
@@ -287,27 +312,53 @@ impl Rule {
                 need("jibri, jigasi or transcriber")?
                     .to_ascii_lowercase()
                     .parse()
-                    .map_err(|e: String| problem(format!("who_value: {e}")))?,
+                    .map_err(|e: String| format!("who_value: {e}"))?,
             ),
             "nick" | "name" | "display_name" => {
-                return Err(problem(format!(
+                return Err(format!(
                     "who {:?}: rules never key on the nick or display name, which clients choose; \
                      use user, email, claim, jid or domain",
-                    row.who.trim()
-                )));
+                    who.trim()
+                ));
             }
             other => {
-                return Err(problem(format!(
+                return Err(format!(
                     "who {other:?} is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service"
-                )));
+                ));
             }
+        })
+    }
+}
+
+fn who_text(who: &str, value: Option<&str>) -> String {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(value) => format!("{} {value}", who.trim()),
+        None => who.trim().to_owned(),
+    }
+}
+
+fn parse_media(text: &str) -> Result<MediaSet, String> {
+    let media = MediaSet::parse_list(text).map_err(|e| format!("media: {e}"))?;
+    if media.is_empty() {
+        return Err("media is empty (use audio, video, screen or all)".into());
+    }
+    Ok(media)
+}
+
+impl Rule {
+    /// Checks a row; a problem names the column and the accepted values.
+    pub fn from_row(row: &RuleRow) -> Result<Option<Rule>, RuleProblem> {
+        let problem = |reason: String| RuleProblem {
+            table: "rule",
+            id: row.id,
+            reason,
         };
-        let media = MediaSet::parse_list(&row.media).map_err(|e| problem(format!("media: {e}")))?;
-        if media.is_empty() {
-            return Err(problem(
-                "media is empty (use audio, video, screen or all)".into(),
-            ));
+        if row.enabled == 0 {
+            return Ok(None);
         }
+        let room = RoomPattern::parse(&row.room).map_err(problem)?;
+        let subject = Subject::parse(&row.who, row.who_value.as_deref()).map_err(problem)?;
+        let media = parse_media(&row.media).map_err(problem)?;
         let window = Window::from_columns(
             row.not_before.as_deref(),
             row.not_after.as_deref(),
@@ -318,18 +369,104 @@ impl Rule {
         let effect = match row.effect.trim().to_ascii_lowercase().as_str() {
             "allow" => Effect::Allow,
             "deny" => Effect::Deny,
-            other => return Err(problem(format!("effect {other:?} is not allow or deny"))),
+            "request" => Effect::Request,
+            other => {
+                return Err(problem(format!(
+                    "effect {other:?} is not allow, deny or request"
+                )));
+            }
+        };
+        let cap = match row.cap {
+            None => None,
+            Some(cap) if cap < 0 => {
+                return Err(problem(format!(
+                    "cap {cap} is negative (use a number of holders, or NULL for no cap)"
+                )));
+            }
+            // A cap on a deny rule means nothing; `rules check` warns, the deny stays in force.
+            Some(_) if effect == Effect::Deny => None,
+            Some(cap) => Some(u32::try_from(cap).unwrap_or(u32::MAX)),
         };
         Ok(Some(Rule {
             id: row.id,
             room,
             subject,
+            who: who_text(&row.who, row.who_value.as_deref()),
             media,
             effect,
             priority: row.priority,
+            cap,
             dry_run: row.dry_run != 0,
             window,
         }))
+    }
+}
+
+/// A row of the `grants` table: a temporary grant admins, tools or moderators insert.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GrantRow {
+    /// Primary key.
+    pub id: i64,
+    /// As `rules.room`.
+    pub room: String,
+    /// As `rules.who`.
+    pub who: String,
+    /// As `rules.who_value`.
+    pub who_value: Option<String>,
+    /// The kinds granted.
+    pub media: String,
+    /// RFC 3339: the grant ends then.
+    pub expires_at: String,
+    /// Who granted.
+    pub granted_by: String,
+}
+
+/// A checked grant.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The row id.
+    pub id: i64,
+    /// Rooms it applies to.
+    pub room: RoomPattern,
+    /// Whom it applies to.
+    pub subject: Subject,
+    /// `who` and `who_value` as written, for explanations.
+    pub who: String,
+    /// The kinds it grants.
+    pub media: MediaSet,
+    /// When it ends.
+    pub expires_at: jiff::Timestamp,
+    /// Who granted.
+    pub granted_by: String,
+}
+
+impl Grant {
+    /// Checks a row. An expired grant is valid (it just no longer counts).
+    pub fn from_row(row: &GrantRow) -> Result<Grant, RuleProblem> {
+        let problem = |reason: String| RuleProblem {
+            table: "grant",
+            id: row.id,
+            reason,
+        };
+        let expires_at = row
+            .expires_at
+            .trim()
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| {
+                problem(format!(
+                    "expires_at {:?} is not an RFC 3339 time such as 2026-12-01T10:00:00Z: {e}",
+                    row.expires_at
+                ))
+            })?;
+        Ok(Grant {
+            id: row.id,
+            room: RoomPattern::parse(&row.room).map_err(problem)?,
+            subject: Subject::parse(&row.who, row.who_value.as_deref()).map_err(problem)?,
+            who: who_text(&row.who, row.who_value.as_deref()),
+            media: parse_media(&row.media).map_err(problem)?,
+            expires_at,
+            granted_by: row.granted_by.clone(),
+        })
     }
 }
 
@@ -354,6 +491,7 @@ pub(crate) fn test_row(
         priority,
         enabled: 1,
         dry_run: 0,
+        cap: None,
         not_before: None,
         not_after: None,
         schedule: None,
@@ -376,6 +514,7 @@ mod tests {
             priority: 0,
             enabled: 1,
             dry_run: 0,
+            cap: None,
             not_before: None,
             not_after: None,
             schedule: None,
@@ -489,7 +628,7 @@ mod tests {
         );
         assert_eq!(
             problem(row("*", "everyone", None, "audio", "maybe")),
-            "rule 7 skipped: effect \"maybe\" is not allow or deny"
+            "rule 7 skipped: effect \"maybe\" is not allow, deny or request"
         );
     }
 }

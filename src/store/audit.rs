@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
 
 use super::Store;
+use super::view::ViewWrite;
 
 /// One row of `decisions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,12 +43,25 @@ pub struct AuditRecord {
     pub cause: String,
     /// A dry-run record: what podium *would* have changed (`previous` → `granted`), not enforced.
     pub dry_run: bool,
+    /// The evaluator's inputs, JSON ([`crate::rules::Inputs`]).
+    pub inputs: String,
+    /// Why each kind was decided and why the other rules lost ([`crate::rules::explain()`]).
+    pub explanation: String,
+}
+
+/// One write of the audit writer: a decision record, or a change to the live view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// A row of `decisions`.
+    Decision(Box<AuditRecord>),
+    /// A change to `occupants` or `queue`.
+    View(ViewWrite),
 }
 
 /// The sending side of the audit queue.
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
-    queue: mpsc::UnboundedSender<AuditRecord>,
+    queue: mpsc::UnboundedSender<Write>,
 }
 
 impl AuditWriter {
@@ -60,8 +74,15 @@ impl AuditWriter {
 
     /// Queues a record.
     pub fn record(&self, record: AuditRecord) {
-        if self.queue.send(record).is_err() {
+        if self.queue.send(Write::Decision(Box::new(record))).is_err() {
             error!("audit writer stopped; a decision record was not written");
+        }
+    }
+
+    /// Queues a change to the live view.
+    pub fn view(&self, view: ViewWrite) {
+        if self.queue.send(Write::View(view)).is_err() {
+            error!("audit writer stopped; a view change was not written");
         }
     }
 }
@@ -69,12 +90,12 @@ impl AuditWriter {
 const BATCH: usize = 256;
 const ATTEMPTS: u32 = 5;
 
-async fn write_batches(store: Store, mut records: mpsc::UnboundedReceiver<AuditRecord>) {
+async fn write_batches(store: Store, mut records: mpsc::UnboundedReceiver<Write>) {
     let mut batch = Vec::with_capacity(BATCH);
     while records.recv_many(&mut batch, BATCH).await > 0 {
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
-            match store.insert_decisions(&batch).await {
+            match store.write(&batch).await {
                 Ok(()) => {
                     debug!(records = batch.len(), "audit records written");
                     break;

@@ -10,6 +10,7 @@
 //! decision path, each with the name of the instance that decided.
 
 pub mod audit;
+pub mod view;
 pub mod watch;
 
 use std::path::Path;
@@ -21,7 +22,7 @@ use sqlx::{AnyPool, Executor};
 use tracing::instrument;
 
 use crate::config::DatabaseConfig;
-use crate::rules::RuleRow;
+use crate::rules::{GrantRow, RuleRow};
 
 /// `postgres://user:password@host:5432/db` → `postgres://host:5432/db`: what a log may show.
 pub fn redact_url(url: &str) -> String {
@@ -34,7 +35,8 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-pub use audit::{AuditRecord, AuditWriter};
+pub use audit::{AuditRecord, AuditWriter, Write};
+pub use view::{OccupantRow, QueueRow, ViewWrite};
 
 static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MIGRATOR_POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -166,13 +168,23 @@ impl Store {
     pub async fn load_rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         Ok(sqlx::query_as::<_, RuleRow>(
             "SELECT id, room, who, who_value, media, effect, priority, enabled, dry_run, \
-             not_before, not_after, schedule, time_zone FROM rules ORDER BY id",
+             cap, not_before, not_after, schedule, time_zone FROM rules ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// The change counter the triggers move on every edit of `rules`.
+    /// Every row of `grants`, expired or not.
+    #[instrument(skip_all)]
+    pub async fn load_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
+        Ok(sqlx::query_as::<_, GrantRow>(
+            "SELECT id, room, who, who_value, media, expires_at, granted_by FROM grants ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The change counter the triggers move on every edit of `rules` and `grants`.
     pub async fn rules_version(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar::<_, i64>("SELECT version FROM rules_version WHERE id = 1")
@@ -182,14 +194,28 @@ impl Store {
     }
 
     /// Appends audit records in one transaction.
-    #[instrument(skip_all, fields(count = records.len()))]
     pub async fn insert_decisions(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let writes: Vec<Write> = records.iter().cloned().map(|r| Write::Decision(Box::new(r))).collect();
+        self.write(&writes).await
+    }
+
+    /// Applies audit records and view changes in order, in one transaction.
+    #[instrument(skip_all, fields(count = writes.len()))]
+    pub async fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in records {
+        for write in writes {
+            let r = match write {
+                Write::Decision(r) => r,
+                Write::View(view) => {
+                    self.write_view(&mut tx, view).await?;
+                    continue;
+                }
+            };
             sqlx::query(
                 "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
-                 user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
+                 explanation) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
             .bind(&r.at)
             .bind(&r.room)
@@ -206,11 +232,134 @@ impl Store {
             .bind(&r.cause)
             .bind(&self.instance)
             .bind(i64::from(r.dry_run))
+            .bind(&r.inputs)
+            .bind(&r.explanation)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn write_view(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        view: &ViewWrite,
+    ) -> Result<(), StoreError> {
+        let instance = &self.instance;
+        match view {
+            ViewWrite::Clear => {
+                sqlx::query("DELETE FROM occupants WHERE instance = $1")
+                    .bind(instance)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("DELETE FROM queue WHERE instance = $1")
+                    .bind(instance)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            ViewWrite::Gone { room, nick } => {
+                sqlx::query(
+                    "DELETE FROM occupants WHERE instance = $1 AND room = $2 AND nick = $3",
+                )
+                .bind(instance)
+                .bind(room)
+                .bind(nick)
+                .execute(&mut **tx)
+                .await?;
+            }
+            ViewWrite::Occupant(o) => {
+                sqlx::query(
+                    "DELETE FROM occupants WHERE instance = $1 AND room = $2 AND nick = $3",
+                )
+                .bind(instance)
+                .bind(&o.room)
+                .bind(&o.nick)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO occupants (instance, room, nick, real_jid, role, affiliation, user_id, \
+                     user_name, user_email, user_group, claims, services, joined_at, hand_raised_at, \
+                     permissions, reasons, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                )
+                .bind(instance)
+                .bind(&o.room)
+                .bind(&o.nick)
+                .bind(&o.real_jid)
+                .bind(&o.role)
+                .bind(&o.affiliation)
+                .bind(&o.user_id)
+                .bind(&o.user_name)
+                .bind(&o.user_email)
+                .bind(&o.user_group)
+                .bind(&o.claims)
+                .bind(&o.services)
+                .bind(&o.joined_at)
+                .bind(&o.hand_raised_at)
+                .bind(&o.permissions)
+                .bind(&o.reasons)
+                .bind(jiff::Timestamp::now().to_string())
+                .execute(&mut **tx)
+                .await?;
+            }
+            ViewWrite::Queue { room, rows } => {
+                sqlx::query("DELETE FROM queue WHERE instance = $1 AND room = $2")
+                    .bind(instance)
+                    .bind(room)
+                    .execute(&mut **tx)
+                    .await?;
+                for q in rows {
+                    sqlx::query(
+                        "INSERT INTO queue (instance, room, media, position, nick, real_jid, rule_id, \
+                         waiting_for, hand_raised_at, joined_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(instance)
+                    .bind(&q.room)
+                    .bind(&q.media)
+                    .bind(q.position)
+                    .bind(&q.nick)
+                    .bind(&q.real_jid)
+                    .bind(q.rule_id)
+                    .bind(&q.waiting_for)
+                    .bind(&q.hand_raised_at)
+                    .bind(&q.joined_at)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The occupants this database's podium instances govern now (every instance), for `explain`.
+    pub async fn load_occupants(&self) -> Result<Vec<(String, OccupantRow)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            instance: String,
+            #[sqlx(flatten)]
+            row: OccupantRow,
+        }
+        let rows = sqlx::query_as::<_, Row>(
+            "SELECT instance, room, nick, real_jid, role, affiliation, user_id, user_name, \
+             user_email, user_group, claims, services, joined_at, hand_raised_at, permissions, \
+             reasons FROM occupants ORDER BY room, nick",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.instance, r.row)).collect())
+    }
+
+    /// The queue rows of a room (every instance), in order.
+    pub async fn load_queue(&self, room: &str) -> Result<Vec<QueueRow>, StoreError> {
+        Ok(sqlx::query_as::<_, QueueRow>(
+            "SELECT room, media, position, nick, real_jid, rule_id, waiting_for, hand_raised_at, \
+             joined_at FROM queue WHERE room = $1 ORDER BY media, waiting_for, position",
+        )
+        .bind(room)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Deletes audit records decided before `cutoff` (RFC 3339 UTC, as `decisions.at` is written);
@@ -333,6 +482,8 @@ mod tests {
             reasons: "audio: allow by rule 1 (priority 0)".into(),
             cause: "joined".into(),
             dry_run: false,
+            inputs: String::new(),
+            explanation: String::new(),
         };
         store
             .insert_decisions(&[record.clone(), record])

@@ -27,13 +27,15 @@ use crate::rules::RuleSet;
 /// Loads every rule row and builds the rule set, logging each skipped row with its id.
 pub async fn load_rule_set(store: &Store, default: MediaSet) -> Result<RuleSet, StoreError> {
     let rows = store.load_rules().await?;
-    let (set, problems) = RuleSet::from_rows(&rows, default);
+    let grants = store.load_grants().await?;
+    let (set, problems) = RuleSet::from_tables(&rows, &grants, default);
     for problem in &problems {
         warn!(rule_id = problem.id, reason = %problem.reason, "rule skipped");
     }
     info!(
         rows = rows.len(),
         in_force = set.len(),
+        grants = grants.len(),
         skipped = problems.len(),
         "rules loaded"
     );
