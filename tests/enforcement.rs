@@ -17,7 +17,7 @@ use common::participant::{Participant, ParticipantOptions, Shape, Track};
 use common::peer::{error_condition, is_result};
 use common::podium::{Podium, write_config};
 use common::prosody::{BREWERY, CONFERENCE_OPTIONS, MUC, Prosody};
-use common::{Held, edit_rules, inspect, wait_held};
+use common::{Held, edit_rules, inspect, sqlite3, wait_audit, wait_held};
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "carol", "inspector"];
 
@@ -1016,4 +1016,121 @@ async fn the_same_person_on_another_session_keeps_enforcement() {
         .await;
     conference.focus_holds("bob", &SourceSet::default()).await;
     conference.bridge_force_mute(room, "bob", true, false).await;
+}
+
+/// A class: everyone may show a camera and share a screen; participants may speak one at a time
+/// after raising a hand (a request rule with a cap of one).
+const CLASS_RULES: &str =
+    "INSERT INTO rules (id, room, who, who_value, media, effect, priority, cap, note) VALUES
+    (1, 'class-*', 'everyone', NULL,          'video,screen', 'allow',   0,  NULL, 'cameras and screens'),
+    (2, 'class-*', 'role',     'participant', 'audio',        'request', 10, 1,    'one speaker at a time')";
+
+/// Runs `podium explain` against the conference's database.
+fn explain(conference: &Conference, room: &str, who: &str) -> String {
+    let config = write_config(&conference.prosody, &conference.db, "");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .arg("--config")
+        .arg(&config)
+        .args(["explain", room, who])
+        .output()
+        .expect("podium runs");
+    assert!(
+        output.status.success(),
+        "podium explain failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_when_it_frees() {
+    let room = "class-1";
+    let mut conference = Conference::start(CLASS_RULES, FocusOptions::default()).await;
+    let alice = conference
+        .join(room, "alice", Shape::Current, &[("alice", "video,screen")])
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "video,screen"), ("bob", "video,screen")],
+        )
+        .await;
+    let camera = |p: &Participant| p.track(Track::Camera);
+    let with_audio = |p: &Participant| p.track(Track::Audio).union(&p.track(Track::Camera));
+    conference.focus_holds("bob", &camera(&bob)).await;
+    conference.focus_holds("alice", &camera(&alice)).await;
+
+    // bob raises his hand: the slot is free, so he may speak; the focus gets his withheld audio.
+    bob.raise_hand(true);
+    conference
+        .wait_held(
+            room,
+            &[("alice", "video,screen"), ("bob", "audio,video,screen")],
+        )
+        .await;
+    conference.focus_holds("bob", &with_audio(&bob)).await;
+
+    // alice raises hers: the slot is taken, she waits, first in line, and SQL shows it.
+    alice.raise_hand(true);
+    wait_audit(
+        conference.podium(),
+        &conference.db,
+        "SELECT media, position, nick, rule_id, waiting_for FROM queue",
+        "audio|1|alice|2|slot\n",
+    )
+    .await;
+    conference.focus_holds("alice", &camera(&alice)).await;
+    let explained = explain(&conference, room, "alice");
+    for line in [
+        "inputs: role participant, affiliation none, jid alice@localhost, hand raised at ",
+        "audio: may not send (waits for a slot: position 1)",
+        "  rule 2 (request role participant, priority 10, cap 1): decided",
+        "video: may send",
+        "  rule 1 (allow everyone, priority 0): decided",
+    ] {
+        assert!(explained.contains(line), "{line:?} in:\n{explained}");
+    }
+    let explained = explain(&conference, room, "bob@localhost");
+    assert!(
+        explained.contains("audio: may send (holds a slot of the cap)"),
+        "{explained}"
+    );
+
+    // bob leaves: alice, next in line, gets the slot at once, and the queue empties.
+    bob.leave().await;
+    conference
+        .wait_held(room, &[("alice", "audio,video,screen")])
+        .await;
+    conference.focus_holds("alice", &with_audio(&alice)).await;
+    wait_audit(
+        conference.podium(),
+        &conference.db,
+        "SELECT count(*) FROM queue",
+        "0\n",
+    )
+    .await;
+    wait_audit(
+        conference.podium(),
+        &conference.db,
+        "SELECT cause, granted, rule_ids FROM decisions WHERE nick = 'alice' ORDER BY id DESC LIMIT 1",
+        "queue|audio,video,screen|1,2\n",
+    )
+    .await;
+    let stored = sqlite3(
+        &conference.db,
+        "SELECT explanation FROM decisions WHERE nick = 'alice' ORDER BY id DESC LIMIT 1",
+    );
+    assert!(
+        stored.starts_with("audio: may send (holds a slot of the cap)"),
+        "{stored}"
+    );
+
+    // alice lowers her hand: she gives the slot up, and the focus loses her audio.
+    alice.raise_hand(false);
+    conference
+        .wait_held(room, &[("alice", "video,screen")])
+        .await;
+    conference.focus_holds("alice", &camera(&alice)).await;
 }

@@ -706,3 +706,167 @@ fn test_window_edges_are_decided_at_the_edge() {
     assert_eq!(sent[0].2, "none", "the window closed");
     assert_eq!(engine.next_edge(), None);
 }
+
+/// An occupant event whose presence carries `extra` (raised hand, SourceInfo).
+fn occupant_with(event: &str, nick: &str, extra: &str) -> String {
+    format!(
+        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x'>\
+         <held audio='false' video='false' screen='false' origin='default'/>\
+         <presence xmlns='jabber:client' from='{ROOM}/{nick}'>{extra}\
+         <x xmlns='http://jabber.org/protocol/muc#user'><item role='participant' affiliation='none'/></x></presence>\
+         </occupant>"
+    )
+}
+
+fn capped_rules(media: &str, effect: &str, cap: i64) -> Arc<RuleSet> {
+    let row = RuleRow {
+        cap: Some(cap),
+        ..test_row(1, "*", "everyone", None, media, effect, 0)
+    };
+    Arc::new(RuleSet::from_rows(&[row], MediaSet::NONE).0)
+}
+
+fn queue_rows(effects: &super::Effects) -> Vec<Vec<(String, i64, String)>> {
+    effects
+        .view
+        .iter()
+        .filter_map(|v| match v {
+            crate::store::ViewWrite::Queue { rows, .. } => Some(
+                rows.iter()
+                    .map(|r| (r.media.clone(), r.position, r.nick.clone()))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+const HAND: &str = "<jitsi_participant_raisedHand>1700000000000</jitsi_participant_raisedHand>";
+
+#[test]
+fn test_raised_hands_queue_for_one_slot_and_a_leave_frees_it() {
+    let mut engine = engine(capped_rules("audio", "request", 1));
+    live(&mut engine);
+    engine.stanza(event_from(MUC, &occupant_with("joined", "alice", "")));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!(sent[0].2, "none", "the hand is down");
+    ack(&mut engine, &sent[0].0);
+
+    engine.stanza(event_from(MUC, &occupant_with("changed", "alice", HAND)));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!((sent[0].1.as_str(), sent[0].2.as_str()), ("alice", "audio"));
+    ack(&mut engine, &sent[0].0);
+
+    engine.set_now("2026-11-23T10:00:05Z".parse().unwrap());
+    engine.stanza(event_from(MUC, &occupant_with("joined", "bob", HAND)));
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!((sent[0].1.as_str(), sent[0].2.as_str()), ("bob", "none"));
+    assert_eq!(
+        queue_rows(&effects),
+        vec![vec![("audio".to_owned(), 1, "bob".to_owned())]]
+    );
+    let bob = &effects.audit[0];
+    assert!(
+        bob.explanation
+            .starts_with("audio: may not send (waits for a slot: position 1)\n"),
+        "{}",
+        bob.explanation
+    );
+    assert!(
+        bob.inputs
+            .contains("\"hand_raised_at\":\"2026-11-23T10:00:05Z\""),
+        "{}",
+        bob.inputs
+    );
+    ack(&mut engine, &sent[0].0);
+
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("left", "alice", "participant", "audio", "podium"),
+    ));
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!((sent[0].1.as_str(), sent[0].2.as_str()), ("bob", "audio"));
+    let causes: Vec<(&str, &str)> = effects
+        .audit
+        .iter()
+        .map(|r| (r.nick.as_str(), r.cause.as_str()))
+        .collect();
+    assert_eq!(causes, vec![("alice", "left"), ("bob", "queue")]);
+    assert_eq!(queue_rows(&effects), vec![vec![]], "the queue is empty now");
+    ack(&mut engine, &sent[0].0);
+
+    // Lowering the hand gives the slot up.
+    engine.stanza(event_from(
+        MUC,
+        &occupant_with("changed", "bob", "<jitsi_participant_raisedHand/>"),
+    ));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!((sent[0].1.as_str(), sent[0].2.as_str()), ("bob", "none"));
+}
+
+#[test]
+fn test_an_idle_holder_yields_at_the_idle_edge() {
+    let mut engine = engine(capped_rules("video", "allow", 1));
+    engine.set_idle(Some(std::time::Duration::from_secs(60)));
+    live(&mut engine);
+    let muted = "<SourceInfo>{\"alice-v0\":{\"muted\":true}}</SourceInfo>";
+    engine.stanza(event_from(MUC, &occupant_with("joined", "alice", muted)));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!(sent[0].2, "video");
+    ack(&mut engine, &sent[0].0);
+    assert_eq!(
+        engine.next_edge(),
+        None,
+        "nobody waits: idle does not matter"
+    );
+
+    engine.set_now("2026-11-23T10:00:10Z".parse().unwrap());
+    engine.stanza(event_from(MUC, &occupant_with("joined", "bob", "")));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!((sent[0].1.as_str(), sent[0].2.as_str()), ("bob", "none"));
+    ack(&mut engine, &sent[0].0);
+    // alice holds since 10:00:00 and has been muted since then: idle at 10:01:00.
+    assert_eq!(
+        engine.next_edge(),
+        Some("2026-11-23T10:01:00Z".parse().unwrap())
+    );
+
+    engine.set_now("2026-11-23T10:01:00Z".parse().unwrap());
+    engine.edge();
+    let effects = engine.take_effects();
+    let mut sent: Vec<(String, String)> = sent_permissions(&effects.stanzas)
+        .into_iter()
+        .map(|(_, nick, set)| (nick, set))
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            ("alice".into(), "none".into()),
+            ("bob".into(), "video".into())
+        ]
+    );
+    assert!(effects.audit.iter().all(|r| r.cause == "idle"));
+}
+
+#[test]
+fn test_an_unmuted_holder_is_not_idle() {
+    let mut engine = engine(capped_rules("video", "allow", 1));
+    engine.set_idle(Some(std::time::Duration::from_secs(60)));
+    live(&mut engine);
+    let sending = "<SourceInfo>{\"alice-v0\":{\"muted\":false}}</SourceInfo>";
+    engine.stanza(event_from(MUC, &occupant_with("joined", "alice", sending)));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    ack(&mut engine, &sent[0].0);
+    engine.stanza(event_from(MUC, &occupant_with("joined", "bob", "")));
+    let sent = sent_permissions(&engine.take_effects().stanzas);
+    assert_eq!(sent[0].2, "none");
+    ack(&mut engine, &sent[0].0);
+    assert_eq!(
+        engine.next_edge(),
+        None,
+        "a sending holder never becomes idle"
+    );
+}

@@ -195,7 +195,11 @@ impl Store {
 
     /// Appends audit records in one transaction.
     pub async fn insert_decisions(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let writes: Vec<Write> = records.iter().cloned().map(|r| Write::Decision(Box::new(r))).collect();
+        let writes: Vec<Write> = records
+            .iter()
+            .cloned()
+            .map(|r| Write::Decision(Box::new(r)))
+            .collect();
         self.write(&writes).await
     }
 

@@ -129,6 +129,9 @@ pub struct ParticipantView {
     pub muted: BTreeMap<String, bool>,
     /// The SourceInfo JSON last sent.
     pub source_info: String,
+    /// `jitsi_participant_raisedHand` as last sent: `Date.now()` while the hand is up, empty once
+    /// lowered (lib-jitsi-meet serialises its 0 as an empty element), absent if never raised.
+    pub raised_hand: Option<String>,
     /// Answers to the session-accepts sent.
     pub accept_answers: Vec<Element>,
     /// sids of P2P offers received from other occupants.
@@ -307,6 +310,26 @@ impl Participant {
         self.core.recorder.update(|view| {
             view.source_info = json.to_owned();
             let presence = self.core.presence_with(view, false, json);
+            self.core.handle.send(presence);
+        });
+    }
+
+    /// Raises or lowers the hand as lib-jitsi-meet does (`ChatRoom.setRaisedHand`: a presence with
+    /// `<jitsi_participant_raisedHand>` holding `Date.now()`, or empty to lower it).
+    pub fn raise_hand(&self, up: bool) {
+        self.core.recorder.update(|view| {
+            view.raised_hand = Some(if up {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                ms.to_string()
+            } else {
+                String::new()
+            });
+            let presence = self
+                .core
+                .presence_with(view, false, &view.source_info.clone());
             self.core.handle.send(presence);
         });
     }
@@ -734,6 +757,14 @@ impl Core {
             .append(el("audiomuted", CLIENT).append(muted(format!("{}-a0", self.nick))))
             .append(el("videomuted", CLIENT).append(muted(format!("{}-v0", self.nick))))
             .append(el("SourceInfo", CLIENT).append(source_info))
+            .append_all(view.raised_hand.as_ref().map(|hand| {
+                let element = el("jitsi_participant_raisedHand", CLIENT);
+                if hand.is_empty() {
+                    element.build()
+                } else {
+                    element.append(hand.as_str()).build()
+                }
+            }))
             .build()
     }
 }
