@@ -6,6 +6,8 @@ pub mod check;
 pub mod eval;
 pub mod explain;
 pub mod model;
+#[cfg(test)]
+mod properties;
 pub mod queue;
 pub mod window;
 
