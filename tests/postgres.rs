@@ -73,6 +73,14 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     // One move per statement (the trigger is per statement on PostgreSQL).
     assert_eq!(store.rules_version().await.unwrap(), 4);
     assert!(store.load_rules().await.unwrap().is_empty());
+    // Grants move it too, and read back with the cap column beside them.
+    db.psql(
+        "INSERT INTO grants (room, who, who_value, media, expires_at, granted_by) \
+         VALUES ('class', 'user', 'u-1', 'audio', '2026-12-01T10:00:00Z', 'teacher')",
+    );
+    db.psql("DELETE FROM grants");
+    assert_eq!(store.rules_version().await.unwrap(), 6);
+    assert!(store.load_grants().await.unwrap().is_empty());
     db.psql("INSERT INTO rules (effect, note) VALUES ('deny', 'defaults')");
     let rows = store.load_rules().await.unwrap();
     assert_eq!(

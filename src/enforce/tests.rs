@@ -870,3 +870,43 @@ fn test_an_unmuted_holder_is_not_idle() {
         "a sending holder never becomes idle"
     );
 }
+
+#[test]
+fn test_a_grant_allows_until_it_expires_then_the_rules_decide_again() {
+    let grant = crate::rules::GrantRow {
+        id: 4,
+        room: "r".into(),
+        who: "jid".into(),
+        who_value: Some("alice@localhost".into()),
+        media: "audio".into(),
+        expires_at: "2026-11-23T10:05:00Z".into(),
+        granted_by: "teacher@localhost".into(),
+    };
+    let (set, problems) = RuleSet::from_tables(
+        &[test_row(1, "*", "everyone", None, "all", "deny", 50)],
+        &[grant],
+        MediaSet::NONE,
+    );
+    assert!(problems.is_empty());
+    let mut engine = engine(Arc::new(set));
+    live(&mut engine);
+    engine.stanza(event_from(MUC, &occupant_with("joined", "alice", "")));
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(sent[0].2, "audio", "the grant wins over the deny");
+    assert!(effects.audit[0].reasons.starts_with(
+        "audio: allow by grant 4 (until 2026-11-23T10:05:00Z); video: deny by rule 1"
+    ));
+    ack(&mut engine, &sent[0].0);
+    assert_eq!(
+        engine.next_edge(),
+        Some("2026-11-23T10:05:00Z".parse().unwrap())
+    );
+    engine.set_now("2026-11-23T10:05:00Z".parse().unwrap());
+    engine.edge();
+    let effects = engine.take_effects();
+    let sent = sent_permissions(&effects.stanzas);
+    assert_eq!(sent[0].2, "none", "expired on time");
+    assert_eq!(effects.audit[0].cause, "schedule");
+    assert_eq!(engine.next_edge(), None);
+}

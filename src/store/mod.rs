@@ -420,6 +420,87 @@ mod tests {
         assert_eq!(left, vec!["2026-11-23T10:00:00Z".to_owned()]);
     }
 
+    #[tokio::test]
+    async fn test_live_view_rows_are_written_replaced_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("v.db"))
+            .await
+            .unwrap()
+            .named("shard-1".into());
+        let occupant = |nick: &str, permissions: &str| OccupantRow {
+            room: "class@conference.localhost".into(),
+            nick: nick.into(),
+            real_jid: format!("{nick}@localhost/web"),
+            role: "participant".into(),
+            affiliation: "none".into(),
+            user_id: None,
+            user_name: None,
+            user_email: None,
+            user_group: None,
+            claims: "{}".into(),
+            services: String::new(),
+            joined_at: "2026-11-23T10:00:00Z".into(),
+            hand_raised_at: Some("2026-11-23T10:01:00Z".into()),
+            permissions: permissions.into(),
+            reasons: String::new(),
+        };
+        let waiting = |nick: &str, position: i64| QueueRow {
+            room: "class@conference.localhost".into(),
+            media: "audio".into(),
+            position,
+            nick: nick.into(),
+            real_jid: format!("{nick}@localhost/web"),
+            rule_id: 2,
+            waiting_for: "slot".into(),
+            hand_raised_at: None,
+            joined_at: "2026-11-23T10:00:00Z".into(),
+        };
+        let view = |v| Write::View(v);
+        store
+            .write(&[
+                view(ViewWrite::Occupant(Box::new(occupant("ada", "none")))),
+                view(ViewWrite::Occupant(Box::new(occupant("ada", "audio")))),
+                view(ViewWrite::Occupant(Box::new(occupant("ben", "none")))),
+                view(ViewWrite::Queue {
+                    room: "class@conference.localhost".into(),
+                    rows: vec![waiting("ben", 1), waiting("cy", 2)],
+                }),
+                view(ViewWrite::Queue {
+                    room: "class@conference.localhost".into(),
+                    rows: vec![waiting("ben", 1)],
+                }),
+                view(ViewWrite::Gone {
+                    room: "class@conference.localhost".into(),
+                    nick: "cy".into(),
+                }),
+            ])
+            .await
+            .unwrap();
+        let occupants = store.load_occupants().await.unwrap();
+        let seen: Vec<(&str, &str, &str)> = occupants
+            .iter()
+            .map(|(i, o)| (i.as_str(), o.nick.as_str(), o.permissions.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![("shard-1", "ada", "audio"), ("shard-1", "ben", "none")]
+        );
+        let queue = store
+            .load_queue("class@conference.localhost")
+            .await
+            .unwrap();
+        assert_eq!(queue, vec![waiting("ben", 1)]);
+        store.write(&[view(ViewWrite::Clear)]).await.unwrap();
+        assert!(store.load_occupants().await.unwrap().is_empty());
+        assert!(
+            store
+                .load_queue("class@conference.localhost")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[test]
     fn test_redact_url() {
         assert_eq!(
