@@ -20,3 +20,13 @@ VALUES ('townhall-*', 'group', 'speakers', 'all', 'allow', 60, 'JWT context.grou
 -- Guests from the anonymous domain never send video.
 INSERT INTO rules (room, who, who_value, media, effect, priority, note)
 VALUES ('*', 'jid', '*@guest.meet.example', 'video,screen', 'deny', 100, 'guests: audio only');
+
+-- Classes: students speak one at a time after raising a hand (the next raised hand gets the floor
+-- when the speaker lowers it, leaves, or stays muted for rules.idle_seconds).
+INSERT INTO rules (room, who, who_value, media, effect, priority, cap, note)
+VALUES ('class-*', 'role', 'participant', 'audio', 'request', 10, 1, 'one speaker at a time');
+
+-- Let one person speak in class-7 for ten minutes, whatever the rules say (a grant).
+INSERT INTO grants (room, who, who_value, media, expires_at, granted_by, note)
+VALUES ('class-7', 'user', 'u-17', 'audio',
+        strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+10 minutes'), 'teacher@meet.example', 'a question');
