@@ -1099,11 +1099,16 @@ async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_wh
     );
 
     // bob leaves: alice, next in line, gets the slot at once, and the queue empties.
+    let left = Instant::now();
     bob.leave().await;
     conference
         .wait_held(room, &[("alice", "audio,video,screen")])
         .await;
     conference.focus_holds("alice", &with_audio(&alice)).await;
+    eprintln!(
+        "holder left -> next in line's audio held by the focus: {:?}",
+        left.elapsed()
+    );
     wait_audit(
         conference.podium(),
         &conference.db,
