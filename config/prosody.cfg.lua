@@ -23,6 +23,15 @@ Component "conference.meet.example" "muc"
     -- refuse peer-to-peer calls in rooms where someone may not send everything (they bypass the bridge)
     podium_block_p2p = true
 
+-- 2b. Optional: Jitsi's breakout-room MUC (jitsi-meet's breakout_rooms_muc), governed too. Breakout rooms
+-- follow their main room's rules unless a rule names them; set podium's xmpp.breakout_muc to this host.
+-- Component "breakout.meet.example" "muc"
+--     modules_enabled = { --[[ Jitsi's existing modules, then: ]] "podium" }
+--     podium_component = "podium.meet.example"
+--     podium_main_muc = "conference.meet.example"
+--     podium_focus_jids = { "focus@auth.meet.example" }
+--     podium_bridge_muc = "jvbbrewery@internal.auth.meet.example"
+
 -- 3. podium's component. The secret must equal podium's xmpp.secret (PODIUM_XMPP__SECRET).
 Component "podium.meet.example"
     component_secret = "change me: a long random string"

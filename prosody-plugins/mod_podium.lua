@@ -26,6 +26,9 @@
 --   podium_bridge_muc           nil jicofo's bridge MUC ("brewery", jicofo's bridge.brewery-jid), e.g.
 --                                   "jvbbrewery@internal.auth.meet.example": where force-mute is enforced
 --   podium_block_p2p            true refuse peer-to-peer Jingle in rooms where someone may not send
+--   podium_main_muc             nil only on Jitsi's breakout-room MUC: the main MUC (jitsi-meet's main_muc);
+--                                   each breakout room is reported with its main room, whose rules it
+--                                   follows unless a rule names it (podium's xmpp.breakout_muc)
 --
 -- Enforcement (see README "What is enforced, and where"): participant -> jicofo Jingle is filtered so
 -- jicofo, the bridge and other clients never learn sources an occupant may not send; a grant replays
@@ -35,6 +38,7 @@
 -- Protocol: docs/protocol.md (namespace urn:podium:0). Pure logic: podium.lib.lua (busted specs).
 
 local st = require "util.stanza";
+local modulemanager = require "core.modulemanager";
 local jid_bare = require "util.jid".bare;
 local jid_host = require "util.jid".host;
 local jid_node = require "util.jid".node;
@@ -61,6 +65,7 @@ local inspectors = module:get_option_set("podium_inspectors", {});
 local snapshot_page_max = module:get_option_number("podium_snapshot_page", 500, 1);
 local bridge_muc = module:get_option_string("podium_bridge_muc");
 local block_p2p = module:get_option_boolean("podium_block_p2p", true);
+local main_muc_host = module:get_option_string("podium_main_muc");
 
 if not podium_component then
 	module:log("error", "podium_component is not set: add podium_component = \"podium.<domain>\" under this Component");
@@ -94,6 +99,28 @@ end
 local function is_governed(room, occupant)
 	if podium.is_healthcheck_room(room.jid) then return false; end
 	return not podium.is_focus(nick_of(occupant), occupant.bare_jid, focus_jids);
+end
+
+--- Breakout rooms --------------------------------------------------------------------------------------
+
+-- On Jitsi's breakout MUC (podium_main_muc set): breakout room JID -> its main room's JID, found once.
+local main_rooms = {};
+
+local function main_room_of(room)
+	if not main_muc_host then return nil; end
+	local known = main_rooms[room.jid];
+	if known then return known; end
+	local main_host = prosody.hosts[main_muc_host];
+	local main_muc = main_host and main_host.modules.muc;
+	if not main_muc then return nil; end
+	local main_room = podium.main_room_among(main_muc.each_room(true), room.jid);
+	if main_room then
+		main_rooms[room.jid] = main_room;
+	else
+		module:log("warn", "breakout room %s is listed by no room of %s; it is governed as a room of its own",
+			room.jid, main_muc_host);
+	end
+	return main_room;
 end
 
 --- Enforcement ---------------------------------------------------------------------------------------
@@ -563,12 +590,15 @@ end, 10);
 -- (JingleIqRequestHandler), and its full JID is easy to guess. A participant who sent its Jingle
 -- straight to jicofo's real JID, not through the room, would pass every check above. On jicofo's host,
 -- Jingle to jicofo is therefore accepted only from this MUC host (participants through the room, and
--- this module's own requests).
+-- this module's own requests), or from the other MUC host mod_podium is loaded on (breakout rooms).
 local function guard_focus_host(host)
 	module:context(host):hook("iq/full", function (event)
 		local stanza = event.stanza;
 		if stanza.attr.type ~= "set" or not focus_jids[jid_bare(stanza.attr.to)] then return nil; end
-		if not jingle.jingle_of(stanza) or jid_host(stanza.attr.from) == module.host then return nil; end
+		local from_host = jid_host(stanza.attr.from);
+		if not jingle.jingle_of(stanza) or from_host == module.host then return nil; end
+		-- The main MUC and the breakout MUC each load this module; either routes participants' Jingle.
+		if from_host and modulemanager.is_loaded(from_host, module.name) then return nil; end
 		module:log("warn", "refused Jingle sent to jicofo directly by %s", tostring(stanza.attr.from));
 		event.origin.send(st.error_reply(stanza, "auth", "forbidden", "Jingle to the focus goes through the conference room"));
 		return true;
@@ -606,7 +636,8 @@ local function observe_colibri(stanza, request)
 	local meeting_id = request.attr["meeting-id"];
 	if not meeting_id then return; end
 	local room_jid = request.attr.name and jid_bare(request.attr.name) or meeting_rooms[meeting_id];
-	if not room_jid then return; end
+	-- The main and the breakout MUC each load this module; each follows its own rooms' conferences.
+	if not room_jid or jid_host(room_jid) ~= module.host then return; end
 	meeting_rooms[meeting_id] = room_jid;
 	local conference = conferences[room_jid];
 	if not conference or conference.meeting_id ~= meeting_id then
@@ -712,6 +743,7 @@ end
 local function report(kind, room, tag)
 	tag.attr.event = kind;
 	tag.attr.room = room.jid;
+	tag.attr["main-room"] = main_room_of(room);
 	module:send(st.message({ from = module.host; to = podium_component; type = "normal" }):add_child(tag));
 end
 
@@ -764,6 +796,7 @@ end));
 module:hook("muc-room-destroyed", contained("muc-room-destroyed", function (event)
 	state:forget_room(event.room.jid);
 	forget_room_enforcement(event.room.jid);
+	main_rooms[event.room.jid] = nil;
 end));
 
 --- Queries and decisions from podium -------------------------------------------------------------
@@ -825,7 +858,7 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":snapshot", function (event)
 	local reply = st.reply(event.stanza):tag("snapshot", { xmlns = xmlns_podium; next = next_room });
 	for _, room_jid in ipairs(page) do
 		local entry = by_jid[room_jid];
-		reply:tag("room", { jid = room_jid });
+		reply:tag("room", { jid = room_jid; ["main-room"] = main_room_of(entry.room) });
 		for _, occupant in ipairs(entry.occupants) do
 			local record = state:track(room_jid, nick_of(occupant), occupant.jid);
 			reply:add_child(occupant_tag(entry.room, occupant, record, occupant:get_presence()));

@@ -298,6 +298,21 @@ local function snapshot_page(room_jids, after, max, count_of)
 	return page, nil;
 end
 
+-- The main room of a breakout room: the room among `main_rooms` (an iterator over Jitsi's main MUC
+-- rooms) whose breakout list names `breakout_jid`. jitsi-meet's mod_muc_breakout_rooms keeps that list
+-- on the main room, as room._data.breakout_rooms (breakout room JID -> subject), and refuses to create
+-- a breakout room no main room lists.
+local function main_room_among(main_rooms, breakout_jid)
+	for room in main_rooms do
+		local data = room._data;
+		local breakout_rooms = data and data.breakout_rooms;
+		if type(breakout_rooms) == "table" and breakout_rooms[breakout_jid] ~= nil then
+			return room.jid;
+		end
+	end
+	return nil;
+end
+
 return {
 	xmlns = xmlns_podium;
 	media_kinds = media_kinds;
@@ -314,4 +329,5 @@ return {
 	parse_permissions = parse_permissions;
 	declared_kinds = declared_kinds;
 	snapshot_page = snapshot_page;
+	main_room_among = main_room_among;
 };

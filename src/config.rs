@@ -45,6 +45,11 @@ pub struct XmppConfig {
     pub secret: Secret,
     /// The MUC component where `mod_podium` is loaded.
     pub muc: String,
+    /// Jitsi's breakout-room MUC component (`breakout_rooms_muc`), where `mod_podium` is loaded too,
+    /// with `podium_main_muc`; empty: no breakout rooms are governed. A breakout room follows the
+    /// rules of its main room unless a rule names it (`main/breakout`).
+    #[serde(default)]
+    pub breakout_muc: String,
     /// Send a keepalive ping after this many seconds of silence.
     pub keepalive_secs: u64,
     /// First reconnect delay, doubled after every failed attempt.
@@ -171,6 +176,7 @@ impl Default for Config {
                 component: "podium.localhost".into(),
                 secret: Secret::default(),
                 muc: "conference.localhost".into(),
+                breakout_muc: String::new(),
                 keepalive_secs: 30,
                 reconnect_min_ms: 250,
                 reconnect_max_secs: 30,
@@ -268,6 +274,15 @@ impl Config {
         }
         check_domain("xmpp.component", &self.xmpp.component)?;
         check_domain("xmpp.muc", &self.xmpp.muc)?;
+        if !self.xmpp.breakout_muc.is_empty() {
+            check_domain("xmpp.breakout_muc", &self.xmpp.breakout_muc)?;
+            if self.xmpp.breakout_muc.eq_ignore_ascii_case(&self.xmpp.muc) {
+                return Err(ConfigError::key(
+                    "xmpp.breakout_muc",
+                    "is the same host as xmpp.muc; breakout rooms have their own MUC component",
+                ));
+            }
+        }
         if self.xmpp.keepalive_secs == 0 {
             return Err(ConfigError::key(
                 "xmpp.keepalive_secs",

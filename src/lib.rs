@@ -67,6 +67,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .map_err(|e| config::ConfigError::Other(format!("xmpp.component: {e}")))?;
     let muc = BareJid::from_str(&config.xmpp.muc)
         .map_err(|e| config::ConfigError::Other(format!("xmpp.muc: {e}")))?;
+    let breakout_muc = (!config.xmpp.breakout_muc.is_empty())
+        .then(|| BareJid::from_str(&config.xmpp.breakout_muc))
+        .transpose()
+        .map_err(|e| config::ConfigError::Other(format!("xmpp.breakout_muc: {e}")))?;
 
     let instance = config.database.instance_name();
     let store = Store::open(&config.database, instance.clone()).await?;
@@ -100,6 +104,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (link, link_task) = xmpp::link::spawn(config.xmpp.clone(), events_tx, cancel.clone());
 
     let mut engine = Engine::new(component, muc, config.xmpp.snapshot_page, rules);
+    engine.set_breakout_muc(breakout_muc);
     engine.set_trusted_service_domains(config.rules.trusted_service_domains.clone());
     engine.set_dry_run(config.rules.dry_run);
     engine.set_idle(

@@ -84,10 +84,8 @@ pub async fn explain_occupant(
             return Err(error.into());
         }
     };
-    let in_room: Vec<&(String, OccupantRow)> = occupants
-        .iter()
-        .filter(|(_, o)| room_is(&o.room, room))
-        .collect();
+    let in_room: Vec<&(String, OccupantRow)> =
+        occupants.iter().filter(|(_, o)| room_is(o, room)).collect();
     let found: Vec<&(String, OccupantRow)> = in_room
         .iter()
         .copied()
@@ -187,7 +185,11 @@ fn inputs_of(occupant: &OccupantRow, now: Timestamp) -> Inputs {
     let claims: BTreeMap<String, String> =
         serde_json::from_str(&occupant.claims).unwrap_or_default();
     Inputs {
-        room: room_name(&occupant.room).to_owned(),
+        room: if occupant.room_name.is_empty() {
+            room_name(&occupant.room).to_owned()
+        } else {
+            occupant.room_name.clone()
+        },
         role: occupant.role.clone(),
         affiliation: occupant.affiliation.clone(),
         real_jid: bare.to_owned(),
@@ -214,8 +216,11 @@ fn room_name(jid: &str) -> &str {
     jid.split_once('@').map_or(jid, |(name, _)| name)
 }
 
-fn room_is(jid: &str, wanted: &str) -> bool {
-    jid.eq_ignore_ascii_case(wanted) || room_name(jid).eq_ignore_ascii_case(wanted)
+/// The room by JID, local part, or the name rules match (`main/breakout` for a breakout room).
+fn room_is(occupant: &OccupantRow, wanted: &str) -> bool {
+    occupant.room.eq_ignore_ascii_case(wanted)
+        || room_name(&occupant.room).eq_ignore_ascii_case(wanted)
+        || occupant.room_name.eq_ignore_ascii_case(wanted)
 }
 
 fn is_who(occupant: &OccupantRow, who: &str) -> bool {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
 use common::podium::{Podium, write_config};
-use common::prosody::{COMPONENT, MUC, OTHER_COMPONENT, OTHER_SECRET, Prosody};
+use common::prosody::{BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, OTHER_SECRET, Prosody};
 use common::{decided, inspect, sqlite3, wait_audit, wait_held};
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
@@ -707,4 +707,126 @@ async fn audit_records_older_than_the_retention_are_pruned() {
         .wait_for(&["audit records pruned", "\"deleted\":1"])
         .await;
     assert_eq!(sqlite3(&db, "SELECT nick FROM decisions"), "new\n");
+}
+
+/// A moderator of `main` creates the breakout room `name` (through the stand-in for jitsi-meet's
+/// breakout module) and waits until the main room lists it.
+async fn create_breakout(moderator: &mut C2s, main: &str, name: &str) -> String {
+    moderator.send(
+        el("message", CLIENT)
+            .attr(attr("to"), BREAKOUT_MUC)
+            .append(
+                el("add", "urn:podium:test:breakout")
+                    .attr(attr("main"), format!("{main}@{MUC}"))
+                    .attr(attr("name"), name)
+                    .build(),
+            )
+            .build(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let element = tokio::time::timeout_at(deadline, moderator.inbox.recv())
+            .await
+            .expect("breakout room created")
+            .expect("connection open");
+        if let Some(added) = element.get_child("added", "urn:podium:test:breakout") {
+            return added.attr("jid").unwrap().to_owned();
+        }
+        assert_ne!(element.attr("type"), Some("error"), "{element:?}");
+    }
+}
+
+#[tokio::test]
+async fn breakout_rooms_follow_their_main_room_unless_a_rule_names_them() {
+    let (prosody, mut podium, db, mut inspector) = start_with_rules(
+        &["mod", "alice", "bob", "inspector"],
+        &format!("breakout_muc = \"{BREAKOUT_MUC}\""),
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+           (1, 'lecture', 'everyone', NULL,        'audio', 'allow', 0),
+           (2, 'lecture', 'role',     'moderator', 'all',   'allow', 10)",
+    )
+    .await;
+    let mut moderator = C2s::connect(prosody.c2s_port, "mod", "web").await;
+    moderator.join("lecture", "mod").await;
+    let breakout = create_breakout(&mut moderator, "lecture", "b1").await;
+    assert_eq!(breakout, format!("b1@{BREAKOUT_MUC}"));
+
+    // In the breakout room, alice gets what she would get in the lecture; bob stays in the lecture.
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
+    alice.join(&breakout, "alice").await;
+    bob.join("lecture", "bob").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        &breakout,
+        &decided(&[("alice", "audio")]),
+    )
+    .await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "lecture",
+        &decided(&[("mod", "audio,video,screen"), ("bob", "audio")]),
+    )
+    .await;
+    wait_audit(
+        &podium,
+        &db,
+        &format!("SELECT room_name, permissions FROM occupants WHERE room = '{breakout}'"),
+        "lecture/b1|audio\n",
+    )
+    .await;
+
+    // A rule naming the lecture's breakout rooms takes over there, and only there.
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (id, room, who, media, effect) VALUES (3, 'lecture/*', 'everyone', 'audio,video', 'allow')",
+    )
+    .await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        &breakout,
+        &decided(&[("alice", "audio,video")]),
+    )
+    .await;
+    assert_eq!(
+        inspect(&mut inspector, "lecture").await,
+        decided(&[("mod", "audio,video,screen"), ("bob", "audio")])
+    );
+    wait_audit(
+        &podium,
+        &db,
+        &format!("SELECT nick, granted, rule_ids, cause FROM decisions WHERE room = '{breakout}' ORDER BY id"),
+        "alice|audio|1|joined\nalice|audio,video|3|rules\n",
+    )
+    .await;
+
+    // explain finds her by the breakout room's rule name and names the rule that decided.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .arg("--config")
+        .arg(&podium.config)
+        .args(["explain", "lecture/b1", "alice"])
+        .output()
+        .expect("podium runs");
+    let explained = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{explained}");
+    assert!(
+        explained.contains(&format!("{breakout}/alice")),
+        "{explained}"
+    );
+    assert!(explained.contains("rule 3"), "{explained}");
+
+    // A restarted podium reads both MUCs again and agrees with the module.
+    podium.kill9();
+    let podium = Podium::start(&podium.config);
+    let resync = podium.wait_for(&["resync complete"]).await;
+    assert!(resync.contains("\"occupants\":3"), "{resync}");
+    assert!(resync.contains("\"changes\":0"), "{resync}");
+
+    // Leaving the breakout room leaves nothing behind in the module.
+    alice.leave(&breakout, "alice").await;
+    wait_held(&mut inspector, &podium, &breakout, &decided(&[])).await;
 }

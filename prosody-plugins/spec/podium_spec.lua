@@ -237,6 +237,26 @@ describe("snapshot_page", function ()
 	end);
 end);
 
+describe("main_room_among", function ()
+	local function rooms(list)
+		local i = 0;
+		return function () i = i + 1; return list[i]; end;
+	end
+	local lecture = { jid = "lecture@conference.localhost";
+		_data = { breakout_rooms = { ["6f1c@breakout.localhost"] = "Breakout room #1" } } };
+	local other = { jid = "other@conference.localhost"; _data = {} };
+	local odd = { jid = "odd@conference.localhost"; _data = { breakout_rooms = "not a table" } };
+
+	it("finds the main room whose breakout list names the room", function ()
+		assert.equal("lecture@conference.localhost",
+			podium.main_room_among(rooms({ other, odd, lecture }), "6f1c@breakout.localhost"));
+	end);
+	it("is nil for a breakout room no main room lists", function ()
+		assert.is_nil(podium.main_room_among(rooms({ other, odd, lecture }), "9a2b@breakout.localhost"));
+		assert.is_nil(podium.main_room_among(rooms({}), "6f1c@breakout.localhost"));
+	end);
+end);
+
 describe("declared_kinds", function ()
 	local json = require "util.json";
 	it("reads screenshares from presence SourceInfo", function ()

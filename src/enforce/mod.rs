@@ -104,7 +104,8 @@ type InFlightKey = (BareJid, String, Jid);
 
 #[derive(Debug)]
 enum Pending {
-    Snapshot,
+    /// A snapshot page of this MUC host.
+    Snapshot(BareJid),
     Permissions(Vec<(InFlightKey, MediaSet)>),
 }
 
@@ -124,12 +125,15 @@ pub enum Phase {
 pub struct Engine {
     component: Jid,
     muc: BareJid,
+    /// Jitsi's breakout-room MUC, when governed (`xmpp.breakout_muc`).
+    breakout_muc: Option<BareJid>,
     snapshot_page: u32,
     rules: Arc<RuleSet>,
     rooms: Rooms,
     phase: Phase,
-    /// Requests awaiting the module's answer, with the tick count at which they were sent.
-    pending: HashMap<String, (Pending, u64)>,
+    /// Requests awaiting the module's answer, with the tick count at which they were sent and the
+    /// MUC host they were sent to (the only one whose answer counts).
+    pending: HashMap<String, (Pending, u64, BareJid)>,
     ticks: u64,
     /// Decisions sent and not yet answered, per (room, nick, real JID): keyed by the person, so a
     /// late answer for someone who left never counts for whoever takes the nick next.
@@ -157,6 +161,7 @@ impl Engine {
         Engine {
             component,
             muc,
+            breakout_muc: None,
             snapshot_page,
             rules,
             rooms: Rooms::default(),
@@ -174,6 +179,12 @@ impl Engine {
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
         }
+    }
+
+    /// Also governs Jitsi's breakout-room MUC `host` (`xmpp.breakout_muc`), where mod_podium reports
+    /// each breakout room with its main room.
+    pub fn set_breakout_muc(&mut self, host: Option<BareJid>) {
+        self.breakout_muc = host;
     }
 
     /// Puts podium as a whole in dry-run: every decision is logged and audited as what podium would
@@ -245,11 +256,11 @@ impl Engine {
         let expired: Vec<String> = self
             .pending
             .iter()
-            .filter(|(_, (_, sent))| self.ticks - sent >= ANSWER_TICKS)
+            .filter(|(_, (_, sent, _))| self.ticks - sent >= ANSWER_TICKS)
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
-            if let Some((pending, _)) = self.pending.remove(&id) {
+            if let Some((pending, _, _)) = self.pending.remove(&id) {
                 warn!(%id, "no answer from the module in time; treating the request as failed");
                 self.answer(pending, Err(()));
             }
@@ -283,7 +294,7 @@ impl Engine {
         }
         self.effects.view.push(ViewWrite::Clear);
         info!("resync started");
-        self.request_snapshot(None);
+        self.request_snapshot(self.muc.clone(), None);
     }
 
     /// The link is gone; nothing can be sent until the next login.
@@ -323,7 +334,7 @@ impl Engine {
         let from = message.from.clone();
         for payload in message.payloads {
             let payload = match Reset::try_from(payload) {
-                Ok(Reset) if self.is_muc_host(from.as_ref()) => {
+                Ok(Reset) if self.host_of(from.as_ref()).is_some() => {
                     if self.phase != Phase::Offline {
                         info!("mod_podium (re)loaded; resyncing");
                         self.link_up();
@@ -341,12 +352,15 @@ impl Engine {
                 }
             };
             match OccupantEvent::try_from(payload) {
-                Ok(event) => {
-                    if !self.is_muc_host(from.as_ref()) || event.room.domain() != self.muc.domain()
-                    {
-                        warn!(from = ?from, room = %event.room, "occupant event not from the MUC host; ignored");
+                Ok(mut event) => {
+                    let Some(host) = self
+                        .host_of(from.as_ref())
+                        .filter(|host| event.room.domain() == host.domain())
+                    else {
+                        warn!(from = ?from, room = %event.room, "occupant event not from the room's MUC host; ignored");
                         continue;
-                    }
+                    };
+                    event.main_room = self.main_room_of(&host, &event.room, event.main_room);
                     self.occupant_event(event);
                 }
                 Err(PayloadError::Mismatch { element, .. }) => {
@@ -359,8 +373,27 @@ impl Engine {
         }
     }
 
-    fn is_muc_host(&self, from: Option<&Jid>) -> bool {
-        from.is_some_and(|jid| jid.resource().is_none() && jid.to_bare() == self.muc)
+    /// The governed MUC host `from` is (the main MUC or the breakout MUC), if it is one.
+    fn host_of(&self, from: Option<&Jid>) -> Option<BareJid> {
+        let from = from.filter(|jid| jid.resource().is_none())?.to_bare();
+        (from == self.muc || self.breakout_muc.as_ref() == Some(&from)).then_some(from)
+    }
+
+    /// The main room a breakout room reported from `host` belongs to: believed only from the
+    /// breakout MUC, and only when it is a room of the main MUC.
+    fn main_room_of(
+        &self,
+        host: &BareJid,
+        room: &BareJid,
+        main_room: Option<BareJid>,
+    ) -> Option<BareJid> {
+        let main_room = main_room?;
+        if self.breakout_muc.as_ref() == Some(host) && main_room.domain() == self.muc.domain() {
+            Some(main_room)
+        } else {
+            warn!(room = %room, main_room = %main_room, "main room not believed: only the breakout MUC reports one, and it must be on the main MUC");
+            None
+        }
     }
 
     fn iq(&mut self, iq: Iq) {
@@ -396,18 +429,18 @@ impl Engine {
         }
     }
 
-    /// The request an answer belongs to: only the MUC host may answer podium's requests, so an
+    /// The request an answer belongs to: only the MUC host it was sent to may answer it, so an
     /// answer from anyone else neither counts nor cancels the request.
     fn take_pending(&mut self, id: &str, from: Option<&Jid>) -> Option<Pending> {
-        if !self.pending.contains_key(id) {
+        let Some((_, _, to)) = self.pending.get(id) else {
             debug!(%id, from = ?from, "answer to no pending request ignored");
             return None;
-        }
-        if !self.is_muc_host(from) {
+        };
+        if self.host_of(from).as_ref() != Some(to) {
             warn!(%id, from = ?from, "answer from an unexpected sender ignored");
             return None;
         }
-        self.pending.remove(id).map(|(pending, _)| pending)
+        self.pending.remove(id).map(|(pending, _, _)| pending)
     }
 
     /// Answers an IQ addressed to the component: ping and disco#info; anything else is refused.
@@ -461,18 +494,19 @@ impl Engine {
 
     fn answer(&mut self, pending: Pending, answer: Result<Option<Element>, ()>) {
         match pending {
-            Pending::Snapshot => match answer.map(|p| p.map(Snapshot::try_from)) {
-                Ok(Some(Ok(page))) => self.snapshot_page(page),
+            Pending::Snapshot(host) => match answer.map(|p| p.map(Snapshot::try_from)) {
+                Ok(Some(Ok(page))) => self.snapshot_page(host, page),
                 Ok(Some(Err(error))) => {
-                    warn!(%error, "malformed snapshot page; deciding with the view so far");
-                    self.finish_resync();
+                    warn!(%host, %error, "malformed snapshot page; going on with the view so far");
+                    self.snapshot_done(&host);
                 }
                 Ok(None) | Err(()) => {
                     warn!(
-                        "snapshot refused or empty (is mod_podium loaded on the MUC host with \
-                         podium_component set to this component?); deciding with the view so far"
+                        %host,
+                        "snapshot refused or empty (is mod_podium loaded on this MUC host with \
+                         podium_component set to this component?); going on with the view so far"
                     );
-                    self.finish_resync();
+                    self.snapshot_done(&host);
                 }
             },
             Pending::Permissions(entries) => {
@@ -522,18 +556,20 @@ impl Engine {
         }
     }
 
-    fn request_snapshot(&mut self, after: Option<BareJid>) {
+    fn request_snapshot(&mut self, host: BareJid, after: Option<BareJid>) {
         let id = self.new_id("snapshot");
         let request = SnapshotRequest {
             after,
             max: Some(self.snapshot_page),
         };
-        self.pending
-            .insert(id.clone(), (Pending::Snapshot, self.ticks));
+        self.pending.insert(
+            id.clone(),
+            (Pending::Snapshot(host.clone()), self.ticks, host.clone()),
+        );
         self.effects.stanzas.push(
             Iq::Get {
                 from: Some(self.component.clone()),
-                to: Some(Jid::from(self.muc.clone())),
+                to: Some(Jid::from(host)),
                 id,
                 payload: request.into(),
             }
@@ -541,19 +577,29 @@ impl Engine {
         );
     }
 
-    fn snapshot_page(&mut self, page: Snapshot) {
+    /// The last page of `host` is in: the breakout MUC's snapshot follows the main MUC's; after
+    /// the last host, the resync is complete.
+    fn snapshot_done(&mut self, host: &BareJid) {
+        match &self.breakout_muc {
+            Some(breakout) if *host == self.muc => self.request_snapshot(breakout.clone(), None),
+            _ => self.finish_resync(),
+        }
+    }
+
+    fn snapshot_page(&mut self, host: BareJid, page: Snapshot) {
         if self.phase != Phase::Resyncing {
             debug!("snapshot page outside a resync ignored");
             return;
         }
         for skipped in &page.skipped {
-            warn!(%skipped, "snapshot entry podium cannot read; skipped");
+            warn!(%host, %skipped, "snapshot entry podium cannot read; skipped");
         }
         for room in page.rooms {
-            if room.jid.domain() != self.muc.domain() {
-                warn!(room = %room.jid, "snapshot room on another host ignored");
+            if room.jid.domain() != host.domain() {
+                warn!(%host, room = %room.jid, "snapshot room on another host ignored");
                 continue;
             }
+            let main_room = self.main_room_of(&host, &room.jid, room.main_room);
             let now = self.now;
             let before = self.before_resync.get(&room.jid);
             let occupants = room
@@ -576,11 +622,11 @@ impl Engine {
                     (occupant.nick.clone(), occupant)
                 })
                 .collect();
-            self.rooms.replace(&room.jid, occupants);
+            self.rooms.replace(&room.jid, main_room.as_ref(), occupants);
         }
         match page.next {
-            Some(next) => self.request_snapshot(Some(next)),
-            None => self.finish_resync(),
+            Some(next) => self.request_snapshot(host, Some(next)),
+            None => self.snapshot_done(&host),
         }
     }
 
@@ -601,6 +647,7 @@ impl Engine {
         let OccupantEvent {
             kind,
             room,
+            main_room,
             occupant: state,
         } = event;
         let nick = state.nick.clone();
@@ -612,7 +659,7 @@ impl Engine {
                     state.real_jid.clone(),
                 ));
                 let now = self.now;
-                let entry = self.rooms.entry(&room);
+                let entry = self.rooms.entry(&room, main_room.as_ref());
                 match entry.occupants.get_mut(&nick) {
                     Some(existing) => {
                         let believed = existing.held;
@@ -847,10 +894,11 @@ impl Engine {
         let (now, dry_run) = (self.now, self.dry_run);
         let trusted = self.trusted_service_domains.clone();
         {
-            let occupant = self.occupant_mut(room, nick)?;
+            let view = self.rooms.entry_existing(room)?;
+            let occupant = view.occupants.get_mut(nick)?;
             occupant.decision = Some(decision);
             occupant.set_slots(decision.holding(), now);
-            let row = occupant.view_row(room, &trusted);
+            let row = occupant.view_row(room, &view.name, &trusted);
             if occupant.view.as_ref() != Some(&row) {
                 occupant.view = Some(row.clone());
                 self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
@@ -958,8 +1006,22 @@ impl Engine {
         });
     }
 
+    /// Sends decisions to the module of each room's MUC host, one request per host.
     fn send_permissions(&mut self, entries: Vec<OccupantPermissions>) {
         if entries.is_empty() || self.phase == Phase::Offline {
+            return;
+        }
+        let (main, breakout): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|entry| entry.jid.domain() == self.muc.domain());
+        self.send_permissions_to(self.muc.clone(), main);
+        if let Some(host) = self.breakout_muc.clone() {
+            self.send_permissions_to(host, breakout);
+        }
+    }
+
+    fn send_permissions_to(&mut self, host: BareJid, entries: Vec<OccupantPermissions>) {
+        if entries.is_empty() {
             return;
         }
         let id = self.new_id("permissions");
@@ -971,12 +1033,14 @@ impl Engine {
             *self.in_flight.entry(key.clone()).or_default() += 1;
             tracked.push((key, entry.permissions));
         }
-        self.pending
-            .insert(id.clone(), (Pending::Permissions(tracked), self.ticks));
+        self.pending.insert(
+            id.clone(),
+            (Pending::Permissions(tracked), self.ticks, host.clone()),
+        );
         self.effects.stanzas.push(
             Iq::Set {
                 from: Some(self.component.clone()),
-                to: Some(Jid::from(self.muc.clone())),
+                to: Some(Jid::from(host)),
                 id,
                 payload: SetPermissions { occupants: entries }.into(),
             }
@@ -1026,6 +1090,12 @@ impl Engine {
             inputs: String::new(),
             explanation: String::new(),
         }
+    }
+
+    /// Decisions sent and not yet answered (for tests).
+    #[cfg(test)]
+    pub(crate) fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
     }
 
     fn new_id(&mut self, kind: &str) -> String {

@@ -910,3 +910,147 @@ fn test_a_grant_allows_until_it_expires_then_the_rules_decide_again() {
     assert_eq!(effects.audit[0].cause, "schedule");
     assert_eq!(engine.next_edge(), None);
 }
+
+const BREAKOUT: &str = "breakout.localhost";
+
+fn result_from(from: &str, id: &str, payload: Option<&str>) -> Stanza {
+    Stanza::Iq(Iq::Result {
+        from: Some(from.parse().unwrap()),
+        to: Some("podium.localhost".parse().unwrap()),
+        id: id.into(),
+        payload: payload.map(|p| p.parse::<Element>().unwrap()),
+    })
+}
+
+/// Where each stanza the engine sent goes.
+fn destinations(stanzas: &[Stanza]) -> Vec<String> {
+    stanzas
+        .iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Get { to, .. } | Iq::Set { to, .. }) => to.as_ref().map(Jid::to_string),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A breakout room, reported by the module on the breakout MUC with its main room, follows the main
+/// room's rules; the resync reads both hosts; decisions go to the room's own host, and only that
+/// host's answer counts. A main room is believed only from the breakout MUC.
+#[test]
+fn test_breakout_rooms_follow_their_main_room() {
+    let mut engine = engine(rules(&[
+        ("lecture", "everyone", None, "audio", "allow", 0),
+        ("*/quiet", "everyone", None, "all", "deny", 0),
+    ]));
+    engine.set_breakout_muc(Some(BREAKOUT.parse().unwrap()));
+
+    // Resync: the main MUC first, then the breakout MUC; live only after both.
+    engine.link_up();
+    let effects = engine.take_effects();
+    assert_eq!(destinations(&effects.stanzas), [MUC]);
+    let (id, _) = snapshot_id(&effects.stanzas);
+    engine.stanza(result_from(
+        MUC,
+        &id,
+        Some("<snapshot xmlns='urn:podium:0'/>"),
+    ));
+    assert_eq!(engine.phase(), Phase::Resyncing);
+    let effects = engine.take_effects();
+    assert_eq!(destinations(&effects.stanzas), [BREAKOUT]);
+    let (id, _) = snapshot_id(&effects.stanzas);
+    // The main MUC cannot answer for the breakout MUC.
+    engine.stanza(result_from(
+        MUC,
+        &id,
+        Some("<snapshot xmlns='urn:podium:0'/>"),
+    ));
+    assert_eq!(engine.phase(), Phase::Resyncing);
+    let snapshot = format!(
+        "<snapshot xmlns='urn:podium:0'><room jid='b1@{BREAKOUT}' main-room='lecture@{MUC}'>{}</room></snapshot>",
+        occupant_xml("joined", "ann", "participant", "", "default")
+            .replace(" event='joined'", "")
+            .replace(&format!(" room='{ROOM}'"), "")
+            .replace(
+                &format!("from='{ROOM}/ann'"),
+                &format!("from='b1@{BREAKOUT}/ann'")
+            )
+    );
+    engine.stanza(result_from(BREAKOUT, &id, Some(&snapshot)));
+    assert_eq!(engine.phase(), Phase::Live);
+    let effects = engine.take_effects();
+    assert_eq!(destinations(&effects.stanzas), [BREAKOUT]);
+    assert_eq!(sent_permissions(&effects.stanzas)[0].2, "audio");
+    let room = engine
+        .rooms()
+        .get(&format!("b1@{BREAKOUT}").parse().unwrap())
+        .unwrap();
+    assert_eq!(room.name, "lecture/b1");
+
+    // A join in a breakout room named by a rule (`*/quiet`) follows that rule, not the main room.
+    let breakout_event = |room: &str, main: &str, nick: &str| {
+        occupant_xml("joined", nick, "participant", "", "default")
+            .replace(
+                &format!("room='{ROOM}'"),
+                &format!("room='{room}' main-room='{main}'"),
+            )
+            .replace(&format!("from='{ROOM}/"), &format!("from='{room}/"))
+    };
+    engine.stanza(event_from(
+        BREAKOUT,
+        &breakout_event(
+            &format!("quiet@{BREAKOUT}"),
+            &format!("lecture@{MUC}"),
+            "bob",
+        ),
+    ));
+    let effects = engine.take_effects();
+    assert_eq!(destinations(&effects.stanzas), [BREAKOUT]);
+    assert_eq!(sent_permissions(&effects.stanzas)[0].2, "none");
+    assert_eq!(effects.audit[0].rule_ids, "2");
+
+    // A breakout room's join sent to the wrong host, and a main room claimed by the main MUC, are
+    // not believed.
+    engine.stanza(event_from(
+        MUC,
+        &breakout_event(&format!("b2@{BREAKOUT}"), &format!("lecture@{MUC}"), "eve"),
+    ));
+    assert!(engine.take_effects().audit.is_empty());
+    engine.stanza(event_from(
+        MUC,
+        &breakout_event(&format!("r2@{MUC}"), &format!("lecture@{MUC}"), "mallory"),
+    ));
+    let effects = engine.take_effects();
+    assert_eq!(effects.audit[0].granted, "none", "r2 is its own room");
+    let room = engine
+        .rooms()
+        .get(&format!("r2@{MUC}").parse().unwrap())
+        .unwrap();
+    assert_eq!(room.name, "r2");
+
+    // The breakout MUC answers for its own decisions only.
+    engine.stanza(event_from(
+        BREAKOUT,
+        &breakout_event(&format!("b1@{BREAKOUT}"), &format!("lecture@{MUC}"), "cy"),
+    ));
+    let effects = engine.take_effects();
+    assert_eq!(destinations(&effects.stanzas), [BREAKOUT]);
+    let (id, _, granted) = sent_permissions(&effects.stanzas).remove(0);
+    assert_eq!(granted, "audio");
+    let in_flight = engine.in_flight_count();
+    engine.stanza(result_from(
+        MUC,
+        &id,
+        Some("<applied xmlns='urn:podium:0' count='1'/>"),
+    ));
+    assert_eq!(
+        engine.in_flight_count(),
+        in_flight,
+        "an answer from the main MUC does not count"
+    );
+    engine.stanza(result_from(
+        BREAKOUT,
+        &id,
+        Some("<applied xmlns='urn:podium:0' count='1'/>"),
+    ));
+    assert_eq!(engine.in_flight_count(), in_flight - 1);
+}

@@ -26,7 +26,8 @@ use minidom::Element;
 use xmpp_parsers::jid::{BareJid, Jid};
 
 use super::{
-    Identity, PayloadError, expect, read_media_attrs, required, required_parsed, write_media_attrs,
+    Identity, PayloadError, expect, optional_parsed, read_media_attrs, required, required_parsed,
+    write_media_attrs,
 };
 use crate::media::MediaSet;
 use crate::xmpp::ns;
@@ -213,6 +214,8 @@ pub struct OccupantEvent {
     pub kind: EventKind,
     /// The room's JID.
     pub room: BareJid,
+    /// For a breakout room (reported by the module on the breakout MUC), its main room's JID.
+    pub main_room: Option<BareJid>,
     /// The occupant, as of this event.
     pub occupant: OccupantState,
 }
@@ -224,6 +227,7 @@ impl TryFrom<Element> for OccupantEvent {
         let element = expect(element, "occupant")?;
         let kind: EventKind = required_parsed(&element, "event")?;
         let room = required_parsed(&element, "room")?;
+        let main_room = optional_parsed(&element, "main-room")?;
         let occupant = OccupantState::from_element(&element)?;
         if kind != EventKind::Left && occupant.held.is_none() {
             return Err(PayloadError::invalid(format!(
@@ -233,6 +237,7 @@ impl TryFrom<Element> for OccupantEvent {
         Ok(OccupantEvent {
             kind,
             room,
+            main_room,
             occupant,
         })
     }
@@ -245,6 +250,10 @@ impl From<OccupantEvent> for Element {
             .to_builder()
             .attr(ns::attr("event"), event.kind.as_str())
             .attr(ns::attr("room"), event.room.to_string())
+            .attr(
+                ns::attr("main-room"),
+                event.main_room.map(|jid| jid.to_string()),
+            )
             .build()
     }
 }
@@ -290,6 +299,7 @@ mod tests {
         let event = OccupantEvent {
             kind: EventKind::Changed,
             room: "room1@conference.localhost".parse().unwrap(),
+            main_room: None,
             occupant: OccupantState {
                 nick: "bob".into(),
                 real_jid: "bob@localhost/x".parse().unwrap(),
@@ -303,6 +313,27 @@ mod tests {
         };
         let el = Element::from(event.clone());
         assert_eq!(OccupantEvent::try_from(el).unwrap(), event);
+    }
+
+    #[test]
+    fn test_breakout_event_round_trip() {
+        let el: Element = JOINED
+            .replace(
+                "room='room1@conference.localhost'",
+                "room='6f1c@breakout.localhost' main-room='room1@conference.localhost'",
+            )
+            .parse()
+            .unwrap();
+        let event = OccupantEvent::try_from(el).unwrap();
+        assert_eq!(event.room.to_string(), "6f1c@breakout.localhost");
+        assert_eq!(
+            event.main_room.as_ref().unwrap().to_string(),
+            "room1@conference.localhost"
+        );
+        assert_eq!(
+            OccupantEvent::try_from(Element::from(event.clone())).unwrap(),
+            event
+        );
     }
 
     #[test]

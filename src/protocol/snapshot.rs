@@ -61,6 +61,8 @@ impl From<SnapshotRequest> for Element {
 pub struct RoomSnapshot {
     /// The room's JID.
     pub jid: BareJid,
+    /// For a breakout room, its main room's JID.
+    pub main_room: Option<BareJid>,
     /// Every occupant podium governs (the focus and health-check rooms are left out by the module).
     pub occupants: Vec<OccupantState>,
 }
@@ -103,6 +105,13 @@ impl TryFrom<Element> for Snapshot {
                     continue;
                 }
             };
+            let main_room = match optional_parsed(room, "main-room") {
+                Ok(main_room) => main_room,
+                Err(error) => {
+                    skipped.push(format!("room {jid}: {error}"));
+                    continue;
+                }
+            };
             let mut occupants = Vec::new();
             for occupant in room.children() {
                 if !occupant.is("occupant", ns::PODIUM) {
@@ -123,7 +132,11 @@ impl TryFrom<Element> for Snapshot {
                     )),
                 }
             }
-            rooms.push(RoomSnapshot { jid, occupants });
+            rooms.push(RoomSnapshot {
+                jid,
+                main_room,
+                occupants,
+            });
         }
         Ok(Snapshot {
             rooms,
@@ -140,6 +153,10 @@ impl From<Snapshot> for Element {
             .append_all(snapshot.rooms.into_iter().map(|room| {
                 Element::builder("room", ns::PODIUM)
                     .attr(ns::attr("jid"), room.jid.to_string())
+                    .attr(
+                        ns::attr("main-room"),
+                        room.main_room.map(|jid| jid.to_string()),
+                    )
                     .append_all(room.occupants.iter().map(|o| o.to_builder().build()))
                     .build()
             }))
@@ -172,6 +189,7 @@ mod tests {
             MediaSet::only(Media::Audio)
         );
         assert!(snapshot.rooms[1].occupants.is_empty());
+        assert_eq!(snapshot.rooms[0].main_room, None);
         assert_eq!(snapshot.next.unwrap().to_string(), "b@conference.localhost");
     }
 
@@ -179,7 +197,8 @@ mod tests {
     fn test_serialise() {
         let snapshot = Snapshot {
             rooms: vec![RoomSnapshot {
-                jid: "a@conference.localhost".parse().unwrap(),
+                jid: "6f1c@breakout.localhost".parse().unwrap(),
+                main_room: Some("a@conference.localhost".parse().unwrap()),
                 occupants: vec![OccupantState {
                     nick: "bob".into(),
                     real_jid: "bob@localhost/y".parse().unwrap(),
@@ -217,6 +236,28 @@ mod tests {
         assert_eq!(
             SnapshotRequest::try_from(el).unwrap_err().to_string(),
             "Invalid 'max' on snapshot element: invalid digit found in string."
+        );
+    }
+
+    #[test]
+    fn test_breakout_room_names_its_main_room() {
+        let el: Element = "<snapshot xmlns='urn:podium:0'>\
+            <room jid='6f1c@breakout.localhost' main-room='lecture@conference.localhost'/>\
+            <room jid='x@breakout.localhost' main-room='not a jid@/'/>\
+            </snapshot>"
+            .parse()
+            .unwrap();
+        let snapshot = Snapshot::try_from(el).unwrap();
+        assert_eq!(snapshot.rooms.len(), 1);
+        assert_eq!(
+            snapshot.rooms[0].main_room.as_ref().unwrap().to_string(),
+            "lecture@conference.localhost"
+        );
+        assert_eq!(snapshot.skipped.len(), 1);
+        assert!(
+            snapshot.skipped[0].starts_with("room x@breakout.localhost: Invalid 'main-room'"),
+            "{:?}",
+            snapshot.skipped
         );
     }
 

@@ -145,11 +145,17 @@ impl Occupant {
     }
 
     /// The row of the `occupants` table for this occupant of `room`.
-    pub fn view_row(&self, room: &BareJid, trusted_domains: &[String]) -> OccupantRow {
+    pub fn view_row(
+        &self,
+        room: &BareJid,
+        room_name: &str,
+        trusted_domains: &[String],
+    ) -> OccupantRow {
         let identity = self.identity.clone().unwrap_or_default();
         let decision = self.decision;
         OccupantRow {
             room: room.to_string(),
+            room_name: room_name.to_owned(),
             nick: self.nick.clone(),
             real_jid: self.real_jid.to_string(),
             role: self.presence.role.to_string(),
@@ -246,8 +252,11 @@ fn bare(jid: &Jid) -> String {
 /// One room.
 #[derive(Debug, Clone, Default)]
 pub struct Room {
-    /// The room's name: the local part of its JID (`[tenant]name` on multi-tenant Jitsi).
+    /// The room's name: the local part of its JID (`[tenant]name` on multi-tenant Jitsi); for a
+    /// breakout room, its main room's name, `/`, and its own (`lecture/6f1c…`).
     pub name: String,
+    /// For a breakout room, its main room's JID.
+    pub main_room: Option<BareJid>,
     /// Occupants by nick.
     pub occupants: HashMap<String, Occupant>,
     /// The queue rows last written for this room.
@@ -271,10 +280,12 @@ impl Rooms {
         self.rooms.get_mut(jid)
     }
 
-    /// The room, created empty if unknown.
-    pub fn entry(&mut self, jid: &BareJid) -> &mut Room {
+    /// The room, created empty if unknown; `main_room` for a breakout room (a room keeps the main
+    /// room it was first reported with).
+    pub fn entry(&mut self, jid: &BareJid, main_room: Option<&BareJid>) -> &mut Room {
         self.rooms.entry(jid.clone()).or_insert_with(|| Room {
-            name: room_name(jid),
+            name: room_name(jid, main_room),
+            main_room: main_room.cloned(),
             occupants: HashMap::new(),
             queue: Vec::new(),
         })
@@ -291,14 +302,20 @@ impl Rooms {
     }
 
     /// Replaces a room wholesale (a snapshot page); an empty room is dropped.
-    pub fn replace(&mut self, jid: &BareJid, occupants: HashMap<String, Occupant>) {
+    pub fn replace(
+        &mut self,
+        jid: &BareJid,
+        main_room: Option<&BareJid>,
+        occupants: HashMap<String, Occupant>,
+    ) {
         if occupants.is_empty() {
             self.rooms.remove(jid);
         } else {
             self.rooms.insert(
                 jid.clone(),
                 Room {
-                    name: room_name(jid),
+                    name: room_name(jid, main_room),
+                    main_room: main_room.cloned(),
                     occupants,
                     queue: Vec::new(),
                 },
@@ -317,11 +334,18 @@ impl Rooms {
     }
 }
 
-/// The name rules match: the room JID's local part.
-pub fn room_name(jid: &BareJid) -> String {
-    jid.node()
-        .map(|n| n.as_str().to_owned())
-        .unwrap_or_default()
+/// The name rules match: the room JID's local part; for a breakout room, its main room's name, `/`,
+/// and its own. A JID's local part never holds `/`, so the two kinds of name never meet.
+pub fn room_name(jid: &BareJid, main_room: Option<&BareJid>) -> String {
+    let node = |jid: &BareJid| {
+        jid.node()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    match main_room {
+        Some(main) => format!("{}/{}", node(main), node(jid)),
+        None => node(jid),
+    }
 }
 
 #[cfg(test)]

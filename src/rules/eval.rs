@@ -388,15 +388,35 @@ impl RuleSet {
     }
 
     /// The rules that apply in a room, resolved once and reused for all its occupants.
+    ///
+    /// A breakout room is named `main/breakout`. It follows its main room's rules and grants exactly,
+    /// unless a rule or grant names it: a `room` pattern with a `/` that matches its name
+    /// (`lecture/6f1c…`, `lecture/*`, `*/*`). Then its rules are those, with the rules for every
+    /// room (`*`).
     pub fn for_room(&self, room: &str) -> RoomRules<'_> {
         let room = room.to_lowercase();
+        if let Some((main, _)) = room.split_once('/')
+            && !self.names_breakout(&room)
+        {
+            return self.for_room(main);
+        }
+        let breakout = room.contains('/');
+        // In a breakout room only patterns written for breakout rooms count: a glob like `lec*`
+        // would match `lecture/6f1c…` too, but it was written for main rooms.
+        let applies = |pattern: &RoomPattern| {
+            !breakout || matches!(pattern, RoomPattern::All) || pattern.is_for_breakout()
+        };
         let mut positions = self.everywhere.clone();
         if let Some(exact) = self.exact.get(&room) {
             positions.extend_from_slice(exact);
         }
         if !self.glob_rules.is_empty() {
             for index in self.globs.matches(&room) {
-                positions.extend_from_slice(&self.glob_rules[index]);
+                positions.extend(
+                    self.glob_rules[index]
+                        .iter()
+                        .filter(|pos| applies(&self.rules[**pos].room)),
+                );
             }
         }
         positions.sort_unstable();
@@ -405,7 +425,7 @@ impl RuleSet {
             .grants
             .iter()
             .enumerate()
-            .filter(|(_, grant)| room_matches(&grant.room, &room))
+            .filter(|(_, grant)| room_matches(&grant.room, &room) && applies(&grant.room))
             .map(|(pos, _)| pos)
             .collect();
         RoomRules {
@@ -413,6 +433,21 @@ impl RuleSet {
             positions,
             grants,
         }
+    }
+
+    /// Whether a rule or grant names the breakout room `room` (`main/breakout`, lower-case).
+    fn names_breakout(&self, room: &str) -> bool {
+        self.exact.contains_key(room)
+            || self
+                .globs
+                .matches(room)
+                .into_iter()
+                .flat_map(|index| &self.glob_rules[index])
+                .any(|pos| self.rules[*pos].room.is_for_breakout())
+            || self
+                .grants
+                .iter()
+                .any(|grant| grant.room.is_for_breakout() && grant.room.names(room))
     }
 
     /// Decides for one occupant (resolves the room's rules first).
@@ -847,5 +882,62 @@ mod tests {
                 .permissions,
             MediaSet::NONE
         );
+    }
+
+    /// A breakout room (`main/breakout`) follows its main room's rules and grants, unless a rule
+    /// written for breakout rooms (a pattern with `/`) names it; then those and the `*` rules apply,
+    /// and main-room globs that happen to match its name do not.
+    #[test]
+    fn test_breakout_rooms_inherit_unless_named() {
+        let rows = [
+            row(1, "lecture", "everyone", None, "audio", "allow", 0),
+            row(2, "*", "role", Some("moderator"), "screen", "allow", 0),
+            row(3, "seminar", "everyone", None, "video", "allow", 0),
+            row(4, "seminar/*", "everyone", None, "audio", "allow", 0),
+            row(5, "sem*", "everyone", None, "video,audio", "allow", 0),
+            row(6, "*/quiet-*", "everyone", None, "all", "deny", 10),
+        ];
+        let grant = GrantRow {
+            id: 1,
+            room: "lecture".into(),
+            who: "jid".into(),
+            who_value: Some("guest@b".into()),
+            media: "video".into(),
+            expires_at: "2026-11-23T11:00:00Z".into(),
+            granted_by: "test".into(),
+        };
+        let (set, problems) = RuleSet::from_tables(&rows, &[grant], MediaSet::NONE);
+        assert!(problems.is_empty(), "{problems:?}");
+        let may =
+            |room: &'static str, role, jid: &str| set.decide(&facts(room, role, jid)).permissions;
+        let audio = MediaSet::only(Media::Audio);
+
+        // Not named: exactly the main room's rules and grants.
+        assert_eq!(may("lecture/6f1c", Role::Participant, "a@b"), audio);
+        assert_eq!(
+            may("lecture/6f1c", Role::Moderator, "a@b"),
+            audio.with(Media::Screen)
+        );
+        assert_eq!(
+            may("lecture/6f1c", Role::Participant, "guest@b"),
+            audio.with(Media::Video)
+        );
+        // Named by `seminar/*`: rules 4 and 2 apply; 3 and 5 (written for main rooms) do not.
+        assert_eq!(
+            may("seminar", Role::Participant, "a@b"),
+            MediaSet::only(Media::Video).with(Media::Audio)
+        );
+        assert_eq!(may("seminar/9a2b", Role::Participant, "a@b"), audio);
+        assert_eq!(
+            may("seminar/9a2b", Role::Moderator, "a@b"),
+            audio.with(Media::Screen)
+        );
+        // Named by `*/quiet-*`: the main room's grant no longer applies.
+        assert_eq!(
+            may("lecture/quiet-1", Role::Moderator, "guest@b"),
+            MediaSet::NONE
+        );
+        // Main rooms never match breakout patterns.
+        assert_eq!(may("quiet-1", Role::Participant, "a@b"), MediaSet::NONE);
     }
 }

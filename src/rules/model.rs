@@ -235,6 +235,12 @@ impl RoomPattern {
         let text = text.trim();
         if text.is_empty() {
             Err("room is empty (use '*' for every room)".into())
+        } else if text.contains('/')
+            && (text.matches('/').count() > 1 || text.starts_with('/') || text.ends_with('/'))
+        {
+            Err(format!(
+                "room {text:?}: a breakout room is named main/breakout (e.g. 'lecture/*', '*/*')"
+            ))
         } else if text == "*" {
             Ok(RoomPattern::All)
         } else if text.contains(['*', '?']) {
@@ -242,6 +248,15 @@ impl RoomPattern {
             Ok(RoomPattern::Glob(text.to_lowercase()))
         } else {
             Ok(RoomPattern::Exact(text.to_lowercase()))
+        }
+    }
+
+    /// Whether the pattern is written for breakout rooms (`main/breakout`, `lecture/*`, `*/*`): it
+    /// holds a `/`, which no main room's name does.
+    pub fn is_for_breakout(&self) -> bool {
+        match self {
+            RoomPattern::All => false,
+            RoomPattern::Exact(text) | RoomPattern::Glob(text) => text.contains('/'),
         }
     }
 
@@ -606,6 +621,12 @@ mod tests {
             problem(row("", "everyone", None, "all", "allow")),
             "rule 7 skipped: room is empty (use '*' for every room)"
         );
+        assert_eq!(
+            problem(row("lecture/", "everyone", None, "all", "allow")),
+            "rule 7 skipped: room \"lecture/\": a breakout room is named main/breakout (e.g. 'lecture/*', '*/*')"
+        );
+        assert!(problem(row("a/b/c", "everyone", None, "all", "allow")).contains("main/breakout"));
+        assert!(Rule::from_row(&row("lecture/*", "everyone", None, "all", "allow")).is_ok());
         assert_eq!(
             problem(row("*", "wizard", None, "all", "allow")),
             "rule 7 skipped: who \"wizard\" is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service"

@@ -284,8 +284,9 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO occupants (instance, room, nick, real_jid, role, affiliation, user_id, \
                      user_name, user_email, user_group, claims, services, joined_at, hand_raised_at, \
-                     permissions, reasons, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                     permissions, reasons, updated_at, room_name) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $18)",
                 )
                 .bind(instance)
                 .bind(&o.room)
@@ -304,6 +305,7 @@ impl Store {
                 .bind(&o.permissions)
                 .bind(&o.reasons)
                 .bind(jiff::Timestamp::now().to_string())
+                .bind(&o.room_name)
                 .execute(&mut **tx)
                 .await?;
             }
@@ -346,9 +348,9 @@ impl Store {
             row: OccupantRow,
         }
         let rows = sqlx::query_as::<_, Row>(
-            "SELECT instance, room, nick, real_jid, role, affiliation, user_id, user_name, \
-             user_email, user_group, claims, services, joined_at, hand_raised_at, permissions, \
-             reasons FROM occupants ORDER BY room, nick",
+            "SELECT instance, room, room_name, nick, real_jid, role, affiliation, user_id, \
+             user_name, user_email, user_group, claims, services, joined_at, hand_raised_at, \
+             permissions, reasons FROM occupants ORDER BY room, nick",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -429,6 +431,7 @@ mod tests {
             .named("shard-1".into());
         let occupant = |nick: &str, permissions: &str| OccupantRow {
             room: "class@conference.localhost".into(),
+            room_name: "class".into(),
             nick: nick.into(),
             real_jid: format!("{nick}@localhost/web"),
             role: "participant".into(),

@@ -8,6 +8,8 @@
 pub struct OccupantRow {
     /// Room JID.
     pub room: String,
+    /// The name rules match: the JID's local part; `main/breakout` for a breakout room.
+    pub room_name: String,
     /// Nick.
     pub nick: String,
     /// Real full JID.

@@ -92,6 +92,15 @@ fn header() -> StreamHeader<'static> {
     }
 }
 
+/// `room@MUC`, or `room` itself when it is already a JID (a breakout room).
+pub fn room_jid(room: &str) -> String {
+    if room.contains('@') {
+        room.to_owned()
+    } else {
+        format!("{room}@{MUC}")
+    }
+}
+
 pub fn el(name: &str, ns: &str) -> minidom::element::ElementBuilder {
     Element::builder(name, ns)
 }
@@ -211,9 +220,10 @@ impl C2s {
         (self.handle, self.inbox)
     }
 
-    /// Joins `room@MUC` as `nick` with Jitsi-like presence extensions; waits for the self-presence.
+    /// Joins `room@MUC` (or `room`, when it is a JID) as `nick` with Jitsi-like presence extensions;
+    /// waits for the self-presence.
     pub async fn join(&mut self, room: &str, nick: &str) {
-        let to = format!("{room}@{MUC}/{nick}");
+        let to = format!("{}/{nick}", room_jid(room));
         let presence = el("presence", CLIENT)
             .attr(attr("to"), to.as_str())
             .append(el("x", MUC_NS))
@@ -228,7 +238,7 @@ impl C2s {
 
     /// Sends a presence update to the room (e.g. raising a hand).
     pub fn update_presence(&self, room: &str, nick: &str, children: Vec<Element>) {
-        let to = format!("{room}@{MUC}/{nick}");
+        let to = format!("{}/{nick}", room_jid(room));
         self.send(
             el("presence", CLIENT)
                 .attr(attr("to"), to.as_str())
@@ -238,7 +248,7 @@ impl C2s {
     }
 
     pub async fn leave(&mut self, room: &str, nick: &str) {
-        let to = format!("{room}@{MUC}/{nick}");
+        let to = format!("{}/{nick}", room_jid(room));
         self.send(
             el("presence", CLIENT)
                 .attr(attr("to"), to.as_str())
@@ -274,11 +284,12 @@ impl C2s {
 
     /// Asks the module what it holds in `room` (this account must be in `podium_inspectors`).
     pub async fn inspect(&mut self, room: &str) -> Held {
-        let room_jid = format!("{room}@{MUC}");
+        let room_jid = room_jid(room);
+        let host = room_jid.split_once('@').map_or(MUC, |(_, host)| host);
         let answer = self
             .iq(
                 "get",
-                MUC,
+                host,
                 el("inspect", PODIUM)
                     .attr(attr("room"), room_jid.as_str())
                     .build(),

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 pub const DOMAIN: &str = "localhost";
 pub const MUC: &str = "conference.localhost";
 pub const COMPONENT: &str = "podium.localhost";
+/// Jitsi's breakout-room MUC (`breakout_rooms_muc`), with mod_podium and the test stand-in for
+/// jitsi-meet's breakout module (`tests/prosody-plugins/mod_test_breakout.lua`).
+pub const BREAKOUT_MUC: &str = "breakout.localhost";
 pub const OTHER_COMPONENT: &str = "other.localhost";
 pub const SECRET: &str = "podium-test-secret";
 pub const OTHER_SECRET: &str = "other-test-secret";
@@ -129,6 +132,15 @@ Component "{MUC}" "muc"
     podium_component = "{COMPONENT}"
     podium_inspectors = {{ "inspector@{DOMAIN}" }}
     restrict_room_creation = false
+    muc_room_locking = false
+    admins = {{ "{FOCUS_ACCOUNT}" }}
+{muc_options}
+Component "{BREAKOUT_MUC}" "muc"
+    modules_enabled = {{ "podium"; "test_breakout" }}
+    podium_component = "{COMPONENT}"
+    podium_main_muc = "{MUC}"
+    test_main_muc = "{MUC}"
+    podium_inspectors = {{ "inspector@{DOMAIN}" }}
     muc_room_locking = false
     admins = {{ "{FOCUS_ACCOUNT}" }}
 {muc_options}
