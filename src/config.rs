@@ -116,6 +116,10 @@ pub struct RulesConfig {
     /// A holder of a capped kind who keeps it muted (per presence `SourceInfo`) this many seconds
     /// gives the slot to the next in line, if anyone waits. 0: never.
     pub idle_seconds: u64,
+    /// A moderator's approval in Jitsi's A/V moderation (reported by mod_podium with
+    /// `podium_av_moderation_component`) becomes a grant for this many minutes. 0: approvals are
+    /// not turned into grants.
+    pub approval_minutes: u64,
 }
 
 /// `[log]`: tracing output.
@@ -194,6 +198,7 @@ impl Default for Config {
                 trusted_service_domains: Vec::new(),
                 dry_run: false,
                 idle_seconds: 120,
+                approval_minutes: 240,
             },
             log: LogConfig {
                 filter: "info,sqlx=warn".into(),
@@ -387,6 +392,21 @@ mod tests {
 
     fn load_in(jail: &Jail, file: Option<&str>) -> Result<Config, ConfigError> {
         Config::load(file.map(|f| jail.directory().join(f)).as_deref())
+    }
+
+    /// The shipped `config/podium.toml` loads, and says exactly the built-in defaults (it documents
+    /// them), with only the secret, which has no default, given.
+    #[test]
+    fn test_shipped_config_is_the_defaults() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PODIUM_XMPP__SECRET", "s");
+            let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/podium.toml");
+            let config = Config::load(Some(Path::new(shipped))).unwrap();
+            let mut expected = Config::default();
+            expected.xmpp.secret = config.xmpp.secret.clone();
+            assert_eq!(config, expected);
+            Ok(())
+        });
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! |---|---|---|
 //! | [`OccupantEvent`] | module → podium | `<message/>` |
 //! | [`Reset`] | module → podium, when it loads | `<message/>` |
+//! | [`Approval`] | module → podium, a moderator's A/V-moderation approval | `<message/>` |
 //! | [`SnapshotRequest`] / [`Snapshot`] | podium → module / reply | `<iq type='get'/>` / result |
 //! | [`SetPermissions`] / [`Applied`] | podium → module / reply | `<iq type='set'/>` / result |
 //! | [`HeldQuery`] / [`HeldList`] | podium or an inspector → module / reply | `<iq type='get'/>` / result |
 
 mod applied;
+mod approval;
 mod held;
 mod identity;
 mod occupant;
@@ -22,6 +24,7 @@ mod set_permissions;
 mod snapshot;
 
 pub use applied::Applied;
+pub use approval::Approval;
 pub use held::{HeldEntry, HeldList, HeldQuery};
 pub use identity::Identity;
 pub use occupant::{EventKind, Held, HeldOrigin, OccupantEvent, OccupantState};
