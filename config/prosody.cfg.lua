@@ -22,6 +22,9 @@ Component "conference.meet.example" "muc"
     podium_bridge_muc = "jvbbrewery@internal.auth.meet.example"
     -- refuse peer-to-peer calls in rooms where someone may not send everything (they bypass the bridge)
     podium_block_p2p = true
+    -- Jitsi's A/V moderation component: a moderator's "Ask to unmute" becomes a podium grant
+    -- (podium's rules.approval_minutes); unset: approvals are not watched
+    -- podium_av_moderation_component = "avmoderation.meet.example"
 
 -- 2b. Optional: Jitsi's breakout-room MUC (jitsi-meet's breakout_rooms_muc), governed too. Breakout rooms
 -- follow their main room's rules unless a rule names them; set podium's xmpp.breakout_muc to this host.

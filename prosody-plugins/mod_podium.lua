@@ -26,6 +26,9 @@
 --   podium_bridge_muc           nil jicofo's bridge MUC ("brewery", jicofo's bridge.brewery-jid), e.g.
 --                                   "jvbbrewery@internal.auth.meet.example": where force-mute is enforced
 --   podium_block_p2p            true refuse peer-to-peer Jingle in rooms where someone may not send
+--   podium_av_moderation_component nil Jitsi's A/V moderation component (avmoderation.<domain>): a
+--                                   moderator's approval there ("Ask to unmute") is reported to podium,
+--                                   which turns it into a grant (rules.approval_minutes)
 --   podium_main_muc             nil only on Jitsi's breakout-room MUC: the main MUC (jitsi-meet's main_muc);
 --                                   each breakout room is reported with its main room, whose rules it
 --                                   follows unless a rule names it (podium's xmpp.breakout_muc)
@@ -66,6 +69,7 @@ local snapshot_page_max = module:get_option_number("podium_snapshot_page", 500, 
 local bridge_muc = module:get_option_string("podium_bridge_muc");
 local block_p2p = module:get_option_boolean("podium_block_p2p", true);
 local main_muc_host = module:get_option_string("podium_main_muc");
+local av_moderation_host = module:get_option_string("podium_av_moderation_component");
 
 if not podium_component then
 	module:log("error", "podium_component is not set: add podium_component = \"podium.<domain>\" under this Component");
@@ -798,6 +802,54 @@ module:hook("muc-room-destroyed", contained("muc-room-destroyed", function (even
 	forget_room_enforcement(event.room.jid);
 	main_rooms[event.room.jid] = nil;
 end));
+
+--- A moderator's approval in Jitsi's A/V moderation ----------------------------------------------------
+
+-- "Ask to unmute" / "Allow video" in a stock Jitsi Meet client is a message from the moderator's session
+-- to the A/V moderation component. It never crosses this MUC, so the module watches that component's
+-- messages (before jitsi-meet's handler, which still handles them as ever) and reports an approval from
+-- a moderator of the room, about an occupant in it, to podium; podium makes it a grant.
+local function on_av_moderation(event)
+	local stanza, origin = event.stanza, event.origin;
+	if stanza.attr.type == "error" or origin.type ~= "c2s" then return nil; end
+	local target, media, approved = podium.read_av_moderation(stanza:get_child("av_moderation"));
+	if not target or jid_host(target) ~= module.host then return nil; end
+	local room = muc.get_room_from_jid(jid_bare(target));
+	if not room then return nil; end
+	local moderator = room:get_occupant_by_real_jid(stanza.attr.from);
+	if not moderator or moderator.role ~= "moderator" then
+		module:log("warn", "A/V moderation %s from %s, not a moderator of %s: not reported",
+			approved and "approval" or "withdrawal", tostring(stanza.attr.from), room.jid);
+		return nil;
+	end
+	local occupant = room:get_occupant_by_nick(target);
+	if not occupant or not occupant.jid or not is_governed(room, occupant) then return nil; end
+	module:send(st.message({ from = module.host; to = podium_component; type = "normal" })
+		:tag("approval", {
+			xmlns = xmlns_podium; room = room.jid; nick = nick_of(occupant); ["real-jid"] = occupant.jid;
+			media = media; approved = approved and "true" or "false"; by = moderator.jid;
+		}):up());
+	return nil;
+end
+
+local function hook_av_moderation(host)
+	module:context(host):hook("message/host", function (event)
+		local ok, err = pcall(on_av_moderation, event);
+		if not ok then module:log("error", "A/V moderation message: %s", tostring(err)); end
+		return nil;
+	end, 10); -- before jitsi-meet's component handler (0), which is left to do its work
+	module:log("info", "reporting A/V moderation approvals from %s to podium", host);
+end
+
+if av_moderation_host then
+	if prosody.hosts[av_moderation_host] then
+		hook_av_moderation(av_moderation_host);
+	else
+		module:hook_global("host-activated", function (host)
+			if host == av_moderation_host then hook_av_moderation(host); end
+		end);
+	end
+end
 
 --- Queries and decisions from podium -------------------------------------------------------------
 

@@ -313,6 +313,24 @@ local function main_room_among(main_rooms, breakout_jid)
 	return nil;
 end
 
+-- Jitsi's A/V moderation command (jitsi-meet mod_av_moderation_component; lib-jitsi-meet
+-- AVModeration): <av_moderation jidToWhitelist='room@muc/nick' mediaType='audio'/> approves,
+-- jidToBlacklist withdraws. Returns the occupant JID, podium's kind and whether it is an approval, or
+-- nil for anything else (enabling or disabling moderation, an unknown mediaType).
+local av_media = { audio = "audio"; video = "video"; desktop = "screen" };
+
+local function read_av_moderation(command)
+	if not command then return nil; end
+	local media = av_media[command.attr.mediaType];
+	if not media then return nil; end
+	if command.attr.jidToWhitelist then
+		return command.attr.jidToWhitelist, media, true;
+	elseif command.attr.jidToBlacklist then
+		return command.attr.jidToBlacklist, media, false;
+	end
+	return nil;
+end
+
 return {
 	xmlns = xmlns_podium;
 	media_kinds = media_kinds;
@@ -330,4 +348,5 @@ return {
 	declared_kinds = declared_kinds;
 	snapshot_page = snapshot_page;
 	main_room_among = main_room_among;
+	read_av_moderation = read_av_moderation;
 };

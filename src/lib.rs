@@ -83,13 +83,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let cancel = CancellationToken::new();
     let (rules_tx, mut rules_rx) = watch::channel(Arc::clone(&rules));
+    let grants_written = Arc::new(tokio::sync::Notify::new());
     let watcher = tokio::spawn(store::watch::watch_rules(
         store.clone(),
         default,
         Duration::from_millis(config.database.poll_interval_ms),
         version,
         rules_tx,
+        Arc::clone(&grants_written),
         cancel.clone(),
+    ));
+    let (grants_tx, grants_rx) = mpsc::channel(256);
+    let grant_writer = tokio::spawn(store::grants::write_grant_changes(
+        store.clone(),
+        grants_rx,
+        grants_written,
     ));
     let (audit, audit_task) = AuditWriter::spawn(store.clone());
     let pruner = (config.database.audit_retention_days > 0).then(|| {
@@ -107,6 +115,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     engine.set_breakout_muc(breakout_muc);
     engine.set_trusted_service_domains(config.rules.trusted_service_domains.clone());
     engine.set_dry_run(config.rules.dry_run);
+    engine.set_approval(
+        (config.rules.approval_minutes > 0)
+            .then(|| Duration::from_secs(config.rules.approval_minutes.saturating_mul(60))),
+    );
     engine.set_idle(
         (config.rules.idle_seconds > 0).then(|| Duration::from_secs(config.rules.idle_seconds)),
     );
@@ -168,11 +180,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         for view in effects.view {
             audit.view(view);
         }
+        for change in effects.grants {
+            if let Err(error) = grants_tx.try_send(change) {
+                tracing::warn!(%error, "approval dropped: the grant writer is behind");
+            }
+        }
     }
     // What this instance governed is no longer governed by it.
     audit.view(store::ViewWrite::Clear);
 
     cancel.cancel();
+    drop(grants_tx);
+    let _ = grant_writer.await;
     let _ = link_task.await;
     let _ = watcher.await;
     if let Some(pruner) = pruner {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
 use common::podium::{Podium, write_config};
-use common::prosody::{BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, OTHER_SECRET, Prosody};
+use common::prosody::{
+    AV_MODERATION, BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, OTHER_SECRET, Prosody,
+};
 use common::{decided, inspect, sqlite3, wait_audit, wait_held};
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
@@ -829,4 +831,114 @@ async fn breakout_rooms_follow_their_main_room_unless_a_rule_names_them() {
     // Leaving the breakout room leaves nothing behind in the module.
     alice.leave(&breakout, "alice").await;
     wait_held(&mut inspector, &podium, &breakout, &decided(&[])).await;
+}
+
+/// Waits for the first stanza on `client`'s connection that `wanted` accepts.
+async fn next_matching(client: &mut C2s, what: &str, wanted: impl Fn(&Element) -> bool) -> Element {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let element = tokio::time::timeout_at(deadline, client.inbox.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {what}"))
+            .expect("connection open");
+        if wanted(&element) {
+            return element;
+        }
+    }
+}
+
+/// `<av_moderation/>` as lib-jitsi-meet's AVModeration sends it to the A/V moderation component.
+fn av_moderation(attr_name: &'static str, occupant: &str, media: &str) -> Element {
+    el("message", CLIENT)
+        .attr(attr("to"), AV_MODERATION)
+        .append(
+            el("av_moderation", CLIENT)
+                .attr(attr(attr_name), occupant)
+                .attr(attr("mediaType"), media)
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn a_moderators_av_moderation_approval_becomes_a_grant_and_its_withdrawal_ends_it() {
+    let (prosody, podium, db, mut inspector) = start_with_rules(
+        &["teacher", "ada", "inspector"],
+        "",
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+           (1, 'class', 'role', 'participant', 'audio', 'request', 10),
+           (2, 'class', 'role', 'moderator',   'all',   'allow',   10)",
+    )
+    .await;
+    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
+    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
+    teacher.join("class", "teacher").await;
+    ada.join("class", "ada").await;
+    let ada_jid = format!("class@{MUC}/ada");
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+
+    // Ada approving herself is refused by the component, and the module reports nothing.
+    ada.send(av_moderation("jidToWhitelist", &ada_jid, "audio"));
+    next_matching(&mut ada, "refusal of a self-approval", |e| {
+        e.name() == "message" && e.attr("type") == Some("error")
+    })
+    .await;
+
+    // The teacher's "Ask to unmute": the component tells Ada, podium writes the grant, the module
+    // holds her audio.
+    let approved_at = Instant::now();
+    teacher.send(av_moderation("jidToWhitelist", &ada_jid, "audio"));
+    next_matching(&mut ada, "approval notice", |e| {
+        e.get_child("json-message", "http://jitsi.org/jitmeet")
+            .is_some_and(|j| j.text().contains("\"approved\":true"))
+    })
+    .await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "audio")]),
+    )
+    .await;
+    eprintln!(
+        "approval -> module holds the grant: {} ms",
+        approved_at.elapsed().as_millis()
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT room, who, who_value, media, granted_by, source FROM grants"
+        ),
+        "class|jid|ada@localhost|audio|teacher@localhost|av_moderation\n",
+        "exactly one grant, from the teacher (the self-approval left none)"
+    );
+    wait_audit(
+        &podium,
+        &db,
+        "SELECT granted, cause FROM decisions WHERE nick = 'ada' ORDER BY id DESC LIMIT 1",
+        "audio|rules\n",
+    )
+    .await;
+    let reasons = sqlite3(
+        &db,
+        "SELECT reasons FROM decisions WHERE nick = 'ada' ORDER BY id DESC LIMIT 1",
+    );
+    assert!(reasons.contains("grant 1"), "{reasons}");
+
+    // Withdrawn: the row goes, and so does her audio.
+    teacher.send(av_moderation("jidToBlacklist", &ada_jid, "audio"));
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+    assert_eq!(sqlite3(&db, "SELECT count(*) FROM grants"), "0\n");
 }

@@ -257,6 +257,25 @@ describe("main_room_among", function ()
 	end);
 end);
 
+describe("read_av_moderation", function ()
+	local function command(attr) return st.stanza("av_moderation", attr); end
+
+	it("reads approvals and withdrawals, desktop as screen", function ()
+		assert.same({ "r@c/bob", "audio", true },
+			{ podium.read_av_moderation(command({ jidToWhitelist = "r@c/bob"; mediaType = "audio" })) });
+		assert.same({ "r@c/bob", "screen", true },
+			{ podium.read_av_moderation(command({ jidToWhitelist = "r@c/bob"; mediaType = "desktop" })) });
+		assert.same({ "r@c/bob", "video", false },
+			{ podium.read_av_moderation(command({ jidToBlacklist = "r@c/bob"; mediaType = "video" })) });
+	end);
+	it("ignores enabling moderation, unknown kinds and nothing", function ()
+		assert.is_nil(podium.read_av_moderation(command({ enable = "true"; mediaType = "audio" })));
+		assert.is_nil(podium.read_av_moderation(command({ jidToWhitelist = "r@c/bob"; mediaType = "smell" })));
+		assert.is_nil(podium.read_av_moderation(command({ jidToWhitelist = "r@c/bob" })));
+		assert.is_nil(podium.read_av_moderation(nil));
+	end);
+end);
+
 describe("declared_kinds", function ()
 	local json = require "util.json";
 	it("reads screenshares from presence SourceInfo", function ()

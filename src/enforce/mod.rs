@@ -35,12 +35,13 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::media::{Media, MediaSet};
 use crate::protocol::{
-    Applied, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions, PayloadError, Reset,
-    SetPermissions, Snapshot, SnapshotRequest,
+    Applied, Approval, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions,
+    PayloadError, Reset, SetPermissions, Snapshot, SnapshotRequest,
 };
+use crate::rooms::Role;
 use crate::rooms::{Occupant, Rooms};
 use crate::rules::{Decision, Reason, RuleSet, Seat, Standing, explain, settle};
-use crate::store::{AuditRecord, QueueRow, ViewWrite};
+use crate::store::{ApprovalKey, AuditRecord, GrantChange, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
 /// How often the run loop calls [`Engine::tick`].
@@ -61,6 +62,8 @@ pub struct Effects {
     pub audit: Vec<AuditRecord>,
     /// Changes to the live view (`occupants`, `queue`).
     pub view: Vec<ViewWrite>,
+    /// Approvals to write to `grants` (a moderator's A/V-moderation approval or withdrawal).
+    pub grants: Vec<GrantChange>,
 }
 
 /// Why an occupant is being decided.
@@ -145,6 +148,9 @@ pub struct Engine {
     trusted_service_domains: Vec<String>,
     /// `rules.idle_seconds`: a slot holder quiet this long yields to the queue.
     idle: Option<SignedDuration>,
+    /// `rules.approval_minutes`: how long a moderator's A/V-moderation approval grants; `None`:
+    /// approvals are not turned into grants.
+    approval: Option<SignedDuration>,
     /// Per room with a quiet slot holder: when it becomes idle.
     idle_edges: HashMap<BareJid, Timestamp>,
     /// The next rule window edge or grant expiry, as last computed.
@@ -173,6 +179,7 @@ impl Engine {
             trusted_service_domains: Vec::new(),
             dry_run: false,
             idle: None,
+            approval: None,
             idle_edges: HashMap::new(),
             rule_edge: None,
             before_resync: Rooms::default(),
@@ -203,6 +210,12 @@ impl Engine {
     /// the next in line (`rules.idle_seconds`; `None`: never).
     pub fn set_idle(&mut self, idle: Option<std::time::Duration>) {
         self.idle = idle.and_then(|d| SignedDuration::try_from(d).ok());
+    }
+
+    /// A moderator's A/V-moderation approval becomes a grant for this long (`rules.approval_minutes`;
+    /// `None`: approvals are not turned into grants).
+    pub fn set_approval(&mut self, approval: Option<std::time::Duration>) {
+        self.approval = approval.and_then(|d| SignedDuration::try_from(d).ok());
     }
 
     /// Sets the time decisions are made at and stamped with (the engine reads no clock).
@@ -351,6 +364,25 @@ impl Engine {
                     continue;
                 }
             };
+            let payload = match Approval::try_from(payload) {
+                Ok(approval) => {
+                    match self
+                        .host_of(from.as_ref())
+                        .filter(|host| approval.room.domain() == host.domain())
+                    {
+                        Some(_) => self.approval(approval),
+                        None => {
+                            warn!(from = ?from, room = %approval.room, "approval not from the room's MUC host; ignored")
+                        }
+                    }
+                    continue;
+                }
+                Err(PayloadError::Mismatch { element, .. }) => *element,
+                Err(PayloadError::Invalid(error)) => {
+                    warn!(from = ?from, %error, "malformed approval skipped");
+                    continue;
+                }
+            };
             match OccupantEvent::try_from(payload) {
                 Ok(mut event) => {
                     let Some(host) = self
@@ -371,6 +403,73 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A moderator approved or withdrew a kind for an occupant in Jitsi's A/V moderation (reported by
+    /// the module, which checked both in the room): checked again against podium's view, it becomes
+    /// a change to `grants`, keyed by the occupant's token user id or else real bare JID, and the
+    /// room's name.
+    fn approval(&mut self, approval: Approval) {
+        let Approval {
+            room,
+            nick,
+            real_jid,
+            media,
+            approved,
+            by,
+        } = approval;
+        let Some(duration) = self.approval else {
+            info!(room = %room, occupant = %nick, %media, "A/V-moderation approval not turned into a grant (rules.approval_minutes = 0)");
+            return;
+        };
+        let Some(view) = self.rooms.get(&room) else {
+            warn!(room = %room, occupant = %nick, "approval for a room podium does not govern; ignored");
+            return;
+        };
+        let (real_jid, by) = (Jid::from(real_jid), Jid::from(by));
+        let Some(occupant) = view.occupants.get(&nick).filter(|o| o.real_jid == real_jid) else {
+            warn!(room = %room, occupant = %nick, "approval for someone not in the room (as podium sees it); ignored");
+            return;
+        };
+        let Some(moderator) = view
+            .occupants
+            .values()
+            .find(|o| o.real_jid == by && o.presence.role == Role::Moderator)
+        else {
+            warn!(room = %room, occupant = %nick, by = %by, "approval from someone podium does not see as a moderator of the room; ignored");
+            return;
+        };
+        let (who, who_value) = match occupant.identity.as_ref().and_then(|i| i.id.clone()) {
+            Some(id) => ("user", id),
+            None => ("jid", real_jid.to_bare().to_string()),
+        };
+        // Grants match rooms and JIDs by glob: a name with a wildcard would grant more than meant.
+        let wildcard = |text: &str| text.contains(['*', '?']);
+        if wildcard(&view.name) || (who == "jid" && wildcard(&who_value)) {
+            warn!(room = %room, occupant = %nick, "room or JID holds a glob wildcard; approval not turned into a grant");
+            return;
+        }
+        let key = ApprovalKey {
+            room: view.name.clone(),
+            who: who.into(),
+            who_value,
+            media: media.as_str().into(),
+        };
+        let change = if approved {
+            GrantChange::Approve {
+                key,
+                expires_at: (self.now + duration).to_string(),
+                granted_by: moderator.real_jid.to_bare().to_string(),
+                note: format!(
+                    "A/V moderation: {} approved {} in {}",
+                    moderator.nick, nick, room
+                ),
+            }
+        } else {
+            GrantChange::Withdraw(key)
+        };
+        info!(room = %room, occupant = %nick, by = %moderator.nick, %media, approved, "A/V-moderation approval");
+        self.effects.grants.push(change);
     }
 
     /// The governed MUC host `from` is (the main MUC or the breakout MUC), if it is one.

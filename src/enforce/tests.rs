@@ -1054,3 +1054,64 @@ fn test_breakout_rooms_follow_their_main_room() {
     ));
     assert_eq!(engine.in_flight_count(), in_flight - 1);
 }
+
+fn approval_xml(nick: &str, by: &str, approved: bool) -> String {
+    format!(
+        "<approval xmlns='urn:podium:0' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x' \
+         media='audio' approved='{approved}' by='{by}@localhost/x'/>"
+    )
+}
+
+/// A moderator's A/V-moderation approval, reported by the MUC host about an occupant of the room,
+/// becomes a grant change for that person's identity and the room's name; a withdrawal removes it.
+/// Nothing comes of it from a non-moderator, from anyone but the MUC host, for someone podium does
+/// not see, or with approvals turned off.
+#[test]
+fn test_a_moderators_approval_becomes_a_grant_change() {
+    use crate::store::{ApprovalKey, GrantChange};
+    let mut engine = engine(rules(&[]));
+    engine.set_approval(Some(std::time::Duration::from_secs(3600)));
+    live(&mut engine);
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "teacher", "moderator", "", "default"),
+    ));
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("joined", "ada", "participant", "", "default"),
+    ));
+    engine.take_effects();
+
+    engine.stanza(event_from(MUC, &approval_xml("ada", "teacher", true)));
+    let key = ApprovalKey {
+        room: "r".into(),
+        who: "jid".into(),
+        who_value: "ada@localhost".into(),
+        media: "audio".into(),
+    };
+    assert_eq!(
+        engine.take_effects().grants,
+        [GrantChange::Approve {
+            key: key.clone(),
+            expires_at: "2026-11-23T11:00:00Z".into(),
+            granted_by: "teacher@localhost".into(),
+            note: format!("A/V moderation: teacher approved ada in {ROOM}"),
+        }]
+    );
+    engine.stanza(event_from(MUC, &approval_xml("ada", "teacher", false)));
+    assert_eq!(engine.take_effects().grants, [GrantChange::Withdraw(key)]);
+
+    // Not a moderator; not the MUC host; nobody podium sees.
+    engine.stanza(event_from(MUC, &approval_xml("ada", "ada", true)));
+    engine.stanza(event_from(
+        "other.localhost",
+        &approval_xml("ada", "teacher", true),
+    ));
+    engine.stanza(event_from(MUC, &approval_xml("zed", "teacher", true)));
+    assert!(engine.take_effects().grants.is_empty());
+
+    // rules.approval_minutes = 0.
+    engine.set_approval(None);
+    engine.stanza(event_from(MUC, &approval_xml("ada", "teacher", true)));
+    assert!(engine.take_effects().grants.is_empty());
+}

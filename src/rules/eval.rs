@@ -389,16 +389,25 @@ impl RuleSet {
 
     /// The rules that apply in a room, resolved once and reused for all its occupants.
     ///
-    /// A breakout room is named `main/breakout`. It follows its main room's rules and grants exactly,
-    /// unless a rule or grant names it: a `room` pattern with a `/` that matches its name
-    /// (`lecture/6f1c…`, `lecture/*`, `*/*`). Then its rules are those, with the rules for every
-    /// room (`*`).
+    /// A breakout room is named `main/breakout`. It follows its main room's rules and grants, unless a
+    /// rule names it: a `room` pattern with a `/` that matches its name (`lecture/6f1c…`,
+    /// `lecture/*`, `*/*`). Then its rules are those, with the rules for every room (`*`). Grants
+    /// written for breakout rooms apply in the breakout rooms they match either way, and never change
+    /// which rules apply (an approval in a breakout room does not cut it off from its main room).
     pub fn for_room(&self, room: &str) -> RoomRules<'_> {
         let room = room.to_lowercase();
         if let Some((main, _)) = room.split_once('/')
             && !self.names_breakout(&room)
         {
-            return self.for_room(main);
+            let mut inherited = self.for_room(main);
+            inherited.grants.extend(
+                self.grants
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, grant)| grant.room.is_for_breakout() && grant.room.names(&room))
+                    .map(|(pos, _)| pos),
+            );
+            return inherited;
         }
         let breakout = room.contains('/');
         // In a breakout room only patterns written for breakout rooms count: a glob like `lec*`
@@ -435,7 +444,7 @@ impl RuleSet {
         }
     }
 
-    /// Whether a rule or grant names the breakout room `room` (`main/breakout`, lower-case).
+    /// Whether a rule names the breakout room `room` (`main/breakout`, lower-case).
     fn names_breakout(&self, room: &str) -> bool {
         self.exact.contains_key(room)
             || self
@@ -444,10 +453,6 @@ impl RuleSet {
                 .into_iter()
                 .flat_map(|index| &self.glob_rules[index])
                 .any(|pos| self.rules[*pos].room.is_for_breakout())
-            || self
-                .grants
-                .iter()
-                .any(|grant| grant.room.is_for_breakout() && grant.room.names(room))
     }
 
     /// Decides for one occupant (resolves the room's rules first).
@@ -906,14 +911,22 @@ mod tests {
             expires_at: "2026-11-23T11:00:00Z".into(),
             granted_by: "test".into(),
         };
-        let (set, problems) = RuleSet::from_tables(&rows, &[grant], MediaSet::NONE);
+        let breakout_grant = GrantRow {
+            id: 2,
+            room: "lecture/6f1c".into(),
+            who: "jid".into(),
+            who_value: Some("a@b".into()),
+            media: "screen".into(),
+            ..grant.clone()
+        };
+        let (set, problems) = RuleSet::from_tables(&rows, &[grant, breakout_grant], MediaSet::NONE);
         assert!(problems.is_empty(), "{problems:?}");
         let may =
             |room: &'static str, role, jid: &str| set.decide(&facts(room, role, jid)).permissions;
         let audio = MediaSet::only(Media::Audio);
 
         // Not named: exactly the main room's rules and grants.
-        assert_eq!(may("lecture/6f1c", Role::Participant, "a@b"), audio);
+        assert_eq!(may("lecture/9a9a", Role::Participant, "a@b"), audio);
         assert_eq!(
             may("lecture/6f1c", Role::Moderator, "a@b"),
             audio.with(Media::Screen)
@@ -922,6 +935,13 @@ mod tests {
             may("lecture/6f1c", Role::Participant, "guest@b"),
             audio.with(Media::Video)
         );
+        // A grant for one breakout room applies there only, and the room still inherits.
+        assert_eq!(
+            may("lecture/6f1c", Role::Participant, "a@b"),
+            audio.with(Media::Screen)
+        );
+        assert_eq!(may("lecture/7d3e", Role::Participant, "a@b"), audio);
+        assert_eq!(may("lecture", Role::Participant, "a@b"), audio);
         // Named by `seminar/*`: rules 4 and 2 apply; 3 and 5 (written for main rooms) do not.
         assert_eq!(
             may("seminar", Role::Participant, "a@b"),

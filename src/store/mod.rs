@@ -10,6 +10,7 @@
 //! decision path, each with the name of the instance that decided.
 
 pub mod audit;
+pub mod grants;
 pub mod view;
 pub mod watch;
 
@@ -36,6 +37,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 pub use audit::{AuditRecord, AuditWriter, Write};
+pub use grants::{ApprovalKey, GrantChange};
 pub use view::{OccupantRow, QueueRow, ViewWrite};
 
 static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -56,6 +56,7 @@ pub async fn watch_rules(
     interval: Duration,
     seen_version: i64,
     publish: watch::Sender<Arc<RuleSet>>,
+    poke: Arc<tokio::sync::Notify>,
     cancel: CancellationToken,
 ) {
     let mut watcher = Watcher {
@@ -93,6 +94,8 @@ pub async fn watch_rules(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+            // This instance wrote a grant itself: read it now, not at the next poll.
+            _ = poke.notified() => {}
             heard = heard => match heard {
                 Ok(Some(notification)) => {
                     debug!(payload = notification.payload(), "rules notification");

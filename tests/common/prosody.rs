@@ -13,6 +13,9 @@ pub const COMPONENT: &str = "podium.localhost";
 /// Jitsi's breakout-room MUC (`breakout_rooms_muc`), with mod_podium and the test stand-in for
 /// jitsi-meet's breakout module (`tests/prosody-plugins/mod_test_breakout.lua`).
 pub const BREAKOUT_MUC: &str = "breakout.localhost";
+/// Jitsi's A/V moderation component, played by `tests/prosody-plugins/mod_test_av_moderation.lua`;
+/// mod_podium on the MUC watches it (`podium_av_moderation_component`).
+pub const AV_MODERATION: &str = "avmoderation.localhost";
 pub const OTHER_COMPONENT: &str = "other.localhost";
 pub const SECRET: &str = "podium-test-secret";
 pub const OTHER_SECRET: &str = "other-test-secret";
@@ -131,6 +134,7 @@ Component "{MUC}" "muc"
     modules_enabled = {{ "podium" }}
     podium_component = "{COMPONENT}"
     podium_inspectors = {{ "inspector@{DOMAIN}" }}
+    podium_av_moderation_component = "{AV_MODERATION}"
     restrict_room_creation = false
     muc_room_locking = false
     admins = {{ "{FOCUS_ACCOUNT}" }}
@@ -144,6 +148,9 @@ Component "{BREAKOUT_MUC}" "muc"
     muc_room_locking = false
     admins = {{ "{FOCUS_ACCOUNT}" }}
 {muc_options}
+Component "{AV_MODERATION}" "test_av_moderation"
+    muc_component = "{MUC}"
+
 Component "{BREWERY_HOST}" "muc"
     restrict_room_creation = false
     muc_room_locking = false

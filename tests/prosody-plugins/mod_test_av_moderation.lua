@@ -1,0 +1,52 @@
+-- Test-only: stands in for jitsi-meet's A/V moderation component (mod_av_moderation_component) in
+-- podium's integration tests. Load it as the component itself, with muc_component naming the MUC:
+--
+--   Component "avmoderation.localhost" "test_av_moderation"
+--       muc_component = "conference.localhost"
+--
+-- It keeps the behaviour podium's module observes (resources/prosody-plugins/mod_av_moderation_component.lua):
+-- a moderator's <av_moderation jidToWhitelist='room@muc/nick' mediaType='audio|video'/> puts the
+-- occupant on the room's whitelist and tells the occupant it was approved with a json-message;
+-- jidToBlacklist takes it off and tells the occupant it was removed. A sender who is not a moderator of
+-- the room gets an error (jitsi-meet ignores it silently; the error gives tests a signal). Jitsi finds
+-- the room from the client's web session; here the room is the one the target occupant is in.
+-- Never load this in production.
+
+local st = require "util.stanza";
+local jid_bare = require "util.jid".bare;
+local json = require "util.json";
+
+local muc_host = module:get_option_string("muc_component");
+
+local function tell(to, body)
+	module:send(st.message({ from = module.host; to = to })
+		:tag("json-message", { xmlns = "http://jitsi.org/jitmeet" }):text(json.encode(body)):up());
+end
+
+module:hook("message/host", function (event)
+	local stanza = event.stanza;
+	local command = stanza:get_child("av_moderation");
+	if not command or stanza.attr.type == "error" then return nil; end
+	local target = command.attr.jidToWhitelist or command.attr.jidToBlacklist;
+	local media = command.attr.mediaType;
+	local host = prosody.hosts[muc_host];
+	local room = target and host and host.modules.muc.get_room_from_jid(jid_bare(target));
+	local moderator = room and room:get_occupant_by_real_jid(stanza.attr.from);
+	if not moderator or moderator.role ~= "moderator" or (media ~= "audio" and media ~= "video") then
+		event.origin.send(st.error_reply(stanza, "auth", "forbidden", "not a moderator of the room"));
+		return true;
+	end
+	local occupant = room:get_occupant_by_nick(target);
+	if not occupant then return true; end
+	room.av_moderation = room.av_moderation or {};
+	local whitelist = room.av_moderation[media] or {};
+	room.av_moderation[media] = whitelist;
+	if command.attr.jidToWhitelist then
+		whitelist[target] = true;
+		tell(occupant.jid, { type = "av_moderation"; room = room.jid; approved = true; mediaType = media });
+	else
+		whitelist[target] = nil;
+		tell(occupant.jid, { type = "av_moderation"; room = room.jid; removed = true; mediaType = media });
+	end
+	return true;
+end);
