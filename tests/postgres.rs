@@ -81,6 +81,34 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     db.psql("DELETE FROM grants");
     assert_eq!(store.rules_version().await.unwrap(), 6);
     assert!(store.load_grants().await.unwrap().is_empty());
+    // An A/V-moderation approval written by podium, twice, then withdrawn: one row, then none, and
+    // every step moves the version (so every shard re-decides).
+    let key = podium::store::ApprovalKey {
+        room: "class".into(),
+        who: "jid".into(),
+        who_value: "ada@localhost".into(),
+        media: "audio".into(),
+    };
+    let approve = podium::store::GrantChange::Approve {
+        key: key.clone(),
+        expires_at: "2026-12-01T10:00:00Z".into(),
+        granted_by: "teacher@localhost".into(),
+        note: "A/V moderation".into(),
+    };
+    store.apply_grant_change(&approve).await.unwrap();
+    store.apply_grant_change(&approve).await.unwrap();
+    assert_eq!(
+        db.psql("SELECT who_value, granted_by, source FROM grants"),
+        "ada@localhost|teacher@localhost|av_moderation\n"
+    );
+    let version = store.rules_version().await.unwrap();
+    assert!(version > 6, "{version}");
+    store
+        .apply_grant_change(&podium::store::GrantChange::Withdraw(key))
+        .await
+        .unwrap();
+    assert!(store.load_grants().await.unwrap().is_empty());
+    assert!(store.rules_version().await.unwrap() > version);
     db.psql("INSERT INTO rules (effect, note) VALUES ('deny', 'defaults')");
     let rows = store.load_rules().await.unwrap();
     assert_eq!(
