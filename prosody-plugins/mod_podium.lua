@@ -105,6 +105,17 @@ local function is_governed(room, occupant)
 	return not podium.is_focus(nick_of(occupant), occupant.bare_jid, focus_jids);
 end
 
+-- Calls setup(host) once the host exists: now, or when Prosody activates it.
+local function when_active(host, setup)
+	if prosody.hosts[host] then
+		setup(host);
+	else
+		module:hook_global("host-activated", function (activated)
+			if activated == host then setup(host); end
+		end);
+	end
+end
+
 --- Breakout rooms --------------------------------------------------------------------------------------
 
 -- On Jitsi's breakout MUC (podium_main_muc set): breakout room JID -> its main room's JID, found once.
@@ -616,13 +627,7 @@ else
 	local hosts = {};
 	for focus_jid in pairs(focus_jids) do hosts[jid_host(focus_jid)] = true; end
 	for host in pairs(hosts) do
-		if prosody.hosts[host] then
-			guard_focus_host(host);
-		else
-			module:hook_global("host-activated", function (activated)
-				if activated == host then guard_focus_host(host); end
-			end);
-		end
+		when_active(host, guard_focus_host);
 	end
 end
 
@@ -705,14 +710,7 @@ if bridge_muc and next(focus_jids) == nil then
 end
 
 if bridge_muc then
-	local brewery_host = jid_host(bridge_muc);
-	if prosody.hosts[brewery_host] then
-		hook_brewery(brewery_host);
-	else
-		module:hook_global("host-activated", function (host)
-			if host == brewery_host then hook_brewery(host); end
-		end);
-	end
+	when_active(jid_host(bridge_muc), hook_brewery);
 end
 
 --- Occupant reports ----------------------------------------------------------------------------
@@ -842,13 +840,7 @@ local function hook_av_moderation(host)
 end
 
 if av_moderation_host then
-	if prosody.hosts[av_moderation_host] then
-		hook_av_moderation(av_moderation_host);
-	else
-		module:hook_global("host-activated", function (host)
-			if host == av_moderation_host then hook_av_moderation(host); end
-		end);
-	end
+	when_active(av_moderation_host, hook_av_moderation);
 end
 
 --- Queries and decisions from podium -------------------------------------------------------------
