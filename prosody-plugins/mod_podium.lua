@@ -216,13 +216,24 @@ local function bridge_real_jid(bridge_occupant)
 	return occupant and occupant.jid;
 end
 
+-- The force-mute podium wants for an occupant: the kinds it may not send, and its video too when the
+-- only video it sends is a screenshare it may not send (a camera switched to the screen in presence
+-- only keeps sending on the camera's SSRCs).
+local function podium_mute(record)
+	local mute = jingle.force_mute_for(record.held);
+	if not mute.video and record.media and jingle.sends_only_refused_screen(record.media) then
+		mute.video = true;
+	end
+	return mute;
+end
+
 -- Tells the bridge the force-mute this endpoint must have: podium's (from what the occupant may send)
 -- joined with jicofo's own (podium never lifts a mute jicofo asked for).
 local function update_bridge(room_jid, nick, record)
 	local conference = conferences[room_jid];
 	local endpoint = conference and conference.endpoints[nick];
 	if not endpoint then return; end
-	local desired = either(endpoint.jicofo, jingle.force_mute_for(record.held));
+	local desired = either(endpoint.jicofo, podium_mute(record));
 	if same_mute(endpoint.applied, desired) then return; end
 	local bridge_jid = bridge_real_jid(endpoint.bridge);
 	if not bridge_jid then
@@ -282,15 +293,15 @@ local function forget_room_enforcement(room_jid)
 	p2p_sessions[room_jid] = nil;
 end
 
--- Carries a decision out: replays newly allowed sources to jicofo, removes newly refused ones, tells
--- the client, and updates the bridge. `previous` is what the occupant held before.
 -- Sends jicofo the changes in what the occupant may send: newly refused sources withdrawn, newly
--- allowed ones replayed.
+-- allowed ones replayed. Returns the kinds of the sources withdrawn.
 local function enforce_jingle(room_jid, nick, record)
 	local media = record.media;
-	if not (media and media.sid and media.focus) then return; end
+	local withdrawn = {};
+	if not (media and media.sid and media.focus) then return withdrawn; end
 	local occupant_jid = room_jid .. "/" .. nick;
 	local add, remove = jingle.plan_change(media, record.held);
+	for _, source in ipairs(remove.sources) do withdrawn[source.kind] = true; end
 	if #remove.sources > 0 then
 		-- Sources only: jicofo drops the groups of removed sources itself, and refuses a whole removal
 		-- that names a group it does not have (ConferenceSourceMap.tryToRemove).
@@ -305,6 +316,7 @@ local function enforce_jingle(room_jid, nick, record)
 		inject(iq, "grant", { record = record; batch = add });
 		module:log("info", "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
 	end
+	return withdrawn;
 end
 
 -- Tells the client as jicofo would, so a stock client mutes the track and shows it.
@@ -329,6 +341,8 @@ local function enforce(room_jid, nick, record, previous)
 	local steps = {
 		{ "bridge", function () update_bridge(room_jid, nick, record); end };
 		{ "jicofo", function () enforce_jingle(room_jid, nick, record); end };
+		-- Again: what jicofo now has can change the video mute (see podium_mute); sent only if so.
+		{ "bridge", function () update_bridge(room_jid, nick, record); end };
 		{ "client", function () tell_client(room_jid, record, revoked); end };
 		{ "p2p", function ()
 			if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
@@ -345,6 +359,24 @@ local function enforce(room_jid, nick, record, previous)
 		end
 	end
 	return failed == 0;
+end
+
+-- Presence changed the kind of an occupant's source with no Jingle (a camera switched to the screen
+-- with replaceTrack, or back): jicofo loses a screenshare the occupant may not send, or gets the camera
+-- back; the bridge mutes the endpoint's video while that screenshare is all it sends; the client's
+-- screenshare is muted as jicofo would mute it.
+local function enforce_reclassified(room_jid, nick, record)
+	local ok, err = pcall(function ()
+		local withdrawn = enforce_jingle(room_jid, nick, record);
+		update_bridge(room_jid, nick, record);
+		if withdrawn.screen then
+			tell_client(room_jid, record, { screen = true });
+			module:log("info", "%s/%s switched a track to the screen in presence only; withdrawn", room_jid, nick);
+		end
+	end);
+	if not ok then
+		module:log("error", "enforcing a changed source kind for %s/%s: %s", room_jid, nick, tostring(err));
+	end
 end
 
 -- The answer to an IQ the module sent. jicofo refusing a replayed source-add means it does not have
@@ -478,7 +510,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 		return answer_error(event, "modify", "bad-request", "unknown Jingle session");
 	end
 	if jingle.adding_actions[action] then
-		local sources, groups = jingle.read_sources(payload, record.declared);
+		local sources, groups = jingle.read_sources(payload, record.declared, nick);
 		if not sources then
 			return answer_error(event, "modify", "bad-request", groups);
 		end
@@ -500,7 +532,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			end
 		end
 	elseif jingle.removing_actions[action] then
-		local sources, groups = jingle.read_sources(payload, record.declared);
+		local sources, groups = jingle.read_sources(payload, record.declared, nick);
 		if not sources then
 			return answer_error(event, "modify", "bad-request", groups);
 		end
@@ -670,7 +702,7 @@ local function observe_colibri(stanza, request)
 			end
 			local record = state:get(room_jid, nick);
 			if record and (force_mute or created) then
-				local desired = either(endpoint.jicofo, jingle.force_mute_for(record.held));
+				local desired = either(endpoint.jicofo, podium_mute(record));
 				if force_mute or desired.audio or desired.video then
 					jingle.set_force_mute(endpoint_tag, desired);
 				end
@@ -781,6 +813,15 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 		forget_enforcement(room.jid, nick);
 	end
 	record.declared = podium.declared_kinds(event.stanza:get_child_text("SourceInfo"), json.decode);
+	local legacy_type = event.stanza:get_child_text("videoType", "http://jitsi.org/jitmeet/video");
+	if legacy_type == "desktop" then
+		-- The oldest clients said it with <videoType/>, for their one video track.
+		record.declared = record.declared or {};
+		record.declared[nick .. "-v0"] = "screen";
+	end
+	if record.media and jingle.reclassify(record.media, record.declared, nick) then
+		enforce_reclassified(room.jid, nick, record);
+	end
 	report(is_new and "joined" or "changed", room, occupant_tag(room, occupant, record, event.stanza));
 end));
 

@@ -9,7 +9,9 @@
 --   * jicofo fails a whole request when an ssrc-group names an SSRC it does not know
 --     (GroupContainsUnknownSourceException), so a withheld source takes its groups with it;
 --   * screen = a video source with videoType='desktop' (lib-jitsi-meet SDP.ts); older clients say so
---     only in presence SourceInfo, which the caller passes in as `declared` (name -> "screen");
+--     only in presence SourceInfo, which the caller passes in as `declared` (name -> "screen"), and a
+--     client may switch a camera track to the screen with replaceTrack: no Jingle at all, only
+--     presence changes (research real-client.md), so kinds are decided again on every presence;
 --   * jicofo routes participant Jingle by sid only (JingleIqRequestHandler), so whoever knows a sid
 --     can act for that participant: the module checks sids, and uses that fact to grant and revoke.
 
@@ -198,11 +200,23 @@ end
 
 --- Reading sources ----------------------------------------------------------------------------------
 
+-- The kind of a video source: "screen" when its Jingle says videoType='desktop', or when presence
+-- declares its track a screenshare (`declared`: name -> "screen"); "video" otherwise. A source without
+-- a name (lib-jitsi-meet without source names, which has one video track) is its endpoint's first video
+-- track, `<nick>-v0`, the name its presence SourceInfo uses.
+local function video_kind(source_el, declared, nick)
+	if source_el.attr.videoType == "desktop" then return "screen"; end
+	local name = source_el.attr.name or (nick and nick .. "-v0");
+	if name and declared and declared[name] == "screen" then return "screen"; end
+	return "video";
+end
+
 -- Reads every source and group of a <jingle>: returns sources (list of
 -- { ssrc, name, media, kind, content, el }) and groups (list of { semantics, ssrcs, media, content, el }),
 -- or nil and the reason when a source has no valid SSRC.
--- `declared` maps a source name to "screen" when presence said so (SourceInfo videoType desktop).
-local function read_sources(jingle, declared)
+-- `declared` maps a source name to "screen" when presence said so (SourceInfo videoType desktop);
+-- `nick` is the sender's endpoint id (see video_kind).
+local function read_sources(jingle, declared, nick)
 	local sources, groups = {}, {};
 	for content, description in each_description(jingle) do
 		local media = description.attr.media;
@@ -211,12 +225,7 @@ local function read_sources(jingle, declared)
 			if not ssrc then
 				return nil, ("invalid ssrc %q"):format(tostring(source.attr.ssrc));
 			end
-			local kind = "audio";
-			if media == "video" then
-				local name = source.attr.name;
-				local desktop = source.attr.videoType == "desktop" or (name and declared and declared[name] == "screen");
-				kind = desktop and "screen" or "video";
-			end
+			local kind = media == "video" and video_kind(source, declared, nick) or "audio";
 			sources[#sources + 1] = {
 				ssrc = ssrc; name = source.attr.name; media = media; kind = kind;
 				content = content.attr.name or media; el = st.clone(source);
@@ -280,6 +289,42 @@ local function unify_kinds(sources, groups, known)
 			end
 		end
 	end
+end
+
+-- Presence changed what the occupant declares (a camera track switched to the screen, or back, with no
+-- Jingle): decides the kind of each of its known video sources again, as read_sources would now, with
+-- the strictest kind of a track winning. Returns true when any source changed kind; plan_change then
+-- moves it between forwarded and withheld.
+local function reclassify(media, declared, nick)
+	local sources = {};
+	for _, map in ipairs({ media.forwarded, media.withheld }) do
+		for _, source in pairs(map) do
+			if source.media == "video" then sources[#sources + 1] = source; end
+		end
+	end
+	local before = {};
+	for _, source in ipairs(sources) do
+		before[source] = source.kind;
+		source.kind = video_kind(source.el, declared, nick);
+	end
+	unify_kinds(sources, media.groups);
+	for _, source in ipairs(sources) do
+		if source.kind ~= before[source] then return true; end
+	end
+	return false;
+end
+
+-- Whether the only video the occupant sends is a screenshare it may not send: it has withheld screen
+-- sources and no video source forwarded (a camera track switched to the screen without Jingle keeps
+-- sending on its SSRCs, so the bridge must mute the endpoint's video).
+local function sends_only_refused_screen(media)
+	for _, source in pairs(media.forwarded) do
+		if source.media == "video" then return false; end
+	end
+	for _, source in pairs(media.withheld) do
+		if source.kind == "screen" then return true; end
+	end
+	return false;
 end
 
 --- Per-occupant media state --------------------------------------------------------------------------
@@ -608,6 +653,8 @@ return {
 	jingle_of = jingle_of;
 	check_shape = check_shape;
 	read_sources = read_sources;
+	reclassify = reclassify;
+	sends_only_refused_screen = sends_only_refused_screen;
 	unify_kinds = unify_kinds;
 	new_media = new_media;
 	reset_session = reset_session;

@@ -548,6 +548,78 @@ async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
     );
 }
 
+/// Camera granted, screen refused. A client that switches its camera to the screen with
+/// replaceTrack sends no Jingle at all: only presence says so (`SourceInfo` videoType desktop). The
+/// module withdraws the source from jicofo at once, the bridge mutes the endpoint's video, the client
+/// is told as jicofo would tell it, and the camera returns when presence says camera again. Both the
+/// 2021 shape (nameless sources, so `<nick>-v0` in presence names them) and the current one (named
+/// `-v0` with `videoType='camera'` in Jingle: the stricter kind wins).
+#[tokio::test]
+async fn a_camera_switched_to_the_screen_in_presence_only_is_withdrawn_and_comes_back() {
+    use common::jingle::MUTE_DESKTOP;
+    let room = "seminar-switch";
+    let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+        (1, '*', 'everyone', NULL, 'all', 'allow', 0),
+        (2, '*', 'role', 'participant', 'screen', 'deny', 10)";
+    let mut conference = Conference::start(rules, FocusOptions::default()).await;
+    let alice = conference
+        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .await;
+    let mut held = vec![("alice", "audio,video")];
+    let mut present = Vec::new();
+    for (nick, shape) in [("carol", Shape::Legacy2021), ("bob", Shape::Current)] {
+        held.push((nick, "audio,video"));
+        let participant = conference.join(room, nick, shape, &held).await;
+        let audio = participant.track(Track::Audio);
+        let camera = participant.track(Track::Camera);
+        let both = audio.union(&camera);
+        conference.focus_holds(nick, &both).await;
+        conference.bridge_holds(room, nick, &both).await;
+        learns(&alice, nick, relayed(&both)).await;
+
+        // replaceTrack(camera, screen): presence only.
+        let switched = Instant::now();
+        participant.set_source_info(&format!(
+            "{{\"{nick}-a0\":{{\"muted\":false}},\"{nick}-v0\":{{\"muted\":false,\"videoType\":\"desktop\"}}}}"
+        ));
+        conference.focus_holds(nick, &audio).await;
+        eprintln!(
+            "{nick} ({shape:?}): presence-only switch to the screen -> the focus no longer holds the camera: {} ms",
+            switched.elapsed().as_millis()
+        );
+        conference.bridge_holds(room, nick, &audio).await;
+        conference.bridge_force_mute(room, nick, false, true).await;
+        learns(&alice, nick, relayed(&audio)).await;
+        participant
+            .wait_until("the desktop mute IQ from the focus", |view| {
+                view.mutes
+                    .iter()
+                    .any(|mute| mute.namespace == MUTE_DESKTOP && mute.applied)
+            })
+            .await;
+        assert_eq!(
+            inspect(&mut conference.inspector, room).await.get(nick),
+            Some(&("audio,video".to_owned(), "podium".to_owned())),
+            "podium's decision is unchanged: camera allowed, screen not"
+        );
+
+        // Back to the camera: released, with its groups, and the bridge unmutes.
+        let back = Instant::now();
+        participant.set_source_info(&format!(
+            "{{\"{nick}-a0\":{{\"muted\":false}},\"{nick}-v0\":{{\"muted\":false,\"videoType\":\"camera\"}}}}"
+        ));
+        conference.focus_holds(nick, &both).await;
+        eprintln!(
+            "{nick} ({shape:?}): back to the camera -> the focus holds it again: {} ms",
+            back.elapsed().as_millis()
+        );
+        conference.bridge_holds(room, nick, &both).await;
+        conference.bridge_force_mute(room, nick, false, false).await;
+        learns(&alice, nick, relayed(&both)).await;
+        present.push(participant);
+    }
+}
+
 #[tokio::test]
 async fn peer_to_peer_is_refused_while_someone_is_restricted() {
     let room = "lecture-p2p";

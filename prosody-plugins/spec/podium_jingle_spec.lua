@@ -211,6 +211,51 @@ describe("plan_change", function ()
 	end);
 end);
 
+describe("reclassify (a camera switched to the screen in presence only)", function ()
+	-- A 2021 client's camera: six nameless SSRCs (no source names, no videoType).
+	local function nameless_camera()
+		return (track("x", 10, 6):gsub(" name='x'", ""));
+	end
+
+	it("turns a forwarded camera into a refused screenshare and back, with its groups", function ()
+		local media = jingle.new_media();
+		local payload = jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 1, 1), nameless_camera()));
+		local sources, groups = jingle.read_sources(payload, nil, "b");
+		jingle.withhold(payload, media, sources, groups, no_screen);
+		assert.equal(7, jingle.count(media.forwarded));
+		assert.is_false(jingle.sends_only_refused_screen(media));
+
+		-- Presence: "b-v0" is now the screen (replaceTrack; no Jingle).
+		assert.is_true(jingle.reclassify(media, { ["b-v0"] = "screen" }, "b"));
+		local add, remove = jingle.plan_change(media, no_screen);
+		assert.equal(6, #remove.sources);
+		assert.equal(4, #remove.groups);
+		assert.is_true(jingle.is_empty(add));
+		assert.is_true(jingle.sends_only_refused_screen(media));
+		-- Nothing changes while presence says the same.
+		assert.is_false(jingle.reclassify(media, { ["b-v0"] = "screen" }, "b"));
+
+		-- Back to the camera: released with all four groups.
+		assert.is_true(jingle.reclassify(media, {}, "b"));
+		add, remove = jingle.plan_change(media, no_screen);
+		assert.equal(6, #add.sources);
+		assert.equal(4, #add.groups);
+		assert.is_true(jingle.is_empty(remove));
+		assert.is_false(jingle.sends_only_refused_screen(media));
+	end);
+
+	it("never lowers what Jingle says, and the strictest kind of a track wins", function ()
+		local media = jingle.new_media();
+		local payload = jingle.jingle_of(jingle_iq("source-add", nil,
+			track("b-v0", 20, 6, "camera") .. track("b-v1", 40, 6, "desktop")));
+		local sources, groups = jingle.read_sources(payload, nil, "b");
+		jingle.withhold(payload, media, sources, groups, allow_all);
+		assert.is_false(jingle.reclassify(media, {}, "b"), "b-v1 stays a screen without presence");
+		assert.is_true(jingle.reclassify(media, { ["b-v0"] = "screen" }, "b"));
+		for _, source in pairs(media.forwarded) do assert.equal("screen", source.kind); end
+	end);
+end);
+
 describe("strip_removal", function ()
 	it("answers locally for sources jicofo never saw", function ()
 		local media = jingle.new_media();

@@ -127,6 +127,10 @@ pub struct ParticipantView {
     pub local: SourceSet,
     /// Mute state per local source name, as presence SourceInfo says.
     pub muted: BTreeMap<String, bool>,
+    /// The videoType of a local video track, when the app set one (replaceTrack to the screen keeps
+    /// the track's name and SSRCs and changes only this); otherwise `-v0` is the camera and `-v1`
+    /// the screen.
+    pub video_types: BTreeMap<String, String>,
     /// The SourceInfo JSON last sent.
     pub source_info: String,
     /// `jitsi_participant_raisedHand` as last sent: `Date.now()` while the hand is up, empty once
@@ -305,9 +309,18 @@ impl Participant {
         answer
     }
 
-    /// Sends a presence update whose SourceInfo is `json`, verbatim.
+    /// Sends a presence update whose SourceInfo is `json`, verbatim. A `videoType` in it sticks to
+    /// that track, as in lib-jitsi-meet, where it is a property of the local track: later presences
+    /// (after a mute, say) keep saying it.
     pub fn set_source_info(&self, json: &str) {
         self.core.recorder.update(|view| {
+            if let Ok(serde_json::Value::Object(entries)) = serde_json::from_str(json) {
+                for (name, entry) in entries {
+                    if let Some(video_type) = entry.get("videoType").and_then(|t| t.as_str()) {
+                        view.video_types.insert(name, video_type.to_owned());
+                    }
+                }
+            }
             view.source_info = json.to_owned();
             let presence = self.core.presence_with(view, false, json);
             self.core.handle.send(presence);
@@ -726,12 +739,17 @@ impl Core {
             .muted
             .iter()
             .map(|(name, muted)| {
-                let video_type = if name.ends_with("-v1") {
-                    ",\"videoType\":\"desktop\""
+                let video_type = if let Some(video_type) = view.video_types.get(name) {
+                    format!(
+                        ",\"videoType\":{}",
+                        serde_json::to_string(video_type).unwrap()
+                    )
+                } else if name.ends_with("-v1") {
+                    ",\"videoType\":\"desktop\"".to_owned()
                 } else if name.ends_with("-v0") {
-                    ",\"videoType\":\"camera\""
+                    ",\"videoType\":\"camera\"".to_owned()
                 } else {
-                    ""
+                    String::new()
                 };
                 format!(
                     "{}:{{\"muted\":{muted}{video_type}}}",
