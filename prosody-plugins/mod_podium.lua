@@ -515,7 +515,8 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			return answer_error(event, "modify", "bad-request", groups);
 		end
 		jingle.unify_kinds(sources, groups, function (ssrc) return media.forwarded[ssrc] or media.withheld[ssrc]; end);
-		local reason = jingle.check_sources(sources, nick, function (ssrc) return ssrc_owner(room.jid, ssrc); end);
+		local reason = jingle.check_sources(sources, nick, function (ssrc) return ssrc_owner(room.jid, ssrc); end,
+			jingle.count(media.forwarded) + jingle.count(media.withheld));
 		if reason then
 			module:log("warn", "refused %s from %s: %s", action, occupant.nick, reason);
 			return answer_error(event, "modify", "bad-request", reason);

@@ -377,10 +377,19 @@ end
 
 --- Withholding (participant -> focus) ----------------------------------------------------------------
 
+-- jicofo's max-ssrcs-per-user (default 20): it refuses a request that would take an endpoint past it.
+local max_ssrcs = 20;
+
 -- Checks a participant's sources before anything is changed. `nick` is its endpoint id; `owner_of(ssrc)`
--- names the occupant that already uses an SSRC in the room (nil if none). Returns nil, or the reason
--- the request is refused.
-local function check_sources(sources, nick, owner_of)
+-- names the occupant that already uses an SSRC in the room (nil if none); `known` is how many SSRCs of
+-- this participant the module already has (forwarded and withheld). Returns nil, or the reason the
+-- request is refused. Withheld sources count toward jicofo's limit as if forwarded, so every withheld
+-- source can be replayed on a grant without jicofo refusing it.
+local function check_sources(sources, nick, owner_of, known)
+	if (known or 0) + #sources > max_ssrcs then
+		-- jicofo's wording (ValidatingConferenceSourceMap), so a client sees the same answer either way.
+		return ("SSRC limit (%d) exceeded."):format(max_ssrcs);
+	end
 	local seen = {};
 	local prefix = nick .. "-";
 	for _, source in ipairs(sources) do

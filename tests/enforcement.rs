@@ -893,6 +893,31 @@ async fn hostile_participant_changes_nothing_for_anyone() {
         Some("bad-request"),
         "{answer:?}"
     );
+    // Camera sources past jicofo's 20-SSRC limit, all of a kind he may not send: withheld sources
+    // count as jicofo would count them (1 audio + 6 withheld camera + 14 = 21), so a later grant can
+    // replay every one.
+    let flood = SourceSet::new(
+        (0..14)
+            .map(|i| {
+                Source::new(Media::Video, 4_100_000 + i)
+                    .named("bob-v3")
+                    .with_video_type("camera")
+            })
+            .collect(),
+        vec![],
+    );
+    let answer = bob
+        .send_jingle(
+            "source-add",
+            &bob_sid,
+            flood.to_contents(Style::Client, None),
+        )
+        .await;
+    assert_eq!(
+        common::peer::error_text(&answer).as_deref(),
+        Some("SSRC limit (20) exceeded."),
+        "{answer:?}"
+    );
     assert_eq!(
         conference.focus.jingle_received().len(),
         seen_before,

@@ -111,6 +111,13 @@ describe("check_sources", function ()
 			check(track("b-v0", 20, 1), function () return "a"; end));
 		assert.equal("ssrc 20 is listed twice", check(track("b-v0", 20, 1) .. track("b-v0", 20, 1)));
 	end);
+	it("counts withheld sources toward jicofo's 20-SSRC limit, so every withheld one can be replayed", function ()
+		local payload = jingle.jingle_of(jingle_iq("source-add", nil, track("b-v1", 40, 6, "desktop")));
+		local sources = jingle.read_sources(payload);
+		local nobody = function () return nil; end;
+		assert.is_nil(jingle.check_sources(sources, "b", nobody, 14));
+		assert.equal("SSRC limit (20) exceeded.", jingle.check_sources(sources, "b", nobody, 15));
+	end);
 end);
 
 describe("withhold", function ()
