@@ -814,9 +814,11 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 		forget_enforcement(room.jid, nick);
 	end
 	record.declared = podium.declared_kinds(event.stanza:get_child_text("SourceInfo"), json.decode);
-	local legacy_type = event.stanza:get_child_text("videoType", "http://jitsi.org/jitmeet/video");
+	local legacy_type = event.stanza:get_child_text("videoType")
+		or event.stanza:get_child_text("videoType", "http://jitsi.org/jitmeet/video");
 	if legacy_type == "desktop" then
-		-- The oldest clients said it with <videoType/>, for their one video track.
+		-- Clients without source names say it with <videoType/> (lib-jitsi-meet 2021 puts it in
+		-- jabber:client; older ones in jitmeet/video), for their one video track.
 		record.declared = record.declared or {};
 		record.declared[nick .. "-v0"] = "screen";
 	end
