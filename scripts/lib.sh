@@ -66,3 +66,35 @@ ensure_postgres() {
 	psql -X -q -A -t "$url" -c 'SELECT 1' >/dev/null || die "PostgreSQL is running but $url does not connect"
 	export TEST_POSTGRES_URL="$url"
 }
+
+# The real lib-jitsi-meet client for tests/real_client.rs: Debian's chromium, and from the npm
+# registry (with `npm pack`, never `npm install`: the bundle's dependencies name git URLs) the only
+# prebuilt browser bundle there, @lyno/lib-jitsi-meet 2.6726.2 (a December 2021 build), with the
+# jquery 3.6.0 it expects. Extracts lib-jitsi-meet.min.js and jquery.min.js into
+# $TEST_REAL_CLIENT_DIR (default target/real-client/, outside git), where the tests look for them;
+# nothing third-party is committed. Dies, saying why, when the registry or a package cannot be had:
+# the real-client tests never skip.
+REAL_CLIENT_BUNDLE="@lyno/lib-jitsi-meet@2.6726.2"
+REAL_CLIENT_JQUERY="jquery@3.6.0"
+ensure_real_client() {
+	ensure_packages chromium
+	command -v npm >/dev/null || ensure_packages npm
+	local dir="${TEST_REAL_CLIENT_DIR:-$PODIUM_ROOT/target/real-client}"
+	export TEST_REAL_CLIENT_DIR="$dir"
+	[ -s "$dir/lib-jitsi-meet.min.js" ] && [ -s "$dir/jquery.min.js" ] && return 0
+	say "fetching $REAL_CLIENT_BUNDLE and $REAL_CLIENT_JQUERY (npm pack) into $dir"
+	mkdir -p "$dir/packs"
+	local tarballs
+	# npm pack prints the tarballs' names, one a line, in the order asked.
+	tarballs="$(cd "$dir/packs" && npm pack --silent "$REAL_CLIENT_BUNDLE" "$REAL_CLIENT_JQUERY")" \
+		|| die "npm pack $REAL_CLIENT_BUNDLE $REAL_CLIENT_JQUERY failed: the real-client tests need the npm registry"
+	local bundle jquery
+	bundle="$dir/packs/$(sed -n 1p <<<"$tarballs")"
+	jquery="$dir/packs/$(sed -n 2p <<<"$tarballs")"
+	tar -xzf "$bundle" -O package/lib-jitsi-meet.min.js >"$dir/lib-jitsi-meet.min.js.part" \
+		|| die "$bundle has no package/lib-jitsi-meet.min.js"
+	tar -xzf "$jquery" -O package/dist/jquery.min.js >"$dir/jquery.min.js.part" \
+		|| die "$jquery has no package/dist/jquery.min.js"
+	mv "$dir/lib-jitsi-meet.min.js.part" "$dir/lib-jitsi-meet.min.js"
+	mv "$dir/jquery.min.js.part" "$dir/jquery.min.js"
+}

@@ -1,10 +1,12 @@
 //! The integration harness: a real Prosody, the real podium binary, raw c2s clients, real SQLite,
 //! and stand-ins for jicofo (`focus`), jitsi-videobridge (`bridge`) and lib-jitsi-meet clients
 //! (`participant`) that speak Jingle and Colibri2 over that Prosody (`jingle`: the shared source
-//! model; `peer`: what the stand-ins share).
+//! model; `peer`: what the stand-ins share), and the real lib-jitsi-meet in headless Chromium
+//! (`browser`).
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod browser;
 pub mod c2s;
 pub mod focus;
 pub mod jingle;

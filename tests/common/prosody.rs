@@ -57,6 +57,9 @@ pub struct Prosody {
     pub dir: tempfile::TempDir,
     pub c2s_port: u16,
     pub component_port: u16,
+    /// The loopback HTTP port where `mod_websocket` serves `/xmpp-websocket`, when started with
+    /// [`Prosody::start_with_websocket`] (for the real lib-jitsi-meet in a browser).
+    pub http_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -69,6 +72,21 @@ impl Prosody {
     /// Like [`Prosody::start`], with `muc_options` (config lines, e.g. [`CONFERENCE_OPTIONS`])
     /// appended verbatim to the conference MUC's component section.
     pub fn start_with(users: &[&str], muc_options: &str) -> Prosody {
+        Prosody::start_configured(users, muc_options, false)
+    }
+
+    /// Like [`Prosody::start_with`], and also serves XMPP over WebSocket on a free loopback HTTP port
+    /// ([`Prosody::http_port`]), for a real lib-jitsi-meet in a browser: `mod_websocket` with
+    /// `cross_domain_websocket` (the page is served from another origin) and
+    /// `consider_websocket_secure` (plain `ws://` on loopback, so SASL PLAIN is offered). The
+    /// conference MUC also exposes real JIDs to everyone (`muc_room_default_public_jids`, Jitsi's
+    /// `whois=anyone`): lib-jitsi-meet recognises the focus by the real JID of occupant `focus`
+    /// (`focusjid + '/'`), and otherwise rejects its session-initiate as from a non-focus.
+    pub fn start_with_websocket(users: &[&str], muc_options: &str) -> Prosody {
+        Prosody::start_configured(users, muc_options, true)
+    }
+
+    fn start_configured(users: &[&str], muc_options: &str, websocket: bool) -> Prosody {
         let dir = tempfile::Builder::new()
             .prefix("podium-it-")
             .tempdir()
@@ -76,6 +94,7 @@ impl Prosody {
         let prosody = Prosody {
             c2s_port: free_port(),
             component_port: free_port(),
+            http_port: websocket.then(free_port),
             dir,
             child: None,
         };
@@ -105,6 +124,16 @@ impl Prosody {
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::create_dir_all(dir.join("certs")).unwrap();
         let repo = Self::repo();
+        // Empty unless started with `start_with_websocket`, so other tests get the same config.
+        let (http_ports, websocket_module, websocket_options, public_jids) = match self.http_port {
+            Some(port) => (
+                port.to_string(),
+                r#" "websocket";"#,
+                "http_interfaces = { \"127.0.0.1\" }\ncross_domain_websocket = true\nconsider_websocket_secure = true\n",
+                "    muc_room_default_public_jids = true\n",
+            ),
+            None => (String::new(), "", "", ""),
+        };
         let config = format!(
             r#"
 run_as_root = true
@@ -119,9 +148,9 @@ c2s_direct_tls_ports = {{ }}
 s2s_ports = {{ }}
 component_ports = {{ {component} }}
 component_interfaces = {{ "127.0.0.1" }}
-http_ports = {{ }}
+http_ports = {{ {http_ports} }}
 https_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "test_identity"; }}
+{websocket_options}modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "test_identity";{websocket_module} }}
 modules_disabled = {{ "s2s"; "tls"; "offline"; }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -138,7 +167,7 @@ Component "{MUC}" "muc"
     restrict_room_creation = false
     muc_room_locking = false
     admins = {{ "{FOCUS_ACCOUNT}" }}
-{muc_options}
+{public_jids}{muc_options}
 Component "{BREAKOUT_MUC}" "muc"
     modules_enabled = {{ "podium"; "test_breakout" }}
     podium_component = "{COMPONENT}"
@@ -214,6 +243,7 @@ Component "{OTHER_COMPONENT}"
             if log.contains("Activated service 'c2s'")
                 && listening(self.c2s_port)
                 && listening(self.component_port)
+                && self.http_port.is_none_or(listening)
             {
                 return;
             }
