@@ -829,7 +829,6 @@ impl Engine {
         let with_trial = rules.has_dry_run() && !self.dry_run;
         let mut seats = Vec::new();
         let mut trials = Vec::new();
-        let mut inputs = Vec::new();
         for (nick, occupant) in &view.occupants {
             let chosen = match subject {
                 Some((who, _)) if !queued => who == nick,
@@ -855,7 +854,6 @@ impl Engine {
             if with_trial {
                 trials.push(seat(room_rules.decide_with_dry_run(&facts)));
             }
-            inputs.push(occupant.inputs(&name, &services, self.now));
         }
         if queued {
             settle(&mut seats);
@@ -863,12 +861,35 @@ impl Engine {
         }
         let mut changes = Vec::new();
         for (i, seat) in seats.iter().enumerate() {
-            let cause = match subject {
-                Some((who, cause)) if who == seat.nick => cause,
-                _ => others,
+            let (cause, is_subject) = match subject {
+                Some((who, cause)) if who == seat.nick => (cause, true),
+                _ => (others, false),
             };
+            // In a settled room everyone is decided again on every event; someone else whose
+            // decision, held permissions and view row stand as they were needs nothing (building
+            // the inputs and the row for each would make every presence cost the size of the room).
+            let Some(occupant) = self
+                .rooms
+                .get(room)
+                .and_then(|view| view.occupants.get(&seat.nick))
+            else {
+                continue;
+            };
+            if !is_subject
+                && trials.is_empty()
+                && occupant.view.is_some()
+                && occupant.decision == Some(seat.decision)
+                && occupant.held.map(|held| held.permissions) == Some(seat.decision.permissions)
+            {
+                continue;
+            }
+            let input = occupant.inputs(
+                &name,
+                &occupant.services(&self.trusted_service_domains),
+                self.now,
+            );
             let explain = |decision: &Decision| {
-                let input = &inputs[i];
+                let input = &input;
                 let services = input.parsed_services();
                 let facts = input.facts(&services);
                 (
