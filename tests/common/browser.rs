@@ -174,10 +174,26 @@ impl Browser {
         self.recorder.snapshot()
     }
 
+    /// How many events the page reported so far: a mark for [`Browser::wait_event_after`].
+    pub fn mark(&self) -> usize {
+        self.recorder.read(|view| view.events.len())
+    }
+
     /// Waits until the page reported an event for which `matches` holds, and returns the first
     /// such event. Fails fast when the page reports a page error or a failed connection, and after
     /// 10 s with every event printed.
     pub async fn wait_event(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        self.wait_event_after(0, what, matches).await
+    }
+
+    /// Like [`Browser::wait_event`], among the events reported after the first `mark` (see
+    /// [`Browser::mark`]).
+    pub async fn wait_event_after(
+        &self,
+        mark: usize,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
         self.recorder
             .wait_until(what, |view| {
                 let broken = view.events.iter().find(|event| {
@@ -192,12 +208,13 @@ impl Browser {
                         view.events
                     );
                 }
-                view.events.iter().any(&matches)
+                view.events.iter().skip(mark).any(&matches)
             })
             .await;
         self.recorder.read(|view| {
             view.events
                 .iter()
+                .skip(mark)
                 .find(|event| matches(event))
                 .cloned()
                 .unwrap()

@@ -75,6 +75,8 @@ function describe(track) {
         readyState: media ? media.readyState : null,
         disposed: Boolean(track.disposed),
         participantId: attempt(() => track.getParticipantId(), null) || null,
+        // The 2021 library names it getSSRC (a current one getSsrc); remote tracks only.
+        ssrc: track.isLocal() ? null : attempt(() => track.getSSRC(), null) || null,
     };
 }
 
@@ -104,10 +106,11 @@ async function createVideo(device) {
 // What the test can ask for: `{"id", "step", ...}`; each ends with a `step-done` report carrying
 // the id, `ok` (or `error`) and the step's results. mute/unmute take `kind` ("audio" or "video").
 const steps = {
-    // The local tracks and the local SDP.
+    // The local tracks, the remote tracks (of every participant) and the local SDP.
     report: async () => ({
         myUserId: conference.myUserId(),
         tracks: conference.getLocalTracks().map(describe),
+        remoteTracks: conference.getParticipants().flatMap(participant => participant.getTracks()).map(describe),
         localSdp: localSdp(),
     }),
     mute: async step => {
@@ -180,9 +183,10 @@ function describePayload(payload) {
 }
 
 /**
- * Notes every IQ request the client sends, and reports every presence it sends (`presence-sent`),
- * on their way out through Strophe's `xmlOutput` (lib-jitsi-meet's `_stropheConn`; wrapped, so its
- * stream-management hook still runs). Called before connecting, so the conference request is seen.
+ * Notes and reports every IQ request the client sends (`iq-sent`, with what it asks: `request`) and
+ * every presence it sends (`presence-sent`), in the order they go out on the wire, through Strophe's
+ * `xmlOutput` (lib-jitsi-meet's `_stropheConn`; wrapped, so its stream-management hook still runs).
+ * Called before connecting, so the conference request is seen.
  */
 function watchRequests(connection) {
     const strophe = connection.xmpp.connection._stropheConn;
@@ -190,7 +194,9 @@ function watchRequests(connection) {
     strophe.xmlOutput = element => {
         const type = element.getAttribute && element.getAttribute('type');
         if (element.nodeName === 'iq' && (type === 'get' || type === 'set')) {
-            requests.set(element.getAttribute('id'), describePayload(element.firstElementChild));
+            const request = describePayload(element.firstElementChild);
+            requests.set(element.getAttribute('id'), request);
+            report('iq-sent', { to: element.getAttribute('to'), request, xml: new XMLSerializer().serializeToString(element) });
         } else if (element.nodeName === 'presence') {
             report('presence-sent', { to: element.getAttribute('to'), xml: new XMLSerializer().serializeToString(element) });
         }
