@@ -677,8 +677,10 @@ end
 local function observe_colibri(stanza, request)
 	local meeting_id = request.attr["meeting-id"];
 	if not meeting_id then return; end
-	local room_jid = request.attr.name and jid_bare(request.attr.name) or meeting_rooms[meeting_id];
-	-- The main and the breakout MUC each load this module; each follows its own rooms' conferences.
+	-- jicofo names a tenant's conference by the room's virtual JID; the main and the breakout MUC each
+	-- load this module, and each follows its own rooms' conferences.
+	local room_jid = request.attr.name and podium.internal_room_jid(jid_bare(request.attr.name), module.host)
+		or meeting_rooms[meeting_id];
 	if not room_jid or jid_host(room_jid) ~= module.host then return; end
 	meeting_rooms[meeting_id] = room_jid;
 	local conference = conferences[room_jid];

@@ -331,6 +331,21 @@ local function read_av_moderation(command)
 	return nil;
 end
 
+-- The room JID this MUC (`muc_host`) holds for a conference jicofo names `name`. On a multi-tenant
+-- Jitsi (mod_muc_domain_mapper) jicofo knows a tenant's room by its virtual JID,
+-- room@conference.<tenant>.<domain>, which the MUC holds as [tenant]room@conference.<domain> (the rewrite
+-- of jitsi-meet's internal_room_jid_match_rewrite). Returns nil for a name on any other host.
+local function internal_room_jid(name, muc_host)
+	local node, host = name:match("^([^@/]+)@([^/]+)");
+	if not node then return nil; end
+	if host == muc_host then return node .. "@" .. host; end
+	local prefix, base = muc_host:match("^([^.]+)%.(.+)$");
+	if not prefix then return nil; end
+	local tenant = host:match("^" .. prefix:gsub("%p", "%%%0") .. "%.([^.]+)%." .. base:gsub("%p", "%%%0") .. "$");
+	if not tenant then return nil; end
+	return ("[%s]%s@%s"):format(tenant, node, muc_host);
+end
+
 return {
 	xmlns = xmlns_podium;
 	media_kinds = media_kinds;
@@ -349,4 +364,5 @@ return {
 	snapshot_page = snapshot_page;
 	main_room_among = main_room_among;
 	read_av_moderation = read_av_moderation;
+	internal_room_jid = internal_room_jid;
 };

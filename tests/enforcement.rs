@@ -460,6 +460,7 @@ async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
         rules,
         FocusOptions {
             json_sources: false,
+            ..FocusOptions::default()
         },
     )
     .await;
@@ -618,6 +619,48 @@ async fn a_camera_switched_to_the_screen_in_presence_only_is_withdrawn_and_comes
         learns(&alice, nick, relayed(&both)).await;
         present.push(participant);
     }
+}
+
+/// A tenant's room on a multi-tenant Jitsi: the MUC holds `[acme]…`, and jicofo names the
+/// conference at the bridge by the room's virtual JID (`…@conference.acme.localhost`). The module
+/// still finds the room, so a revoke force-mutes the endpoint at the bridge (review finding M5).
+#[tokio::test]
+async fn a_tenant_rooms_bridge_conference_is_found_and_force_muted() {
+    let room = "[acme]town-hall";
+    let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+        (1, '[acme]*', 'everyone', NULL, 'audio,video', 'allow', 0)";
+    let mut conference = Conference::start(
+        rules,
+        FocusOptions {
+            virtual_names: true,
+            ..FocusOptions::default()
+        },
+    )
+    .await;
+    let alice = conference
+        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .await;
+    let sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
+    conference.focus_holds("alice", &sent).await;
+    let meeting_id = conference.focus.meeting_id(room).expect("a meeting id");
+    let named = conference
+        .bridge
+        .conferences()
+        .get(&meeting_id)
+        .and_then(|c| c.name.clone());
+    assert_eq!(
+        named.as_deref(),
+        Some("town-hall@conference.acme.localhost")
+    );
+    conference.bridge_holds(&meeting_id, "alice", &sent).await;
+
+    conference
+        .edit("UPDATE rules SET media = 'video' WHERE id = 1")
+        .await;
+    conference.wait_held(room, &[("alice", "video")]).await;
+    conference
+        .bridge_force_mute(&meeting_id, "alice", true, false)
+        .await;
 }
 
 #[tokio::test]

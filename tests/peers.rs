@@ -209,6 +209,7 @@ async fn sessions_carry_sources_to_the_focus_the_bridge_and_the_other_participan
 async fn xml_sources_when_json_is_off_and_legacy_clients() {
     let mut conference = Conference::start(FocusOptions {
         json_sources: false,
+        ..FocusOptions::default()
     })
     .await;
     let alice = conference

@@ -257,6 +257,21 @@ describe("main_room_among", function ()
 	end);
 end);
 
+describe("internal_room_jid", function ()
+	it("keeps a room of this MUC and rewrites a tenant's virtual JID", function ()
+		assert.equal("lecture@conference.meet.example",
+			podium.internal_room_jid("lecture@conference.meet.example", "conference.meet.example"));
+		assert.equal("[acme]lecture@conference.meet.example",
+			podium.internal_room_jid("lecture@conference.acme.meet.example", "conference.meet.example"));
+	end);
+	it("is nil for any other host", function ()
+		assert.is_nil(podium.internal_room_jid("b1@breakout.meet.example", "conference.meet.example"));
+		assert.is_nil(podium.internal_room_jid("x@conference.a.b.meet.example", "conference.meet.example"));
+		assert.is_nil(podium.internal_room_jid("x@conference.acme.meet-example", "conference.meet.example"));
+		assert.is_nil(podium.internal_room_jid("conference.meet.example", "conference.meet.example"));
+	end);
+end);
+
 describe("read_av_moderation", function ()
 	local function command(attr) return st.stanza("av_moderation", attr); end
 

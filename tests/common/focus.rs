@@ -68,11 +68,18 @@ pub struct FocusOptions {
     /// Remote sources to participants as `<json-message>` (jicofo's default, for clients that
     /// advertise json-encoded-sources), or as XML `<source>` with `<ssrc-info owner>`.
     pub json_sources: bool,
+    /// Name a tenant's conference at the bridge by the room's virtual JID, as jicofo does on a
+    /// multi-tenant Jitsi (mod_muc_domain_mapper): the room `[acme]lecture@conference.localhost` is
+    /// `lecture@conference.acme.localhost` to jicofo.
+    pub virtual_names: bool,
 }
 
 impl Default for FocusOptions {
     fn default() -> FocusOptions {
-        FocusOptions { json_sources: true }
+        FocusOptions {
+            json_sources: true,
+            virtual_names: false,
+        }
     }
 }
 
@@ -885,8 +892,15 @@ impl Focus {
         let mut request = el("conference-modify", COLIBRI2)
             .attr(attr("meeting-id"), room_view.meeting_id.as_str());
         if create {
+            let name = match room.strip_prefix('[').and_then(|r| r.split_once(']')) {
+                Some((tenant, node)) if self.options.virtual_names => {
+                    let (prefix, base) = MUC.split_once('.').expect("the MUC is a subdomain");
+                    format!("{node}@{prefix}.{tenant}.{base}")
+                }
+                _ => room_view.jid.clone(),
+            };
             request = request
-                .attr(attr("name"), room_view.jid.as_str())
+                .attr(attr("name"), name)
                 .attr(attr("create"), "true");
         }
         request
