@@ -118,8 +118,9 @@ end
 
 --- Breakout rooms --------------------------------------------------------------------------------------
 
--- On Jitsi's breakout MUC (podium_main_muc set): breakout room JID -> its main room's JID, found once.
-local main_rooms = {};
+-- On Jitsi's breakout MUC (podium_main_muc set): breakout room JID -> its main room's JID, found once;
+-- and the breakout rooms already warned about (listed by no main room).
+local main_rooms, unlisted = {}, {};
 
 local function main_room_of(room)
 	if not main_muc_host then return nil; end
@@ -128,10 +129,14 @@ local function main_room_of(room)
 	local main_host = prosody.hosts[main_muc_host];
 	local main_muc = main_host and main_host.modules.muc;
 	if not main_muc then return nil; end
-	local main_room = podium.main_room_among(main_muc.each_room(true), room.jid);
+	-- Rooms in memory first; a main room Prosody swapped out (muc_room_cache_size) is looked for among
+	-- all rooms once, not on every presence of an unlisted room.
+	local main_room = podium.main_room_among(main_muc.each_room(true), room.jid)
+		or (not unlisted[room.jid] and podium.main_room_among(main_muc.each_room(false), room.jid)) or nil;
 	if main_room then
-		main_rooms[room.jid] = main_room;
-	else
+		main_rooms[room.jid], unlisted[room.jid] = main_room, nil;
+	elseif not unlisted[room.jid] then
+		unlisted[room.jid] = true;
 		module:log("warn", "breakout room %s is listed by no room of %s; it is governed as a room of its own",
 			room.jid, main_muc_host);
 	end
@@ -450,6 +455,12 @@ local function on_focus_answer(room, stanza)
 			if stanza.attr.type == "error" then
 				jingle.forget_added(record.media, request.added);
 				jingle.restore_removed(record.media, request.removed);
+				-- A restored source keeps the kind it had; presence may have changed it since.
+				if jingle.reclassify(record.media, record.declared, nick_of(occupant)) then
+					enforce_reclassified(room.jid, nick_of(occupant), record);
+				else
+					update_bridge(room.jid, nick_of(occupant), record);
+				end
 				module:log("info", "jicofo refused a request of %s (%d source(s) added, %d removed)",
 					occupant.nick, #request.added, #request.removed);
 			end
@@ -529,6 +540,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 				kinds_text(summary.kinds), occupant.nick, action);
 			if (action == "source-add" or action == "addsource") and not jingle.has_sources(payload) then
 				event.origin.send(st.reply(event.stanza));
+				update_bridge(room.jid, nick, record);
 				return true;
 			end
 		end
@@ -554,6 +566,9 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 		-- module forgets them when jicofo confirms.
 		remember_request(media, event.stanza.attr.id, {}, {}, true);
 	end
+	-- What jicofo has of this participant changed: the bridge's video mute may follow (a camera
+	-- forwarded beside a withheld screenshare lifts it). Nothing is sent when it stands.
+	update_bridge(room.jid, nick, record);
 	return nil;
 end
 
@@ -844,7 +859,7 @@ end));
 module:hook("muc-room-destroyed", contained("muc-room-destroyed", function (event)
 	state:forget_room(event.room.jid);
 	forget_room_enforcement(event.room.jid);
-	main_rooms[event.room.jid] = nil;
+	main_rooms[event.room.jid], unlisted[event.room.jid] = nil, nil;
 end));
 
 --- A moderator's approval in Jitsi's A/V moderation ----------------------------------------------------

@@ -117,7 +117,7 @@ pub async fn explain_occupant(
         let inputs = inputs_of(occupant, now);
         let services = inputs.parsed_services();
         let facts = inputs.facts(&services);
-        let room_rules = set.for_room(&inputs.room);
+        let room_rules = set.for_room(&inputs.room, now);
         let mut decision = room_rules.decide(&facts);
         settle_from_view(&mut decision, occupant, &queue);
         let _ = writeln!(

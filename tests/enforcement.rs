@@ -621,6 +621,50 @@ async fn a_camera_switched_to_the_screen_in_presence_only_is_withdrawn_and_comes
     }
 }
 
+/// Camera allowed, screen refused, and the participant's own Jingle changes what it sends: with the
+/// camera off and a refused screenshare on, the screen is all its video, so the bridge mutes its
+/// video; turning the camera back on lifts that mute (the module re-checks after the participant's
+/// own source changes, not only after decisions).
+#[tokio::test]
+async fn the_bridge_video_mute_follows_the_participants_own_source_changes() {
+    let room = "seminar-own";
+    let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+        (1, '*', 'everyone', NULL, 'all', 'allow', 0),
+        (2, '*', 'role', 'participant', 'screen', 'deny', 10)";
+    let mut conference = Conference::start(rules, FocusOptions::default()).await;
+    let _alice = conference
+        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            Shape::Current,
+            &[("alice", "audio,video"), ("bob", "audio,video")],
+        )
+        .await;
+    let audio = bob.track(Track::Audio);
+    let camera = bob.track(Track::Camera);
+    conference.focus_holds("bob", &audio.union(&camera)).await;
+
+    let answer = bob.remove_sources(Track::Camera).await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference.focus_holds("bob", &audio).await;
+    let answer = bob.add_screenshare().await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference.bridge_force_mute(room, "bob", false, true).await;
+
+    let sid = bob.sid().expect("a session");
+    let answer = bob
+        .send_jingle("source-add", &sid, camera.to_contents(Style::Client, None))
+        .await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference.focus_holds("bob", &audio.union(&camera)).await;
+    conference
+        .bridge_force_mute(room, "bob", false, false)
+        .await;
+}
+
 /// A tenant's room on a multi-tenant Jitsi: the MUC holds `[acme]…`, and jicofo names the
 /// conference at the bridge by the room's virtual JID (`…@conference.acme.localhost`). The module
 /// still finds the room, so a revoke force-mutes the endpoint at the bridge (review finding M5).

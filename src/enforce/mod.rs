@@ -40,7 +40,7 @@ use crate::protocol::{
 };
 use crate::rooms::Role;
 use crate::rooms::{Occupant, Rooms};
-use crate::rules::{Decision, Reason, RuleSet, Seat, Standing, explain, settle};
+use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, explain, settle};
 use crate::store::{ApprovalKey, AuditRecord, GrantChange, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
@@ -408,7 +408,9 @@ impl Engine {
     /// A moderator approved or withdrew a kind for an occupant in Jitsi's A/V moderation (reported by
     /// the module, which checked both in the room): checked again against podium's view, it becomes
     /// a change to `grants`, keyed by the occupant's token user id or else real bare JID, and the
-    /// room's name.
+    /// room's name. An approval counts only where an admin's rule lets the kind be asked for
+    /// (`effect = 'request'` decides it, grants aside), and never for the moderator themself: a
+    /// moderator cannot lift an admin's deny.
     fn approval(&mut self, approval: Approval) {
         let Approval {
             room,
@@ -439,7 +441,33 @@ impl Engine {
             warn!(room = %room, occupant = %nick, by = %by, "approval from someone podium does not see as a moderator of the room; ignored");
             return;
         };
-        let (who, who_value) = match occupant.identity.as_ref().and_then(|i| i.id.clone()) {
+        let user_id = |o: &Occupant| {
+            o.identity
+                .as_ref()
+                .and_then(|i| i.id.clone())
+                .filter(|id| !id.trim().is_empty() && id.trim() == id)
+        };
+        if approved {
+            let same_user = user_id(occupant).is_some() && user_id(occupant) == user_id(moderator);
+            if moderator.real_jid.to_bare() == real_jid.to_bare() || same_user {
+                warn!(room = %room, occupant = %nick, "a moderator approving themself; ignored");
+                return;
+            }
+            let services = occupant.services(&self.trusted_service_domains);
+            let facts = occupant.facts(&view.name, &services, self.now);
+            let room_rules = self.rules.for_room(&view.name, self.now);
+            let rule = room_rules.deciding_rule(&facts, media);
+            if rule.is_none_or(|rule| rule.effect != Effect::Request) {
+                warn!(room = %room, occupant = %nick, %media, rule = ?rule.map(|r| r.id),
+                      "approval for a kind no request rule lets this occupant ask for; ignored");
+                return;
+            }
+            if self.dry_run {
+                info!(room = %room, occupant = %nick, %media, "dry run: approval not written to grants");
+                return;
+            }
+        }
+        let (who, who_value) = match user_id(occupant) {
             Some(id) => ("user", id),
             None => ("jid", real_jid.to_bare().to_string()),
         };
@@ -824,7 +852,7 @@ impl Engine {
             return Vec::new();
         };
         let name = view.name.clone();
-        let room_rules = rules.for_room(&name);
+        let room_rules = rules.for_room(&name, self.now);
         let queued = room_rules.has_queue();
         let with_trial = rules.has_dry_run() && !self.dry_run;
         let mut seats = Vec::new();

@@ -1056,9 +1056,13 @@ fn test_breakout_rooms_follow_their_main_room() {
 }
 
 fn approval_xml(nick: &str, by: &str, approved: bool) -> String {
+    approval_of(nick, by, "audio", approved)
+}
+
+fn approval_of(nick: &str, by: &str, media: &str, approved: bool) -> String {
     format!(
         "<approval xmlns='urn:podium:0' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x' \
-         media='audio' approved='{approved}' by='{by}@localhost/x'/>"
+         media='{media}' approved='{approved}' by='{by}@localhost/x'/>"
     )
 }
 
@@ -1069,7 +1073,11 @@ fn approval_xml(nick: &str, by: &str, approved: bool) -> String {
 #[test]
 fn test_a_moderators_approval_becomes_a_grant_change() {
     use crate::store::{ApprovalKey, GrantChange};
-    let mut engine = engine(rules(&[]));
+    let mut engine = engine(rules(&[
+        ("*", "role", Some("participant"), "audio", "request", 0),
+        ("*", "everyone", None, "video", "deny", 0),
+        ("*", "role", Some("moderator"), "all", "allow", 10),
+    ]));
     engine.set_approval(Some(std::time::Duration::from_secs(3600)));
     live(&mut engine);
     engine.stanza(event_from(
@@ -1101,14 +1109,29 @@ fn test_a_moderators_approval_becomes_a_grant_change() {
     engine.stanza(event_from(MUC, &approval_xml("ada", "teacher", false)));
     assert_eq!(engine.take_effects().grants, [GrantChange::Withdraw(key)]);
 
-    // Not a moderator; not the MUC host; nobody podium sees.
+    // Not a moderator; not the MUC host; nobody podium sees; a kind an admin denies (no request
+    // rule); the moderator approving themself.
     engine.stanza(event_from(MUC, &approval_xml("ada", "ada", true)));
+    engine.stanza(event_from(
+        MUC,
+        &approval_of("ada", "teacher", "video", true),
+    ));
+    engine.stanza(event_from(
+        MUC,
+        &approval_of("teacher", "teacher", "screen", true),
+    ));
     engine.stanza(event_from(
         "other.localhost",
         &approval_xml("ada", "teacher", true),
     ));
     engine.stanza(event_from(MUC, &approval_xml("zed", "teacher", true)));
     assert!(engine.take_effects().grants.is_empty());
+
+    // podium as a whole in dry-run writes nothing (a shared store would carry it to other shards).
+    engine.set_dry_run(true);
+    engine.stanza(event_from(MUC, &approval_xml("ada", "teacher", true)));
+    assert!(engine.take_effects().grants.is_empty());
+    engine.set_dry_run(false);
 
     // rules.approval_minutes = 0.
     engine.set_approval(None);

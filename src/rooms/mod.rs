@@ -280,15 +280,23 @@ impl Rooms {
         self.rooms.get_mut(jid)
     }
 
-    /// The room, created empty if unknown; `main_room` for a breakout room (a room keeps the main
-    /// room it was first reported with).
+    /// The room, created empty if unknown; `main_room` for a breakout room. A room keeps the main
+    /// room it was first reported with; one first reported without (the module had not found it yet)
+    /// takes it, and its name, from the first report that has it.
     pub fn entry(&mut self, jid: &BareJid, main_room: Option<&BareJid>) -> &mut Room {
-        self.rooms.entry(jid.clone()).or_insert_with(|| Room {
+        let room = self.rooms.entry(jid.clone()).or_insert_with(|| Room {
             name: room_name(jid, main_room),
             main_room: main_room.cloned(),
             occupants: HashMap::new(),
             queue: Vec::new(),
-        })
+        });
+        if room.main_room.is_none()
+            && let Some(main_room) = main_room
+        {
+            room.name = room_name(jid, Some(main_room));
+            room.main_room = Some(main_room.clone());
+        }
+        room
     }
 
     /// Removes an occupant; drops the room when it empties.

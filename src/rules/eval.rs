@@ -394,12 +394,15 @@ impl RuleSet {
     /// `lecture/*`, `*/*`). Then its rules are those, with the rules for every room (`*`). Grants
     /// written for breakout rooms apply in the breakout rooms they match either way, and never change
     /// which rules apply (an approval in a breakout room does not cut it off from its main room).
-    pub fn for_room(&self, room: &str) -> RoomRules<'_> {
+    ///
+    /// Only a rule in force at `now` names a breakout room: a rule in dry-run, or outside its window,
+    /// leaves the room following its main room (podium re-decides at every window edge).
+    pub fn for_room(&self, room: &str, now: Timestamp) -> RoomRules<'_> {
         let room = room.to_lowercase();
         if let Some((main, _)) = room.split_once('/')
-            && !self.names_breakout(&room)
+            && !self.names_breakout(&room, now)
         {
-            let mut inherited = self.for_room(main);
+            let mut inherited = self.for_room(main, now);
             inherited.grants.extend(
                 self.grants
                     .iter()
@@ -444,20 +447,27 @@ impl RuleSet {
         }
     }
 
-    /// Whether a rule names the breakout room `room` (`main/breakout`, lower-case).
-    fn names_breakout(&self, room: &str) -> bool {
-        self.exact.contains_key(room)
+    /// Whether a rule in force at `now` names the breakout room `room` (`main/breakout`,
+    /// lower-case).
+    fn names_breakout(&self, room: &str, now: Timestamp) -> bool {
+        let in_force = |pos: &usize| {
+            let rule = &self.rules[*pos];
+            rule.room.is_for_breakout() && !rule.dry_run && rule.in_force_at(now)
+        };
+        self.exact
+            .get(room)
+            .is_some_and(|positions| positions.iter().any(in_force))
             || self
                 .globs
                 .matches(room)
                 .into_iter()
                 .flat_map(|index| &self.glob_rules[index])
-                .any(|pos| self.rules[*pos].room.is_for_breakout())
+                .any(in_force)
     }
 
     /// Decides for one occupant (resolves the room's rules first).
     pub fn decide(&self, facts: &OccupantFacts<'_>) -> Decision {
-        self.for_room(facts.room).decide(facts)
+        self.for_room(facts.room, facts.now).decide(facts)
     }
 }
 
@@ -499,6 +509,17 @@ impl<'a> RoomRules<'a> {
     /// Whether some rule here has a cap or a request effect: then the room is settled as a whole.
     pub fn has_queue(&self) -> bool {
         self.rules().any(super::explain::queues)
+    }
+
+    /// The rule that decides `media` for this occupant as enforced, grants aside: the first rule in
+    /// combining order that is in force, not in dry-run, and matches. `None`: the default decides.
+    pub fn deciding_rule(&self, facts: &OccupantFacts<'_>, media: Media) -> Option<&'a Rule> {
+        self.rules().find(|rule| {
+            !rule.dry_run
+                && rule.media.contains(media)
+                && rule.in_force_at(facts.now)
+                && subject_matches(&rule.subject, facts)
+        })
     }
 
     /// The room's grants (expired or not).
@@ -657,7 +678,7 @@ mod tests {
         ];
         let (set, problems) = RuleSet::from_rows(&rows, MediaSet::NONE);
         assert!(problems.is_empty(), "{problems:?}");
-        let rules = set.for_room("standup");
+        let rules = set.for_room("standup", Timestamp::UNIX_EPOCH);
         let claims = BTreeMap::from([
             ("user.department".to_owned(), "sales".to_owned()),
             ("features.screen-sharing".to_owned(), "true".to_owned()),
@@ -959,5 +980,32 @@ mod tests {
         );
         // Main rooms never match breakout patterns.
         assert_eq!(may("quiet-1", Role::Participant, "a@b"), MediaSet::NONE);
+    }
+
+    /// A rule that is not in force (dry-run, or outside its window) does not name a breakout room:
+    /// the room keeps following its main room, and never fails open.
+    #[test]
+    fn test_only_rules_in_force_name_a_breakout_room() {
+        let mut dry = row(3, "*/*", "everyone", None, "all", "allow", 0);
+        dry.dry_run = 1;
+        let mut later = row(4, "lecture/*", "everyone", None, "all", "allow", 0);
+        later.not_before = Some("2026-11-24T00:00:00Z".into());
+        let rows = [
+            row(1, "*", "everyone", None, "all", "allow", 0),
+            row(2, "lecture", "everyone", None, "screen", "deny", 10),
+            dry,
+            later,
+        ];
+        let (set, problems) = RuleSet::from_rows(&rows, MediaSet::NONE);
+        assert!(problems.is_empty(), "{problems:?}");
+        let may = |now: &str| {
+            let mut facts = facts("lecture/abc", Role::Participant, "a@b");
+            facts.now = now.parse().unwrap();
+            set.decide(&facts).permissions
+        };
+        let no_screen = MediaSet::ALL.without(Media::Screen);
+        assert_eq!(may("2026-11-23T10:00:00Z"), no_screen);
+        // Once rule 4's window opens it names the room, and its allow applies there.
+        assert_eq!(may("2026-11-24T10:00:00Z"), MediaSet::ALL);
     }
 }

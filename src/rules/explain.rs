@@ -283,7 +283,7 @@ mod tests {
         let inputs = inputs("participant");
         let services = inputs.parsed_services();
         let facts = inputs.facts(&services);
-        let room = set.for_room("standup");
+        let room = set.for_room("standup", facts.now);
         let decision = room.decide(&facts);
         let text = explain(&room, &facts, &decision);
         let expected = "\
@@ -321,7 +321,7 @@ screen: may not send
         let inputs = inputs("participant");
         let services = inputs.parsed_services();
         let facts = inputs.facts(&services);
-        let room = set.for_room("standup");
+        let room = set.for_room("standup", facts.now);
         let decision = room.decide(&facts);
         assert_eq!(decision.permissions, MediaSet::only(Media::Audio));
         let text = explain(&room, &facts, &decision);

@@ -184,7 +184,7 @@ mod tests {
 
     /// Evaluates and settles a room; returns each nick's decision in input order.
     fn room(rules: &RuleSet, people: &[Person]) -> Vec<Decision> {
-        let room_rules = rules.for_room("class");
+        let room_rules = rules.for_room("class", jiff::Timestamp::UNIX_EPOCH);
         let mut seats: Vec<Seat> = people
             .iter()
             .map(|p| {
