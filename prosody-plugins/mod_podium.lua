@@ -872,8 +872,12 @@ local function on_av_moderation(event)
 	local stanza, origin = event.stanza, event.origin;
 	if stanza.attr.type == "error" or origin.type ~= "c2s" then return nil; end
 	local target, media, approved = podium.read_av_moderation(stanza:get_child("av_moderation"));
-	if not target or jid_host(target) ~= module.host then return nil; end
-	local room = muc.get_room_from_jid(jid_bare(target));
+	-- On a multi-tenant Jitsi the client names the occupant by the room's virtual JID.
+	local room_jid = target and podium.internal_room_jid(jid_bare(target), module.host);
+	local nick = target and jid_resource(target);
+	if not room_jid or not nick then return nil; end
+	target = room_jid .. "/" .. nick;
+	local room = muc.get_room_from_jid(room_jid);
 	if not room then return nil; end
 	local moderator = room:get_occupant_by_real_jid(stanza.attr.from);
 	if not moderator or moderator.role ~= "moderator" then

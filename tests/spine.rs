@@ -942,3 +942,46 @@ async fn a_moderators_av_moderation_approval_becomes_a_grant_and_its_withdrawal_
     .await;
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM grants"), "0\n");
 }
+
+/// On a multi-tenant Jitsi the client names the approved occupant by the room's virtual JID
+/// (`class@conference.acme.localhost/ada`); the MUC holds the room as `[acme]class`. The approval
+/// still becomes a grant for that room.
+#[tokio::test]
+async fn an_approval_in_a_tenant_room_names_the_room_by_its_virtual_jid() {
+    let (prosody, podium, db, mut inspector) = start_with_rules(
+        &["teacher", "ada", "inspector"],
+        "",
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+           (1, '[acme]*', 'role', 'participant', 'audio', 'request', 10),
+           (2, '[acme]*', 'role', 'moderator',   'all',   'allow',   10)",
+    )
+    .await;
+    let room = "[acme]class";
+    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
+    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
+    teacher.join(room, "teacher").await;
+    ada.join(room, "ada").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        room,
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+    teacher.send(av_moderation(
+        "jidToWhitelist",
+        "class@conference.acme.localhost/ada",
+        "audio",
+    ));
+    wait_held(
+        &mut inspector,
+        &podium,
+        room,
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "audio")]),
+    )
+    .await;
+    assert_eq!(
+        sqlite3(&db, "SELECT room, who_value, media FROM grants"),
+        "[acme]class|ada@localhost|audio\n"
+    );
+}

@@ -13,10 +13,25 @@
 -- Never load this in production.
 
 local st = require "util.stanza";
-local jid_bare = require "util.jid".bare;
+local jid_split = require "util.jid".split;
 local json = require "util.json";
 
 local muc_host = module:get_option_string("muc_component");
+
+-- The occupant JID as the MUC knows it: a tenant's virtual room@conference.<tenant>.<domain>/nick is
+-- [tenant]room@conference.<domain>/nick here (jitsi-meet's component rewrites it the same way).
+local function internal(occupant_jid)
+	local node, host, nick = jid_split(occupant_jid);
+	if not node or not nick then return nil; end
+	if host ~= muc_host then
+		local prefix, base = muc_host:match("^([^.]+)%.(.+)$");
+		local tenant = host:sub(1, #prefix + 1) == prefix .. "." and host:sub(-#base - 1) == "." .. base
+			and host:sub(#prefix + 2, -#base - 2);
+		if not tenant or tenant == "" then return nil; end
+		node, host = "[" .. tenant .. "]" .. node, muc_host;
+	end
+	return node .. "@" .. host, node .. "@" .. host .. "/" .. nick;
+end
 
 local function tell(to, body)
 	module:send(st.message({ from = module.host; to = to })
@@ -27,10 +42,10 @@ module:hook("message/host", function (event)
 	local stanza = event.stanza;
 	local command = stanza:get_child("av_moderation");
 	if not command or stanza.attr.type == "error" then return nil; end
-	local target = command.attr.jidToWhitelist or command.attr.jidToBlacklist;
+	local room_jid, target = internal(command.attr.jidToWhitelist or command.attr.jidToBlacklist or "");
 	local media = command.attr.mediaType;
 	local host = prosody.hosts[muc_host];
-	local room = target and host and host.modules.muc.get_room_from_jid(jid_bare(target));
+	local room = room_jid and host and host.modules.muc.get_room_from_jid(room_jid);
 	local moderator = room and room:get_occupant_by_real_jid(stanza.attr.from);
 	if not moderator or moderator.role ~= "moderator" or (media ~= "audio" and media ~= "video") then
 		event.origin.send(st.error_reply(stanza, "auth", "forbidden", "not a moderator of the room"));
