@@ -462,3 +462,92 @@ describe("check_shape", function ()
 			.. "' semantics='FID'><source ssrc='0x14'/><source ssrc='21'/></ssrc-group>")));
 	end);
 end);
+
+describe("check_groups (jicofo's max-ssrc-groups-per-user, and only the sender's own SSRCs)", function ()
+	local function request(video)
+		local payload = jingle.jingle_of(jingle_iq("source-add", nil, video));
+		return payload, jingle.read_sources(payload);
+	end
+	local function group(semantics, ...)
+		local members = {};
+		for _, ssrc in ipairs({ ... }) do members[#members + 1] = ("<source ssrc='%d'/>"):format(ssrc); end
+		return ("<ssrc-group xmlns='%s' semantics='%s'>%s</ssrc-group>"):format(ssma, semantics, table.concat(members));
+	end
+	it("refuses a group naming an SSRC the sender never signalled, here or before", function ()
+		local media = jingle.new_media();
+		local _, sources, groups = request(group("FID", 7001, 7002));
+		assert.equal("ssrc-group names an SSRC this endpoint never signalled (ssrc=7001).",
+			jingle.check_groups(media, sources, groups));
+		-- Signalled in the same request: fine; signalled before (even withheld): fine.
+		local payload;
+		payload, sources, groups = request(track("b-v0", 20, 2) .. group("FID", 20, 21));
+		assert.is_nil(jingle.check_groups(media, sources, groups));
+		jingle.withhold(payload, media, sources, groups, audio_only);
+		_, sources, groups = request(group("SIM", 21, 20));
+		assert.is_nil(jingle.check_groups(media, sources, groups));
+		_, sources, groups = request(group("SIM", 21, 20, 22));
+		assert.equal("ssrc-group names an SSRC this endpoint never signalled (ssrc=22).",
+			jingle.check_groups(media, sources, groups));
+	end);
+	it("counts kept and withheld groups toward the limit, a known group once", function ()
+		local media = jingle.new_media();
+		local payload, sources, groups = request(track("b-v0", 20, 6, "camera"));
+		assert.is_nil(jingle.check_groups(media, sources, groups, 4));
+		jingle.withhold(payload, media, sources, groups, audio_only);
+		assert.equal(4, #media.groups);
+		-- The same four again are not new; one more is past a limit of 4.
+		_, sources, groups = request(group("FID", 20, 23) .. group("SIM", 20, 21, 22));
+		assert.is_nil(jingle.check_groups(media, sources, groups, 4));
+		_, sources, groups = request(group("FID", 21, 20));
+		assert.equal("ssrc-group limit (4) exceeded.", jingle.check_groups(media, sources, groups, 4));
+		-- The defaults are jicofo's (reference.conf).
+		assert.equal(20, jingle.default_max_groups);
+		assert.equal(20, jingle.default_max_ssrcs);
+	end);
+	it("forgets the groups of a removed source, as jicofo does", function ()
+		local media = jingle.new_media();
+		local payload, sources, groups = request(track("b-v0", 20, 6, "camera"));
+		jingle.withhold(payload, media, sources, groups, allow_all);
+		local removal = jingle.jingle_of(jingle_iq("source-remove", nil, track("b-v0", 20, 1)));
+		local s, g = jingle.read_sources(removal);
+		assert.equal(1, jingle.strip_removal(removal, media, s, g));
+		-- FID(20,23) and SIM(20,21,22) named 20; FID(21,24) and FID(22,25) stay.
+		assert.equal(2, #media.groups);
+		for _, kept in ipairs(media.groups) do assert.is_nil(kept.ssrcs[1] == "20" or nil); end
+	end);
+end);
+
+describe("work per stanza", function ()
+	-- 40 source-adds of 250 groups each (the issue's measurement), into one occupant's tables with the
+	-- caps lifted: the last stanzas must cost about what the first ones cost. The old linear scan per
+	-- inserted group made the 40th stanza ~40 times dearer than the first.
+	local function stanza(first)
+		local out = {};
+		for i = 0, 249 do
+			local a = first + 2 * i;
+			out[#out + 1] = ("<ssrc-group xmlns='%s' semantics='FID'><source ssrc='%d'/><source ssrc='%d'/></ssrc-group>")
+				:format(ssma, a, a + 1);
+		end
+		return jingle.jingle_of(jingle_iq("source-add", nil, table.concat(out)));
+	end
+	it("stays flat as the group tables fill", function ()
+		local media = jingle.new_media();
+		local costs = {};
+		for n = 1, 40 do
+			local payload = stanza(1000000 + n * 1000);
+			local started = os.clock();
+			local sources, groups = jingle.read_sources(payload);
+			if jingle.check_groups then jingle.check_groups(media, sources, groups, math.huge); end
+			jingle.withhold(payload, media, sources, groups, allow_all);
+			costs[n] = os.clock() - started;
+		end
+		assert.equal(10000, #media.groups);
+		local function sum(from, to)
+			local total = 0;
+			for i = from, to do total = total + costs[i]; end
+			return total;
+		end
+		local first, last = sum(2, 6), sum(36, 40);
+		assert.is_true(last < 4 * first + 0.005, ("first five %.4fs, last five %.4fs"):format(first, last));
+	end);
+end);
