@@ -6,6 +6,7 @@
 //   {"jingle":true,"action":"source-add","sources":[{"ssrc":"1","media":"audio","name":"n",
 //    "videoType":null,"msid":null}],"groups":[{"semantics":"FID","media":"video","ssrcs":["1","2"]}]}
 //   {"jingle":false}                  the IQ is not a Jingle IQ to jicofo (no JingleIQ came out)
+// (a Jingle IQ of another type than set, or another action, lists no sources: jicofo takes none from it)
 //   {"error":"..."}                   Smack or jicofo's source reading threw: jicofo takes nothing
 // The JVM starts once per run; a stanza's failure never ends the run.
 //
@@ -74,6 +75,7 @@ import org.jitsi.xmpp.extensions.jitsimeet.StatsId;
 import org.jitsi.xmpp.extensions.jitsimeet.UserInfoPacketExt;
 import org.jitsi.xmpp.extensions.jitsimeet.VideoMutedExtension;
 import org.jitsi.xmpp.extensions.rayo.RayoIqProvider;
+import org.jivesoftware.smack.packet.IQ;
 import org.jivesoftware.smack.packet.Stanza;
 import org.jivesoftware.smack.packet.XmlEnvironment;
 import org.jivesoftware.smack.provider.ProviderManager;
@@ -248,7 +250,9 @@ public final class JicofoSources
         out.append(iq.getAction() == null ? "null" : quote(iq.getAction().toString()));
         Set<Source> sources = new LinkedHashSet<>();
         Set<Group> groups = new LinkedHashSet<>();
-        if (iq.getAction() != null && SOURCE_ACTIONS.contains(iq.getAction()))
+        // jicofo's handler is registered for type set only (JingleIqRequestHandler); Smack answers any
+        // other type itself.
+        if (iq.getType() == IQ.Type.set && iq.getAction() != null && SOURCE_ACTIONS.contains(iq.getAction()))
         {
             try
             {
