@@ -949,6 +949,61 @@ struct Case {
     must_forward: bool,
 }
 
+/// Hand-written tricks every run tries, whatever the seed (the participant may send audio only).
+fn fixed_cases() -> Vec<(&'static str, String)> {
+    let iq = |contents: &str| {
+        format!(
+            "<iq type='set' id='fixed' to='room1@conference.meet.example/focus'><jingle xmlns='{JINGLE}' \
+             action='source-add' sid='4a5b6c7d8e9f'>{contents}</jingle></iq>"
+        )
+    };
+    let audio = |children: &str| {
+        format!(
+            "<content name='audio'><description xmlns='{RTP}' media='audio'>{children}</description></content>"
+        )
+    };
+    let source = |ssrc: &str| format!("<source xmlns='{SSMA}' ssrc='{ssrc}' name='{NICK}-a0'/>");
+    vec![
+        (
+            "issue 11 proof of concept: empty first description, then an empty foreign <description>",
+            iq(&format!(
+                "<content name='audio'><description xmlns='{RTP}' media='audio'/><description xmlns='{RTP}' \
+                 media='audio'><description xmlns='urn:x'/>{}</description></content>",
+                source("4242")
+            )),
+        ),
+        ("ssrc '1e3'", iq(&audio(&source("1e3")))),
+        ("ssrc '0x10'", iq(&audio(&source("0x10")))),
+        ("ssrc ' 5'", iq(&audio(&source(" 5")))),
+        ("ssrc '+5'", iq(&audio(&source("+5")))),
+        (
+            "video source under an unknown wrapper in an audio description",
+            iq(&audio(&format!(
+                "<x xmlns='urn:x'><source xmlns='{SSMA}' ssrc='77' name='{NICK}-v0'/></x>"
+            ))),
+        ),
+        (
+            "video source directly in the content",
+            iq(&format!(
+                "<content name='video'><source xmlns='{SSMA}' ssrc='78' name='{NICK}-v0'/></content>{}",
+                audio(&source("5"))
+            )),
+        ),
+        (
+            "group semantics 'fid'",
+            iq(&audio(&format!(
+                "{}{}<ssrc-group xmlns='{SSMA}' semantics='fid'><source ssrc='5'/><source ssrc='6'/></ssrc-group>",
+                source("5"),
+                source("6")
+            ))),
+        ),
+        (
+            "whitespace between the contents of <jingle>",
+            iq(&format!(" {} ", audio(&source("5")))),
+        ),
+    ]
+}
+
 fn nick_of(xml: &str) -> String {
     // lib-jitsi-meet's source names are `<endpoint>-<a|v><n>`; the endpoint is the MUC nick.
     xml.split("name=\"")
@@ -987,6 +1042,16 @@ fn cases(rng: &mut Rng, count: usize) -> Vec<Case> {
             allowed: "audio,video,screen".to_owned(),
             xml: node.to_xml(),
             must_forward: true,
+        });
+    }
+    for (name, xml) in fixed_cases() {
+        out.push(Case {
+            origin: name.to_owned(),
+            mutations: Vec::new(),
+            nick: NICK.to_owned(),
+            allowed: "audio".to_owned(),
+            xml,
+            must_forward: false,
         });
     }
     while out.len() < count {
