@@ -26,6 +26,11 @@
 --   podium_bridge_muc           nil jicofo's bridge MUC ("brewery", jicofo's bridge.brewery-jid), e.g.
 --                                   "jvbbrewery@internal.auth.meet.example": where force-mute is enforced
 --   podium_block_p2p            true refuse peer-to-peer Jingle in rooms where someone may not send
+--   podium_max_ssrcs_per_user   20  the most SSRCs one occupant may signal (jicofo's max-ssrcs-per-user)
+--   podium_max_ssrc_groups_per_user 20 the most ssrc-groups one occupant may signal (jicofo's
+--                                   max-ssrc-groups-per-user); keep both equal to jicofo's settings
+--   podium_max_p2p_sessions     16  the most peer-to-peer sessions the module tracks per room (two per pair
+--                                   of occupants); further session-initiates are refused
 --   podium_av_moderation_component nil Jitsi's A/V moderation component (avmoderation.<domain>): a
 --                                   moderator's approval there ("Ask to unmute") is reported to podium,
 --                                   which turns it into a grant (rules.approval_minutes)
@@ -68,6 +73,9 @@ local inspectors = module:get_option_set("podium_inspectors", {});
 local snapshot_page_max = module:get_option_number("podium_snapshot_page", 500, 1);
 local bridge_muc = module:get_option_string("podium_bridge_muc");
 local block_p2p = module:get_option_boolean("podium_block_p2p", true);
+local max_ssrcs = module:get_option_number("podium_max_ssrcs_per_user", jingle.default_max_ssrcs, 1);
+local max_ssrc_groups = module:get_option_number("podium_max_ssrc_groups_per_user", jingle.default_max_groups, 0);
+local max_p2p_sessions = module:get_option_number("podium_max_p2p_sessions", 16, 0);
 local main_muc_host = module:get_option_string("podium_main_muc");
 local av_moderation_host = module:get_option_string("podium_av_moderation_component");
 
@@ -258,6 +266,7 @@ end
 
 -- Peer-to-peer sessions between occupants, room_jid -> sid -> { a = occupant JID, b = occupant JID,
 -- a_real, b_real }; kept so a revoke can end them (media would flow around jicofo and the bridge).
+-- Bounded per room and per pair (track_p2p_session).
 local p2p_sessions = {};
 
 local function end_p2p_sessions(room_jid)
@@ -527,7 +536,8 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 		end
 		jingle.unify_kinds(sources, groups, function (ssrc) return media.forwarded[ssrc] or media.withheld[ssrc]; end);
 		local reason = jingle.check_sources(sources, nick, function (ssrc) return ssrc_owner(room.jid, ssrc); end,
-			jingle.count(media.forwarded) + jingle.count(media.withheld));
+			jingle.count(media.forwarded) + jingle.count(media.withheld), max_ssrcs)
+			or jingle.check_groups(media, sources, groups, max_ssrc_groups);
 		if reason then
 			module:log("warn", "refused %s from %s: %s", action, occupant.nick, reason);
 			return answer_error(event, "modify", "bad-request", reason);
@@ -572,9 +582,39 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 	return nil;
 end
 
+-- Whether a recorded P2P session is the one between these two occupants (either direction).
+local function p2p_between(session, a, b)
+	return (session.a == a and session.b == b) or (session.a == b and session.b == a);
+end
+
+-- Records a P2P session-initiate between two distinct occupants; returns nil, or the reason to refuse it.
+-- State stays bounded by real sessions: one entry per sid (a sid already used by another pair is
+-- refused, so nobody can overwrite a session a revoke must end), at most two per pair of occupants (a
+-- restart may overlap the old session), at most max_p2p_sessions per room. The walk is bounded by that cap.
+local function track_p2p_session(room_jid, sid, from_occupant, to_occupant)
+	local sessions = p2p_sessions[room_jid] or {};
+	local a, b = from_occupant.nick, to_occupant.nick;
+	local known = sessions[sid];
+	if known and not p2p_between(known, a, b) then return "this Jingle session id is in use"; end
+	if not known then
+		local in_room, for_pair = 0, 0;
+		for _, session in pairs(sessions) do
+			in_room = in_room + 1;
+			if p2p_between(session, a, b) then for_pair = for_pair + 1; end
+		end
+		if in_room >= max_p2p_sessions or for_pair >= 2 then return "too many peer-to-peer sessions"; end
+	end
+	sessions[sid] = { a = a; b = b; a_real = from_occupant.jid; b_real = to_occupant.jid };
+	p2p_sessions[room_jid] = sessions;
+end
+
 -- participant <-> participant Jingle (peer-to-peer calls, research §2.6).
 local function between_participants(event, room, from_occupant, to_occupant, payload)
 	local action, sid = payload.attr.action, payload.attr.sid;
+	if from_occupant.nick == to_occupant.nick then
+		-- lib-jitsi-meet never calls itself; nothing to record, and nothing to deliver.
+		return answer_error(event, "modify", "bad-request", "a Jingle session with oneself");
+	end
 	if action == "session-initiate" then
 		if block_p2p and state:is_restricted(room.jid) then
 			module:log("info", "refused peer-to-peer session from %s to %s", from_occupant.nick, to_occupant.nick);
@@ -582,14 +622,19 @@ local function between_participants(event, room, from_occupant, to_occupant, pay
 				"peer-to-peer media is off in this room: someone here may not send every kind of media");
 		end
 		if sid then
-			local sessions = p2p_sessions[room.jid] or {};
-			p2p_sessions[room.jid] = sessions;
-			sessions[sid] = {
-				a = from_occupant.nick; b = to_occupant.nick; a_real = from_occupant.jid; b_real = to_occupant.jid;
-			};
+			local refused = track_p2p_session(room.jid, sid, from_occupant, to_occupant);
+			if refused then
+				module:log("warn", "refused peer-to-peer session from %s to %s: %s", from_occupant.nick,
+					to_occupant.nick, refused);
+				return answer_error(event, "wait", "resource-constraint", refused);
+			end
 		end
 	elseif action == "session-terminate" and sid and p2p_sessions[room.jid] then
-		p2p_sessions[room.jid][sid] = nil;
+		-- Only the session's own two parties end it here (else a third could hide a session from a revoke).
+		local session = p2p_sessions[room.jid][sid];
+		if session and p2p_between(session, from_occupant.nick, to_occupant.nick) then
+			p2p_sessions[room.jid][sid] = nil;
+		end
 	end
 	return nil;
 end

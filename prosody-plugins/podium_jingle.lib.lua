@@ -55,13 +55,27 @@ local function jingle_of(iq)
 	return iq:get_child("jingle", xmlns_jingle);
 end
 
-local function ssrc_of(tag)
-	local ssrc = tonumber(tag.attr.ssrc);
-	if not ssrc or ssrc < 1 or ssrc > 0xFFFFFFFF or ssrc % 1 ~= 0 then return nil; end
+-- An SSRC as jicofo reads it: SourcePacketExtension.getSSRC is Java's Long.parseLong, which takes an
+-- optional sign and decimal digits and nothing else (no spaces, no hex, no exponent; Lua's tonumber
+-- takes all three). Non-ASCII digits, which parseLong also takes, are refused here. jicofo then refuses
+-- anything outside 1..0xFFFFFFFF (ValidatingConferenceSourceMap InvalidSsrcException). Returns the
+-- canonical decimal text, or nil.
+local function parse_ssrc(text)
+	if type(text) ~= "string" then return nil; end
+	local sign, digits = text:match("^([+-]?)([0-9]+)$");
+	if not digits or sign == "-" then return nil; end
+	digits = digits:match("^0*([0-9]+)$");
+	if #digits > 10 then return nil; end
+	local ssrc = tonumber(digits);
+	if ssrc < 1 or ssrc > 0xFFFFFFFF then return nil; end
 	return ("%d"):format(ssrc);
 end
 
--- The <description> elements of a <jingle>, with their media.
+local function ssrc_of(tag)
+	return parse_ssrc(tag.attr.ssrc);
+end
+
+-- The <description> elements of a <jingle>, with their media (check_shape allows one per content).
 local function each_description(jingle)
 	local descriptions = {};
 	for content in each_child(jingle, "content", xmlns_jingle) do
@@ -80,18 +94,103 @@ end
 
 --- Checking the shape --------------------------------------------------------------------------------
 
--- jicofo (Smack) is lenient where this module must not be blind: its providers match `content` by name
--- in any namespace and at any depth, attach a known element found anywhere below an unknown one, read
--- sources placed directly in <content>, parse `media` and `videoType` case-insensitively, and read a
--- prefixed attribute (p:media) by its local name. So a participant's Jingle must have the one shape
--- lib-jitsi-meet sends, or it is refused: <jingle><content><description media='audio|video'> holding
--- <source>s and <ssrc-group>s of <source ssrc>, nothing source-like anywhere else, no prefixed attributes.
-local source_like = {
-	content = true; description = true; source = true; ["ssrc-group"] = true; parameter = false;
+-- jicofo parses a participant's Jingle with jitsi-xmpp-extensions (JingleIQProvider,
+-- DefaultPacketExtensionProvider), which does not read XML the way this module does:
+--   * <jingle>'s children are matched by local name only (<content>, <group>, <reason>...) in any
+--     namespace;
+--   * an element ends at the first end tag with its local name, at any depth below it, so a nested
+--     <x:content/> ends the outer <content> early and what follows lands elsewhere;
+--   * an element it has no provider for is not skipped: its children are read as if they were the
+--     parent's, so a <source> wrapped in <urn:x:wrap> is a source of the enclosing description or content;
+--   * it reads sources directly in <content> as well as in its first rtp <description>
+--     (jicofo EndpointSourceSet.fromJingle), parses media, videoType and semantics case-insensitively, and
+--     reads a prefixed attribute (p:ssrc) by its local name.
+-- So the module does not look for tricks: it allows exactly the shapes lib-jitsi-meet sends (SDP.ts
+-- toJingle and transportToJingle, SDPDiffer for source-add/remove) and refuses anything else, so that
+-- both parsers see one tree. Within that tree, an element of an unknown kind is tolerated only where
+-- lib-jitsi-meet might add one (never in <jingle>, <source> or <ssrc-group>), only as a leaf, and
+-- only with a name no allowed element has.
+local xmlns_rtcp_fb = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0";
+local xmlns_hdrext = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0";
+local xmlns_grouping = "urn:xmpp:jingle:apps:grouping:0";
+local xmlns_ice = "urn:xmpp:jingle:transports:ice-udp:1";
+local xmlns_dtls = "urn:xmpp:jingle:apps:dtls:0";
+local xmlns_sctp = "urn:xmpp:jingle:transports:dtls-sctp:1";
+local xmlns_focus = "http://jitsi.org/protocol/focus";
+local xmlns_colibri = "http://jitsi.org/protocol/colibri";
+
+-- Each shape: `children` maps "namespace name" to the shape of an allowed child; `leaf` allows no
+-- children at all; `open` lets unknown leaves in; `once` lists children allowed at most once; `attrs`,
+-- when set, are the only attributes allowed.
+local shapes = {};
+shapes.leaf = { leaf = true };
+shapes.member = { leaf = true; attrs = { ssrc = true } };
+shapes.source = {
+	attrs = { ssrc = true; name = true; videoType = true };
+	children = { [xmlns_ssma .. " parameter"] = shapes.leaf };
+};
+shapes.ssrc_group = {
+	attrs = { semantics = true };
+	children = { [xmlns_ssma .. " source"] = shapes.member };
+};
+shapes.payload_type = {
+	open = true;
+	children = {
+		[xmlns_rtp .. " parameter"] = shapes.leaf;
+		[xmlns_rtcp_fb .. " rtcp-fb"] = shapes.leaf;
+		[xmlns_rtcp_fb .. " rtcp-fb-trr-int"] = shapes.leaf;
+	};
+};
+shapes.description = {
+	open = true;
+	children = {
+		[xmlns_rtp .. " payload-type"] = shapes.payload_type;
+		[xmlns_ssma .. " source"] = shapes.source;
+		[xmlns_ssma .. " ssrc-group"] = shapes.ssrc_group;
+		[xmlns_rtp .. " rtcp-mux"] = shapes.leaf;
+		[xmlns_rtcp_fb .. " rtcp-fb"] = shapes.leaf;
+		[xmlns_rtcp_fb .. " rtcp-fb-trr-int"] = shapes.leaf;
+		[xmlns_hdrext .. " rtp-hdrext"] = shapes.leaf;
+		[xmlns_hdrext .. " extmap-allow-mixed"] = shapes.leaf;
+	};
+};
+shapes.transport = {
+	open = true;
+	children = {
+		[xmlns_dtls .. " fingerprint"] = shapes.leaf;
+		[xmlns_ice .. " candidate"] = shapes.leaf;
+		[xmlns_ice .. " rtcp-mux"] = shapes.leaf;
+		[xmlns_sctp .. " sctpmap"] = shapes.leaf;
+		[xmlns_colibri .. " web-socket"] = shapes.leaf;
+	};
+};
+shapes.content = {
+	open = true;
+	once = { description = true };
+	children = {
+		[xmlns_rtp .. " description"] = shapes.description;
+		-- transportToJingle leaves the transport in the Jingle namespace when it has no ICE parameters.
+		[xmlns_ice .. " transport"] = shapes.transport;
+		[xmlns_jingle .. " transport"] = shapes.transport;
+		["jitsi:colibri2 initial-last-n"] = shapes.leaf;
+	};
+};
+shapes.bundle = { children = { [xmlns_grouping .. " content"] = { leaf = true; attrs = { name = true } } } };
+shapes.jingle = {
+	children = {
+		[xmlns_jingle .. " content"] = shapes.content;
+		[xmlns_grouping .. " group"] = shapes.bundle;
+		[xmlns_focus .. " bridge-session"] = shapes.leaf;
+	};
 };
 
-local function ns_of(tag, parent_ns)
-	return tag.attr.xmlns or parent_ns;
+-- Every local name an allowed element has (and <jingle>'s): an unknown element may not use one, in any
+-- namespace, since jicofo's parser matches them by local name.
+local reserved_names = { jingle = true; reason = true };
+for _, shape in pairs(shapes) do
+	for key in pairs(shape.children or {}) do
+		reserved_names[key:match(" (.+)$")] = true;
+	end
 end
 
 local function prefixed_attribute(tag)
@@ -100,102 +199,82 @@ local function prefixed_attribute(tag)
 	end
 end
 
--- Walks `tag`'s subtree; `allowed(tag, ns, depth_name)` is not needed: anything source-like below an
--- unexpected place is refused.
-local function find_stray(tag, parent_ns)
+local check_tag;
+
+-- Checks `tag` (namespace `ns`) against `shape`. Returns nil or the reason to refuse.
+local function check_children(tag, ns, shape)
+	local seen = {};
 	for _, child in ipairs(tag.tags) do
-		local ns = ns_of(child, parent_ns);
-		if prefixed_attribute(child) then
+		local child_ns = child.attr.xmlns or ns;
+		local child_shape = shape.children and shape.children[child_ns .. " " .. child.name];
+		if child_shape then
+			if shape.once and shape.once[child.name] then
+				if seen[child.name] then return ("more than one <%s> in <%s>"):format(child.name, tag.name); end
+				seen[child.name] = true;
+			end
+			local problem = check_tag(child, child_ns, child_shape);
+			if problem then return problem; end
+		elseif reserved_names[child.name] then
+			return ("<%s xmlns='%s'> is not allowed in <%s>"):format(child.name, child_ns, tag.name);
+		elseif not shape.open then
+			return ("<%s xmlns='%s'> is not allowed in <%s>"):format(child.name, child_ns, tag.name);
+		elseif #child.tags > 0 then
+			return ("unknown <%s xmlns='%s'> in <%s> has children"):format(child.name, child_ns, tag.name);
+		elseif prefixed_attribute(child) then
 			return ("prefixed attribute on <%s>"):format(child.name);
 		end
-		-- An empty <content> or <description> carries nothing (BUNDLE's <group><content name/></group>).
-		local empty_container = (child.name == "content" or child.name == "description") and #child.tags == 0;
-		if source_like[child.name] and not empty_container then
-			return ("<%s> in an unexpected place"):format(child.name);
-		end
-		local stray = find_stray(child, ns);
-		if stray then return stray; end
 	end
 end
 
--- Checks a <source> (a track source, or a group member when `member`).
-local function check_source_tag(source, ns, member)
-	if ns ~= xmlns_ssma then return "<source> outside the ssma namespace"; end
-	if prefixed_attribute(source) then return "prefixed attribute on <source>"; end
-	if not ssrc_of(source) then return ("invalid ssrc %q"):format(tostring(source.attr.ssrc)); end
-	local video_type = source.attr.videoType;
-	if video_type and video_type ~= "camera" and video_type ~= "desktop" then
-		return ("videoType %q is not camera or desktop"):format(video_type);
-	end
-	if member and #source.tags > 0 then return "a group member has children"; end
-	if not member then
-		for _, child in ipairs(source.tags) do
-			local stray = (source_like[child.name] and ("<%s> inside <source>"):format(child.name))
-				or prefixed_attribute(child) and "prefixed attribute" or find_stray(child, ns_of(child, ns));
-			if stray then return stray; end
+function check_tag(tag, ns, shape)
+	if prefixed_attribute(tag) then return ("prefixed attribute on <%s>"):format(tag.name); end
+	if shape.attrs then
+		for key in pairs(tag.attr) do
+			if key ~= "xmlns" and not shape.attrs[key] then
+				return ("attribute %q is not allowed on <%s>"):format(tostring(key), tag.name);
+			end
 		end
 	end
+	if shape.leaf and #tag.tags > 0 then return ("<%s> has children"):format(tag.name); end
+	return check_children(tag, ns, shape);
 end
 
--- Returns nil when the participant's <jingle> has the expected shape, else the reason to refuse it.
-local function check_shape(jingle)
-	local jingle_ns = jingle.attr.xmlns;
-	if prefixed_attribute(jingle) then return "prefixed attribute on <jingle>"; end
-	for _, content in ipairs(jingle.tags) do
-		local content_ns = ns_of(content, jingle_ns);
-		if prefixed_attribute(content) then return "prefixed attribute on <content>"; end
-		if content.name == "content" then
-			if content_ns ~= xmlns_jingle then return "<content> outside the Jingle namespace"; end
-			for _, child in ipairs(content.tags) do
-				local child_ns = ns_of(child, content_ns);
-				if prefixed_attribute(child) then return "prefixed attribute in <content>"; end
-				if child.name == "description" then
-					if child_ns ~= xmlns_rtp then return "<description> outside the RTP namespace"; end
-					local media = child.attr.media;
-					for _, item in ipairs(child.tags) do
-						local item_ns = ns_of(item, child_ns);
-						if item.name == "source" or item.name == "ssrc-group" then
-							if media ~= "audio" and media ~= "video" then
-								return ("sources under media %q (expected audio or video)"):format(tostring(media));
-							end
-						end
-						if item.name == "source" then
-							local problem = check_source_tag(item, item_ns, false);
-							if problem then return problem; end
-						elseif item.name == "ssrc-group" then
-							if item_ns ~= xmlns_ssma then return "<ssrc-group> outside the ssma namespace"; end
-							if not item.attr.semantics or item.attr.semantics == "" then
-								return "<ssrc-group> without semantics";
-							end
-							if prefixed_attribute(item) then return "prefixed attribute on <ssrc-group>"; end
-							if #item.tags == 0 then return "empty <ssrc-group>"; end
-							for _, member in ipairs(item.tags) do
-								if member.name ~= "source" then return "<ssrc-group> holds something but sources"; end
-								local problem = check_source_tag(member, ns_of(member, item_ns), true);
-								if problem then return problem; end
-							end
-						else
-							if prefixed_attribute(item) then return "prefixed attribute in <description>"; end
-							local stray = find_stray(item, item_ns);
-							if stray then return stray; end
-						end
-					end
-				else
-					if source_like[child.name] then
-						return ("<%s> directly in <content>"):format(child.name);
-					end
-					local stray = find_stray(child, child_ns);
-					if stray then return stray; end
+-- The values jicofo reads from the elements that carry sources, checked as lib-jitsi-meet writes them.
+local function check_values(jingle)
+	for content in each_child(jingle, "content", xmlns_jingle) do
+		local description = content:get_child("description", xmlns_rtp);
+		if description then
+			local media = description.attr.media;
+			local has_sources = description:get_child("source", xmlns_ssma)
+				or description:get_child("ssrc-group", xmlns_ssma);
+			if has_sources and media ~= "audio" and media ~= "video" then
+				return ("sources under media %q (expected audio or video)"):format(tostring(media));
+			end
+			for source in each_child(description, "source", xmlns_ssma) do
+				if not ssrc_of(source) then return ("invalid ssrc %q"):format(tostring(source.attr.ssrc)); end
+				local video_type = source.attr.videoType;
+				if video_type and video_type ~= "camera" and video_type ~= "desktop" then
+					return ("videoType %q is not camera or desktop"):format(video_type);
 				end
 			end
-		else
-			if source_like[content.name] then
-				return ("<%s> directly in <jingle>"):format(content.name);
+			for group in each_child(description, "ssrc-group", xmlns_ssma) do
+				local semantics = group.attr.semantics;
+				if semantics ~= "FID" and semantics ~= "SIM" then
+					return ("ssrc-group semantics %q is not FID or SIM"):format(tostring(semantics));
+				end
+				if #group.tags == 0 then return "empty <ssrc-group>"; end
+				for member in each_child(group, "source", xmlns_ssma) do
+					if not ssrc_of(member) then return ("invalid ssrc %q"):format(tostring(member.attr.ssrc)); end
+				end
 			end
-			local stray = find_stray(content, content_ns);
-			if stray then return stray; end
 		end
 	end
+end
+
+-- Returns nil when the participant's <jingle> has a shape lib-jitsi-meet sends, else the reason to
+-- refuse it.
+local function check_shape(jingle)
+	return check_tag(jingle, jingle.attr.xmlns or xmlns_jingle, shapes.jingle) or check_values(jingle);
 end
 
 --- Reading sources ----------------------------------------------------------------------------------
@@ -334,16 +413,21 @@ end
 --   focus      jicofo's real full JID, the `to` of IQs sent in the participant's name
 --   forwarded  ssrc -> source that jicofo knows
 --   withheld   ssrc -> source kept back from jicofo
---   groups     list of groups seen, each with .forwarded
+--   groups     list of groups seen, each with .forwarded (jicofo has it) and .seq (arrival order)
+--   group_by_key   group key -> group (the same groups, indexed)
+--   groups_by_ssrc ssrc -> { group = true } of the groups naming it
+-- Every table is capped by check_sources and check_groups at jicofo's own per-endpoint limits, and
+-- each request touches only the entries it names.
 local function new_media()
-	return { forwarded = {}; withheld = {}; groups = {} };
+	return { forwarded = {}; withheld = {}; groups = {}; group_by_key = {}; groups_by_ssrc = {}; group_seq = 0 };
 end
 
 -- A new session starts from nothing: the participant's session-accept lists all its sources again.
 -- (The sid is set through the state, which indexes it.)
 local function reset_session(media, focus)
 	media.focus = focus;
-	media.forwarded, media.withheld, media.groups, media.requests = {}, {}, {}, nil;
+	media.forwarded, media.withheld, media.requests = {}, {}, nil;
+	media.groups, media.group_by_key, media.groups_by_ssrc = {}, {}, {};
 end
 
 local function count(map)
@@ -359,36 +443,80 @@ local function group_members_in(group, map)
 	return true;
 end
 
+-- jicofo tells groups apart by semantics, SSRCs (in order) and media (SsrcGroup is a data class).
 local function group_key(group)
-	return group.semantics .. ":" .. table.concat(group.ssrcs, ",");
+	return group.media .. " " .. group.semantics .. " " .. table.concat(group.ssrcs, ",");
 end
 
+-- Records a group (or updates the one already known with its key). O(members).
 local function remember_group(media, group, forwarded)
 	local key = group_key(group);
-	for _, known in ipairs(media.groups) do
-		if group_key(known) == key then
-			known.forwarded = forwarded;
-			return;
-		end
+	local known = media.group_by_key[key];
+	if known then
+		known.forwarded = forwarded;
+		return;
 	end
 	group.forwarded = forwarded;
-	media.groups[#media.groups + 1] = group;
+	media.group_seq = (media.group_seq or 0) + 1;
+	group.seq = media.group_seq;
+	group.index = #media.groups + 1;
+	media.groups[group.index] = group;
+	media.group_by_key[key] = group;
+	for _, ssrc in ipairs(group.ssrcs) do
+		local naming = media.groups_by_ssrc[ssrc];
+		if not naming then
+			naming = {};
+			media.groups_by_ssrc[ssrc] = naming;
+		end
+		naming[group] = true;
+	end
+end
+
+-- Forgets a known group. O(members): the list keeps no order (batches are sorted by .seq).
+local function forget_group(media, group)
+	local groups = media.groups;
+	local last = groups[#groups];
+	groups[#groups] = nil;
+	if last ~= group then
+		groups[group.index] = last;
+		last.index = group.index;
+	end
+	media.group_by_key[group_key(group)] = nil;
+	for _, ssrc in ipairs(group.ssrcs) do
+		local naming = media.groups_by_ssrc[ssrc];
+		if naming then
+			naming[group] = nil;
+			if next(naming) == nil then media.groups_by_ssrc[ssrc] = nil; end
+		end
+	end
+end
+
+-- The known groups naming `ssrc` (a list, as a snapshot one may change while walking it).
+local function groups_naming(media, ssrc)
+	local list = {};
+	for group in pairs(media.groups_by_ssrc[ssrc] or {}) do list[#list + 1] = group; end
+	return list;
 end
 
 --- Withholding (participant -> focus) ----------------------------------------------------------------
 
--- jicofo's max-ssrcs-per-user (default 20): it refuses a request that would take an endpoint past it.
-local max_ssrcs = 20;
+-- jicofo's defaults (jicofo-selector/src/main/resources/reference.conf: conference.max-ssrcs-per-user = 20,
+-- max-ssrc-groups-per-user = max-ssrcs-per-user): it refuses a request that would take an endpoint past
+-- them (ValidatingConferenceSourceMap.tryToAdd). mod_podium passes its own options.
+local default_max_ssrcs = 20;
+local default_max_groups = 20;
 
 -- Checks a participant's sources before anything is changed. `nick` is its endpoint id; `owner_of(ssrc)`
 -- names the occupant that already uses an SSRC in the room (nil if none); `known` is how many SSRCs of
--- this participant the module already has (forwarded and withheld). Returns nil, or the reason the
--- request is refused. Withheld sources count toward jicofo's limit as if forwarded, so every withheld
--- source can be replayed on a grant without jicofo refusing it.
-local function check_sources(sources, nick, owner_of, known)
-	if (known or 0) + #sources > max_ssrcs then
+-- this participant the module already has (forwarded and withheld); `limit` is the most SSRCs one
+-- endpoint may have (default jicofo's 20). Returns nil, or the reason the request is refused.
+-- Withheld sources count toward the limit as if forwarded, so every withheld source can be replayed on a
+-- grant without jicofo refusing it.
+local function check_sources(sources, nick, owner_of, known, limit)
+	limit = limit or default_max_ssrcs;
+	if (known or 0) + #sources > limit then
 		-- jicofo's wording (ValidatingConferenceSourceMap), so a client sees the same answer either way.
-		return ("SSRC limit (%d) exceeded."):format(max_ssrcs);
+		return ("SSRC limit (%d) exceeded."):format(limit);
 	end
 	local seen = {};
 	local prefix = nick .. "-";
@@ -413,9 +541,36 @@ local function check_sources(sources, nick, owner_of, known)
 	end
 end
 
+-- Checks a participant's groups before anything is changed: every SSRC a group names must be one this
+-- participant signalled, in this request or before (jicofo refuses the whole request otherwise:
+-- GroupContainsUnknownSourceException), and its groups, kept or withheld, stay within `limit` (default
+-- jicofo's 20; a group already known is not counted twice, as jicofo ignores a duplicate). Work is
+-- proportional to the request. Returns nil or the reason.
+local function check_groups(media, sources, groups, limit)
+	limit = limit or default_max_groups;
+	local in_request = {};
+	for _, source in ipairs(sources) do in_request[source.ssrc] = true; end
+	local new, counted = 0, {};
+	for _, group in ipairs(groups) do
+		for _, ssrc in ipairs(group.ssrcs) do
+			if not (in_request[ssrc] or media.forwarded[ssrc] or media.withheld[ssrc]) then
+				return ("ssrc-group names an SSRC this endpoint never signalled (ssrc=%s)."):format(ssrc);
+			end
+		end
+		local key = group_key(group);
+		if not media.group_by_key[key] and not counted[key] then
+			counted[key] = true;
+			new = new + 1;
+		end
+	end
+	if #media.groups + new > limit then
+		return ("ssrc-group limit (%d) exceeded."):format(limit);
+	end
+end
+
 -- Removes from `jingle` (in place) every source of a kind `allowed` does not include, and every group
 -- naming a removed or already withheld SSRC; records both in `media`. Returns a summary
--- { kept = n, withheld = n, kinds = { kind = true } } of this request.
+-- { kept = n, withheld = n, kinds = { kind = true }, added = { ssrc } } of this request.
 local function withhold(jingle, media, sources, groups, allowed)
 	local removed = {};
 	local summary = { kept = 0; withheld = 0; kinds = {}; added = {} };
@@ -443,6 +598,7 @@ local function withhold(jingle, media, sources, groups, allowed)
 		if not forwarded then dropped_groups[group_key(group)] = true; end
 	end
 	for _, description in each_description(jingle) do
+		local media_type = description.attr.media;
 		description:maptags(function (tag)
 			local ns = tag.attr.xmlns or description.attr.xmlns;
 			if ns ~= xmlns_ssma then return tag; end
@@ -452,7 +608,8 @@ local function withhold(jingle, media, sources, groups, allowed)
 				for member in each_child(tag, "source", xmlns_ssma) do
 					ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
 				end
-				if dropped_groups[group_key({ semantics = tag.attr.semantics; ssrcs = ssrcs })] then return nil; end
+				local key = group_key({ media = media_type; semantics = tag.attr.semantics; ssrcs = ssrcs });
+				if dropped_groups[key] then return nil; end
 			end
 			return tag;
 		end);
@@ -463,9 +620,9 @@ end
 -- jicofo refused a participant's request: the sources it added are not forwarded after all (and the
 -- groups naming them are not either). Withheld sources of that request stay withheld.
 local function forget_added(media, ssrcs)
-	for _, ssrc in ipairs(ssrcs) do media.forwarded[ssrc] = nil; end
-	for _, group in ipairs(media.groups) do
-		if group.forwarded and not group_members_in(group, media.forwarded) then group.forwarded = false; end
+	for _, ssrc in ipairs(ssrcs) do
+		media.forwarded[ssrc] = nil;
+		for _, group in ipairs(groups_naming(media, ssrc)) do group.forwarded = false; end
 	end
 end
 
@@ -479,8 +636,10 @@ end
 
 -- A participant's own source-remove: sources jicofo never saw (withheld) are dropped here, with the
 -- groups that name them, and forgotten; sources jicofo knows stay in the request and are forgotten as
--- forwarded. Returns whether sources remain for jicofo (1 or 0) and the forwarded sources removed (to
--- restore should jicofo refuse), or nil and the reason when an SSRC is unknown.
+-- forwarded. The groups naming a removed source are forgotten too (jicofo drops them:
+-- ValidatingConferenceSourceMap.tryToRemove). Returns whether sources remain for jicofo (1 or 0) and the
+-- forwarded sources removed (to restore should jicofo refuse), or nil and the reason when an SSRC is
+-- unknown.
 local function strip_removal(jingle, media, sources, groups)
 	for _, source in ipairs(sources) do
 		if not media.withheld[source.ssrc] and not media.forwarded[source.ssrc] then
@@ -499,14 +658,12 @@ local function strip_removal(jingle, media, sources, groups)
 			removed[#removed + 1] = media.forwarded[source.ssrc];
 			media.forwarded[source.ssrc] = nil;
 		end
+		for _, group in ipairs(groups_naming(media, source.ssrc)) do forget_group(media, group); end
 	end
-	local gone = {};
-	for _, group in ipairs(groups) do gone[group_key(group)] = group; end
-	local kept_groups = {};
-	for _, group in ipairs(media.groups) do
-		if not gone[group_key(group)] then kept_groups[#kept_groups + 1] = group; end
+	for _, group in ipairs(groups) do
+		local known = media.group_by_key[group_key(group)];
+		if known then forget_group(media, known); end
 	end
-	media.groups = kept_groups;
 	for _, description in each_description(jingle) do
 		description:maptags(function (tag)
 			local ns = tag.attr.xmlns or description.attr.xmlns;
@@ -561,8 +718,11 @@ local function plan_change(media, allowed)
 		end
 	end
 	local function by_ssrc(a, b) return tonumber(a.ssrc) < tonumber(b.ssrc); end
+	local function by_arrival(a, b) return a.seq < b.seq; end
 	table.sort(add.sources, by_ssrc);
 	table.sort(remove.sources, by_ssrc);
+	table.sort(add.groups, by_arrival);
+	table.sort(remove.groups, by_arrival);
 	return add, remove;
 end
 
@@ -668,6 +828,9 @@ return {
 	new_media = new_media;
 	reset_session = reset_session;
 	check_sources = check_sources;
+	check_groups = check_groups;
+	default_max_ssrcs = default_max_ssrcs;
+	default_max_groups = default_max_groups;
 	withhold = withhold;
 	has_sources = has_sources;
 	forget_added = forget_added;

@@ -98,3 +98,17 @@ ensure_real_client() {
 	mv "$dir/lib-jitsi-meet.min.js.part" "$dir/lib-jitsi-meet.min.js"
 	mv "$dir/jquery.min.js.part" "$dir/jquery.min.js"
 }
+
+# jicofo's own Jingle parser for tests/jingle_differential.rs: Java 17 and Maven (Debian's packages when
+# missing), then tests/jicofo-parser built once online, so that Maven's local repository holds
+# jitsi-xmpp-extensions and Smack 4.4.8 from Maven Central and the test can build it offline. Dies,
+# saying why, when Maven Central cannot be reached: the differential test never skips.
+ensure_java_parser() {
+	if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
+		ensure_packages openjdk-17-jdk-headless || ensure_packages default-jdk-headless
+	fi
+	command -v mvn >/dev/null || ensure_packages maven
+	say "building tests/jicofo-parser (jitsi-xmpp-extensions from Maven Central)"
+	mvn -q -B -Dstyle.color=never -f "$PODIUM_ROOT/tests/jicofo-parser/pom.xml" compile \
+		|| die "mvn could not build tests/jicofo-parser: the Jingle differential test needs Maven Central"
+}

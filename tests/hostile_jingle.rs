@@ -1,0 +1,419 @@
+//! A modified client against the module's Jingle filter and its bookkeeping (issue 11, points 1 and
+//! 8): a real Prosody with mod_podium, the real podium binary on SQLite, and the stand-ins for
+//! jicofo, the bridge and lib-jitsi-meet (tests/common). Each test asserts on what reached the focus,
+//! the bridge and the other participants.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+
+use common::bridge::BridgePeer;
+use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
+use common::focus::{FocusOptions, FocusPeer};
+use common::jingle::{JINGLE, SSMA};
+use common::participant::{Participant, Shape, Track};
+use common::peer::{error_condition, error_text, is_result};
+use common::podium::{Podium, write_config};
+use common::prosody::{CONFERENCE_OPTIONS, DOMAIN, MUC, Prosody};
+use common::{Held, edit_rules, wait_held};
+
+const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "inspector"];
+const RTP: &str = "urn:xmpp:jingle:apps:rtp:1";
+
+/// Prosody (with the bridge MUC), podium, the bridge and the focus.
+struct Conference {
+    prosody: Prosody,
+    podium: Podium,
+    db: std::path::PathBuf,
+    inspector: C2s,
+    bridge: BridgePeer,
+    focus: FocusPeer,
+}
+
+impl Conference {
+    async fn start(rules: &str) -> Conference {
+        let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
+        let db = prosody.data_dir().join("rules/podium.db");
+        let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+        let bridge = BridgePeer::connect(prosody.c2s_port).await;
+        let focus = FocusPeer::connect_with(prosody.c2s_port, FocusOptions::default()).await;
+        let podium = Podium::start(&write_config(&prosody, &db, ""));
+        podium.wait_for(&["resync complete"]).await;
+        edit_rules(&podium, &db, rules).await;
+        Conference {
+            prosody,
+            podium,
+            db,
+            inspector,
+            bridge,
+            focus,
+        }
+    }
+
+    async fn join(&mut self, room: &str, nick: &str, held: &[(&str, &str)]) -> Participant {
+        let participant =
+            Participant::join(self.prosody.c2s_port, nick, room, nick, Shape::Current).await;
+        self.wait_held(room, held).await;
+        participant
+    }
+
+    async fn wait_held(&mut self, room: &str, held: &[(&str, &str)]) {
+        let expected: Held = held
+            .iter()
+            .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
+            .collect();
+        wait_held(&mut self.inspector, &self.podium, room, &expected).await;
+    }
+
+    /// Waits until the focus has an active session with `nick` holding exactly `ssrcs`.
+    async fn focus_holds(&self, nick: &str, ssrcs: &[u32]) {
+        let mut expected = ssrcs.to_vec();
+        expected.sort();
+        self.focus
+            .wait_until(&format!("the focus holds {nick}'s {expected:?}"), |view| {
+                view.endpoint(nick).is_some_and(|endpoint| {
+                    let mut held = endpoint.sources.ssrcs();
+                    held.sort();
+                    held == expected
+                })
+            })
+            .await;
+    }
+
+    /// The module's count of P2P sessions it tracks in `room` (`<inspect/>`).
+    async fn p2p_sessions(&mut self, room: &str) -> usize {
+        let answer = self
+            .inspector
+            .iq(
+                "get",
+                MUC,
+                el("inspect", PODIUM)
+                    .attr(attr("room"), format!("{room}@{MUC}"))
+                    .build(),
+            )
+            .await;
+        let inspect = answer.get_child("inspect", PODIUM).expect("an inspect answer");
+        inspect
+            .attr("p2p-sessions")
+            .expect("a p2p-sessions count")
+            .parse()
+            .unwrap()
+    }
+}
+
+/// Every `ssrc` attribute anywhere in `element`.
+fn ssrc_attributes(element: &Element, found: &mut Vec<String>) {
+    if let Some(ssrc) = element.attr("ssrc") {
+        found.push(ssrc.to_owned());
+    }
+    for child in element.children() {
+        ssrc_attributes(child, found);
+    }
+}
+
+/// Every `ssrc` attribute in every Jingle request the focus received from `nick`.
+fn ssrcs_reaching_focus(focus: &FocusPeer, room: &str, nick: &str) -> Vec<String> {
+    let from = format!("{room}@{MUC}/{nick}");
+    let mut found = Vec::new();
+    for received in focus.jingle_received() {
+        if received.from == from {
+            ssrc_attributes(&received.iq, &mut found);
+        }
+    }
+    found
+}
+
+/// A round trip to the server on a participant's connection: every stanza Prosody sent it before
+/// the answer has arrived by then (one c2s stream keeps order).
+async fn barrier(participant: &Participant) {
+    let answer = participant
+        .iq("get", DOMAIN, el("ping", "urn:xmpp:ping").build())
+        .await;
+    assert!(is_result(&answer), "{answer:?}");
+}
+
+/// Point 1: the PoC of issue 11. The module read only the first rtp <description> of a content and let
+/// an empty unknown element through; jicofo's parser (DefaultPacketExtensionProvider) ends the second
+/// description at the unknown <description/> and lands the <source> on the <content>, whose sources
+/// jicofo adds (EndpointSourceSet.fromJingle). Now the request is refused before anything reaches
+/// jicofo, and nobody ever learns SSRC 4242.
+#[tokio::test]
+async fn a_source_hidden_from_the_filter_by_a_second_description_never_reaches_anyone() {
+    let room = "hostile-poc";
+    // Video only: bob's audio is withheld from jicofo, so an audio SSRC at jicofo is a leak.
+    let mut conference = Conference::start(
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+        (1, '*', 'everyone', NULL, 'video', 'allow', 0, 'cameras only')",
+    )
+    .await;
+    let alice = conference.join(room, "alice", &[("alice", "video")]).await;
+    let bob = conference
+        .join(room, "bob", &[("alice", "video"), ("bob", "video")])
+        .await;
+    let bob_camera = bob.track(Track::Camera).ssrcs();
+    conference.focus_holds("bob", &bob_camera).await;
+    let bob_sid = conference.focus.sid("bob").expect("bob's session");
+
+    let poc = el("content", JINGLE)
+        .attr(attr("name"), "audio")
+        .append(el("description", RTP).attr(attr("media"), "audio"))
+        .append(
+            el("description", RTP)
+                .attr(attr("media"), "audio")
+                .append(el("description", "urn:x"))
+                .append(
+                    el("source", SSMA)
+                        .attr(attr("ssrc"), "4242")
+                        .attr(attr("name"), "bob-a0"),
+                ),
+        )
+        .build();
+    let answer = bob.send_jingle("source-add", &bob_sid, vec![poc]).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("bad-request"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        error_text(&answer).as_deref(),
+        Some("more than one <description> in <content>")
+    );
+
+    // SSRC text Lua's tonumber reads and Java's Long.parseLong does not.
+    for text in ["0x1092", " 4242", "4.242e3"] {
+        let content = el("content", JINGLE)
+            .attr(attr("name"), "audio")
+            .append(
+                el("description", RTP).attr(attr("media"), "audio").append(
+                    el("source", SSMA)
+                        .attr(attr("ssrc"), text)
+                        .attr(attr("name"), "bob-a0"),
+                ),
+            )
+            .build();
+        let answer = bob.send_jingle("source-add", &bob_sid, vec![content]).await;
+        assert_eq!(
+            error_condition(&answer).as_deref(),
+            Some("bad-request"),
+            "{text:?}: {answer:?}"
+        );
+    }
+
+    // Nothing of it reached the focus, the bridge or alice; bob's camera is still there.
+    let reached = ssrcs_reaching_focus(&conference.focus, room, "bob");
+    for forbidden in ["4242", "0x1092", " 4242", "4.242e3"] {
+        assert!(
+            !reached.iter().any(|ssrc| ssrc == forbidden),
+            "{forbidden:?} reached the focus"
+        );
+    }
+    conference.focus_holds("bob", &bob_camera).await;
+    let at_bridge = conference
+        .bridge
+        .endpoint(room, "bob")
+        .expect("bob at the bridge");
+    assert!(!at_bridge.audio_ssrcs.contains(&4242), "{at_bridge:?}");
+    barrier(&alice).await;
+    let alice_knows = alice.remote_sources();
+    assert!(
+        alice_knows
+            .get("bob")
+            .is_none_or(|sources| !sources.ssrcs().contains(&4242)),
+        "alice learnt 4242: {alice_knows:?}"
+    );
+}
+
+/// Point 8: source-adds of nothing but ssrc-groups of SSRCs the sender never signalled. They used to
+/// be forwarded and kept for ever, each insert scanning every group kept so far; now each is refused
+/// at once and none reaches jicofo.
+#[tokio::test]
+async fn source_adds_of_groups_of_unknown_ssrcs_are_refused_and_kept_nowhere() {
+    let room = "hostile-groups";
+    let mut conference = Conference::start(
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+        (1, '*', 'everyone', NULL, 'all', 'allow', 0, 'everything')",
+    )
+    .await;
+    let bob = conference
+        .join(room, "bob", &[("bob", "audio,video,screen")])
+        .await;
+    let bob_sources = bob
+        .track(Track::Audio)
+        .union(&bob.track(Track::Camera))
+        .ssrcs();
+    conference.focus_holds("bob", &bob_sources).await;
+    let bob_sid = conference.focus.sid("bob").expect("bob's session");
+    let seen_before = conference.focus.jingle_received().len();
+
+    let mut next = 1_000_000u32;
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    for _ in 0..40 {
+        let mut description = el("description", RTP).attr(attr("media"), "video");
+        for _ in 0..250 {
+            description = description.append(
+                el("ssrc-group", SSMA)
+                    .attr(attr("semantics"), "FID")
+                    .append(el("source", SSMA).attr(attr("ssrc"), next.to_string()))
+                    .append(el("source", SSMA).attr(attr("ssrc"), (next + 1).to_string())),
+            );
+            next = next.wrapping_mul(2_654_435_761).wrapping_add(7) % 0xFFFF_FF00 + 1;
+        }
+        let jingle = el("jingle", JINGLE)
+            .attr(attr("action"), "source-add")
+            .attr(attr("sid"), bob_sid.as_str())
+            .append(
+                el("content", JINGLE)
+                    .attr(attr("name"), "video")
+                    .append(description),
+            )
+            .build();
+        let handle = bob.handle();
+        let id = handle.next_id();
+        pending.push(handle.send_iq(
+            el("iq", CLIENT)
+                .attr(attr("type"), "set")
+                .attr(attr("to"), format!("{room}@{MUC}/focus"))
+                .attr(attr("id"), id.as_str())
+                .append(jingle)
+                .build(),
+        ));
+    }
+    for answer in pending {
+        let answer = answer
+            .wait(Duration::from_secs(30))
+            .await
+            .expect("every flood stanza is answered");
+        assert_eq!(
+            error_condition(&answer).as_deref(),
+            Some("bad-request"),
+            "{answer:?}"
+        );
+        assert!(
+            error_text(&answer)
+                .unwrap_or_default()
+                .starts_with("ssrc-group names an SSRC this endpoint never signalled"),
+            "{answer:?}"
+        );
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(
+        conference.focus.jingle_received().len(),
+        seen_before,
+        "none of the flood reached the focus"
+    );
+    // Generous: the old module spent over a second of Prosody's only thread on the first eight alone.
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    // His own sources are as they were.
+    conference.focus_holds("bob", &bob_sources).await;
+}
+
+/// Point 8: self-addressed P2P session-initiates are refused and never recorded; offers to a real
+/// peer are recorded two per pair at most; so a later revoke ends a bounded number of sessions.
+#[tokio::test]
+async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates() {
+    let room = "hostile-p2p";
+    let mut conference = Conference::start(
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+        (1, '*', 'everyone', NULL, 'all', 'allow', 0, 'everything')",
+    )
+    .await;
+    let alice = conference
+        .join(room, "alice", &[("alice", "audio,video,screen")])
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            &[("alice", "audio,video,screen"), ("bob", "audio,video,screen")],
+        )
+        .await;
+
+    let offer = |to: &str, sid: String| {
+        let handle = bob.handle();
+        let id = handle.next_id();
+        handle.send_iq(
+            el("iq", CLIENT)
+                .attr(attr("type"), "set")
+                .attr(attr("to"), format!("{room}@{MUC}/{to}"))
+                .attr(attr("id"), id.as_str())
+                .append(
+                    el("jingle", JINGLE)
+                        .attr(attr("action"), "session-initiate")
+                        .attr(attr("initiator"), format!("{room}@{MUC}/bob"))
+                        .attr(attr("sid"), sid.as_str()),
+                )
+                .build(),
+        )
+    };
+    let to_self: Vec<_> = (0..2000).map(|i| offer("bob", format!("self{i}"))).collect();
+    let to_alice: Vec<_> = (0..2000).map(|i| offer("alice", format!("p2p{i}"))).collect();
+    for answer in to_self {
+        let answer = answer.wait(Duration::from_secs(30)).await.expect("answered");
+        assert_eq!(
+            error_condition(&answer).as_deref(),
+            Some("bad-request"),
+            "{answer:?}"
+        );
+    }
+    let mut accepted = 0;
+    for answer in to_alice {
+        let answer = answer.wait(Duration::from_secs(30)).await.expect("answered");
+        if is_result(&answer) {
+            accepted += 1;
+        } else {
+            assert_eq!(
+                error_condition(&answer).as_deref(),
+                Some("resource-constraint"),
+                "{answer:?}"
+            );
+        }
+    }
+    assert_eq!(accepted, 2, "two sessions per pair of occupants");
+    assert_eq!(conference.p2p_sessions(room).await, 2);
+    assert_eq!(alice.view().p2p_sids.len(), 2, "alice saw two offers");
+
+    // A revoke ends exactly the sessions that exist: two session-terminates each way.
+    conference
+        .edit_rules(
+            "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+            (2, '*', 'jid', 'bob@*', 'screen', 'deny', 10, 'no screen for bob')",
+        )
+        .await;
+    conference
+        .wait_held(
+            room,
+            &[("alice", "audio,video,screen"), ("bob", "audio,video")],
+        )
+        .await;
+    let terminates = |participant: &Participant| {
+        participant
+            .view()
+            .received
+            .iter()
+            .filter(|iq| iq.action == "session-terminate")
+            .count()
+    };
+    alice
+        .wait_until("alice's two P2P sessions are terminated", |view| {
+            view.received
+                .iter()
+                .filter(|iq| iq.action == "session-terminate")
+                .count()
+                >= 2
+        })
+        .await;
+    barrier(&alice).await;
+    barrier(&bob).await;
+    assert_eq!(terminates(&alice), 2);
+    assert_eq!(terminates(&bob), 2);
+    assert_eq!(conference.p2p_sessions(room).await, 0);
+}
+
+impl Conference {
+    async fn edit_rules(&self, sql: &str) {
+        edit_rules(&self.podium, &self.db, sql).await;
+    }
+}
