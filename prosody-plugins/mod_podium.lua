@@ -50,6 +50,7 @@ local jid_prep = require "util.jid".prep;
 
 local json = require "util.json";
 local base64_decode = require "util.encodings".base64.decode;
+local hmac_sha256 = require "util.hashes".hmac_sha256;
 local uuid = require "util.uuid".generate;
 
 local podium = module:require "podium";
@@ -83,7 +84,9 @@ if not default_permissions then
 end
 
 local muc = module:depends("muc");
-local state = podium.new_state(default_permissions);
+-- Jingle sessions by sid, one index for every host this module is loaded on (the main and the breakout
+-- MUC): jicofo finds a session by its sid alone, whichever room the request came through.
+local state = podium.new_state(default_permissions, module:shared("/*/podium/sids"));
 
 module:log("info", "podium component %s; default permissions %s", podium_component,
 	podium.format_set(default_permissions));
@@ -425,15 +428,44 @@ function remember_request(media, id, added, removed, terminate)
 	if not id or (#added == 0 and #removed == 0 and not terminate) then return; end
 	local requests = media.requests or {};
 	media.requests = requests;
-	requests[#requests + 1] = { id = id; added = added; removed = removed; terminate = terminate };
+	requests[#requests + 1] = { id = id; added = added; removed = removed; terminate = terminate; at = os.time() };
 end
 
+-- jicofo answers every request (Smack); one still unanswered after a minute never will be (jicofo went
+-- away), and no longer counts.
 local function too_many_requests(media)
-	return media.requests ~= nil and #media.requests >= max_requests_in_flight;
+	local requests = media.requests;
+	if not requests then return false; end
+	local cutoff = os.time() - 60;
+	while requests[1] and requests[1].at < cutoff do
+		table.remove(requests, 1);
+	end
+	return #requests >= max_requests_in_flight;
 end
 
--- jicofo's answer to a participant's request, on its way back through the MUC: the id is the MUC's
--- (base64 of requester JID, original id, hash: muc.lib.lua handle_iq_to_occupant).
+-- The participant's own id in jicofo's answer to one of its requests, or nil when the answer is not
+-- one. Prosody 0.12's MUC rewrote the request's id to base64(<recipient's real JID> \0 <original id>
+-- \0 <first 8 bytes of HMAC-SHA256(room salt, sender's real JID)>) (muc.lib.lua handle_iq_to_occupant,
+-- construct_stanza_id), and jicofo answers with that id, from its real JID, to the occupant JID. The
+-- first field is therefore jicofo's JID (the answer's `from`), never the participant's; the hash binds
+-- the answer to one of the occupant's sessions, as deconstruct_stanza_id checks.
+local function original_request_id(room, occupant, stanza)
+	local recipient, original_id, sender_hash = (base64_decode(stanza.attr.id or "") or "")
+		:match("^(%Z+)%z(%Z*)%z(.+)$");
+	if not recipient then return nil; end
+	local from = stanza.attr.from;
+	if recipient ~= from and jid_bare(recipient) ~= from then return nil; end
+	local salt = room:get_salt();
+	for session_jid in occupant:each_session() do
+		if hmac_sha256(salt, session_jid):sub(1, 8) == sender_hash then
+			return original_id;
+		end
+	end
+	return nil;
+end
+
+-- jicofo's answer to a participant's request, on its way back through the MUC (before mod_muc
+-- restores the original id): the request it answers is settled, a refused one rolled back.
 local function on_focus_answer(room, stanza)
 	local occupant = room:get_occupant_by_nick(stanza.attr.to);
 	if not occupant or not is_governed(room, occupant) then return; end
@@ -442,8 +474,8 @@ local function on_focus_answer(room, stanza)
 	if not requests then return; end
 	-- Only jicofo's own answer to this participant counts; anyone may address an occupant JID.
 	if stanza.attr.from ~= record.media.focus then return; end
-	local requester, original_id = (base64_decode(stanza.attr.id or "") or ""):match("^(%Z+)%z(%Z*)%z");
-	if requester ~= record.real_jid and requester ~= jid_bare(record.real_jid) then return; end
+	local original_id = original_request_id(room, occupant, stanza);
+	if not original_id then return; end
 	for i, request in ipairs(requests) do
 		if request.id == original_id then
 			table.remove(requests, i);
@@ -485,9 +517,17 @@ local function from_focus(room, focus_occupant, occupant, payload, stanza)
 		-- jicofo allocated the endpoint before inviting; that allocation was rewritten on the way. Should
 		-- the bridge still not have podium's force-mute (say, a decision came in between), say it now.
 		update_bridge(room.jid, nick, record);
-	elseif action == "session-terminate" and payload.attr.sid == media.sid then
-		state:set_sid(record, nil);
-		jingle.reset_session(media, nil);
+	elseif action == "session-terminate" then
+		if payload.attr.sid == media.sid then
+			state:set_sid(record, nil);
+			jingle.reset_session(media, nil);
+		end
+	elseif not media.sid and payload.attr.sid and not state.sids[payload.attr.sid] then
+		-- A session that started before this module was loaded: jicofo names it in its own Jingle to
+		-- the occupant (a source-add about someone else), and only jicofo can send that.
+		state:set_sid(record, payload.attr.sid);
+		media.focus = media.focus or stanza.attr.from;
+		media.focus_occupant = focus_occupant.nick;
 	end
 	return nil;
 end
@@ -510,14 +550,18 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			return answer_error(event, "wait", "resource-constraint", "too many source requests in flight");
 		end
 	end
+	-- The sid index is shared by every instance of this module (main and breakout MUC): a session
+	-- jicofo opened with this person in another room is someone else's here.
 	local owner = sid and state.sids[sid];
 	if owner and owner ~= record then
 		module:log("warn", "%s used another participant's Jingle session %s; refused", occupant.nick, sid);
 		return answer_error(event, "auth", "forbidden", "this Jingle session belongs to another participant");
 	end
-	if media.sid and sid ~= media.sid and action ~= "session-terminate" then
-		-- Not its current session: an old one (jicofo would answer bad-request too) or one the module
-		-- has not seen, which may be someone else's; neither may carry sources.
+	if sid == nil or sid ~= media.sid then
+		-- Not the session jicofo opened with this occupant (sids are learnt from jicofo only): an old
+		-- one (jicofo would answer bad-request too), or one jicofo holds for another room or person.
+		module:log("info", "refused %s from %s: Jingle session %s is not its session here", tostring(action),
+			occupant.nick, tostring(sid));
 		return answer_error(event, "modify", "bad-request", "unknown Jingle session");
 	end
 	if jingle.adding_actions[action] then
@@ -532,7 +576,6 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			module:log("warn", "refused %s from %s: %s", action, occupant.nick, reason);
 			return answer_error(event, "modify", "bad-request", reason);
 		end
-		if not media.sid and sid then state:set_sid(record, sid); end
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
 		remember_request(media, event.stanza.attr.id, summary.added, {});
 		if summary.withheld > 0 then
@@ -862,6 +905,22 @@ module:hook("muc-room-destroyed", contained("muc-room-destroyed", function (even
 	main_rooms[event.room.jid], unlisted[event.room.jid] = nil, nil;
 end));
 
+--- jicofo's health-check rooms ---------------------------------------------------------------------------
+
+-- jicofo's health check (JicofoHealthChecker.check) asks its FocusManager for a conference in a fresh
+-- room named `<health.room-name-prefix>-<random>`; only jicofo joins it. Such rooms are not governed, so
+-- anyone else in one could hold a conference nobody moderates: everyone but jicofo is kept out.
+module:hook("muc-occupant-pre-join", function (event)
+	local room, occupant = event.room, event.occupant;
+	if not podium.is_healthcheck_room(room.jid) then return nil; end
+	if podium.is_focus(nick_of(occupant), occupant.bare_jid, focus_jids) then return nil; end
+	module:log("warn", "kept %s out of %s: only jicofo joins health-check rooms", tostring(event.stanza.attr.from),
+		room.jid);
+	event.origin.send(st.error_reply(event.stanza, "cancel", "not-allowed",
+		"this room is reserved for jicofo's health checks", room.jid));
+	return true;
+end, 20); -- before mod_muc's own pre-join checks (-10 .. 2) and any room creation side effects
+
 --- A moderator's approval in Jitsi's A/V moderation ----------------------------------------------------
 
 -- "Ask to unmute" / "Allow video" in a stock Jitsi Meet client is a message from the moderator's session
@@ -1045,6 +1104,14 @@ module:hook("iq/host", function (event)
 		end
 	end
 end, 1); -- above mod_iq's dispatcher (priority 0), which would answer service-unavailable
+
+-- The sid index is shared with this module on the other MUC host and outlives this instance (a reload):
+-- this instance's sessions leave it.
+function module.unload()
+	for room_jid in pairs(state.rooms) do
+		state:forget_room(room_jid);
+	end
+end
 
 -- Tell podium this module starts with no held state (first load, or a reload with mod_muc): podium
 -- resyncs, as after a reconnect. If podium is not connected yet, Prosody bounces this harmlessly and
