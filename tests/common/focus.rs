@@ -12,6 +12,12 @@
 //!   and the bridge's own `jvb-a0`/`jvb-v0`, as `<json-message>` or XML; a timeout counts as success;
 //! * incoming Jingle is routed by `sid` only, never by `from`; an unknown sid is `bad-request`; a
 //!   session whose accept failed answers `gone`;
+//! * every answer goes to the request's `from` (a participant's occupant JID, as the MUC rewrote it)
+//!   with the id it came with (the MUC's rewritten one, Prosody 0.12 `handle_iq_to_occupant`), so it
+//!   travels back through the MUC's id rewrite as jicofo's answers do (Smack `createResultIQ`);
+//! * a session-terminate ends the session only when its `<bridge-session id>` is the one the
+//!   session-initiate gave (else `item-not-found`, `JitsiMeetConferenceImpl.terminateSession`);
+//! * a test can make it refuse a Jingle action outright (`refuse`), as jicofo refusing it would;
 //! * session-accept, transport-accept and source-add are validated as jicofo does (any failure fails
 //!   the whole request with `bad-request` and the exception text, and changes nothing); on success the
 //!   bridge gets the endpoint's complete source set (no force-mute), every other participant whose
