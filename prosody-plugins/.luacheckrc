@@ -3,6 +3,7 @@ std = "lua54"
 max_line_length = 150
 files["mod_podium.lua"] = {
 	read_globals = { "module", "prosody" };
+	globals = { "module.unload" }; -- Prosody calls it before unloading or reloading the module
 }
 files["spec/"] = {
 	std = "+busted";

@@ -55,6 +55,7 @@ local jid_prep = require "util.jid".prep;
 
 local json = require "util.json";
 local base64_decode = require "util.encodings".base64.decode;
+local hmac_sha256 = require "util.hashes".hmac_sha256;
 local uuid = require "util.uuid".generate;
 
 local podium = module:require "podium";
@@ -91,7 +92,9 @@ if not default_permissions then
 end
 
 local muc = module:depends("muc");
-local state = podium.new_state(default_permissions);
+-- Jingle sessions by sid, one index for every host this module is loaded on (the main and the breakout
+-- MUC): jicofo finds a session by its sid alone, whichever room the request came through.
+local state = podium.new_state(default_permissions, module:shared("/*/podium/sids"));
 
 module:log("info", "podium component %s; default permissions %s", podium_component,
 	podium.format_set(default_permissions));
@@ -157,6 +160,7 @@ end
 -- id -> { purpose, record, batch, at }. Unanswered entries are dropped after a minute.
 local injected = {};
 local remember_request; -- defined with the answers below
+local regain_kept; -- defined with enforcement below
 local injected_count = 0;
 
 local function inject(stanza, purpose, entry)
@@ -234,34 +238,43 @@ end
 -- only keeps sending on the camera's SSRCs).
 local function podium_mute(record)
 	local mute = jingle.force_mute_for(record.held);
-	if not mute.video and record.media and jingle.sends_only_refused_screen(record.media) then
+	local media = record.media;
+	if not mute.video and media and jingle.sends_only_refused_screen(media) then
 		mute.video = true;
+	end
+	-- Sources of a revoked kind jicofo would not give up (it refused their source-remove) are stopped
+	-- here: a camera or a screenshare only with all of the endpoint's video.
+	for _, source in pairs(media and media.kept or {}) do
+		if source.kind == "audio" then mute.audio = true; else mute.video = true; end
 	end
 	return mute;
 end
 
 -- Tells the bridge the force-mute this endpoint must have: podium's (from what the occupant may send)
 -- joined with jicofo's own (podium never lifts a mute jicofo asked for).
-local function update_bridge(room_jid, nick, record)
+-- Returns true when the bridge has that mute or is being told it, false when it cannot be told.
+-- `attempt` counts the tries after the bridge refused (see on_bridge_refused).
+local function update_bridge(room_jid, nick, record, attempt)
 	local conference = conferences[room_jid];
 	local endpoint = conference and conference.endpoints[nick];
-	if not endpoint then return; end
+	if not endpoint then return false; end
 	local desired = either(endpoint.jicofo, podium_mute(record));
-	if same_mute(endpoint.applied, desired) then return; end
+	if same_mute(endpoint.applied, desired) then return true; end
 	local bridge_jid = bridge_real_jid(endpoint.bridge);
 	if not bridge_jid then
 		module:log("warn", "bridge %s of %s is not in %s; force-mute for %s not sent", endpoint.bridge,
 			room_jid, bridge_muc, nick);
-		return;
+		return false;
 	end
 	local request = st.iq({ type = "get"; from = bridge_muc .. "/podium"; to = bridge_jid; id = "" })
 		:tag("conference-modify", { xmlns = jingle.xmlns_colibri2; ["meeting-id"] = conference.meeting_id })
 			:tag("endpoint", { id = nick }):add_child(jingle.force_mute_tag(desired)):up()
 		:up();
 	endpoint.applied = desired;
-	inject(request, "bridge", { room_jid = room_jid; nick = nick });
+	inject(request, "bridge", { room_jid = room_jid; nick = nick; record = record; attempt = attempt or 1 });
 	module:log("info", "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
 		tostring(desired.audio), tostring(desired.video));
+	return true;
 end
 
 -- Peer-to-peer sessions between occupants, room_jid -> sid -> { a = occupant JID, b = occupant JID,
@@ -307,6 +320,31 @@ local function forget_room_enforcement(room_jid)
 	p2p_sessions[room_jid] = nil;
 end
 
+-- A source-remove of `sources` to jicofo in the occupant's name. Sources only: jicofo drops the groups
+-- of removed sources itself, and refuses a whole removal that names a group it does not have
+-- (ValidatingConferenceSourceMap.tryToRemove). `single`: a retry naming one SSRC.
+local function withdraw(room_jid, nick, record, sources, single)
+	local media = record.media;
+	local iq = st.iq({ type = "set"; from = room_jid .. "/" .. nick; to = media.focus; id = "" })
+		:add_child(jingle.jingle_for("source-remove", media.sid, { sources = sources; groups = {} }));
+	inject(iq, "revoke", {
+		record = record; room_jid = room_jid; nick = nick; sid = media.sid; sources = sources; single = single;
+	});
+end
+
+-- Sources jicofo kept after refusing their removal, of a kind the occupant may send again: jicofo
+-- has them, so they are forwarded (not replayed) and no longer stopped at the bridge.
+function regain_kept(media, held)
+	for ssrc, source in pairs(media.kept or {}) do
+		if held[source.kind] then
+			media.kept[ssrc] = nil;
+			if media.withheld[ssrc] == source then
+				media.withheld[ssrc], media.forwarded[ssrc] = nil, source;
+			end
+		end
+	end
+end
+
 -- Sends jicofo the changes in what the occupant may send: newly refused sources withdrawn, newly
 -- allowed ones replayed. Returns the kinds of the sources withdrawn.
 local function enforce_jingle(room_jid, nick, record)
@@ -314,14 +352,11 @@ local function enforce_jingle(room_jid, nick, record)
 	local withdrawn = {};
 	if not (media and media.sid and media.focus) then return withdrawn; end
 	local occupant_jid = room_jid .. "/" .. nick;
+	regain_kept(media, record.held);
 	local add, remove = jingle.plan_change(media, record.held);
 	for _, source in ipairs(remove.sources) do withdrawn[source.kind] = true; end
 	if #remove.sources > 0 then
-		-- Sources only: jicofo drops the groups of removed sources itself, and refuses a whole removal
-		-- that names a group it does not have (ConferenceSourceMap.tryToRemove).
-		local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
-			:add_child(jingle.jingle_for("source-remove", media.sid, { sources = remove.sources; groups = {} }));
-		inject(iq, "revoke", { record = record });
+		withdraw(room_jid, nick, record, remove.sources, false);
 		module:log("info", "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
 	end
 	if not jingle.is_empty(add) then
@@ -393,6 +428,110 @@ local function enforce_reclassified(room_jid, nick, record)
 	end
 end
 
+-- A session starts from nothing (jingle.reset_session), and so does what jicofo kept of the last one.
+local function reset_session(media, focus)
+	jingle.reset_session(media, focus);
+	media.kept, media.ending, media.bridge_session = nil, nil, nil;
+end
+
+--- When jicofo or the bridge will not carry a revoke out ----------------------------------------------
+
+local xmlns_focus = "http://jitsi.org/protocol/focus";
+-- How often a refused bridge force-mute is sent again, and after how long (seconds) each time.
+local bridge_retry_delays = { 0.5, 1, 2 };
+
+-- Ends the occupant's Jingle session with jicofo, when neither jicofo nor the bridge would stop a kind
+-- it may not send. jicofo accepts a session-terminate with the bridge session it gave in
+-- session-initiate and, with restart='true', drops the session, its sources and its bridge endpoint,
+-- then invites the participant again (Participant.onSessionTerminate, JitsiMeetConferenceImpl
+-- terminateSession); the new session-accept is filtered like any other. The client is told first, as
+-- jicofo tells it when it restarts a session itself.
+local function end_session(room_jid, nick, record, why)
+	local media = record.media;
+	if not (media and media.sid and media.focus) or media.ending == media.sid then return; end
+	media.ending = media.sid;
+	local occupant_jid = room_jid .. "/" .. nick;
+	local focus_occupant = media.focus_occupant or (room_jid .. "/focus");
+	local to_client = st.iq({ type = "set"; from = focus_occupant; to = record.real_jid; id = "" })
+		:tag("jingle", { xmlns = jingle.xmlns_jingle; action = "session-terminate"; sid = media.sid })
+			:tag("reason"):tag("success"):up():tag("text"):text("podium: restarting the session"):up():up()
+		:up();
+	inject(to_client, "end", {});
+	local to_focus = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
+		:tag("jingle", { xmlns = jingle.xmlns_jingle; action = "session-terminate"; sid = media.sid })
+			:tag("reason"):tag("success"):up():up()
+			:tag("bridge-session", { xmlns = xmlns_focus; id = media.bridge_session; restart = "true" }):up()
+		:up();
+	inject(to_focus, "end", { occupant_jid = occupant_jid });
+	-- jicofo drops the session's sources with it: none is kept any more (and jicofo's new allocation
+	-- for the next session must not carry a mute for them).
+	media.kept = nil;
+	module:log("warn", "ended the Jingle session %s of %s: %s", media.sid, occupant_jid, why);
+end
+
+-- Stops at the bridge what jicofo kept; ends the session when the bridge cannot be told.
+local function stop_kept(room_jid, nick, record)
+	if not update_bridge(room_jid, nick, record) then
+		end_session(room_jid, nick, record, "jicofo kept sources of a revoked kind and the bridge cannot mute them");
+	end
+end
+
+-- jicofo refused the module's source-remove. Unless the occupant or that session is gone (jicofo drops
+-- a session's sources with it), jicofo may still hold those sources: they are asked for one SSRC at a
+-- time (jicofo refuses a whole removal for one SSRC it lacks), and what jicofo keeps is stopped at the
+-- bridge, or the session is ended.
+local function on_revoke_refused(entry, stanza)
+	local record, media = entry.record, entry.record.media;
+	if state:get(entry.room_jid, entry.nick) ~= record or not media or media.sid ~= entry.sid then return; end
+	local refused = {};
+	for _, source in ipairs(entry.sources) do
+		if media.withheld[source.ssrc] == source and not record.held[source.kind] then
+			refused[#refused + 1] = source;
+		end
+	end
+	if #refused == 0 then return; end
+	if not entry.single and #refused > 1 then
+		for _, source in ipairs(refused) do
+			withdraw(entry.room_jid, entry.nick, record, { source }, true);
+		end
+		return;
+	end
+	local _, _, text = stanza:get_error();
+	if text and text:find("does not exist", 1, true) then
+		return; -- jicofo's SourceDoesNotExistException: it does not have this one
+	end
+	media.kept = media.kept or {};
+	media.kept[refused[1].ssrc] = refused[1];
+	module:log("warn", "jicofo kept source %s (%s) of %s/%s after a revoke", tostring(refused[1].ssrc),
+		refused[1].kind, entry.room_jid, entry.nick);
+	stop_kept(entry.room_jid, entry.nick, record);
+end
+
+-- The bridge refused a force-mute: sent again after a while, a bounded number of times; after that,
+-- what jicofo kept of a revoked kind is stopped by ending the session.
+local function on_bridge_refused(entry)
+	local conference = conferences[entry.room_jid];
+	local endpoint = conference and conference.endpoints[entry.nick];
+	if not endpoint then return; end
+	endpoint.applied = nil;
+	local record = entry.record;
+	local delay = bridge_retry_delays[entry.attempt];
+	if delay then
+		module:add_timer(delay, function ()
+			if state:get(entry.room_jid, entry.nick) ~= record then return; end
+			if not update_bridge(entry.room_jid, entry.nick, record, entry.attempt + 1) and record.media
+				and next(record.media.kept or {}) then
+				end_session(entry.room_jid, entry.nick, record, "the bridge cannot mute sources jicofo kept");
+			end
+		end);
+	elseif record and record.media and next(record.media.kept or {}) then
+		end_session(entry.room_jid, entry.nick, record, "the bridge refused to mute sources jicofo kept");
+	else
+		module:log("error", "the bridge refused force-mute for %s/%s %d times; giving up", entry.room_jid,
+			entry.nick, entry.attempt);
+	end
+end
+
 -- The answer to an IQ the module sent. jicofo refusing a replayed source-add means it does not have
 -- those sources: they are withheld again.
 local function on_injected_answer(entry, stanza)
@@ -402,11 +541,12 @@ local function on_injected_answer(entry, stanza)
 		tostring(stanza.attr.from), tostring(condition), tostring(text or ""));
 	if entry.purpose == "grant" and entry.record.media then
 		jingle.undo_add(entry.record.media, entry.batch);
+	elseif entry.purpose == "revoke" then
+		on_revoke_refused(entry, stanza);
 	elseif entry.purpose == "bridge" then
-		-- Not applied: the next update says it again.
-		local conference = conferences[entry.room_jid];
-		local endpoint = conference and conference.endpoints[entry.nick];
-		if endpoint then endpoint.applied = nil; end
+		on_bridge_refused(entry);
+	elseif entry.purpose == "end" and entry.occupant_jid then
+		module:log("error", "jicofo refused to end the Jingle session of %s: it may keep sending", entry.occupant_jid);
 	end
 end
 
@@ -434,15 +574,44 @@ function remember_request(media, id, added, removed, terminate)
 	if not id or (#added == 0 and #removed == 0 and not terminate) then return; end
 	local requests = media.requests or {};
 	media.requests = requests;
-	requests[#requests + 1] = { id = id; added = added; removed = removed; terminate = terminate };
+	requests[#requests + 1] = { id = id; added = added; removed = removed; terminate = terminate; at = os.time() };
 end
 
+-- jicofo answers every request (Smack); one still unanswered after a minute never will be (jicofo went
+-- away), and no longer counts.
 local function too_many_requests(media)
-	return media.requests ~= nil and #media.requests >= max_requests_in_flight;
+	local requests = media.requests;
+	if not requests then return false; end
+	local cutoff = os.time() - 60;
+	while requests[1] and requests[1].at < cutoff do
+		table.remove(requests, 1);
+	end
+	return #requests >= max_requests_in_flight;
 end
 
--- jicofo's answer to a participant's request, on its way back through the MUC: the id is the MUC's
--- (base64 of requester JID, original id, hash: muc.lib.lua handle_iq_to_occupant).
+-- The participant's own id in jicofo's answer to one of its requests, or nil when the answer is not
+-- one. Prosody 0.12's MUC rewrote the request's id to base64(<recipient's real JID> \0 <original id>
+-- \0 <first 8 bytes of HMAC-SHA256(room salt, sender's real JID)>) (muc.lib.lua handle_iq_to_occupant,
+-- construct_stanza_id), and jicofo answers with that id, from its real JID, to the occupant JID. The
+-- first field is therefore jicofo's JID (the answer's `from`), never the participant's; the hash binds
+-- the answer to one of the occupant's sessions, as deconstruct_stanza_id checks.
+local function original_request_id(room, occupant, stanza)
+	local recipient, original_id, sender_hash = (base64_decode(stanza.attr.id or "") or "")
+		:match("^(%Z+)%z(%Z*)%z(.+)$");
+	if not recipient then return nil; end
+	local from = stanza.attr.from;
+	if recipient ~= from and jid_bare(recipient) ~= from then return nil; end
+	local salt = room:get_salt();
+	for session_jid in occupant:each_session() do
+		if hmac_sha256(salt, session_jid):sub(1, 8) == sender_hash then
+			return original_id;
+		end
+	end
+	return nil;
+end
+
+-- jicofo's answer to a participant's request, on its way back through the MUC (before mod_muc
+-- restores the original id): the request it answers is settled, a refused one rolled back.
 local function on_focus_answer(room, stanza)
 	local occupant = room:get_occupant_by_nick(stanza.attr.to);
 	if not occupant or not is_governed(room, occupant) then return; end
@@ -451,14 +620,14 @@ local function on_focus_answer(room, stanza)
 	if not requests then return; end
 	-- Only jicofo's own answer to this participant counts; anyone may address an occupant JID.
 	if stanza.attr.from ~= record.media.focus then return; end
-	local requester, original_id = (base64_decode(stanza.attr.id or "") or ""):match("^(%Z+)%z(%Z*)%z");
-	if requester ~= record.real_jid and requester ~= jid_bare(record.real_jid) then return; end
+	local original_id = original_request_id(room, occupant, stanza);
+	if not original_id then return; end
 	for i, request in ipairs(requests) do
 		if request.id == original_id then
 			table.remove(requests, i);
 			if request.terminate and stanza.attr.type == "result" then
 				state:set_sid(record, nil);
-				jingle.reset_session(record.media, nil);
+				reset_session(record.media, nil);
 				return;
 			end
 			if stanza.attr.type == "error" then
@@ -488,15 +657,26 @@ local function from_focus(room, focus_occupant, occupant, payload, stanza)
 	if action == "session-initiate" then
 		-- A new session (first invite, or a re-invite with a new sid): the participant will list all its
 		-- sources again in session-accept.
-		jingle.reset_session(media, stanza.attr.from);
+		reset_session(media, stanza.attr.from);
 		state:set_sid(record, payload.attr.sid);
+		-- jicofo accepts the session's end only with this id (JitsiMeetConferenceImpl.terminateSession).
+		local bridge_session = payload:get_child("bridge-session", xmlns_focus);
+		media.bridge_session = bridge_session and bridge_session.attr.id;
 		media.focus_occupant = focus_occupant.nick;
 		-- jicofo allocated the endpoint before inviting; that allocation was rewritten on the way. Should
 		-- the bridge still not have podium's force-mute (say, a decision came in between), say it now.
 		update_bridge(room.jid, nick, record);
-	elseif action == "session-terminate" and payload.attr.sid == media.sid then
-		state:set_sid(record, nil);
-		jingle.reset_session(media, nil);
+	elseif action == "session-terminate" then
+		if payload.attr.sid == media.sid then
+			state:set_sid(record, nil);
+			reset_session(media, nil);
+		end
+	elseif not media.sid and payload.attr.sid and not state.sids[payload.attr.sid] then
+		-- A session that started before this module was loaded: jicofo names it in its own Jingle to
+		-- the occupant (a source-add about someone else), and only jicofo can send that.
+		state:set_sid(record, payload.attr.sid);
+		media.focus = media.focus or stanza.attr.from;
+		media.focus_occupant = focus_occupant.nick;
 	end
 	return nil;
 end
@@ -519,14 +699,18 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			return answer_error(event, "wait", "resource-constraint", "too many source requests in flight");
 		end
 	end
+	-- The sid index is shared by every instance of this module (main and breakout MUC): a session
+	-- jicofo opened with this person in another room is someone else's here.
 	local owner = sid and state.sids[sid];
 	if owner and owner ~= record then
 		module:log("warn", "%s used another participant's Jingle session %s; refused", occupant.nick, sid);
 		return answer_error(event, "auth", "forbidden", "this Jingle session belongs to another participant");
 	end
-	if media.sid and sid ~= media.sid and action ~= "session-terminate" then
-		-- Not its current session: an old one (jicofo would answer bad-request too) or one the module
-		-- has not seen, which may be someone else's; neither may carry sources.
+	if sid == nil or sid ~= media.sid then
+		-- Not the session jicofo opened with this occupant (sids are learnt from jicofo only): an old
+		-- one (jicofo would answer bad-request too), or one jicofo holds for another room or person.
+		module:log("info", "refused %s from %s: Jingle session %s is not its session here", tostring(action),
+			occupant.nick, tostring(sid));
 		return answer_error(event, "modify", "bad-request", "unknown Jingle session");
 	end
 	if jingle.adding_actions[action] then
@@ -542,7 +726,6 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			module:log("warn", "refused %s from %s: %s", action, occupant.nick, reason);
 			return answer_error(event, "modify", "bad-request", reason);
 		end
-		if not media.sid and sid then state:set_sid(record, sid); end
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
 		remember_request(media, event.stanza.attr.id, summary.added, {});
 		if summary.withheld > 0 then
@@ -907,6 +1090,22 @@ module:hook("muc-room-destroyed", contained("muc-room-destroyed", function (even
 	main_rooms[event.room.jid], unlisted[event.room.jid] = nil, nil;
 end));
 
+--- jicofo's health-check rooms ---------------------------------------------------------------------------
+
+-- jicofo's health check (JicofoHealthChecker.check) asks its FocusManager for a conference in a fresh
+-- room named `<health.room-name-prefix>-<random>`; only jicofo joins it. Such rooms are not governed, so
+-- anyone else in one could hold a conference nobody moderates: everyone but jicofo is kept out.
+module:hook("muc-occupant-pre-join", function (event)
+	local room, occupant = event.room, event.occupant;
+	if not podium.is_healthcheck_room(room.jid) then return nil; end
+	if podium.is_focus(nick_of(occupant), occupant.bare_jid, focus_jids) then return nil; end
+	module:log("warn", "kept %s out of %s: only jicofo joins health-check rooms", tostring(event.stanza.attr.from),
+		room.jid);
+	event.origin.send(st.error_reply(event.stanza, "cancel", "not-allowed",
+		"this room is reserved for jicofo's health checks", room.jid));
+	return true;
+end, 20); -- before mod_muc's own pre-join checks (-10 .. 2) and any room creation side effects
+
 --- A moderator's approval in Jitsi's A/V moderation ----------------------------------------------------
 
 -- "Ask to unmute" / "Allow video" in a stock Jitsi Meet client is a message from the moderator's session
@@ -1090,6 +1289,14 @@ module:hook("iq/host", function (event)
 		end
 	end
 end, 1); -- above mod_iq's dispatcher (priority 0), which would answer service-unavailable
+
+-- The sid index is shared with this module on the other MUC host and outlives this instance (a reload):
+-- this instance's sessions leave it.
+function module.unload()
+	for room_jid in pairs(state.rooms) do
+		state:forget_room(room_jid);
+	end
+end
 
 -- Tell podium this module starts with no held state (first load, or a reload with mod_muc): podium
 -- resyncs, as after a reconnect. If podium is not connected yet, Prosody bounces this harmlessly and

@@ -92,8 +92,11 @@ state_mt.__index = state_mt;
 -- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium", media = … }
 -- Indexes: sids[sid] = record (every Jingle session with jicofo belongs to one occupant),
 -- real_jids[real_jid] = number of records for that full JID.
-local function new_state(default_permissions)
-	return setmetatable({ rooms = {}; sids = {}; real_jids = {}; default = copy_set(default_permissions) }, state_mt);
+-- `sids` may be a table shared with other states (one per MUC host), so that a session is known as one
+-- occupant's wherever the request comes from.
+local function new_state(default_permissions, sids)
+	return setmetatable({ rooms = {}; sids = sids or {}; real_jids = {}; default = copy_set(default_permissions) },
+		state_mt);
 end
 
 function state_mt:unindex(record)

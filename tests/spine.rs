@@ -456,10 +456,11 @@ async fn focus_and_health_check_rooms_are_not_governed() {
     )
     .await;
 
-    // jicofo's health check room and jicofo itself (nick "focus") are never reported or held.
+    // jicofo's health check room (only jicofo enters it) and jicofo itself (nick "focus") are never
+    // reported or held.
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
-    alice.join("__jicofo-health-check-1a2b", "alice").await;
     let mut focus = C2s::connect(prosody.c2s_port, "focus", "jicofo").await;
+    focus.join("__jicofo-health-check-1a2b", "focus").await;
     focus.join(ROOM, "focus").await;
 
     // Events travel in order on one stream: once alice's join in a real room is decided, any event

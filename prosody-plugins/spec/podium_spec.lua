@@ -113,6 +113,24 @@ describe("held state", function ()
 		assert.is_nil(next(state.real_jids));
 	end);
 
+	it("shares one session index between states (the main and the breakout MUC)", function ()
+		local sids = {};
+		local main, breakout = podium.new_state(none, sids), podium.new_state(none, sids);
+		local in_lecture = main:track(room, "bob", "bob@localhost/b");
+		in_lecture.media = { forwarded = {}; withheld = {}; groups = {} };
+		main:set_sid(in_lecture, "lecture-sid");
+		local in_breakout = breakout:track("b1@breakout.localhost", "bob", "bob@localhost/b");
+		in_breakout.media = { forwarded = {}; withheld = {}; groups = {} };
+		-- the breakout state sees the lecture's session as another occupant's
+		assert.equal(in_lecture, breakout.sids["lecture-sid"]);
+		assert.are_not.equal(in_breakout, breakout.sids["lecture-sid"]);
+		-- forgetting the breakout room leaves the lecture's session alone
+		breakout:set_sid(in_breakout, "breakout-sid");
+		breakout:forget_room("b1@breakout.localhost");
+		assert.is_nil(sids["breakout-sid"]);
+		assert.equal(in_lecture, sids["lecture-sid"]);
+	end);
+
 	it("calls a room restricted while anyone may not send every kind", function ()
 		local state = podium.new_state(all);
 		state:track(room, "alice", "alice@localhost/a");

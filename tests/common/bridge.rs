@@ -98,6 +98,9 @@ pub struct BridgeView {
     pub expired: Vec<String>,
     /// Every IQ request received, in order.
     pub requests: Vec<ColibriRequest>,
+    /// How many more requests carrying a `<force-mute>` to refuse (`internal-server-error`, as JVB
+    /// answers a request its handler failed on), as a test configured it.
+    pub refuse_force_mutes: u32,
 }
 
 impl BridgeView {
@@ -192,6 +195,11 @@ impl BridgePeer {
         self.recorder.read(|view| view.requests.clone())
     }
 
+    /// Refuses the next `count` requests that carry a `<force-mute>`.
+    pub fn refuse_force_mutes(&self, count: u32) {
+        self.recorder.update(|view| view.refuse_force_mutes = count);
+    }
+
     /// The requests refused by the brewery check.
     pub fn refusals(&self) -> Vec<ColibriRequest> {
         self.recorder
@@ -256,6 +264,21 @@ fn answer_request(view: &mut BridgeView, iq: &Element) -> (Element, bool) {
     let Some(request) = payload(iq).filter(|p| p.is("conference-modify", COLIBRI2)) else {
         return (error_for(iq, "service-unavailable", None, vec![]), false);
     };
+    let force_mute = request
+        .children()
+        .any(|endpoint| endpoint.get_child("force-mute", COLIBRI2).is_some());
+    if force_mute && view.refuse_force_mutes > 0 {
+        view.refuse_force_mutes -= 1;
+        return (
+            error_for(
+                iq,
+                "internal-server-error",
+                Some("refused by the test"),
+                vec![],
+            ),
+            false,
+        );
+    }
     let answer = match conference_modify(view, request) {
         Ok(modified) => result_with(iq, Some(modified)),
         Err(failure) => error_for(

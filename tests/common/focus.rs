@@ -12,6 +12,12 @@
 //!   and the bridge's own `jvb-a0`/`jvb-v0`, as `<json-message>` or XML; a timeout counts as success;
 //! * incoming Jingle is routed by `sid` only, never by `from`; an unknown sid is `bad-request`; a
 //!   session whose accept failed answers `gone`;
+//! * every answer goes to the request's `from` (a participant's occupant JID, as the MUC rewrote it)
+//!   with the id it came with (the MUC's rewritten one, Prosody 0.12 `handle_iq_to_occupant`), so it
+//!   travels back through the MUC's id rewrite as jicofo's answers do (Smack `createResultIQ`);
+//! * a session-terminate ends the session only when its `<bridge-session id>` is the one the
+//!   session-initiate gave (else `item-not-found`, `JitsiMeetConferenceImpl.terminateSession`);
+//! * a test can make it refuse a Jingle action outright (`refuse`), as jicofo refusing it would;
 //! * session-accept, transport-accept and source-add are validated as jicofo does (any failure fails
 //!   the whole request with `bad-request` and the exception text, and changes nothing); on success the
 //!   bridge gets the endpoint's complete source set (no force-mute), every other participant whose
@@ -29,7 +35,7 @@
 //! changes only when a test calls `force_mute`), no disco of participants (the JSON-or-XML choice is
 //! an option, `FocusOptions::json_sources`), no source-signaling delay, no sender-count limits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +119,9 @@ pub struct EndpointView {
     pub allocated: bool,
     /// How many invites were started.
     pub invites: u32,
+    /// The `<bridge-session id>` of the current session; jicofo ends a session only for a
+    /// session-terminate naming it (`JitsiMeetConferenceImpl.terminateSession`).
+    pub bridge_session: Option<String>,
 }
 
 /// One conference room.
@@ -181,6 +190,12 @@ pub struct FocusView {
     pub mutes: Vec<MuteReceived>,
     /// Answers that matched no waiter.
     pub strays: Vec<Element>,
+    /// Rooms of another MUC (a breakout MUC) the focus is in without a conference, as jicofo is in a
+    /// room with fewer than `conference.min-participants` (2) participants: it invites nobody there.
+    pub lone_rooms: BTreeSet<String>,
+    /// Jingle actions answered with an error (action → condition) whatever they carry, as a test
+    /// configured it with [`FocusPeer::refuse`].
+    pub refusing: BTreeMap<String, String>,
 }
 
 impl FocusView {
@@ -282,6 +297,23 @@ impl FocusPeer {
         }
     }
 
+    /// Enters `room_jid` (a room of another MUC, e.g. a breakout room) and waits until it is in; it
+    /// starts no conference there (see [`FocusView::lone_rooms`]), yet routes any Jingle it gets by sid.
+    pub async fn enter_lone_room(&self, room_jid: &str) {
+        self.core.handle.send(
+            el("presence", CLIENT)
+                .attr(attr("to"), format!("{room_jid}/{FOCUS_NICK}"))
+                .append(el("x", MUC_NS))
+                .build(),
+        );
+        self.core
+            .recorder
+            .wait_until(&format!("the focus enters {room_jid}"), |view| {
+                view.lone_rooms.contains(room_jid)
+            })
+            .await;
+    }
+
     /// Joins `room` (a conference request does the same) and waits until it is in.
     pub async fn join_room(&self, room: &str) {
         self.core
@@ -321,6 +353,17 @@ impl FocusPeer {
         });
         self.core.record_later(pending);
         Arc::clone(&self.core).invite(room, nick).await;
+    }
+
+    /// From now on answers every Jingle `action` (e.g. "source-remove") with `condition`, as jicofo
+    /// refusing it would; `None` accepts it again.
+    pub fn refuse(&self, action: &str, condition: Option<&str>) {
+        self.core.recorder.update(|view| match condition {
+            Some(condition) => view
+                .refusing
+                .insert(action.to_owned(), condition.to_owned()),
+            None => view.refusing.remove(action),
+        });
     }
 
     /// jicofo's dedicated force-mute update for `key`: sets the focus's own view and sends
@@ -525,6 +568,10 @@ impl Focus {
             return;
         }
         let Some(room) = bare(from).strip_suffix(&format!("@{MUC}")) else {
+            if nick == FOCUS_NICK && !error && !unavailable {
+                self.recorder
+                    .update(|view| view.lone_rooms.insert(bare(from).to_owned()));
+            }
             return;
         };
         if nick == FOCUS_NICK {
@@ -566,6 +613,7 @@ impl Focus {
                     force_mute_video: false,
                     allocated: false,
                     invites: 0,
+                    bridge_session: None,
                 },
             );
             true
@@ -752,6 +800,12 @@ impl Focus {
             );
         }
         let failed = |text: String| error_for(request, "bad-request", Some(&text), vec![]);
+        if let Some(condition) = view.refusing.get(action) {
+            return (
+                error_for(request, condition, Some("refused by the test"), vec![]),
+                false,
+            );
+        }
         match action {
             "session-accept" | "transport-accept" => {
                 if action == "session-accept" {
@@ -820,9 +874,21 @@ impl Focus {
                 }
             }
             "session-terminate" => {
-                let restart = jingle
-                    .get_child("bridge-session", FOCUS)
-                    .is_some_and(|b| b.attr("restart") == Some("true"));
+                let bridge_session = jingle.get_child("bridge-session", FOCUS);
+                let restart = bridge_session.is_some_and(|b| b.attr("restart") == Some("true"));
+                let named = bridge_session.and_then(|b| b.attr("id"));
+                let current = view.rooms[room].endpoints[nick].bridge_session.as_deref();
+                if named != current {
+                    return (
+                        error_for(
+                            request,
+                            "item-not-found",
+                            Some(&format!("{named:?} is not a currently active session")),
+                            vec![],
+                        ),
+                        false,
+                    );
+                }
                 self.end_session(view, pending, room, nick, false);
                 self.drop_sources(view, pending, room, nick);
                 self.remove_from_bridge(view, pending, room, nick);
@@ -1119,8 +1185,10 @@ impl Focus {
                 .cloned();
             let sid = random_hex(12);
             let offered = self.desired_remote(view, &room, &nick);
-            let initiate = self.session_initiate(&sid, transport, &offered);
+            let bridge_session = random_uuid();
+            let initiate = self.session_initiate(&sid, &bridge_session, transport, &offered);
             let endpoint = self.endpoint_mut(view, &room, &nick);
+            endpoint.bridge_session = Some(bridge_session);
             endpoint.sid = Some(sid.clone());
             endpoint.session = Some(SessionState::Pending);
             endpoint.signaled = offered;
@@ -1232,6 +1300,7 @@ impl Focus {
     fn session_initiate(
         &self,
         sid: &str,
+        bridge_session: &str,
         transport: Option<Element>,
         offered: &SourcesByOwner,
     ) -> Element {
@@ -1264,7 +1333,7 @@ impl Focus {
             .append(bundle_group(&["audio", "video"]))
             .append(
                 el("bridge-session", FOCUS)
-                    .attr(attr("id"), random_uuid())
+                    .attr(attr("id"), bridge_session)
                     .attr(attr("region"), "local"),
             )
             .build()
