@@ -4,6 +4,9 @@ max_line_length = 150
 files["mod_podium.lua"] = {
 	read_globals = { "module", "prosody" };
 }
+files["mod_podium_visitor.lua"] = {
+	read_globals = { "module", "prosody" };
+}
 files["spec/"] = {
 	std = "+busted";
 }
