@@ -45,18 +45,16 @@ local function jingle_shape(iq)
 	for _, child in ipairs(iq.tags) do
 		if child.attr.xmlns == xmlns_jingle then marked = marked + 1; end
 	end
+	-- Without a child in the Jingle namespace Strophe never calls onJingle, whatever lies deeper; so
+	-- only Jingle requests pay for the walk below.
+	if marked == 0 then return nil; end
 	local named = 0;
 	any_descendant(iq, function (tag)
 		if tag.name == "jingle" then named = named + 1; end
 	end);
-	if marked == 0 and named == 0 then return nil; end
 	local payload = iq:get_child("jingle", xmlns_jingle);
 	if marked == 1 and named == 1 and payload and payload.attr.xmlns == xmlns_jingle then
 		return "jingle", payload;
-	end
-	if marked == 0 then
-		-- A <jingle> in another namespace with no child in the Jingle one: Strophe never calls onJingle.
-		return nil;
 	end
 	return "disguised";
 end
