@@ -700,6 +700,8 @@ local function is_governed_host(host)
 	return host ~= nil and modulemanager.is_loaded(host, module.name);
 end
 
+local error_types = { ["bad-request"] = "modify"; ["not-allowed"] = "cancel"; ["internal-server-error"] = "wait" };
+
 -- Why IQ `stanza` may not reach a client: condition, text; nil when it may.
 local function ungoverned_jingle(stanza)
 	if stanza.attr.type ~= "set" then return nil; end
@@ -730,7 +732,7 @@ local function refuse_from_client(event)
 	if not condition then return nil; end
 	module:log("info", "refused Jingle from %s to %s outside a governed room (%s)", tostring(event.stanza.attr.from),
 		tostring(event.stanza.attr.to), condition);
-	event.origin.send(st.error_reply(event.stanza, "cancel", condition, text));
+	event.origin.send(st.error_reply(event.stanza, error_types[condition], condition, text));
 	return true;
 end
 
@@ -740,7 +742,7 @@ local function refuse_to_client(event)
 	module:log("info", "refused Jingle to %s from %s outside a governed room (%s)", tostring(event.stanza.attr.to),
 		tostring(event.stanza.attr.from), condition);
 	-- Routed, not origin.send: the sender may be behind a MUC, a component or another server.
-	module:send(st.error_reply(event.stanza, "cancel", condition, text));
+	module:send(st.error_reply(event.stanza, error_types[condition], condition, text));
 	return true;
 end
 
