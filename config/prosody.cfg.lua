@@ -25,6 +25,9 @@ Component "conference.meet.example" "muc"
     -- Jitsi's A/V moderation component: a moderator's "Ask to unmute" becomes a podium grant
     -- (podium's rules.approval_minutes); unset: approvals are not watched
     -- podium_av_moderation_component = "avmoderation.meet.example"
+    -- the client VirtualHosts where Jingle to a client must come through a governed MUC or from jicofo
+    -- (default: every VirtualHost); list them if this Prosody also serves people who place Jingle calls
+    -- podium_client_hosts = { "meet.example"; "auth.meet.example"; "guest.meet.example" }
 
 -- 2b. Optional: Jitsi's breakout-room MUC (jitsi-meet's breakout_rooms_muc), governed too. Breakout rooms
 -- follow their main room's rules unless a rule names them; set podium's xmpp.breakout_muc to this host.
@@ -34,6 +37,13 @@ Component "conference.meet.example" "muc"
 --     podium_main_muc = "conference.meet.example"
 --     podium_focus_jids = { "focus@auth.meet.example" }
 --     podium_bridge_muc = "jvbbrewery@internal.auth.meet.example"
+
+-- 2c. Visitor nodes (Jitsi's separate visitor Prosodys): in each one's own config, global section,
+-- load mod_podium_visitor so nothing sent there reaches jicofo with sources, and visitors get Jingle only
+-- from jicofo (README "Visitor nodes"):
+-- plugin_paths = { "/usr/share/jitsi-meet/prosody-plugins/", "/usr/share/podium/prosody-plugins/" }
+-- modules_enabled = { --[[ the vnode's existing modules, then: ]] "podium_visitor" }
+-- podium_focus_jids = { "focus@auth.meet.example" }
 
 -- 3. podium's component. The secret must equal podium's xmpp.secret (PODIUM_XMPP__SECRET).
 Component "podium.meet.example"

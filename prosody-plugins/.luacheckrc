@@ -5,6 +5,9 @@ files["mod_podium.lua"] = {
 	read_globals = { "module", "prosody" };
 	globals = { "module.unload" }; -- Prosody calls it before unloading or reloading the module
 }
+files["mod_podium_visitor.lua"] = {
+	read_globals = { "module", "prosody" };
+}
 files["spec/"] = {
 	std = "+busted";
 }

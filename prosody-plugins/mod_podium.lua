@@ -37,6 +37,8 @@
 --   podium_main_muc             nil only on Jitsi's breakout-room MUC: the main MUC (jitsi-meet's main_muc);
 --                                   each breakout room is reported with its main room, whose rules it
 --                                   follows unless a rule names it (podium's xmpp.breakout_muc)
+--   podium_client_hosts         nil the client VirtualHosts where Jingle between people must come through a
+--                                   MUC that loads this module (or from jicofo); nil: every VirtualHost
 --
 -- Enforcement (see README "What is enforced, and where"): participant -> jicofo Jingle is filtered so
 -- jicofo, the bridge and other clients never learn sources an occupant may not send; a grant replays
@@ -60,6 +62,7 @@ local uuid = require "util.uuid".generate;
 
 local podium = module:require "podium";
 local jingle = module:require "podium_jingle";
+local guard = module:require "podium_guard";
 
 local xmlns_podium = podium.xmlns;
 local xmlns_muc_user = "http://jabber.org/protocol/muc#user";
@@ -906,6 +909,103 @@ else
 		when_active(host, guard_focus_host);
 	end
 end
+
+--- Jingle between clients outside the governed rooms ---------------------------------------------------
+
+-- lib-jitsi-meet takes a P2P session-initiate from any JID while its conference has one other member
+-- (strophe.jingle.js onJingle; JitsiConference _onIncomingCallP2P never checks that the sender is one),
+-- and Jitsi publishes real JIDs (muc_room_default_public_jids). A participant refused P2P in the room
+-- could offer it to the other person's real JID, or through a MUC this module does not load on (the
+-- lobby), or hide it from a module that looks for <jingle> where lib-jitsi-meet does not. So on every
+-- client host, Jingle to a client comes only through a MUC host that loads this module (where the room's
+-- rules apply), or from jicofo; Jingle to jicofo is guard_focus_host's. Checked twice: when a client
+-- sends (pre-iq/full on its host, so nothing leaves over s2s either) and on delivery (iq/full, for what
+-- arrives from components and other servers). Every instance (main and breakout MUC) hooks the same
+-- hosts; the first refusal ends the event, so the second is only a repeat of the same cheap check.
+local client_hosts = module:get_option_set("podium_client_hosts");
+
+local function is_governed_host(host)
+	return host ~= nil and modulemanager.is_loaded(host, module.name);
+end
+
+local error_types = { ["bad-request"] = "modify"; ["not-allowed"] = "cancel"; ["internal-server-error"] = "wait" };
+
+-- Why IQ `stanza` may not reach a client: condition, text; nil when it may.
+local function ungoverned_jingle(stanza)
+	if stanza.attr.type ~= "set" then return nil; end
+	local shape = guard.jingle_shape(stanza);
+	if not shape then return nil; end
+	local from, to = stanza.attr.from, stanza.attr.to;
+	if focus_jids[jid_bare(to)] or focus_jids[jid_bare(from)] then return nil; end
+	if shape == "disguised" then
+		return "bad-request", "Jingle must be one <jingle xmlns='urn:xmpp:jingle:1'> child of the IQ";
+	end
+	if is_governed_host(jid_host(from)) or is_governed_host(jid_host(to)) then return nil; end
+	return "not-allowed", "Jingle between participants goes through the conference room";
+end
+
+-- Fails closed: an error while checking refuses an IQ that a client could take for Jingle.
+local function checked(event)
+	local ok, condition, text = pcall(ungoverned_jingle, event.stanza);
+	if ok then return condition, text; end
+	module:log("error", "checking Jingle to a client: %s", tostring(condition));
+	for child in event.stanza:childtags() do
+		if child.attr.xmlns == guard.xmlns_jingle then return "internal-server-error", "podium could not check this"; end
+	end
+	return nil;
+end
+
+local function refuse_from_client(event)
+	local condition, text = checked(event);
+	if not condition then return nil; end
+	module:log("info", "refused Jingle from %s to %s outside a governed room (%s)", tostring(event.stanza.attr.from),
+		tostring(event.stanza.attr.to), condition);
+	event.origin.send(st.error_reply(event.stanza, error_types[condition], condition, text));
+	return true;
+end
+
+local function refuse_to_client(event)
+	local condition, text = checked(event);
+	if not condition then return nil; end
+	module:log("info", "refused Jingle to %s from %s outside a governed room (%s)", tostring(event.stanza.attr.to),
+		tostring(event.stanza.attr.from), condition);
+	-- Routed, not origin.send: the sender may be behind a MUC, a component or another server.
+	module:send(st.error_reply(event.stanza, error_types[condition], condition, text));
+	return true;
+end
+
+local guarded_client_hosts = {};
+
+local function guard_client_host(host)
+	if guarded_client_hosts[host] then return; end
+	guarded_client_hosts[host] = true;
+	local context = module:context(host);
+	-- pre-iq/full fires on the sender's host for stanzas from its clients, before routing.
+	context:hook("pre-iq/full", refuse_from_client, 10);
+	-- Above mod_iq's delivery to the client's session (0), as guard_focus_host.
+	context:hook("iq/full", refuse_to_client, 10);
+end
+
+local function is_client_host(host)
+	local host_session = prosody.hosts[host];
+	return host_session ~= nil and host_session.type == "local";
+end
+
+if client_hosts then
+	for host in client_hosts do
+		when_active(host, guard_client_host);
+	end
+else
+	for host in pairs(prosody.hosts) do
+		if is_client_host(host) then guard_client_host(host); end
+	end
+	module:hook_global("host-activated", function (host)
+		if is_client_host(host) then guard_client_host(host); end
+	end);
+end
+module:hook_global("host-deactivated", function (host)
+	guarded_client_hosts[host] = nil;
+end);
 
 --- The bridge MUC ("brewery"): jicofo <-> JVB Colibri2 ---------------------------------------------------
 

@@ -254,6 +254,12 @@ impl FocusView {
     }
 }
 
+/// The focus's connection to a visitor Prosody ([`FocusPeer::attach_visitor_node`]).
+pub struct VisitorConnection {
+    pub handle: C2sHandle,
+    _task: AbortOnDrop,
+}
+
 /// The focus: jicofo's signalling, driven by a background task that owns the inbox.
 pub struct FocusPeer {
     /// The focus's real (full) JID.
@@ -312,6 +318,39 @@ impl FocusPeer {
                 view.lone_rooms.contains(room_jid)
             })
             .await;
+    }
+
+    /// Connects to a visitor Prosody with the same JID, as jicofo keeps a connection to every visitor
+    /// node (jicofo `XmppServices.visitorConnections`), joins `rooms` there (full JIDs, e.g. on
+    /// `VISITOR_MUC`) as `focus`, and routes Jingle arriving there through the same sid table as the
+    /// main connection: jicofo registers one `JingleIqRequestHandler` on all of them, which finds the
+    /// session by sid alone. Other requests get `service-unavailable`.
+    pub async fn attach_visitor_node(&self, port: u16, rooms: &[&str]) -> VisitorConnection {
+        let mut c2s = C2s::connect(port, FOCUS_USER, FOCUS_NICK).await;
+        assert_eq!(c2s.jid, FOCUS_JID, "the focus must be bound as {FOCUS_JID}");
+        for room in rooms {
+            c2s.join(room, FOCUS_NICK).await;
+        }
+        let (handle, mut inbox) = c2s.split();
+        let core = Arc::clone(&self.core);
+        let reply = handle.clone();
+        let task = tokio::spawn(async move {
+            while let Some(stanza) = inbox.recv().await {
+                if stanza.name() != "iq" || !is_request(&stanza) {
+                    continue;
+                }
+                match payload(&stanza) {
+                    Some(child) if child.is("jingle", JINGLE) => {
+                        core.on_jingle(&reply, &stanza, child)
+                    }
+                    _ => reply.send(error_for(&stanza, "service-unavailable", None, vec![])),
+                }
+            }
+        });
+        VisitorConnection {
+            handle,
+            _task: AbortOnDrop(task),
+        }
     }
 
     /// Joins `room` (a conference request does the same) and waits until it is in.
@@ -661,7 +700,7 @@ impl Focus {
             return;
         };
         if child.is("jingle", JINGLE) {
-            self.on_jingle(request, child);
+            self.on_jingle(&self.handle, request, child);
         } else if child.name() == "mute" {
             self.on_mute(request, child);
         } else if child.is("conference", FOCUS) {
@@ -747,7 +786,9 @@ impl Focus {
         self.record_later(pending);
     }
 
-    fn on_jingle(self: &Arc<Self>, request: &Element, jingle: &Element) {
+    /// A Jingle request that came in on `reply`'s connection (the main one, or a visitor node's),
+    /// answered there.
+    fn on_jingle(self: &Arc<Self>, reply: &C2sHandle, request: &Element, jingle: &Element) {
         let action = jingle.attr("action").unwrap_or("").to_owned();
         let sid = jingle.attr("sid").unwrap_or("").to_owned();
         let from = request.attr("from").unwrap_or("").to_owned();
@@ -771,7 +812,7 @@ impl Focus {
                 iq: request.clone(),
                 answer: answer.clone(),
             });
-            self.handle.send(answer);
+            reply.send(answer);
             (pending, restart.then_some(session).flatten())
         });
         self.record_later(pending);

@@ -17,6 +17,11 @@ pub const BREAKOUT_MUC: &str = "breakout.localhost";
 /// mod_podium on the MUC watches it (`podium_av_moderation_component`).
 pub const AV_MODERATION: &str = "avmoderation.localhost";
 pub const OTHER_COMPONENT: &str = "other.localhost";
+/// A MUC without mod_podium, like Jitsi's lobby (`lobby.<domain>`): Jingle through it is not governed.
+pub const LOBBY_MUC: &str = "lobby.localhost";
+/// The visitors' MUC on a visitor Prosody ([`Prosody::start_visitor_node`]), like Jitsi's
+/// `conference.v1.<domain>`; jicofo joins its rooms there with its usual JID.
+pub const VISITOR_MUC: &str = "conference.v1.localhost";
 pub const SECRET: &str = "podium-test-secret";
 pub const OTHER_SECRET: &str = "other-test-secret";
 pub const PASSWORD: &str = "pw";
@@ -84,6 +89,82 @@ impl Prosody {
     /// (`focusjid + '/'`), and otherwise rejects its session-initiate as from a non-focus.
     pub fn start_with_websocket(users: &[&str], muc_options: &str) -> Prosody {
         Prosody::start_configured(users, muc_options, true)
+    }
+
+    /// A Jitsi visitor Prosody ("vnode"): the same `localhost` accounts (jicofo signs in there with
+    /// its usual JID, as Jitsi's `prosody.cfg.lua.visitor.template` does), the visitors' MUC
+    /// [`VISITOR_MUC`] without mod_podium, and `mod_podium_visitor` on every VirtualHost (global
+    /// `modules_enabled`), as the README tells operators.
+    pub fn start_visitor_node(users: &[&str]) -> Prosody {
+        let prosody = Prosody::new_dir(None);
+        prosody.write_visitor_config();
+        for user in users {
+            prosody.add_user(user);
+        }
+        let mut prosody = prosody;
+        prosody.launch();
+        prosody
+    }
+
+    fn new_dir(http_port: Option<u16>) -> Prosody {
+        let dir = tempfile::Builder::new()
+            .prefix("podium-it-")
+            .tempdir()
+            .unwrap();
+        Prosody {
+            c2s_port: free_port(),
+            component_port: free_port(),
+            http_port,
+            dir,
+            child: None,
+        }
+    }
+
+    fn write_visitor_config(&self) {
+        let dir = self.dir.path();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let config = format!(
+            r#"
+run_as_root = true
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+certificates = "{dir}/certs"
+plugin_paths = {{ "{plugins}" }}
+log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = "{dir}/prosody.log" }} }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s} }}
+c2s_direct_tls_ports = {{ }}
+s2s_ports = {{ }}
+component_ports = {{ {component} }}
+component_interfaces = {{ "127.0.0.1" }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "podium_visitor"; }}
+modules_disabled = {{ "s2s"; "tls"; "offline"; }}
+podium_focus_jids = {{ "{FOCUS_ACCOUNT}" }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_plain"
+storage = "internal"
+
+VirtualHost "{DOMAIN}"
+
+Component "{VISITOR_MUC}" "muc"
+    restrict_room_creation = false
+    muc_room_locking = false
+    muc_room_default_public_jids = true
+    admins = {{ "{FOCUS_ACCOUNT}" }}
+
+Component "{OTHER_COMPONENT}"
+    component_secret = "{OTHER_SECRET}"
+"#,
+            dir = dir.display(),
+            plugins = Self::repo().join("prosody-plugins").display(),
+            c2s = self.c2s_port,
+            component = self.component_port,
+        );
+        std::fs::write(self.config_path(), config).unwrap();
     }
 
     fn start_configured(users: &[&str], muc_options: &str, websocket: bool) -> Prosody {
@@ -189,6 +270,10 @@ Component "{COMPONENT}"
 
 Component "{OTHER_COMPONENT}"
     component_secret = "{OTHER_SECRET}"
+
+Component "{LOBBY_MUC}" "muc"
+    restrict_room_creation = false
+    muc_room_locking = false
 "#,
             dir = dir.display(),
             plugins = repo.join("prosody-plugins").display(),
