@@ -94,7 +94,9 @@ impl Conference {
                     .build(),
             )
             .await;
-        let inspect = answer.get_child("inspect", PODIUM).expect("an inspect answer");
+        let inspect = answer
+            .get_child("inspect", PODIUM)
+            .expect("an inspect answer");
         inspect
             .attr("p2p-sessions")
             .expect("a p2p-sessions count")
@@ -272,14 +274,16 @@ async fn source_adds_of_groups_of_unknown_ssrcs_are_refused_and_kept_nowhere() {
             .build();
         let handle = bob.handle();
         let id = handle.next_id();
-        pending.push(handle.send_iq(
-            el("iq", CLIENT)
-                .attr(attr("type"), "set")
-                .attr(attr("to"), format!("{room}@{MUC}/focus"))
-                .attr(attr("id"), id.as_str())
-                .append(jingle)
-                .build(),
-        ));
+        pending.push(
+            handle.send_iq(
+                el("iq", CLIENT)
+                    .attr(attr("type"), "set")
+                    .attr(attr("to"), format!("{room}@{MUC}/focus"))
+                    .attr(attr("id"), id.as_str())
+                    .append(jingle)
+                    .build(),
+            ),
+        );
     }
     for answer in pending {
         let answer = answer
@@ -327,7 +331,10 @@ async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates
         .join(
             room,
             "bob",
-            &[("alice", "audio,video,screen"), ("bob", "audio,video,screen")],
+            &[
+                ("alice", "audio,video,screen"),
+                ("bob", "audio,video,screen"),
+            ],
         )
         .await;
 
@@ -348,10 +355,17 @@ async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates
                 .build(),
         )
     };
-    let to_self: Vec<_> = (0..2000).map(|i| offer("bob", format!("self{i}"))).collect();
-    let to_alice: Vec<_> = (0..2000).map(|i| offer("alice", format!("p2p{i}"))).collect();
+    let to_self: Vec<_> = (0..2000)
+        .map(|i| offer("bob", format!("self{i}")))
+        .collect();
+    let to_alice: Vec<_> = (0..2000)
+        .map(|i| offer("alice", format!("p2p{i}")))
+        .collect();
     for answer in to_self {
-        let answer = answer.wait(Duration::from_secs(30)).await.expect("answered");
+        let answer = answer
+            .wait(Duration::from_secs(30))
+            .await
+            .expect("answered");
         assert_eq!(
             error_condition(&answer).as_deref(),
             Some("bad-request"),
@@ -360,7 +374,10 @@ async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates
     }
     let mut accepted = 0;
     for answer in to_alice {
-        let answer = answer.wait(Duration::from_secs(30)).await.expect("answered");
+        let answer = answer
+            .wait(Duration::from_secs(30))
+            .await
+            .expect("answered");
         if is_result(&answer) {
             accepted += 1;
         } else {
