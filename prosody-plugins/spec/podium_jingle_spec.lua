@@ -496,6 +496,7 @@ describe("check_groups (jicofo's max-ssrc-groups-per-user, and only the sender's
 		jingle.withhold(payload, media, sources, groups, audio_only);
 		assert.equal(4, #media.groups);
 		-- The same four again are not new; one more is past a limit of 4.
+		local _;
 		_, sources, groups = request(group("FID", 20, 23) .. group("SIM", 20, 21, 22));
 		assert.is_nil(jingle.check_groups(media, sources, groups, 4));
 		_, sources, groups = request(group("FID", 21, 20));
