@@ -277,6 +277,13 @@ local function check_shape(jingle)
 	return check_tag(jingle, jingle.attr.xmlns or xmlns_jingle, shapes.jingle) or check_values(jingle);
 end
 
+-- The IQ around a participant's <jingle>: lib-jitsi-meet sends exactly one child. Smack reads an IQ's
+-- child elements one after the other and keeps the payload of the last it has a provider for, while
+-- this module reads the first <jingle>: a second child could make them read different requests.
+local function check_iq(iq)
+	if #iq.tags ~= 1 then return "a Jingle IQ carries exactly one <jingle>"; end
+end
+
 --- Reading sources ----------------------------------------------------------------------------------
 
 -- The kind of a video source: "screen" when its Jingle says videoType='desktop', or when presence
@@ -821,6 +828,7 @@ return {
 	removing_actions = removing_actions;
 	jingle_of = jingle_of;
 	check_shape = check_shape;
+	check_iq = check_iq;
 	read_sources = read_sources;
 	reclassify = reclassify;
 	sends_only_refused_screen = sends_only_refused_screen;

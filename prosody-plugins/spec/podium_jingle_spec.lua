@@ -414,6 +414,17 @@ describe("check_shape", function ()
 		end
 	end);
 
+	it("refuses an IQ with anything beside its one <jingle>", function ()
+		local one = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><jingle xmlns='urn:xmpp:jingle:1' action='source-add'/></iq>");
+		assert.is_nil(jingle.check_iq(one));
+		local two = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><jingle xmlns='urn:xmpp:jingle:1' action='source-add'/>"
+			.. "<jingle xmlns='urn:xmpp:jingle:1' action='source-add'><content name='audio'/></jingle></iq>");
+		assert.equal("a Jingle IQ carries exactly one <jingle>", jingle.check_iq(two));
+		local other = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><x xmlns='urn:x'/>"
+			.. "<jingle xmlns='urn:xmpp:jingle:1' action='source-add'/></iq>");
+		assert.equal("a Jingle IQ carries exactly one <jingle>", jingle.check_iq(other));
+	end);
+
 	it("refuses attributes jicofo would read differently", function ()
 		assert.equal("prefixed attribute on <description>", shape("<content name='video'><description xmlns='" .. rtp
 			.. "' xmlns:p='urn:x' p:media='video'>" .. camera .. "</description></content>"));
