@@ -693,7 +693,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 	media.focus = media.focus or focus_occupant.jid; -- learnt here too, e.g. after a module reload
 	local action, sid = payload.attr.action, payload.attr.sid;
 	if jingle.adding_actions[action] or jingle.removing_actions[action] then
-		local problem = jingle.check_shape(payload);
+		local problem = jingle.check_iq(event.stanza) or jingle.check_shape(payload);
 		if problem then
 			module:log("warn", "refused %s from %s: %s", action, occupant.nick, problem);
 			return answer_error(event, "modify", "bad-request", problem);

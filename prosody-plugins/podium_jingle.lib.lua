@@ -185,13 +185,21 @@ shapes.jingle = {
 };
 
 -- Every local name an allowed element has (and <jingle>'s): an unknown element may not use one, in any
--- namespace, since jicofo's parser matches them by local name.
+-- namespace, since jicofo's parser matches them by local name. Children are then indexed by name, then
+-- namespace, so that checking an element builds no string.
 local reserved_names = { jingle = true; reason = true };
-for _, shape in pairs(shapes) do
-	for key in pairs(shape.children or {}) do
-		reserved_names[key:match(" (.+)$")] = true;
+local function index_children(shape)
+	if not shape.children or shape.by_name then return; end
+	shape.by_name = {};
+	for key, child_shape in pairs(shape.children) do
+		local ns, name = key:match("^(.*) ([^ ]+)$");
+		reserved_names[name] = true;
+		shape.by_name[name] = shape.by_name[name] or {};
+		shape.by_name[name][ns] = child_shape;
+		index_children(child_shape);
 	end
 end
+index_children(shapes.jingle);
 
 local function prefixed_attribute(tag)
 	for key in pairs(tag.attr) do
@@ -206,7 +214,8 @@ local function check_children(tag, ns, shape)
 	local seen = {};
 	for _, child in ipairs(tag.tags) do
 		local child_ns = child.attr.xmlns or ns;
-		local child_shape = shape.children and shape.children[child_ns .. " " .. child.name];
+		local by_ns = shape.by_name and shape.by_name[child.name];
+		local child_shape = by_ns and by_ns[child_ns];
 		if child_shape then
 			if shape.once and shape.once[child.name] then
 				if seen[child.name] then return ("more than one <%s> in <%s>"):format(child.name, tag.name); end
@@ -275,6 +284,13 @@ end
 -- refuse it.
 local function check_shape(jingle)
 	return check_tag(jingle, jingle.attr.xmlns or xmlns_jingle, shapes.jingle) or check_values(jingle);
+end
+
+-- The IQ around a participant's <jingle>: lib-jitsi-meet sends exactly one child. Smack reads an IQ's
+-- child elements one after the other and keeps the payload of the last it has a provider for, while
+-- this module reads the first <jingle>: a second child could make them read different requests.
+local function check_iq(iq)
+	if #iq.tags ~= 1 then return "a Jingle IQ carries exactly one <jingle>"; end
 end
 
 --- Reading sources ----------------------------------------------------------------------------------
@@ -821,6 +837,7 @@ return {
 	removing_actions = removing_actions;
 	jingle_of = jingle_of;
 	check_shape = check_shape;
+	check_iq = check_iq;
 	read_sources = read_sources;
 	reclassify = reclassify;
 	sends_only_refused_screen = sends_only_refused_screen;

@@ -414,6 +414,17 @@ describe("check_shape", function ()
 		end
 	end);
 
+	it("refuses an IQ with anything beside its one <jingle>", function ()
+		local one = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><jingle xmlns='urn:xmpp:jingle:1' action='source-add'/></iq>");
+		assert.is_nil(jingle.check_iq(one));
+		local two = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><jingle xmlns='urn:xmpp:jingle:1' action='source-add'/>"
+			.. "<jingle xmlns='urn:xmpp:jingle:1' action='source-add'><content name='audio'/></jingle></iq>");
+		assert.equal("a Jingle IQ carries exactly one <jingle>", jingle.check_iq(two));
+		local other = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><x xmlns='urn:x'/>"
+			.. "<jingle xmlns='urn:xmpp:jingle:1' action='source-add'/></iq>");
+		assert.equal("a Jingle IQ carries exactly one <jingle>", jingle.check_iq(other));
+	end);
+
 	it("refuses attributes jicofo would read differently", function ()
 		assert.equal("prefixed attribute on <description>", shape("<content name='video'><description xmlns='" .. rtp
 			.. "' xmlns:p='urn:x' p:media='video'>" .. camera .. "</description></content>"));
@@ -496,6 +507,7 @@ describe("check_groups (jicofo's max-ssrc-groups-per-user, and only the sender's
 		jingle.withhold(payload, media, sources, groups, audio_only);
 		assert.equal(4, #media.groups);
 		-- The same four again are not new; one more is past a limit of 4.
+		local _;
 		_, sources, groups = request(group("FID", 20, 23) .. group("SIM", 20, 21, 22));
 		assert.is_nil(jingle.check_groups(media, sources, groups, 4));
 		_, sources, groups = request(group("FID", 21, 20));
