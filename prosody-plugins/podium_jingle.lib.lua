@@ -245,13 +245,29 @@ function check_tag(tag, ns, shape)
 		end
 	end
 	if shape.leaf and #tag.tags > 0 then return ("<%s> has children"):format(tag.name); end
+	-- Text, even whitespace, between the elements that carry sources: lib-jitsi-meet never sends it, and
+	-- jicofo's JingleIQProvider fails the whole IQ on text directly in <jingle> (it asks a text event for
+	-- its element name), so jicofo would take nothing of what the module believes it forwarded.
+	if not shape.leaf and #tag.tags ~= #tag then
+		return ("text in <%s>"):format(tag.name);
+	end
 	return check_children(tag, ns, shape);
 end
+
+local known_media_types = { audio = true; video = true; data = true };
 
 -- The values jicofo reads from the elements that carry sources, checked as lib-jitsi-meet writes them.
 local function check_values(jingle)
 	for content in each_child(jingle, "content", xmlns_jingle) do
 		local description = content:get_child("description", xmlns_rtp);
+		-- jicofo reads every content's media type (the description's media, else the content's name) and
+		-- fails the whole request on one it does not know (EndpointSourceSet.fromJingle,
+		-- MediaType.parseString): lib-jitsi-meet names them audio, video, and data for the data channel.
+		local media_type = content.attr.name;
+		if description then media_type = description.attr.media; end
+		if not known_media_types[media_type] or (description and media_type == "data") then
+			return ("content media %q is not audio or video"):format(tostring(media_type));
+		end
 		if description then
 			local media = description.attr.media;
 			local has_sources = description:get_child("source", xmlns_ssma)
@@ -308,11 +324,13 @@ end
 
 -- Reads every source and group of a <jingle>: returns sources (list of
 -- { ssrc, name, media, kind, content, el }) and groups (list of { semantics, ssrcs, media, content, el }),
--- or nil and the reason when a source has no valid SSRC.
+-- or nil and the reason when a source has no valid SSRC or is listed twice (jicofo keys a source by
+-- SSRC and media, the module by SSRC alone: the same SSRC under two media would be two sources to
+-- jicofo and one to the module).
 -- `declared` maps a source name to "screen" when presence said so (SourceInfo videoType desktop);
 -- `nick` is the sender's endpoint id (see video_kind).
 local function read_sources(jingle, declared, nick)
-	local sources, groups = {}, {};
+	local sources, groups, seen = {}, {}, {};
 	for content, description in each_description(jingle) do
 		local media = description.attr.media;
 		for source in each_child(description, "source", xmlns_ssma) do
@@ -320,6 +338,8 @@ local function read_sources(jingle, declared, nick)
 			if not ssrc then
 				return nil, ("invalid ssrc %q"):format(tostring(source.attr.ssrc));
 			end
+			if seen[ssrc] then return nil, ("ssrc %s is listed twice"):format(ssrc); end
+			seen[ssrc] = true;
 			local kind = media == "video" and video_kind(source, declared, nick) or "audio";
 			sources[#sources + 1] = {
 				ssrc = ssrc; name = source.attr.name; media = media; kind = kind;

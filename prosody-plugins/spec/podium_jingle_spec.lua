@@ -94,7 +94,8 @@ end);
 describe("check_sources", function ()
 	local function check(video, owner)
 		local payload = jingle.jingle_of(jingle_iq("source-add", nil, video));
-		local sources = jingle.read_sources(payload);
+		local sources, problem = jingle.read_sources(payload);
+		if not sources then return problem; end
 		return jingle.check_sources(sources, "b", owner or function () return nil; end);
 	end
 	it("accepts the endpoint's own new sources, not ones it already signalled", function ()
@@ -110,6 +111,14 @@ describe("check_sources", function ()
 		assert.equal("ssrc 20 is already used by another participant",
 			check(track("b-v0", 20, 1), function () return "a"; end));
 		assert.equal("ssrc 20 is listed twice", check(track("b-v0", 20, 1) .. track("b-v0", 20, 1)));
+	end);
+	it("refuses an SSRC listed twice in a removal too, even under two media", function ()
+		-- jicofo keys sources by SSRC and media: it would read two sources where the module reads one.
+		local payload = jingle.jingle_of(jingle_iq("source-remove", nil, track("b-v0", 20, 1)))
+		payload:tag("content", { name = "audio" })
+			:tag("description", { xmlns = "urn:xmpp:jingle:apps:rtp:1"; media = "audio" })
+				:tag("source", { xmlns = "urn:xmpp:jingle:apps:rtp:ssma:0"; ssrc = "20" }):up():up():up();
+		assert.same({ nil, "ssrc 20 is listed twice" }, { jingle.read_sources(payload) });
 	end);
 	it("counts withheld sources toward jicofo's 20-SSRC limit, so every withheld one can be replayed", function ()
 		local payload = jingle.jingle_of(jingle_iq("source-add", nil, track("b-v1", 40, 6, "desktop")));
@@ -323,7 +332,8 @@ describe("check_shape", function ()
 	end
 	local function recorded(name)
 		local file = assert(io.open("spec/fixtures/" .. name, "r"));
-		local text = file:read("a"):gsub("<!%-%-.-%-%->", "");
+		-- Pretty-printed for reading; a client sends no whitespace between elements.
+		local text = file:read("a"):gsub("<!%-%-.-%-%->", ""):gsub(">%s+<", "><");
 		file:close();
 		return jingle.jingle_of(xml.parse(text));
 	end
@@ -438,7 +448,7 @@ describe("check_shape", function ()
 	end);
 
 	it("refuses values in another case, and semantics jicofo does not take", function ()
-		assert.equal('sources under media "VIDEO" (expected audio or video)', shape(video(camera, "VIDEO")));
+		assert.equal('content media "VIDEO" is not audio or video', shape(video(camera, "VIDEO")));
 		assert.equal('videoType "Desktop" is not camera or desktop', shape(video(track("b-v1", 30, 1, "Desktop"))));
 		assert.equal('ssrc-group semantics "fid" is not FID or SIM', shape(video(track("b-v0", 20, 2)
 			.. "<ssrc-group xmlns='" .. ssma_ns .. "' semantics='fid'><source ssrc='20'/><source ssrc='21'/></ssrc-group>")));
@@ -446,6 +456,36 @@ describe("check_shape", function ()
 			.. "<ssrc-group xmlns='" .. ssma_ns .. "'><source ssrc='20'/></ssrc-group>")));
 		assert.equal("empty <ssrc-group>", shape(video(track("b-v0", 20, 1)
 			.. "<ssrc-group xmlns='" .. ssma_ns .. "' semantics='SIM'/>")));
+	end);
+
+	it("refuses a content whose media type jicofo cannot read, even without sources", function ()
+		-- jicofo fails the whole request on it (EndpointSourceSet.fromJingle, MediaType.parseString), and
+		-- would take nothing of what the module forwarded (found by tests/jingle_differential.rs).
+		local function jingle_shape(inner)
+			return jingle.check_shape(parse(("<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'>%s</jingle>")
+				:format(inner)));
+		end
+		local empty_audio = ("<content name='audio'><description xmlns='%s' media=''/></content>"):format(rtp);
+		assert.equal('content media "" is not audio or video', jingle_shape(empty_audio .. video(camera)));
+		local no_media = ("<content name='audio'><description xmlns='%s'/></content>"):format(rtp);
+		assert.equal('content media "nil" is not audio or video', jingle_shape(no_media .. video(camera)));
+		assert.equal('content media "x" is not audio or video', jingle_shape("<content name='x'/>" .. video(camera)));
+		assert.equal('content media "data" is not audio or video', shape(video(camera, "data")));
+		assert.is_nil(jingle_shape("<content name='data'/>" .. video(camera)));
+	end);
+
+	it("refuses text between the elements that carry sources, even whitespace", function ()
+		-- jicofo's JingleIQProvider fails the whole IQ on text directly in <jingle>: it would take
+		-- nothing of what the module forwarded (found by tests/jingle_differential.rs).
+		local function jingle_shape(inner)
+			return jingle.check_shape(parse(("<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'>%s</jingle>")
+				:format(inner)));
+		end
+		assert.equal("text in <jingle>", jingle_shape(video(camera) .. "x"));
+		assert.equal("text in <jingle>", jingle_shape("\n  " .. video(camera)));
+		assert.equal("text in <description>", shape(video(camera .. " ")));
+		assert.equal("text in <source>", shape(video(("<source xmlns='%s' ssrc='5' name='b-v0'>x</source>"):format(ssma_ns))));
+		assert.is_nil(shape(video(camera)));
 	end);
 
 	it("reads an SSRC as Java's Long.parseLong does, or refuses it", function ()
