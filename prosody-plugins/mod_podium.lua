@@ -776,16 +776,21 @@ local function contained(name, handler)
 	end
 end
 
--- <occupant nick real-jid> with identity, held permissions and the MUC presence (with its muc#user
--- item, as the room computes it for someone who may see real JIDs).
+-- <occupant nick real-jid joined> with identity, held permissions and the part of the MUC presence
+-- podium reads (podium.reported_presence: never the client's whole presence, which could nest deep
+-- enough to hurt a parser), with the muc#user item as the room computes it for someone who may see
+-- real JIDs. `joined` is the occupant's join sequence number in the room (podium.lib.lua state),
+-- podium's queue order after a restart.
 local function occupant_tag(room, occupant, record, presence)
-	local tag = st.stanza("occupant", { xmlns = xmlns_podium; nick = nick_of(occupant); ["real-jid"] = record.real_jid });
+	local tag = st.stanza("occupant", {
+		xmlns = xmlns_podium; nick = nick_of(occupant); ["real-jid"] = record.real_jid;
+		joined = record.joined and tostring(record.joined) or nil;
+	});
 	local identity = podium.identity_tag(prosody.full_sessions[occupant.jid]);
 	if identity then tag:add_child(identity); end
 	tag:add_child(podium.held_tag(record));
 	if presence then
-		local copy = st.clone(presence);
-		copy.attr.xmlns = "jabber:client";
+		local copy = podium.reported_presence(presence);
 		copy:add_child(room:build_item_list(occupant, st.stanza("x", { xmlns = xmlns_muc_user }), false));
 		tag:add_child(copy);
 	end
@@ -842,7 +847,13 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 	if record.media and jingle.reclassify(record.media, record.declared, nick) then
 		enforce_reclassified(room.jid, nick, record);
 	end
-	report(is_new and "joined" or "changed", room, occupant_tag(room, occupant, record, event.stanza));
+	local tag = occupant_tag(room, occupant, record, event.stanza);
+	-- A presence that changes nothing podium reads (lib-jitsi-meet resends presence for stats, audio
+	-- levels, …) is not reported again.
+	local text = tostring(tag);
+	if not is_new and record.reported == text then return; end
+	record.reported = text;
+	report(is_new and "joined" or "changed", room, tag);
 end));
 
 -- A leave is normally seen above; this catches any path that skips the broadcast.

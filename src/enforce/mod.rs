@@ -872,6 +872,7 @@ impl Engine {
                 decision,
                 hand_raised_at: occupant.hand_raised_at,
                 joined_at: occupant.joined_at,
+                join_seq: occupant.join_seq,
                 holding: occupant
                     .decision
                     .map(|d| d.holding())

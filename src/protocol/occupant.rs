@@ -141,6 +141,10 @@ pub struct OccupantState {
     pub held: Option<Held>,
     /// The MUC presence as the room broadcast it, with the `muc#user` item.
     pub presence: Option<Element>,
+    /// The occupant's join sequence number in the room (`joined`): the module counts joins per room,
+    /// so podium can keep queue order by arrival across its own restart, never by a client-chosen
+    /// nick.
+    pub joined: Option<u64>,
 }
 
 impl OccupantState {
@@ -156,6 +160,7 @@ impl OccupantState {
             identity: None,
             held: None,
             presence: None,
+            joined: optional_parsed(element, "joined")?,
         };
         for child in element.children() {
             if child.is("identity", ns::PODIUM) {
@@ -193,7 +198,8 @@ impl OccupantState {
     pub(super) fn to_builder(&self) -> minidom::element::ElementBuilder {
         let mut builder = Element::builder("occupant", ns::PODIUM)
             .attr(ns::attr("nick"), self.nick.as_str())
-            .attr(ns::attr("real-jid"), self.real_jid.to_string());
+            .attr(ns::attr("real-jid"), self.real_jid.to_string())
+            .attr(ns::attr("joined"), self.joined.map(|n| n.to_string()));
         if let Some(identity) = &self.identity {
             builder = builder.append(Element::from(identity.clone()));
         }
@@ -309,6 +315,7 @@ mod tests {
                     origin: HeldOrigin::Podium,
                 }),
                 presence: None,
+                joined: Some(7),
             },
         };
         let el = Element::from(event.clone());

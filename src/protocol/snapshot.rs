@@ -208,6 +208,7 @@ mod tests {
                         origin: HeldOrigin::Podium,
                     }),
                     presence: None,
+                    joined: None,
                 }],
             }],
             next: None,

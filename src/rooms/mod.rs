@@ -40,6 +40,9 @@ pub struct Occupant {
     pub would: Option<MediaSet>,
     /// When podium saw the occupant join (or, after a resync, when podium saw it first).
     pub joined_at: Timestamp,
+    /// The module's join sequence number for the occupant in the room: arrival order, which the
+    /// client cannot choose, for queues after a restart of podium (when every `joined_at` is the same).
+    pub join_seq: Option<u64>,
     /// When podium saw the hand go up (the client's own timestamp is not believed: it would let
     /// anyone jump a queue).
     pub hand_raised_at: Option<Timestamp>,
@@ -68,6 +71,7 @@ impl Occupant {
             decision: None,
             would: None,
             joined_at: now,
+            join_seq: state.joined,
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],
@@ -88,6 +92,7 @@ impl Occupant {
         if self.real_jid != state.real_jid {
             // Another person has the nick: nothing of the last one's standing carries over.
             self.joined_at = now;
+            self.join_seq = state.joined;
             self.hand_raised_at = self.presence.raised_hand.then_some(now);
             self.slot_since = [None; 3];
             self.decision = None;
@@ -373,6 +378,7 @@ mod tests {
             decision: None,
             would: None,
             joined_at: Timestamp::UNIX_EPOCH,
+            join_seq: None,
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],

@@ -10,7 +10,8 @@
 //!    muted longer than the idle time is not kept here: it queues behind everyone else and keeps the
 //!    slot only if nobody is waiting.
 //! 2. **Free slots go in queue order:** higher rule priority first, then the earlier raised hand
-//!    (as podium saw it), then the earlier join, then the nick. A candidate is granted while fewer
+//!    (as podium saw it), then the earlier join (as podium saw it, then by the module's join
+//!    sequence), then the nick. A candidate is granted while fewer
 //!    than its own rule's `cap` occupants of the room hold the kind through capped rules (occupants
 //!    allowed by a rule without a cap do not count).
 //! 3. Everyone else waits, numbered from 1 (next) in that order.
@@ -38,6 +39,8 @@ pub struct Seat {
     pub hand_raised_at: Option<Timestamp>,
     /// When podium saw the occupant join.
     pub joined_at: Timestamp,
+    /// The module's join sequence number in the room (arrival order the client cannot choose).
+    pub join_seq: Option<u64>,
     /// Kinds held through a slot before this pass.
     pub holding: MediaSet,
     /// Kinds held through a slot and kept muted longer than the idle time.
@@ -136,7 +139,9 @@ fn priority_of(seat: &Seat, media: Media) -> i64 {
     }
 }
 
-/// Higher priority, earlier hand (a raised hand before none), earlier join, nick.
+/// Higher priority, earlier hand (a raised hand before none), earlier join (as podium saw it, then
+/// by the module's join sequence: after a restart of podium everyone was first seen at once), nick.
+/// The nick is the client's choice, so it only breaks ties nothing else can.
 fn queue_order(a: &Seat, b: &Seat, media: Media) -> Ordering {
     priority_of(b, media)
         .cmp(&priority_of(a, media))
@@ -147,6 +152,10 @@ fn queue_order(a: &Seat, b: &Seat, media: Media) -> Ordering {
             (None, None) => Ordering::Equal,
         })
         .then_with(|| a.joined_at.cmp(&b.joined_at))
+        .then_with(|| match (a.join_seq, b.join_seq) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => Ordering::Equal,
+        })
         .then_with(|| a.nick.cmp(&b.nick))
 }
 
@@ -167,6 +176,7 @@ mod tests {
         role: Role,
         hand: Option<i64>,
         joined: i64,
+        join_seq: Option<u64>,
         holding: MediaSet,
         idle: MediaSet,
     }
@@ -177,6 +187,7 @@ mod tests {
             role: Role::Participant,
             hand: None,
             joined,
+            join_seq: None,
             holding: MediaSet::NONE,
             idle: MediaSet::NONE,
         }
@@ -207,6 +218,7 @@ mod tests {
                     decision: room_rules.decide(&facts),
                     hand_raised_at: p.hand.map(at),
                     joined_at: at(p.joined),
+                    join_seq: p.join_seq,
                     holding: p.holding,
                     idle: p.idle,
                 }
@@ -253,6 +265,27 @@ mod tests {
         );
         assert!(!out[0].permissions.contains(Media::Video));
         assert!(out[1].permissions.contains(Media::Video));
+    }
+
+    #[test]
+    fn test_same_join_time_orders_by_the_modules_join_sequence_not_the_nick() {
+        // After a restart of podium everyone was first seen at once: the module's join sequence
+        // decides, and "aaa" (who chose a nick to jump the queue) joined last.
+        let set = rules(vec![capped(1, "everyone", None, "video", "allow", 0, 1)]);
+        let mut first = person("zed", 0);
+        first.join_seq = Some(1);
+        let mut second = person("mia", 0);
+        second.join_seq = Some(2);
+        let mut last = person("aaa", 0);
+        last.join_seq = Some(3);
+        let out = room(&set, &[last, second, first]);
+        assert_eq!(out[2].standing(Media::Video), Standing::Holding);
+        let waiting = |position| Standing::Waiting {
+            position,
+            for_approval: false,
+        };
+        assert_eq!(out[1].standing(Media::Video), waiting(1));
+        assert_eq!(out[0].standing(Media::Video), waiting(2));
     }
 
     #[test]
