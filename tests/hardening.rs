@@ -1,4 +1,4 @@
-//! podium against a hostile client (issue 11, points 9 and 11), end to end on a real Prosody with
+//! podium against a hostile client (issue 11, points 9, 10 and 11), end to end on a real Prosody with
 //! mod_podium and the real podium binary.
 
 mod common;
@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::c2s::C2s;
+use common::c2s::{C2s, CLIENT, attr, el};
 use common::podium::{Podium, write_config};
-use common::prosody::{MUC, PASSWORD, Prosody};
+use common::prosody::{AV_MODERATION, MUC, PASSWORD, Prosody};
 use common::{decided, edit_rules, sqlite3, wait_audit, wait_held};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -188,4 +188,65 @@ async fn after_a_restart_the_queue_follows_join_order_not_nicks() {
     assert!(resync.contains("\"occupants\":3"), "{resync}");
     wait_audit(&podium, &db, queue, "video|1|mia\nvideo|2|aaa\n").await;
     wait_held(&mut inspector, &podium, ROOM, &expected).await;
+}
+
+fn av_moderation(attr_name: &'static str, occupant: &str, media: &str) -> minidom::Element {
+    el("message", CLIENT)
+        .attr(attr("to"), AV_MODERATION)
+        .append(
+            el("av_moderation", CLIENT)
+                .attr(attr(attr_name), occupant)
+                .attr(attr("mediaType"), media)
+                .build(),
+        )
+        .build()
+}
+
+/// Point 10: a moderator's approval ends with the meeting. The room empties (Jitsi destroys it), a new
+/// meeting starts in a room of the same name: the approved participant is back under the request
+/// rule, although the approval's 240 minutes have not run out.
+#[tokio::test]
+async fn an_approval_ends_with_its_meeting() {
+    let (prosody, podium, db, mut inspector) = start(
+        &["teacher", "ada", "inspector"],
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+           (1, 'class', 'role', 'participant', 'audio', 'request', 10),
+           (2, 'class', 'role', 'moderator',   'all',   'allow',   10)",
+    )
+    .await;
+    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
+    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
+    teacher.join("class", "teacher").await;
+    ada.join("class", "ada").await;
+    let ada_jid = format!("class@{MUC}/ada");
+    teacher.send(av_moderation("jidToWhitelist", &ada_jid, "audio"));
+    let approved = decided(&[("teacher", "audio,video,screen"), ("ada", "audio")]);
+    wait_held(&mut inspector, &podium, "class", &approved).await;
+    let meeting = sqlite3(
+        &db,
+        "SELECT meeting FROM grants WHERE source = 'av_moderation'",
+    );
+    assert!(
+        meeting.trim().len() >= 8,
+        "the approval names its meeting: {meeting:?}"
+    );
+
+    // The meeting ends: everyone leaves and the room is destroyed.
+    ada.leave("class", "ada").await;
+    teacher.leave("class", "teacher").await;
+    // A new meeting in a room of the same name.
+    teacher.join("class", "teacher").await;
+    ada.join("class", "ada").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+    assert_eq!(
+        sqlite3(&db, "SELECT count(*) FROM grants WHERE meeting IS NOT NULL"),
+        "1\n",
+        "the row stays until it expires (an admin may still extend it), but counts for no other meeting"
+    );
 }

@@ -145,6 +145,9 @@ pub struct OccupantState {
     /// so podium can keep queue order by arrival across its own restart, never by a client-chosen
     /// nick.
     pub joined: Option<u64>,
+    /// The room's meeting id (`meeting`): jitsi-meet's `mod_muc_meeting_id`, or one the module gives
+    /// the room. Grants for another meeting do not count.
+    pub meeting: Option<String>,
 }
 
 impl OccupantState {
@@ -161,6 +164,10 @@ impl OccupantState {
             held: None,
             presence: None,
             joined: optional_parsed(element, "joined")?,
+            meeting: element
+                .attr("meeting")
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
         };
         for child in element.children() {
             if child.is("identity", ns::PODIUM) {
@@ -199,7 +206,8 @@ impl OccupantState {
         let mut builder = Element::builder("occupant", ns::PODIUM)
             .attr(ns::attr("nick"), self.nick.as_str())
             .attr(ns::attr("real-jid"), self.real_jid.to_string())
-            .attr(ns::attr("joined"), self.joined.map(|n| n.to_string()));
+            .attr(ns::attr("joined"), self.joined.map(|n| n.to_string()))
+            .attr(ns::attr("meeting"), self.meeting.clone());
         if let Some(identity) = &self.identity {
             builder = builder.append(Element::from(identity.clone()));
         }
@@ -316,6 +324,7 @@ mod tests {
                 }),
                 presence: None,
                 joined: Some(7),
+                meeting: Some("m-1".into()),
             },
         };
         let el = Element::from(event.clone());

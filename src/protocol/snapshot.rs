@@ -209,6 +209,7 @@ mod tests {
                     }),
                     presence: None,
                     joined: None,
+                    meeting: None,
                 }],
             }],
             next: None,

@@ -43,6 +43,8 @@ pub struct Occupant {
     /// The module's join sequence number for the occupant in the room: arrival order, which the
     /// client cannot choose, for queues after a restart of podium (when every `joined_at` is the same).
     pub join_seq: Option<u64>,
+    /// The room's meeting id as the module last reported it with this occupant.
+    pub meeting: Option<String>,
     /// When podium saw the hand go up (the client's own timestamp is not believed: it would let
     /// anyone jump a queue).
     pub hand_raised_at: Option<Timestamp>,
@@ -72,6 +74,7 @@ impl Occupant {
             would: None,
             joined_at: now,
             join_seq: state.joined,
+            meeting: state.meeting,
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],
@@ -99,6 +102,9 @@ impl Occupant {
         }
         self.real_jid = state.real_jid;
         self.identity = state.identity;
+        if state.meeting.is_some() {
+            self.meeting = state.meeting;
+        }
     }
 
     /// Takes a new presence: notes when the hand went up and since when each kind is quiet.
@@ -200,6 +206,7 @@ impl Occupant {
             services: services.iter().map(|s| s.as_str().to_owned()).collect(),
             hand_raised_at: self.hand_raised_at,
             joined_at: self.joined_at,
+            meeting: self.meeting.clone(),
             time: now,
         }
     }
@@ -223,6 +230,7 @@ impl Occupant {
             claims: self.identity.as_ref().map(|i| &i.claims),
             services,
             hand_raised: self.hand_raised_at.is_some(),
+            meeting: self.meeting.as_deref(),
             now,
         }
     }
@@ -379,6 +387,7 @@ mod tests {
             would: None,
             joined_at: Timestamp::UNIX_EPOCH,
             join_seq: None,
+            meeting: None,
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],

@@ -58,7 +58,10 @@ fn settle_kind(seats: &mut [Seat], media: Media) {
     let mut capped: Vec<usize> = Vec::new();
     let mut approval: Vec<usize> = Vec::new();
     for (i, seat) in seats.iter().enumerate() {
-        if seat.decision.standing(media) != Standing::Unsettled {
+        if !matches!(
+            seat.decision.standing(media),
+            Standing::Unsettled | Standing::Approved
+        ) {
             continue;
         }
         match seat.decision.reason(media) {
@@ -71,7 +74,14 @@ fn settle_kind(seats: &mut [Seat], media: Media) {
             _ => {}
         }
     }
-    capped.sort_by(|&a, &b| queue_order(&seats[a], &seats[b], media));
+    // A moderator's approval puts the occupant first in line, but the cap holds: it takes the next
+    // free slot, never one a holder has.
+    capped.sort_by(|&a, &b| {
+        let approved = |i: usize| seats[i].decision.standing(media) == Standing::Approved;
+        approved(b)
+            .cmp(&approved(a))
+            .then_with(|| queue_order(&seats[a], &seats[b], media))
+    });
     approval.sort_by(|&a, &b| queue_order(&seats[a], &seats[b], media));
 
     let mut holders = 0u32;
@@ -211,6 +221,7 @@ mod tests {
                     claims: None,
                     services: &[],
                     hand_raised: p.hand.is_some(),
+                    meeting: Some("m-1"),
                     now: at(1000),
                 };
                 Seat {
@@ -265,6 +276,106 @@ mod tests {
         );
         assert!(!out[0].permissions.contains(Media::Video));
         assert!(out[1].permissions.contains(Media::Video));
+    }
+
+    /// A moderator's approval (an `av_moderation` grant) for `who`, in `meeting`.
+    fn approval(id: i64, who: &str, media: &str, meeting: &str) -> crate::rules::GrantRow {
+        crate::rules::GrantRow {
+            id,
+            room: "class".into(),
+            who: "jid".into(),
+            who_value: Some(format!("{who}@localhost")),
+            media: media.into(),
+            expires_at: "2099-01-01T00:00:00Z".into(),
+            granted_by: "teacher@localhost".into(),
+            source: crate::store::AV_MODERATION.into(),
+            meeting: Some(meeting.into()),
+        }
+    }
+
+    fn with_grants(
+        rows: Vec<crate::rules::RuleRow>,
+        grants: Vec<crate::rules::GrantRow>,
+    ) -> RuleSet {
+        let (set, problems) = RuleSet::from_tables(&rows, &grants, MediaSet::NONE);
+        assert!(problems.is_empty(), "{problems:?}");
+        set
+    }
+
+    #[test]
+    fn test_an_approval_counts_toward_a_request_rules_cap_and_goes_first() {
+        let rows = || vec![capped(1, "everyone", None, "audio", "request", 0, 1)];
+        let set = with_grants(rows(), vec![approval(9, "bob", "audio", "m-1")]);
+        let mut ann = person("ann", 0);
+        ann.hand = Some(5);
+        ann.holding = MediaSet::only(AUDIO);
+        let bob = person("bob", 10); // approved, hand down
+        let mut cid = person("cid", 20);
+        cid.hand = Some(1);
+        let waiting = |position| Standing::Waiting {
+            position,
+            for_approval: false,
+        };
+        // The cap is full: the approval does not displace the holder; bob is next, ahead of an
+        // earlier hand.
+        let out = room(&set, &[ann, bob, cid]);
+        assert_eq!(out[0].standing(AUDIO), Standing::Holding);
+        assert_eq!(out[1].standing(AUDIO), waiting(1));
+        assert!(!out[1].permissions.contains(AUDIO));
+        assert_eq!(out[2].standing(AUDIO), waiting(2));
+
+        // The slot free: bob takes it.
+        let mut ann = person("ann", 0);
+        ann.hand = Some(5);
+        let mut cid = person("cid", 20);
+        cid.hand = Some(1);
+        let out = room(&set, &[ann, person("bob", 10), cid]);
+        assert_eq!(out[1].standing(AUDIO), Standing::Holding);
+        assert!(out[1].permissions.contains(AUDIO));
+        assert_eq!(out[2].standing(AUDIO), waiting(1));
+        assert_eq!(out[0].standing(AUDIO), waiting(2));
+    }
+
+    #[test]
+    fn test_an_approval_ends_with_its_meeting_and_never_lifts_a_deny() {
+        // Approved in an earlier meeting of the same room: nothing.
+        let set = with_grants(
+            vec![capped(1, "everyone", None, "audio", "request", 0, 1)],
+            vec![approval(9, "bob", "audio", "m-0")],
+        );
+        let out = room(&set, &[person("bob", 10)]);
+        assert_eq!(out[0].standing(AUDIO), Standing::HandDown);
+        assert!(!out[0].permissions.contains(AUDIO));
+
+        // A request rule without a cap: the approval lets bob in, named as the grant.
+        let set = with_grants(
+            vec![test_row(
+                1, "class", "everyone", None, "audio", "request", 0,
+            )],
+            vec![approval(9, "bob", "audio", "m-1")],
+        );
+        let out = room(&set, &[person("bob", 10)]);
+        assert!(out[0].permissions.contains(AUDIO));
+        assert!(matches!(out[0].reason(AUDIO), Reason::Grant { id: 9, .. }));
+
+        // An admin's deny (or plain allow cap) decides: the approval does nothing there.
+        let set = with_grants(
+            vec![
+                test_row(1, "class", "everyone", None, "audio", "request", 0),
+                test_row(2, "class", "jid", Some("bob@*"), "audio", "deny", 10),
+            ],
+            vec![approval(9, "bob", "audio", "m-1")],
+        );
+        let out = room(&set, &[person("bob", 10)]);
+        assert!(!out[0].permissions.contains(AUDIO));
+        let set = with_grants(
+            vec![capped(1, "everyone", None, "audio", "allow", 0, 1)],
+            vec![approval(9, "bob", "audio", "m-1")],
+        );
+        let mut ann = person("ann", 0);
+        ann.holding = MediaSet::only(AUDIO);
+        let out = room(&set, &[ann, person("bob", 10)]);
+        assert!(!out[1].permissions.contains(AUDIO));
     }
 
     #[test]
