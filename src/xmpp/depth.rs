@@ -161,20 +161,24 @@ impl DepthScanner {
                 }
             }
             State::Open => {
-                self.state = match byte {
+                let markup = match byte {
                     b'/' => State::EndTag,
                     b'!' => State::Bang,
                     b'?' => State::Instruction(false),
                     _ => {
+                        // A start tag: this byte is its first, read as such (even a `>`).
                         if self.cutting.is_none() && self.depth + 1 > self.max_depth {
                             self.cutting = Some(self.depth + 1);
                         }
-                        State::StartTag {
+                        self.emit(out, b"<");
+                        self.state = State::StartTag {
                             quote: None,
                             slash: false,
-                        }
+                        };
+                        return self.step(byte, out);
                     }
                 };
+                self.state = markup;
                 self.emit(out, &[b'<', byte]);
             }
             State::StartTag { quote, slash } => {
@@ -408,6 +412,16 @@ mod tests {
             out,
             format!("{}{marker}{}", "<a>".repeat(16), "</a>".repeat(16))
         );
+        assert_eq!(cuts, 1);
+    }
+
+    #[test]
+    fn test_a_tag_closed_at_once_still_counts() {
+        // Found by the depth_bound fuzz target: `<>` (not XML, but bytes) must open a level like any
+        // start tag, or the count drifts from what a parser sees.
+        let (out, cuts) = scan("<a><><b/></></a>", 2);
+        let marker = format!("<{ELIDED} xmlns='{}'/>", ns::PODIUM_ELIDED);
+        assert_eq!(out, format!("<a><>{marker}</></a>"));
         assert_eq!(cuts, 1);
     }
 
