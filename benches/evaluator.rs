@@ -102,6 +102,7 @@ fn facts<'a>(room: &'a str, o: &'a Occupant) -> OccupantFacts<'a> {
         claims: None,
         services: &[],
         hand_raised: false,
+        meeting: None,
         now: jiff::Timestamp::UNIX_EPOCH,
     }
 }

@@ -1104,16 +1104,36 @@ local function contained(name, handler)
 	end
 end
 
--- <occupant nick real-jid> with identity, held permissions and the MUC presence (with its muc#user
--- item, as the room computes it for someone who may see real JIDs).
+-- The room's meeting: jitsi-meet's meeting id (mod_muc_meeting_id sets room._data.meetingId when the
+-- room is created; jicofo may replace it), else one this module gives the room object for its lifetime.
+-- A room destroyed and created again is a new meeting either way. Approvals count only in their meeting.
+local own_meeting_ids = setmetatable({}, { __mode = "k" });
+local function meeting_of(room)
+	local jitsi_id = room._data and room._data.meetingId;
+	if type(jitsi_id) == "string" and jitsi_id ~= "" then return jitsi_id; end
+	local own = own_meeting_ids[room];
+	if not own then
+		own = uuid();
+		own_meeting_ids[room] = own;
+	end
+	return own;
+end
+
+-- <occupant nick real-jid joined meeting> with identity, held permissions and the part of the MUC presence
+-- podium reads (podium.reported_presence: never the client's whole presence, which could nest deep
+-- enough to hurt a parser), with the muc#user item as the room computes it for someone who may see
+-- real JIDs. `joined` is the occupant's join sequence number in the room (podium.lib.lua state),
+-- podium's queue order after a restart.
 local function occupant_tag(room, occupant, record, presence)
-	local tag = st.stanza("occupant", { xmlns = xmlns_podium; nick = nick_of(occupant); ["real-jid"] = record.real_jid });
+	local tag = st.stanza("occupant", {
+		xmlns = xmlns_podium; nick = nick_of(occupant); ["real-jid"] = record.real_jid;
+		joined = record.joined and tostring(record.joined) or nil; meeting = meeting_of(room);
+	});
 	local identity = podium.identity_tag(prosody.full_sessions[occupant.jid]);
 	if identity then tag:add_child(identity); end
 	tag:add_child(podium.held_tag(record));
 	if presence then
-		local copy = st.clone(presence);
-		copy.attr.xmlns = "jabber:client";
+		local copy = podium.reported_presence(presence);
 		copy:add_child(room:build_item_list(occupant, st.stanza("x", { xmlns = xmlns_muc_user }), false));
 		tag:add_child(copy);
 	end
@@ -1170,7 +1190,13 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 	if record.media and jingle.reclassify(record.media, record.declared, nick) then
 		enforce_reclassified(room.jid, nick, record);
 	end
-	report(is_new and "joined" or "changed", room, occupant_tag(room, occupant, record, event.stanza));
+	local tag = occupant_tag(room, occupant, record, event.stanza);
+	-- A presence that changes nothing podium reads (lib-jitsi-meet resends presence for stats, audio
+	-- levels, …) is not reported again.
+	local text = tostring(tag);
+	if not is_new and record.reported == text then return; end
+	record.reported = text;
+	report(is_new and "joined" or "changed", room, tag);
 end));
 
 -- A leave is normally seen above; this catches any path that skips the broadcast.
@@ -1212,6 +1238,18 @@ end, 20); -- before mod_muc's own pre-join checks (-10 .. 2) and any room creati
 -- to the A/V moderation component. It never crosses this MUC, so the module watches that component's
 -- messages (before jitsi-meet's handler, which still handles them as ever) and reports an approval from
 -- a moderator of the room, about an occupant in it, to podium; podium makes it a grant.
+-- Whether a session proves no identity: anonymous authentication (Prosody's "anonymous", jitsi-meet's
+-- "jitsi-anonymous"), or jitsi-meet's token auth entered without a token (allow_empty_token), where the
+-- session has no session.auth_token. Such a session may belong to anyone, the approved occupant too.
+local function is_anonymous_session(full_jid)
+	local session = prosody.full_sessions[full_jid];
+	if not session then return true; end
+	local host = prosody.hosts[session.host];
+	local provider = host and host.users and host.users.name or "";
+	if provider:find("anonymous", 1, true) then return true; end
+	return provider == "token" and session.auth_token == nil;
+end
+
 local function on_av_moderation(event)
 	local stanza, origin = event.stanza, event.origin;
 	if stanza.attr.type == "error" or origin.type ~= "c2s" then return nil; end
@@ -1235,6 +1273,7 @@ local function on_av_moderation(event)
 		:tag("approval", {
 			xmlns = xmlns_podium; room = room.jid; nick = nick_of(occupant); ["real-jid"] = occupant.jid;
 			media = media; approved = approved and "true" or "false"; by = moderator.jid;
+			meeting = meeting_of(room); ["by-anonymous"] = is_anonymous_session(moderator.jid) and "true" or "false";
 		}):up());
 	return nil;
 end

@@ -89,13 +89,16 @@ end
 local state_mt = {};
 state_mt.__index = state_mt;
 
--- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium", media = … }
+-- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium", media = …, joined = n }
 -- Indexes: sids[sid] = record (every Jingle session with jicofo belongs to one occupant),
 -- real_jids[real_jid] = number of records for that full JID.
 -- `sids` may be a table shared with other states (one per MUC host), so that a session is known as one
 -- occupant's wherever the request comes from.
+-- joins[room_jid] = the last join sequence number given in the room: every new record takes the next,
+-- so podium can order a queue by arrival after its own restart without trusting anything the client
+-- chose (its nick); it starts again when the room empties.
 local function new_state(default_permissions, sids)
-	return setmetatable({ rooms = {}; sids = sids or {}; real_jids = {}; default = copy_set(default_permissions) },
+	return setmetatable({ rooms = {}; sids = sids or {}; real_jids = {}; joins = {}; default = copy_set(default_permissions) },
 		state_mt);
 end
 
@@ -141,7 +144,9 @@ function state_mt:track(room_jid, nick, real_jid)
 		return record, false;
 	end
 	if record then self:unindex(record); end
-	record = { real_jid = real_jid; held = copy_set(self.default); origin = "default" };
+	local joined = (self.joins[room_jid] or 0) + 1;
+	self.joins[room_jid] = joined;
+	record = { real_jid = real_jid; held = copy_set(self.default); origin = "default"; joined = joined };
 	room[nick] = record;
 	self.real_jids[real_jid] = (self.real_jids[real_jid] or 0) + 1;
 	return record, true;
@@ -160,6 +165,7 @@ function state_mt:forget(room_jid, nick)
 	if record then self:unindex(record); end
 	if next(room) == nil then
 		self.rooms[room_jid] = nil;
+		self.joins[room_jid] = nil;
 	end
 	return record;
 end
@@ -169,6 +175,7 @@ function state_mt:forget_room(room_jid)
 		self:unindex(record);
 	end
 	self.rooms[room_jid] = nil;
+	self.joins[room_jid] = nil;
 end
 
 -- Applies podium's decision when the occupant JID still belongs to the real JID it was made for.
@@ -206,6 +213,46 @@ end
 -- <held audio video screen origin/>
 local function held_tag(record)
 	return st.stanza("held", media_attrs(record.held, { xmlns = xmlns_podium; origin = record.origin }));
+end
+
+local xmlns_nick = "http://jabber.org/protocol/nick";
+local max_features, max_reported_text = 16, 4096;
+
+-- A text child of a presence, if it is plain text (no child elements) of a sane length.
+local function plain_text(presence, name, xmlns)
+	local text = presence:get_child_text(name, xmlns);
+	if text == nil or #text > max_reported_text then return nil; end
+	return text;
+end
+
+-- The part of an occupant's presence podium reads (src/rooms/presence.rs), rebuilt flat: the type, the
+-- XEP-0172 nick, lib-jitsi-meet's <SourceInfo> and <jitsi_participant_raisedHand> texts, and the
+-- <features><feature var/> list (jibri, jigasi). Nothing else the client put in its presence reaches
+-- podium: no element deeper than two levels, no text longer than max_reported_text, at most
+-- max_features features. The muc#user item is added by the caller, as the room computes it.
+local function reported_presence(presence)
+	local copy = st.stanza("presence", { xmlns = "jabber:client"; type = presence.attr.type });
+	local nick = plain_text(presence, "nick", xmlns_nick);
+	if nick then copy:text_tag("nick", nick, { xmlns = xmlns_nick }); end
+	for _, name in ipairs({ "SourceInfo", "jitsi_participant_raisedHand" }) do
+		local text = plain_text(presence, name);
+		if text then copy:text_tag(name, text); end
+	end
+	local features = presence:get_child("features");
+	if features then
+		copy:tag("features");
+		local count = 0;
+		for feature in features:childtags("feature") do
+			local var = feature.attr.var;
+			if count >= max_features then break; end
+			if type(var) == "string" and #var <= 256 then
+				copy:tag("feature", { var = var }):up();
+				count = count + 1;
+			end
+		end
+		copy:up();
+	end
+	return copy;
 end
 
 -- A token claim as an attribute value: Prosody's util.stanza raises an error on invalid UTF-8 or control
@@ -361,6 +408,7 @@ return {
 	new_state = new_state;
 	held_tag = held_tag;
 	identity_tag = identity_tag;
+	reported_presence = reported_presence;
 	claim_text = claim_text;
 	parse_permissions = parse_permissions;
 	declared_kinds = declared_kinds;

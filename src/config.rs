@@ -117,8 +117,8 @@ pub struct RulesConfig {
     /// gives the slot to the next in line, if anyone waits. 0: never.
     pub idle_seconds: u64,
     /// A moderator's approval in Jitsi's A/V moderation (reported by mod_podium with
-    /// `podium_av_moderation_component`) becomes a grant for this many minutes. 0: approvals are
-    /// not turned into grants.
+    /// `podium_av_moderation_component`) becomes a grant for at most this many minutes, in the
+    /// meeting it was given in only. 0: approvals are not turned into grants.
     pub approval_minutes: u64,
 }
 

@@ -152,7 +152,10 @@ fn settle_from_view(
     queue: &[QueueRow],
 ) {
     for media in Media::ALL {
-        if decision.standing(media) != Standing::Unsettled {
+        if !matches!(
+            decision.standing(media),
+            Standing::Unsettled | Standing::Approved
+        ) {
             continue;
         }
         let waiting = queue
@@ -208,6 +211,9 @@ fn inputs_of(occupant: &OccupantRow, now: Timestamp) -> Inputs {
             .as_deref()
             .and_then(|t| t.parse().ok()),
         joined_at: occupant.joined_at.parse().unwrap_or(now),
+        // The live view keeps no meeting id: grants scoped to a meeting (approvals) are not
+        // counted here; the decision podium recorded (`decisions`) has them.
+        meeting: None,
         time: now,
     }
 }

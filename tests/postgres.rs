@@ -94,6 +94,7 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
         expires_at: "2026-12-01T10:00:00Z".into(),
         granted_by: "teacher@localhost".into(),
         note: "A/V moderation".into(),
+        meeting: "m-1".into(),
     };
     store.apply_grant_change(&approve).await.unwrap();
     store.apply_grant_change(&approve).await.unwrap();

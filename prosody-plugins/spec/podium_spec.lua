@@ -150,6 +150,23 @@ describe("held state", function ()
 		assert.same(none, state:track(room, "b", "b@localhost/y").held);
 	end);
 
+	it("numbers joins per room in arrival order, whatever the nicks, and starts again when it empties", function ()
+		local state = podium.new_state(none);
+		assert.equal(1, state:track(room, "zed", "z@localhost/z").joined);
+		assert.equal(2, state:track(room, "aaa", "a@localhost/a").joined);
+		assert.equal(1, state:track("other@conference.localhost", "bob", "b@localhost/b").joined);
+		-- a presence update keeps the number; another person on the nick is a new arrival
+		assert.equal(1, state:track(room, "zed", "z@localhost/z").joined);
+		assert.equal(3, state:track(room, "zed", "m@localhost/m").joined);
+		state:forget(room, "zed");
+		assert.equal(4, state:track(room, "mia", "mia@localhost/m").joined);
+		state:forget(room, "aaa");
+		state:forget(room, "mia");
+		assert.equal(1, state:track(room, "ann", "ann@localhost/a").joined);
+		state:forget_room(room);
+		assert.is_nil(state.joins[room]);
+	end);
+
 	it("forgets occupants and empty rooms", function ()
 		local state = podium.new_state(none);
 		state:track(room, "alice", "alice@localhost/a");
@@ -226,6 +243,43 @@ describe("protocol elements", function ()
 
 		local bad = st.stanza("permissions", { xmlns = "urn:podium:0" }):tag("grant"):up();
 		assert.is_nil((podium.parse_permissions(bad)));
+	end);
+end);
+
+describe("reported_presence", function ()
+	local xmlns_nick = "http://jabber.org/protocol/nick";
+
+	it("keeps only what podium reads, flat", function ()
+		local presence = st.presence({ from = "r@conference.localhost/n"; id = "p1" })
+			:tag("stats-id"):text("x"):up()
+			:text_tag("SourceInfo", '{"n-a0":{"muted":false}}')
+			:text_tag("nick", "Alice", { xmlns = xmlns_nick })
+			:text_tag("jitsi_participant_raisedHand", "1700000000")
+			:tag("features"):tag("feature", { var = "http://jitsi.org/protocol/jibri" }):up()
+				:tag("feature"):up():up()
+			:tag("custom", { xmlns = "urn:x" }):tag("a"):tag("a"):up():up():up();
+		assert.equal("<presence xmlns='jabber:client'><nick xmlns='" .. xmlns_nick .. "'>Alice</nick>"
+			.. "<SourceInfo>{&quot;n-a0&quot;:{&quot;muted&quot;:false}}</SourceInfo>"
+			.. "<jitsi_participant_raisedHand>1700000000</jitsi_participant_raisedHand>"
+			.. "<features><feature var='http://jitsi.org/protocol/jibri'/></features></presence>",
+			tostring(podium.reported_presence(presence)));
+	end);
+
+	it("drops a deep element, text with element children and oversized text", function ()
+		local presence = st.presence({ type = "unavailable" }):tag("SourceInfo");
+		for _ = 1, 30000 do presence:tag("a"); end
+		presence:reset();
+		presence:tag("nick", { xmlns = xmlns_nick }):text("x"):tag("b"):up():up()
+			:text_tag("jitsi_participant_raisedHand", ("9"):rep(5000));
+		assert.equal("<presence xmlns='jabber:client' type='unavailable'/>",
+			tostring(podium.reported_presence(presence)));
+	end);
+
+	it("bounds the features it keeps", function ()
+		local presence = st.presence():tag("features");
+		for i = 1, 40 do presence:tag("feature", { var = "urn:f:" .. i }):up(); end
+		local _, count = tostring(podium.reported_presence(presence:up())):gsub("<feature ", "");
+		assert.equal(16, count);
 	end);
 end);
 

@@ -419,6 +419,8 @@ impl Engine {
             media,
             approved,
             by,
+            meeting,
+            by_anonymous,
         } = approval;
         let Some(duration) = self.approval else {
             info!(room = %room, occupant = %nick, %media, "A/V-moderation approval not turned into a grant (rules.approval_minutes = 0)");
@@ -447,10 +449,25 @@ impl Engine {
                 .and_then(|i| i.id.clone())
                 .filter(|id| !id.trim().is_empty() && id.trim() == id)
         };
+        // The meeting the approval belongs to: the one the room holds now, as the module says.
+        let meeting = meeting.filter(|m| occupant.meeting.as_ref() == Some(m));
         if approved {
             let same_user = user_id(occupant).is_some() && user_id(occupant) == user_id(moderator);
             if moderator.real_jid.to_bare() == real_jid.to_bare() || same_user {
                 warn!(room = %room, occupant = %nick, "a moderator approving themself; ignored");
+                return;
+            }
+            // An anonymous session proves no identity: the same person can hold it and the
+            // approved occupant's session (two anonymous sessions, one of them a moderator), and
+            // podium cannot tell them apart. Such a moderator's approval is no one's decision.
+            if by_anonymous {
+                warn!(room = %room, occupant = %nick, by = %moderator.nick, %media,
+                      "approval from an anonymous moderator session; ignored");
+                return;
+            }
+            if meeting.is_none() {
+                warn!(room = %room, occupant = %nick, %media,
+                      "approval without the room's current meeting id; ignored (it would outlive the meeting)");
                 return;
             }
             let services = occupant.services(&self.trusted_service_domains);
@@ -492,6 +509,7 @@ impl Engine {
                     "A/V moderation: {} approved {} in {}",
                     moderator.nick, nick, room
                 ),
+                meeting: meeting.unwrap_or_default(),
             }
         } else {
             GrantChange::Withdraw(key)
@@ -872,6 +890,7 @@ impl Engine {
                 decision,
                 hand_raised_at: occupant.hand_raised_at,
                 joined_at: occupant.joined_at,
+                join_seq: occupant.join_seq,
                 holding: occupant
                     .decision
                     .map(|d| d.holding())

@@ -45,7 +45,7 @@ fn engine(rules: Arc<RuleSet>) -> Engine {
 fn occupant_xml(event: &str, nick: &str, role: &str, held: &str, origin: &str) -> String {
     let [a, v, s] = ["audio", "video", "screen"].map(|k| held.split(',').any(|h| h == k));
     format!(
-        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x'>\
+        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x' meeting='m-1'>\
          <held audio='{a}' video='{v}' screen='{s}' origin='{origin}'/>\
          <presence xmlns='jabber:client' from='{ROOM}/{nick}'>\
          <x xmlns='http://jabber.org/protocol/muc#user'><item role='{role}' affiliation='none'/></x></presence>\
@@ -881,6 +881,8 @@ fn test_a_grant_allows_until_it_expires_then_the_rules_decide_again() {
         media: "audio".into(),
         expires_at: "2026-11-23T10:05:00Z".into(),
         granted_by: "teacher@localhost".into(),
+        source: "sql".into(),
+        meeting: None,
     };
     let (set, problems) = RuleSet::from_tables(
         &[test_row(1, "*", "everyone", None, "all", "deny", 50)],
@@ -1062,7 +1064,7 @@ fn approval_xml(nick: &str, by: &str, approved: bool) -> String {
 fn approval_of(nick: &str, by: &str, media: &str, approved: bool) -> String {
     format!(
         "<approval xmlns='urn:podium:0' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x' \
-         media='{media}' approved='{approved}' by='{by}@localhost/x'/>"
+         media='{media}' approved='{approved}' by='{by}@localhost/x' meeting='m-1'/>"
     )
 }
 
@@ -1104,6 +1106,7 @@ fn test_a_moderators_approval_becomes_a_grant_change() {
             expires_at: "2026-11-23T11:00:00Z".into(),
             granted_by: "teacher@localhost".into(),
             note: format!("A/V moderation: teacher approved ada in {ROOM}"),
+            meeting: "m-1".into(),
         }]
     );
     engine.stanza(event_from(MUC, &approval_xml("ada", "teacher", false)));
@@ -1125,6 +1128,22 @@ fn test_a_moderators_approval_becomes_a_grant_change() {
         &approval_xml("ada", "teacher", true),
     ));
     engine.stanza(event_from(MUC, &approval_xml("zed", "teacher", true)));
+    assert!(engine.take_effects().grants.is_empty());
+
+    // A moderator on an anonymous session may be the approved person's other session; an approval
+    // for a meeting the room no longer holds (or none) would outlive it.
+    engine.stanza(event_from(
+        MUC,
+        &approval_xml("ada", "teacher", true).replace("meeting=", "by-anonymous='true' meeting="),
+    ));
+    engine.stanza(event_from(
+        MUC,
+        &approval_xml("ada", "teacher", true).replace("meeting='m-1'", "meeting='m-0'"),
+    ));
+    engine.stanza(event_from(
+        MUC,
+        &approval_xml("ada", "teacher", true).replace(" meeting='m-1'", ""),
+    ));
     assert!(engine.take_effects().grants.is_empty());
 
     // podium as a whole in dry-run writes nothing (a shared store would carry it to other shards).

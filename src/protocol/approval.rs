@@ -8,8 +8,13 @@
 //! ```xml
 //! <approval xmlns='urn:podium:0' room='class-7@conference.meet.example' nick='4f2a9c1e'
 //!           real-jid='ada@meet.example/web-1' media='audio' approved='true'
-//!           by='teacher@meet.example/web-2'/>
+//!           by='teacher@meet.example/web-2' meeting='5a1c…' by-anonymous='false'/>
 //! ```
+//!
+//! `meeting` is the room's meeting id (jitsi-meet's `mod_muc_meeting_id`, or one the module gives the
+//! room): the grant counts only in that meeting. `by-anonymous='true'` says the moderator's session
+//! authenticated anonymously: such a moderator is anyone, the approved occupant included, so podium
+//! refuses its approvals.
 //!
 //! podium checks both people against its own view again and turns an approval into a row of `grants`
 //! (and a withdrawal into its removal).
@@ -36,6 +41,10 @@ pub struct Approval {
     pub approved: bool,
     /// The moderator's real JID.
     pub by: FullJid,
+    /// The room's meeting id, if the module knows one.
+    pub meeting: Option<String>,
+    /// Whether the moderator's session authenticated anonymously.
+    pub by_anonymous: bool,
 }
 
 impl TryFrom<Element> for Approval {
@@ -60,6 +69,19 @@ impl TryFrom<Element> for Approval {
             media: required_parsed(&element, "media")?,
             approved,
             by: required_parsed(&element, "by")?,
+            meeting: element
+                .attr("meeting")
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
+            by_anonymous: match element.attr("by-anonymous") {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(PayloadError::invalid(format!(
+                        "Invalid 'by-anonymous' on approval element: {other:?} is neither true nor false."
+                    )));
+                }
+            },
         })
     }
 }
@@ -76,6 +98,11 @@ impl From<Approval> for Element {
                 if approval.approved { "true" } else { "false" },
             )
             .attr(ns::attr("by"), approval.by.to_string())
+            .attr(ns::attr("meeting"), approval.meeting)
+            .attr(
+                ns::attr("by-anonymous"),
+                approval.by_anonymous.then_some("true"),
+            )
             .build()
     }
 }
@@ -85,7 +112,8 @@ mod tests {
     use super::*;
 
     const APPROVAL: &str = "<approval xmlns='urn:podium:0' room='class-7@conference.localhost' \
-        nick='ada' real-jid='ada@localhost/web' media='audio' approved='true' by='teacher@localhost/web'/>";
+        nick='ada' real-jid='ada@localhost/web' media='audio' approved='true' by='teacher@localhost/web' \
+        meeting='m-1'/>";
 
     #[test]
     fn test_simple() {
@@ -95,6 +123,8 @@ mod tests {
         assert_eq!(approval.media, Media::Audio);
         assert!(approval.approved);
         assert_eq!(approval.by.to_string(), "teacher@localhost/web");
+        assert_eq!(approval.meeting.as_deref(), Some("m-1"));
+        assert!(!approval.by_anonymous);
     }
 
     #[test]
@@ -106,6 +136,8 @@ mod tests {
             media: Media::Screen,
             approved: false,
             by: "mod@localhost/y".parse().unwrap(),
+            meeting: Some("m-2".into()),
+            by_anonymous: true,
         };
         assert_eq!(
             Approval::try_from(Element::from(approval.clone())).unwrap(),
@@ -122,6 +154,18 @@ mod tests {
         assert_eq!(
             Approval::try_from(el).unwrap_err().to_string(),
             "Invalid 'approved' on approval element: \"yes\" is neither true nor false."
+        );
+    }
+
+    #[test]
+    fn test_invalid_by_anonymous() {
+        let el: Element = APPROVAL
+            .replace("meeting=", "by-anonymous='maybe' meeting=")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            Approval::try_from(el).unwrap_err().to_string(),
+            "Invalid 'by-anonymous' on approval element: \"maybe\" is neither true nor false."
         );
     }
 

@@ -141,6 +141,13 @@ pub struct OccupantState {
     pub held: Option<Held>,
     /// The MUC presence as the room broadcast it, with the `muc#user` item.
     pub presence: Option<Element>,
+    /// The occupant's join sequence number in the room (`joined`): the module counts joins per room,
+    /// so podium can keep queue order by arrival across its own restart, never by a client-chosen
+    /// nick.
+    pub joined: Option<u64>,
+    /// The room's meeting id (`meeting`): jitsi-meet's `mod_muc_meeting_id`, or one the module gives
+    /// the room. Grants for another meeting do not count.
+    pub meeting: Option<String>,
 }
 
 impl OccupantState {
@@ -156,6 +163,11 @@ impl OccupantState {
             identity: None,
             held: None,
             presence: None,
+            joined: optional_parsed(element, "joined")?,
+            meeting: element
+                .attr("meeting")
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
         };
         for child in element.children() {
             if child.is("identity", ns::PODIUM) {
@@ -193,7 +205,9 @@ impl OccupantState {
     pub(super) fn to_builder(&self) -> minidom::element::ElementBuilder {
         let mut builder = Element::builder("occupant", ns::PODIUM)
             .attr(ns::attr("nick"), self.nick.as_str())
-            .attr(ns::attr("real-jid"), self.real_jid.to_string());
+            .attr(ns::attr("real-jid"), self.real_jid.to_string())
+            .attr(ns::attr("joined"), self.joined.map(|n| n.to_string()))
+            .attr(ns::attr("meeting"), self.meeting.clone());
         if let Some(identity) = &self.identity {
             builder = builder.append(Element::from(identity.clone()));
         }
@@ -309,6 +323,8 @@ mod tests {
                     origin: HeldOrigin::Podium,
                 }),
                 presence: None,
+                joined: Some(7),
+                meeting: Some("m-1".into()),
             },
         };
         let el = Element::from(event.clone());

@@ -208,6 +208,8 @@ mod tests {
                         origin: HeldOrigin::Podium,
                     }),
                     presence: None,
+                    joined: None,
+                    meeting: None,
                 }],
             }],
             next: None,

@@ -40,6 +40,11 @@ pub struct Occupant {
     pub would: Option<MediaSet>,
     /// When podium saw the occupant join (or, after a resync, when podium saw it first).
     pub joined_at: Timestamp,
+    /// The module's join sequence number for the occupant in the room: arrival order, which the
+    /// client cannot choose, for queues after a restart of podium (when every `joined_at` is the same).
+    pub join_seq: Option<u64>,
+    /// The room's meeting id as the module last reported it with this occupant.
+    pub meeting: Option<String>,
     /// When podium saw the hand go up (the client's own timestamp is not believed: it would let
     /// anyone jump a queue).
     pub hand_raised_at: Option<Timestamp>,
@@ -68,6 +73,8 @@ impl Occupant {
             decision: None,
             would: None,
             joined_at: now,
+            join_seq: state.joined,
+            meeting: state.meeting,
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],
@@ -88,12 +95,16 @@ impl Occupant {
         if self.real_jid != state.real_jid {
             // Another person has the nick: nothing of the last one's standing carries over.
             self.joined_at = now;
+            self.join_seq = state.joined;
             self.hand_raised_at = self.presence.raised_hand.then_some(now);
             self.slot_since = [None; 3];
             self.decision = None;
         }
         self.real_jid = state.real_jid;
         self.identity = state.identity;
+        if state.meeting.is_some() {
+            self.meeting = state.meeting;
+        }
     }
 
     /// Takes a new presence: notes when the hand went up and since when each kind is quiet.
@@ -195,6 +206,7 @@ impl Occupant {
             services: services.iter().map(|s| s.as_str().to_owned()).collect(),
             hand_raised_at: self.hand_raised_at,
             joined_at: self.joined_at,
+            meeting: self.meeting.clone(),
             time: now,
         }
     }
@@ -218,6 +230,7 @@ impl Occupant {
             claims: self.identity.as_ref().map(|i| &i.claims),
             services,
             hand_raised: self.hand_raised_at.is_some(),
+            meeting: self.meeting.as_deref(),
             now,
         }
     }
@@ -373,6 +386,8 @@ mod tests {
             decision: None,
             would: None,
             joined_at: Timestamp::UNIX_EPOCH,
+            join_seq: None,
+            meeting: None,
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],

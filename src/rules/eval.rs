@@ -57,6 +57,9 @@ pub struct OccupantFacts<'a> {
     pub services: &'a [Service],
     /// Whether the occupant's hand is raised (a request rule needs it; never a rule's subject).
     pub hand_raised: bool,
+    /// The Jitsi meeting the room holds now (its meeting id, reported by the module): a grant for
+    /// another meeting does not count.
+    pub meeting: Option<&'a str>,
     /// The time to decide at: rules outside their window and expired grants do not count. The
     /// evaluator never reads the clock.
     pub now: Timestamp,
@@ -100,6 +103,9 @@ pub enum Standing {
     HandDown,
     /// Not settled yet (a single occupant evaluated outside its room's queue).
     Unsettled,
+    /// A moderator approved the kind under a capped `request` rule: not settled yet, and first in
+    /// the room's queue for the cap's next free slot (the approval counts toward the cap).
+    Approved,
     /// Holds one of the cap's slots.
     Holding,
     /// Waits in the queue, 1 being next.
@@ -218,6 +224,7 @@ impl fmt::Display for Decision {
                 Standing::Free => {}
                 Standing::HandDown => f.write_str(": hand down")?,
                 Standing::Unsettled => f.write_str(": queue not settled")?,
+                Standing::Approved => f.write_str(": approved, queue not settled")?,
                 Standing::Holding => f.write_str(": holds a slot")?,
                 Standing::Waiting {
                     position,
@@ -537,8 +544,22 @@ impl<'a> RoomRules<'a> {
             standing: [Standing::Free; 3],
         };
         let mut undecided = MediaSet::ALL;
+        // A moderator's approval in force, per kind: it acts only through a request rule, below.
+        let mut approved: [Option<&Grant>; 3] = [None; 3];
         for grant in self.grants() {
-            if grant.expires_at <= facts.now || !subject_matches(&grant.subject, facts) {
+            if grant.expires_at <= facts.now
+                || !subject_matches(&grant.subject, facts)
+                || grant
+                    .meeting
+                    .as_deref()
+                    .is_some_and(|meeting| Some(meeting) != facts.meeting)
+            {
+                continue;
+            }
+            if grant.approval {
+                for media in grant.media.iter() {
+                    approved[media_index(media)].get_or_insert(grant);
+                }
                 continue;
             }
             let kinds: MediaSet = grant
@@ -578,11 +599,22 @@ impl<'a> RoomRules<'a> {
                     priority: rule.priority,
                     cap: rule.cap,
                 };
-                let (allowed, standing) = match (rule.effect, rule.cap) {
-                    (Effect::Deny, _) => (false, Standing::Free),
-                    (Effect::Allow, None) => (true, Standing::Free),
-                    (Effect::Request, _) if !facts.hand_raised => (false, Standing::HandDown),
-                    (Effect::Allow | Effect::Request, _) => (false, Standing::Unsettled),
+                let approval = approved[media_index(media)]
+                    .filter(|_| rule.effect == Effect::Request && rule.in_force_at(facts.now));
+                let (allowed, standing) = match (rule.effect, rule.cap, approval) {
+                    // Approved under a request rule without a cap: nothing to count against.
+                    (Effect::Request, None, Some(grant)) => {
+                        decision.reasons[media_index(media)] = Reason::Grant {
+                            id: grant.id,
+                            expires_at: grant.expires_at,
+                        };
+                        (true, Standing::Free)
+                    }
+                    (Effect::Request, Some(_), Some(_)) => (false, Standing::Approved),
+                    (Effect::Deny, _, _) => (false, Standing::Free),
+                    (Effect::Allow, None, _) => (true, Standing::Free),
+                    (Effect::Request, _, _) if !facts.hand_raised => (false, Standing::HandDown),
+                    (Effect::Allow | Effect::Request, _, _) => (false, Standing::Unsettled),
                 };
                 decision.set(media, allowed, standing);
                 undecided = undecided.without(media);
@@ -646,6 +678,7 @@ mod tests {
             claims: None,
             services: &[],
             hand_raised: false,
+            meeting: None,
             now: "2026-11-23T10:00:00Z".parse().unwrap(),
         }
     }
@@ -931,6 +964,8 @@ mod tests {
             media: "video".into(),
             expires_at: "2026-11-23T11:00:00Z".into(),
             granted_by: "test".into(),
+            source: "sql".into(),
+            meeting: None,
         };
         let breakout_grant = GrantRow {
             id: 2,

@@ -47,6 +47,9 @@ pub struct Inputs {
     pub hand_raised_at: Option<Timestamp>,
     /// When podium saw the occupant join.
     pub joined_at: Timestamp,
+    /// The room's meeting id (grants for another meeting do not count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting: Option<String>,
     /// The time decided at.
     pub time: Timestamp,
 }
@@ -65,6 +68,7 @@ impl Inputs {
             claims: Some(&self.claims),
             services,
             hand_raised: self.hand_raised_at.is_some(),
+            meeting: self.meeting.as_deref(),
             now: self.time,
         }
     }
@@ -168,6 +172,7 @@ fn kind_line(decision: &Decision, media: Media) -> String {
         Standing::Free => String::new(),
         Standing::HandDown => " (a request rule decided and the hand is down)".into(),
         Standing::Unsettled => " (waits on the room's queue)".into(),
+        Standing::Approved => " (approved by a moderator; first on the room's queue)".into(),
         Standing::Holding => " (holds a slot of the cap)".into(),
         Standing::Waiting {
             position,
@@ -250,6 +255,7 @@ mod tests {
             services: vec![],
             hand_raised_at: None,
             joined_at: "2026-11-23T09:00:00Z".parse().unwrap(),
+            meeting: None,
             time: "2026-11-23T10:00:00Z".parse().unwrap(),
         }
     }
@@ -312,6 +318,8 @@ screen: may not send
             media: "audio".into(),
             expires_at: "2026-11-23T11:00:00Z".into(),
             granted_by: "teacher@localhost".into(),
+            source: "sql".into(),
+            meeting: None,
         };
         let (set, _) = RuleSet::from_tables(
             &[test_row(1, "*", "everyone", None, "all", "deny", 100)],

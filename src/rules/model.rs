@@ -434,6 +434,12 @@ pub struct GrantRow {
     pub expires_at: String,
     /// Who granted.
     pub granted_by: String,
+    /// Who wrote the row: `sql` (admins, tools) or `av_moderation` (a moderator's approval).
+    #[sqlx(default)]
+    pub source: String,
+    /// The Jitsi meeting the grant is for; `NULL`: any (see [`Grant::meeting`]).
+    #[sqlx(default)]
+    pub meeting: Option<String>,
 }
 
 /// A checked grant.
@@ -453,6 +459,14 @@ pub struct Grant {
     pub expires_at: jiff::Timestamp,
     /// Who granted.
     pub granted_by: String,
+    /// A moderator's A/V-moderation approval (`source = 'av_moderation'`): it lets the occupant in
+    /// only where a `request` rule decides the kind, and under that rule's cap (see
+    /// [`crate::rules::queue`]); it never lifts a deny or an `allow` rule's cap.
+    pub approval: bool,
+    /// The Jitsi meeting (the room's meeting id) the grant is for: it counts only while the room
+    /// holds that meeting, so it ends with the meeting. `None`: any meeting (an admin extends an
+    /// approval beyond its meeting by setting the column to NULL).
+    pub meeting: Option<String>,
 }
 
 impl Grant {
@@ -481,6 +495,8 @@ impl Grant {
             media: parse_media(&row.media).map_err(problem)?,
             expires_at,
             granted_by: row.granted_by.clone(),
+            approval: row.source == crate::store::AV_MODERATION,
+            meeting: row.meeting.clone().filter(|m| !m.is_empty()),
         })
     }
 }

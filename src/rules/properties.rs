@@ -86,6 +86,7 @@ fn facts(who: &Who) -> OccupantFacts<'static> {
         claims: None,
         services: &[],
         hand_raised: who.hand,
+        meeting: None,
         now: "2026-11-23T10:00:00Z".parse().unwrap(),
     }
 }

@@ -10,7 +10,8 @@
 //!    muted longer than the idle time is not kept here: it queues behind everyone else and keeps the
 //!    slot only if nobody is waiting.
 //! 2. **Free slots go in queue order:** higher rule priority first, then the earlier raised hand
-//!    (as podium saw it), then the earlier join, then the nick. A candidate is granted while fewer
+//!    (as podium saw it), then the earlier join (as podium saw it, then by the module's join
+//!    sequence), then the nick. A candidate is granted while fewer
 //!    than its own rule's `cap` occupants of the room hold the kind through capped rules (occupants
 //!    allowed by a rule without a cap do not count).
 //! 3. Everyone else waits, numbered from 1 (next) in that order.
@@ -38,6 +39,8 @@ pub struct Seat {
     pub hand_raised_at: Option<Timestamp>,
     /// When podium saw the occupant join.
     pub joined_at: Timestamp,
+    /// The module's join sequence number in the room (arrival order the client cannot choose).
+    pub join_seq: Option<u64>,
     /// Kinds held through a slot before this pass.
     pub holding: MediaSet,
     /// Kinds held through a slot and kept muted longer than the idle time.
@@ -55,7 +58,10 @@ fn settle_kind(seats: &mut [Seat], media: Media) {
     let mut capped: Vec<usize> = Vec::new();
     let mut approval: Vec<usize> = Vec::new();
     for (i, seat) in seats.iter().enumerate() {
-        if seat.decision.standing(media) != Standing::Unsettled {
+        if !matches!(
+            seat.decision.standing(media),
+            Standing::Unsettled | Standing::Approved
+        ) {
             continue;
         }
         match seat.decision.reason(media) {
@@ -68,7 +74,14 @@ fn settle_kind(seats: &mut [Seat], media: Media) {
             _ => {}
         }
     }
-    capped.sort_by(|&a, &b| queue_order(&seats[a], &seats[b], media));
+    // A moderator's approval puts the occupant first in line, but the cap holds: it takes the next
+    // free slot, never one a holder has.
+    capped.sort_by(|&a, &b| {
+        let approved = |i: usize| seats[i].decision.standing(media) == Standing::Approved;
+        approved(b)
+            .cmp(&approved(a))
+            .then_with(|| queue_order(&seats[a], &seats[b], media))
+    });
     approval.sort_by(|&a, &b| queue_order(&seats[a], &seats[b], media));
 
     let mut holders = 0u32;
@@ -136,7 +149,9 @@ fn priority_of(seat: &Seat, media: Media) -> i64 {
     }
 }
 
-/// Higher priority, earlier hand (a raised hand before none), earlier join, nick.
+/// Higher priority, earlier hand (a raised hand before none), earlier join (as podium saw it, then
+/// by the module's join sequence: after a restart of podium everyone was first seen at once), nick.
+/// The nick is the client's choice, so it only breaks ties nothing else can.
 fn queue_order(a: &Seat, b: &Seat, media: Media) -> Ordering {
     priority_of(b, media)
         .cmp(&priority_of(a, media))
@@ -147,6 +162,10 @@ fn queue_order(a: &Seat, b: &Seat, media: Media) -> Ordering {
             (None, None) => Ordering::Equal,
         })
         .then_with(|| a.joined_at.cmp(&b.joined_at))
+        .then_with(|| match (a.join_seq, b.join_seq) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => Ordering::Equal,
+        })
         .then_with(|| a.nick.cmp(&b.nick))
 }
 
@@ -167,6 +186,7 @@ mod tests {
         role: Role,
         hand: Option<i64>,
         joined: i64,
+        join_seq: Option<u64>,
         holding: MediaSet,
         idle: MediaSet,
     }
@@ -177,6 +197,7 @@ mod tests {
             role: Role::Participant,
             hand: None,
             joined,
+            join_seq: None,
             holding: MediaSet::NONE,
             idle: MediaSet::NONE,
         }
@@ -200,6 +221,7 @@ mod tests {
                     claims: None,
                     services: &[],
                     hand_raised: p.hand.is_some(),
+                    meeting: Some("m-1"),
                     now: at(1000),
                 };
                 Seat {
@@ -207,6 +229,7 @@ mod tests {
                     decision: room_rules.decide(&facts),
                     hand_raised_at: p.hand.map(at),
                     joined_at: at(p.joined),
+                    join_seq: p.join_seq,
                     holding: p.holding,
                     idle: p.idle,
                 }
@@ -253,6 +276,127 @@ mod tests {
         );
         assert!(!out[0].permissions.contains(Media::Video));
         assert!(out[1].permissions.contains(Media::Video));
+    }
+
+    /// A moderator's approval (an `av_moderation` grant) for `who`, in `meeting`.
+    fn approval(id: i64, who: &str, media: &str, meeting: &str) -> crate::rules::GrantRow {
+        crate::rules::GrantRow {
+            id,
+            room: "class".into(),
+            who: "jid".into(),
+            who_value: Some(format!("{who}@localhost")),
+            media: media.into(),
+            expires_at: "2099-01-01T00:00:00Z".into(),
+            granted_by: "teacher@localhost".into(),
+            source: crate::store::AV_MODERATION.into(),
+            meeting: Some(meeting.into()),
+        }
+    }
+
+    fn with_grants(
+        rows: Vec<crate::rules::RuleRow>,
+        grants: Vec<crate::rules::GrantRow>,
+    ) -> RuleSet {
+        let (set, problems) = RuleSet::from_tables(&rows, &grants, MediaSet::NONE);
+        assert!(problems.is_empty(), "{problems:?}");
+        set
+    }
+
+    #[test]
+    fn test_an_approval_counts_toward_a_request_rules_cap_and_goes_first() {
+        let rows = || vec![capped(1, "everyone", None, "audio", "request", 0, 1)];
+        let set = with_grants(rows(), vec![approval(9, "bob", "audio", "m-1")]);
+        let mut ann = person("ann", 0);
+        ann.hand = Some(5);
+        ann.holding = MediaSet::only(AUDIO);
+        let bob = person("bob", 10); // approved, hand down
+        let mut cid = person("cid", 20);
+        cid.hand = Some(1);
+        let waiting = |position| Standing::Waiting {
+            position,
+            for_approval: false,
+        };
+        // The cap is full: the approval does not displace the holder; bob is next, ahead of an
+        // earlier hand.
+        let out = room(&set, &[ann, bob, cid]);
+        assert_eq!(out[0].standing(AUDIO), Standing::Holding);
+        assert_eq!(out[1].standing(AUDIO), waiting(1));
+        assert!(!out[1].permissions.contains(AUDIO));
+        assert_eq!(out[2].standing(AUDIO), waiting(2));
+
+        // The slot free: bob takes it.
+        let mut ann = person("ann", 0);
+        ann.hand = Some(5);
+        let mut cid = person("cid", 20);
+        cid.hand = Some(1);
+        let out = room(&set, &[ann, person("bob", 10), cid]);
+        assert_eq!(out[1].standing(AUDIO), Standing::Holding);
+        assert!(out[1].permissions.contains(AUDIO));
+        assert_eq!(out[2].standing(AUDIO), waiting(1));
+        assert_eq!(out[0].standing(AUDIO), waiting(2));
+    }
+
+    #[test]
+    fn test_an_approval_ends_with_its_meeting_and_never_lifts_a_deny() {
+        // Approved in an earlier meeting of the same room: nothing.
+        let set = with_grants(
+            vec![capped(1, "everyone", None, "audio", "request", 0, 1)],
+            vec![approval(9, "bob", "audio", "m-0")],
+        );
+        let out = room(&set, &[person("bob", 10)]);
+        assert_eq!(out[0].standing(AUDIO), Standing::HandDown);
+        assert!(!out[0].permissions.contains(AUDIO));
+
+        // A request rule without a cap: the approval lets bob in, named as the grant.
+        let set = with_grants(
+            vec![test_row(
+                1, "class", "everyone", None, "audio", "request", 0,
+            )],
+            vec![approval(9, "bob", "audio", "m-1")],
+        );
+        let out = room(&set, &[person("bob", 10)]);
+        assert!(out[0].permissions.contains(AUDIO));
+        assert!(matches!(out[0].reason(AUDIO), Reason::Grant { id: 9, .. }));
+
+        // An admin's deny (or plain allow cap) decides: the approval does nothing there.
+        let set = with_grants(
+            vec![
+                test_row(1, "class", "everyone", None, "audio", "request", 0),
+                test_row(2, "class", "jid", Some("bob@*"), "audio", "deny", 10),
+            ],
+            vec![approval(9, "bob", "audio", "m-1")],
+        );
+        let out = room(&set, &[person("bob", 10)]);
+        assert!(!out[0].permissions.contains(AUDIO));
+        let set = with_grants(
+            vec![capped(1, "everyone", None, "audio", "allow", 0, 1)],
+            vec![approval(9, "bob", "audio", "m-1")],
+        );
+        let mut ann = person("ann", 0);
+        ann.holding = MediaSet::only(AUDIO);
+        let out = room(&set, &[ann, person("bob", 10)]);
+        assert!(!out[1].permissions.contains(AUDIO));
+    }
+
+    #[test]
+    fn test_same_join_time_orders_by_the_modules_join_sequence_not_the_nick() {
+        // After a restart of podium everyone was first seen at once: the module's join sequence
+        // decides, and "aaa" (who chose a nick to jump the queue) joined last.
+        let set = rules(vec![capped(1, "everyone", None, "video", "allow", 0, 1)]);
+        let mut first = person("zed", 0);
+        first.join_seq = Some(1);
+        let mut second = person("mia", 0);
+        second.join_seq = Some(2);
+        let mut last = person("aaa", 0);
+        last.join_seq = Some(3);
+        let out = room(&set, &[last, second, first]);
+        assert_eq!(out[2].standing(Media::Video), Standing::Holding);
+        let waiting = |position| Standing::Waiting {
+            position,
+            for_approval: false,
+        };
+        assert_eq!(out[1].standing(Media::Video), waiting(1));
+        assert_eq!(out[0].standing(Media::Video), waiting(2));
     }
 
     #[test]

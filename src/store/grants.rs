@@ -37,6 +37,8 @@ pub enum GrantChange {
         granted_by: String,
         /// Says where the row came from, for admins.
         note: String,
+        /// The meeting the approval is for: the row counts only while the room holds it.
+        meeting: String,
     },
     /// A moderator withdrew the approval: the row for the key is removed.
     Withdraw(ApprovalKey),
@@ -66,11 +68,12 @@ impl Store {
             expires_at,
             granted_by,
             note,
+            meeting,
         } = change
         {
             sqlx::query(
-                "INSERT INTO grants (room, who, who_value, media, expires_at, granted_by, note, source) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO grants (room, who, who_value, media, expires_at, granted_by, note, source, \
+                 meeting) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&key.room)
             .bind(&key.who)
@@ -80,6 +83,7 @@ impl Store {
             .bind(granted_by)
             .bind(note)
             .bind(AV_MODERATION)
+            .bind(meeting)
             .execute(&mut *tx)
             .await?;
         }
@@ -126,6 +130,7 @@ mod tests {
             expires_at: expires_at.into(),
             granted_by: "teacher@localhost".into(),
             note: "A/V moderation".into(),
+            meeting: "m-1".into(),
         };
         let version = store.rules_version().await.unwrap();
         store
@@ -140,6 +145,8 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].expires_at, "2026-11-23T12:00:00Z");
         assert_eq!(rows[0].granted_by, "teacher@localhost");
+        assert_eq!(rows[0].meeting.as_deref(), Some("m-1"));
+        assert_eq!(rows[0].source, AV_MODERATION);
         assert!(store.rules_version().await.unwrap() > version);
 
         // An admin's own grant for the same person is never touched by a withdrawal.

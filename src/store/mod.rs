@@ -37,7 +37,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 pub use audit::{AuditRecord, AuditWriter, Write};
-pub use grants::{ApprovalKey, GrantChange};
+pub use grants::{AV_MODERATION, ApprovalKey, GrantChange};
 pub use view::{OccupantRow, QueueRow, ViewWrite};
 
 static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -180,7 +180,8 @@ impl Store {
     #[instrument(skip_all)]
     pub async fn load_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
         Ok(sqlx::query_as::<_, GrantRow>(
-            "SELECT id, room, who, who_value, media, expires_at, granted_by FROM grants ORDER BY id",
+            "SELECT id, room, who, who_value, media, expires_at, granted_by, source, meeting \
+             FROM grants ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?)

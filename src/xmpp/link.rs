@@ -26,6 +26,7 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::ping::Ping;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
+use super::depth::{MAX_STANZA_DEPTH, was_cut};
 use super::stream::{ComponentStream, login};
 use crate::config::XmppConfig;
 
@@ -168,6 +169,18 @@ async fn serve(
                     if is_keepalive_answer(&stanza) {
                         continue;
                     }
+                    if stanza_was_cut(&stanza) {
+                        let (name, header) = header_of(&stanza);
+                        warn!(stanza = name, from = ?header.from, to = ?header.to, id = ?header.id, r#type = ?header.type_,
+                              max_stanza_depth = MAX_STANZA_DEPTH, "stanza nested too deep refused");
+                        if name == "iq"
+                            && let Some(reply) = bad_request(&header, "Element nested too deep.")
+                            && let Err(e) = stream.send(&XmppStreamElement::Stanza(reply.into())).await
+                        {
+                            return End::Lost(format!("write failed: {e}"));
+                        }
+                        continue;
+                    }
                     if events.send(LinkEvent::Stanza(Box::new(stanza))).await.is_err() {
                         return End::Cancelled;
                     }
@@ -209,6 +222,57 @@ fn keepalive_ping(config: &XmppConfig) -> Iq {
         ping = ping.with_from(from).with_to(to);
     }
     ping
+}
+
+/// Whether the depth guard cut an element out of the stanza (its marker is in a payload).
+fn stanza_was_cut(stanza: &Stanza) -> bool {
+    match stanza {
+        Stanza::Iq(Iq::Get { payload, .. } | Iq::Set { payload, .. }) => was_cut(payload),
+        Stanza::Iq(Iq::Result { payload, .. }) => payload.as_ref().is_some_and(was_cut),
+        Stanza::Iq(Iq::Error { payload, error, .. }) => {
+            payload.as_ref().is_some_and(was_cut) || error.other.as_ref().is_some_and(was_cut)
+        }
+        Stanza::Message(message) => message.payloads.iter().any(was_cut),
+        Stanza::Presence(presence) => presence.payloads.iter().any(was_cut),
+    }
+}
+
+/// The stanza's name and header (for the log, and to answer an IQ get/set).
+fn header_of(stanza: &Stanza) -> (&'static str, RawStanzaHeader) {
+    let text = |jid: &Option<Jid>| jid.as_ref().map(Jid::to_string);
+    let header = |from, to, id, type_: Option<&str>| RawStanzaHeader {
+        from,
+        to,
+        id,
+        type_: type_.map(str::to_owned),
+    };
+    match stanza {
+        Stanza::Iq(iq) => {
+            let (from, to, id, type_) = match iq {
+                Iq::Get { from, to, id, .. } => (from, to, id, "get"),
+                Iq::Set { from, to, id, .. } => (from, to, id, "set"),
+                Iq::Result { from, to, id, .. } => (from, to, id, "result"),
+                Iq::Error { from, to, id, .. } => (from, to, id, "error"),
+            };
+            (
+                "iq",
+                header(text(from), text(to), Some(id.clone()), Some(type_)),
+            )
+        }
+        Stanza::Message(m) => (
+            "message",
+            header(
+                text(&m.from),
+                text(&m.to),
+                m.id.as_ref().map(|i| i.0.clone()),
+                None,
+            ),
+        ),
+        Stanza::Presence(p) => (
+            "presence",
+            header(text(&p.from), text(&p.to), p.id.clone(), None),
+        ),
+    }
 }
 
 fn is_keepalive_answer(stanza: &Stanza) -> bool {
@@ -276,6 +340,27 @@ mod tests {
         let mut no_sender = header("get");
         no_sender.from = None;
         assert!(bad_request(&no_sender, "x").is_none());
+    }
+
+    #[test]
+    fn test_a_cut_stanza_is_recognised_and_an_iq_is_answered() {
+        use crate::xmpp::depth::DepthScanner;
+        let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
+        let mut scanner = DepthScanner::new(MAX_STANZA_DEPTH, 1);
+        let mut out = Vec::new();
+        scanner.feed(
+            format!("<iq xmlns='jabber:component:accept' type='get' id='q1' from='alice@localhost/web' to='podium.localhost'><q xmlns='urn:x'>{deep}</q></iq>")
+                .as_bytes(),
+            &mut out,
+        );
+        let element: minidom::Element = String::from_utf8(out).unwrap().parse().unwrap();
+        let stanza = Stanza::Iq(Iq::try_from(element).unwrap());
+        assert!(stanza_was_cut(&stanza));
+        let (name, header) = header_of(&stanza);
+        assert_eq!(name, "iq");
+        assert!(matches!(bad_request(&header, "x"), Some(Iq::Error { .. })));
+        let fine = Stanza::Iq(Iq::from_get("q2", Ping));
+        assert!(!stanza_was_cut(&fine));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 /// podium's own protocol between `mod_podium` and the component (see `docs/protocol.md`).
 pub const PODIUM: &str = "urn:podium:0";
 
+/// The marker podium's stream guard leaves where it cut an element nested too deep
+/// ([`crate::xmpp::depth`]); never sent by the module, never written by podium.
+pub const PODIUM_ELIDED: &str = "urn:podium:0:elided";
+
 /// RFC 6120 client namespace: the namespace of stanzas embedded in podium payloads (the forwarded MUC
 /// presence), as Prosody serialises them.
 pub const JABBER_CLIENT: &str = "jabber:client";

@@ -17,10 +17,12 @@ use tokio_xmpp::xmlstream::{
 };
 use xmpp_parsers::component::Handshake;
 
+use super::depth::DepthGuard;
 use super::ns;
 
-/// The stream type of an authenticated component link.
-pub type ComponentStream = XmppStream<BufStream<TcpStream>>;
+/// The stream type of an authenticated component link: everything read passes the depth bound
+/// ([`DepthGuard`]) before tokio-xmpp parses it.
+pub type ComponentStream = XmppStream<BufStream<DepthGuard<TcpStream>>>;
 
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +76,7 @@ async fn login_inner(
         response_timeout: keepalive,
     };
     let mut pending = initiate_stream(
-        BufStream::new(tcp),
+        BufStream::new(DepthGuard::new(tcp)),
         ns::COMPONENT_ACCEPT,
         StreamHeader {
             to: Some(Cow::Owned(domain.to_owned())),

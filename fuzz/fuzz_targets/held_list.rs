@@ -1,0 +1,7 @@
+#![no_main]
+//! `HeldList::try_from` on arbitrary bytes (bounded XML), with a round trip of what it accepts.
+
+use libfuzzer_sys::fuzz_target;
+use podium::protocol::HeldList;
+
+fuzz_target!(|data: &[u8]| podium_fuzz::payload::<HeldList>(data, |a, b| a == b));

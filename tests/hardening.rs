@@ -1,0 +1,252 @@
+//! podium against a hostile client (issue 11, points 9, 10 and 11), end to end on a real Prosody with
+//! mod_podium and the real podium binary.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::c2s::{C2s, CLIENT, attr, el};
+use common::podium::{Podium, write_config};
+use common::prosody::{AV_MODERATION, MUC, PASSWORD, Prosody};
+use common::{decided, edit_rules, sqlite3, wait_audit, wait_held};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ROOM: &str = "hardening";
+
+async fn start(users: &[&str], rules: &str) -> (Prosody, Podium, std::path::PathBuf, C2s) {
+    let prosody = Prosody::start(users);
+    let db = prosody.data_dir().join("rules/podium.db");
+    let podium = Podium::start(&write_config(&prosody, &db, ""));
+    podium.wait_for(&["resync complete"]).await;
+    edit_rules(&podium, &db, rules).await;
+    let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    (prosody, podium, db, inspector)
+}
+
+/// A c2s client that writes raw XML and never parses what it receives (it only drains it): a
+/// presence nested 30,000 deep comes back to every occupant, and a parser building an element tree
+/// from it would overflow the test's own stack.
+struct RawClient {
+    write: tokio::net::tcp::OwnedWriteHalf,
+    drain: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawClient {
+    fn drop(&mut self) {
+        self.drain.abort();
+    }
+}
+
+/// Reads until `needle` has arrived (the login steps only).
+async fn read_until(tcp: &mut TcpStream, seen: &mut Vec<u8>, needle: &str) {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "waiting for {needle}, got {}",
+                    String::from_utf8_lossy(seen)
+                )
+            })
+            .unwrap();
+        assert!(n > 0, "connection closed while waiting for {needle}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    seen.clear();
+}
+
+impl RawClient {
+    async fn connect(port: u16, user: &str) -> RawClient {
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let header = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+        let mut seen = Vec::new();
+        tcp.write_all(header.as_bytes()).await.unwrap();
+        read_until(&mut tcp, &mut seen, "</stream:features>").await;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
+        tcp.write_all(
+            format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{credentials}</auth>")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        read_until(&mut tcp, &mut seen, "<success").await;
+        tcp.write_all(header.as_bytes()).await.unwrap();
+        read_until(&mut tcp, &mut seen, "</stream:features>").await;
+        tcp.write_all(
+            b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+              <resource>raw</resource></bind></iq>",
+        )
+        .await
+        .unwrap();
+        read_until(&mut tcp, &mut seen, "</iq>").await;
+        let (mut read, write) = tcp.into_split();
+        let drain = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        RawClient { write, drain }
+    }
+
+    async fn send(&mut self, xml: &str) {
+        self.write.write_all(xml.as_bytes()).await.unwrap();
+    }
+}
+
+fn join_presence(nick: &str, extra: &str) -> String {
+    format!(
+        "<presence to='{ROOM}@{MUC}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/>\
+         <SourceInfo>{{\"{nick}-a0\":{{\"muted\":false}}}}</SourceInfo>{extra}</presence>"
+    )
+}
+
+/// Point 9: a presence holding one element nested 30,000 deep (210 KB, under Prosody's c2s stanza
+/// limit) reaches the module through the room. podium must neither crash nor lose its link: the
+/// attacker and a newcomer after it are decided, and podium ends cleanly when told to.
+#[tokio::test]
+async fn a_presence_nested_thirty_thousand_deep_does_not_stop_podium() {
+    let (prosody, mut podium, _db, mut inspector) = start(
+        &["alice", "mallory", "bob", "inspector"],
+        "INSERT INTO rules (id, media, effect) VALUES (1, 'audio', 'allow')",
+    )
+    .await;
+    let mut alice = RawClient::connect(prosody.c2s_port, "alice").await;
+    alice.send(&join_presence("alice", "")).await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio")]),
+    )
+    .await;
+
+    let depth = 30_000;
+    let deep = format!(
+        "<deep xmlns='urn:example:deep'>{}{}</deep>",
+        "<a>".repeat(depth),
+        "</a>".repeat(depth)
+    );
+    assert!(deep.len() > 200_000 && deep.len() < 256 * 1024);
+    let mut mallory = RawClient::connect(prosody.c2s_port, "mallory").await;
+    mallory.send(&join_presence("mallory", &deep)).await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio"), ("mallory", "audio")]),
+    )
+    .await;
+    // And again as a presence update, which the room broadcasts too.
+    mallory.send(&join_presence("mallory", &deep)).await;
+
+    // podium is still there and still decides: a newcomer after the attack gets podium's decision,
+    // not the module's default.
+    let mut bob = RawClient::connect(prosody.c2s_port, "bob").await;
+    bob.send(&join_presence("bob", "")).await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio"), ("bob", "audio"), ("mallory", "audio")]),
+    )
+    .await;
+    let log = podium.lines().join("\n");
+    assert!(!log.contains("link lost"), "{log}");
+    assert!(podium.terminate().success(), "podium did not end cleanly");
+}
+
+/// Point 11: after podium restarts, every occupant is first seen at once; the queue then follows the
+/// module's join order, never the nicks (chosen here so that alphabetical order is the reverse).
+#[tokio::test]
+async fn after_a_restart_the_queue_follows_join_order_not_nicks() {
+    let (prosody, mut podium, db, mut inspector) = start(
+        &["zed", "mia", "aaa", "inspector"],
+        "INSERT INTO rules (id, media, effect, cap) VALUES (1, 'video', 'allow', 1)",
+    )
+    .await;
+    let mut clients = Vec::new();
+    for nick in ["zed", "mia", "aaa"] {
+        let mut client = C2s::connect(prosody.c2s_port, nick, "web").await;
+        client.join(ROOM, nick).await;
+        clients.push(client);
+    }
+    let queue = "SELECT media, position, nick FROM queue ORDER BY media, position";
+    let expected = decided(&[("aaa", "none"), ("mia", "none"), ("zed", "video")]);
+    wait_held(&mut inspector, &podium, ROOM, &expected).await;
+    wait_audit(&podium, &db, queue, "video|1|mia\nvideo|2|aaa\n").await;
+
+    podium.kill9();
+    // The rows the next podium writes are the ones to read.
+    sqlite3(&db, "DELETE FROM queue");
+    let podium = Podium::start(&podium.config);
+    let resync = podium.wait_for(&["resync complete"]).await;
+    assert!(resync.contains("\"occupants\":3"), "{resync}");
+    wait_audit(&podium, &db, queue, "video|1|mia\nvideo|2|aaa\n").await;
+    wait_held(&mut inspector, &podium, ROOM, &expected).await;
+}
+
+fn av_moderation(attr_name: &'static str, occupant: &str, media: &str) -> minidom::Element {
+    el("message", CLIENT)
+        .attr(attr("to"), AV_MODERATION)
+        .append(
+            el("av_moderation", CLIENT)
+                .attr(attr(attr_name), occupant)
+                .attr(attr("mediaType"), media)
+                .build(),
+        )
+        .build()
+}
+
+/// Point 10: a moderator's approval ends with the meeting. The room empties (Jitsi destroys it), a new
+/// meeting starts in a room of the same name: the approved participant is back under the request
+/// rule, although the approval's 240 minutes have not run out.
+#[tokio::test]
+async fn an_approval_ends_with_its_meeting() {
+    let (prosody, podium, db, mut inspector) = start(
+        &["teacher", "ada", "inspector"],
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+           (1, 'class', 'role', 'participant', 'audio', 'request', 10),
+           (2, 'class', 'role', 'moderator',   'all',   'allow',   10)",
+    )
+    .await;
+    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
+    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
+    teacher.join("class", "teacher").await;
+    ada.join("class", "ada").await;
+    let ada_jid = format!("class@{MUC}/ada");
+    teacher.send(av_moderation("jidToWhitelist", &ada_jid, "audio"));
+    let approved = decided(&[("teacher", "audio,video,screen"), ("ada", "audio")]);
+    wait_held(&mut inspector, &podium, "class", &approved).await;
+    let meeting = sqlite3(
+        &db,
+        "SELECT meeting FROM grants WHERE source = 'av_moderation'",
+    );
+    assert!(
+        meeting.trim().len() >= 8,
+        "the approval names its meeting: {meeting:?}"
+    );
+
+    // The meeting ends: everyone leaves and the room is destroyed.
+    ada.leave("class", "ada").await;
+    teacher.leave("class", "teacher").await;
+    // A new meeting in a room of the same name.
+    teacher.join("class", "teacher").await;
+    ada.join("class", "ada").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+    assert_eq!(
+        sqlite3(&db, "SELECT count(*) FROM grants WHERE meeting IS NOT NULL"),
+        "1\n",
+        "the row stays until it expires (an admin may still extend it), but counts for no other meeting"
+    );
+}
