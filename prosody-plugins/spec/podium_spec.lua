@@ -271,8 +271,10 @@ describe("reported_presence", function ()
 		presence:reset();
 		presence:tag("nick", { xmlns = xmlns_nick }):text("x"):tag("b"):up():up()
 			:text_tag("jitsi_participant_raisedHand", ("9"):rep(5000));
-		assert.equal("<presence xmlns='jabber:client' type='unavailable'/>",
-			tostring(podium.reported_presence(presence)));
+		-- Compared as a tree: attribute order in a serialised stanza follows Lua's table order.
+		local reported = podium.reported_presence(presence);
+		assert.same({ xmlns = "jabber:client"; type = "unavailable" }, reported.attr);
+		assert.equal(0, #reported);
 	end);
 
 	it("bounds the features it keeps", function ()
