@@ -563,11 +563,12 @@ local function check_sources(sources, nick, owner_of, known, limit)
 		end
 		local owner = owner_of(source.ssrc);
 		if owner and owner ~= nick then
-			return ("ssrc %s is already used by another participant"):format(source.ssrc);
+			-- jicofo's wording (SsrcAlreadyUsedException), so a client sees the same answer either way.
+			return ("SSRC is already used: %s."):format(source.ssrc);
 		elseif owner then
 			-- jicofo refuses a known SSRC too (SsrcAlreadyUsed); refusing it here keeps the module's
 			-- account of what jicofo has exact.
-			return ("ssrc %s is already signalled"):format(source.ssrc);
+			return ("SSRC is already used: %s."):format(source.ssrc);
 		end
 		-- A simulcast track lists each SSRC once; the same SSRC twice in one request is a forgery or a bug.
 		if seen[source.ssrc] then
@@ -590,7 +591,10 @@ local function check_groups(media, sources, groups, limit)
 	for _, group in ipairs(groups) do
 		for _, ssrc in ipairs(group.ssrcs) do
 			if not (in_request[ssrc] or media.forwarded[ssrc] or media.withheld[ssrc]) then
-				return ("ssrc-group names an SSRC this endpoint never signalled (ssrc=%s)."):format(ssrc);
+				-- jicofo's wording (GroupContainsUnknownSourceException), the group's SSRCs as Kotlin
+				-- prints a list.
+				return ("An SSRC group contains an SSRC, which hasn't been signaled as a source: [%s].")
+					:format(table.concat(group.ssrcs, ", "));
 			end
 		end
 		local key = group_key(group);

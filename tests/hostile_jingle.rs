@@ -334,9 +334,9 @@ async fn source_adds_of_groups_of_unknown_ssrcs_are_refused_and_kept_nowhere() {
             "{answer:?}"
         );
         assert!(
-            error_text(&answer)
-                .unwrap_or_default()
-                .starts_with("ssrc-group names an SSRC this endpoint never signalled"),
+            error_text(&answer).unwrap_or_default().starts_with(
+                "An SSRC group contains an SSRC, which hasn't been signaled as a source"
+            ),
             "{answer:?}"
         );
     }

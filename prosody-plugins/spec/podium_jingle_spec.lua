@@ -100,7 +100,7 @@ describe("check_sources", function ()
 	end
 	it("accepts the endpoint's own new sources, not ones it already signalled", function ()
 		assert.is_nil(check(track("b-v0", 20, 6, "camera")));
-		assert.equal("ssrc 20 is already signalled", check(track("b-v0", 20, 6, "camera"), function () return "b"; end));
+		assert.equal("SSRC is already used: 20.", check(track("b-v0", 20, 6, "camera"), function () return "b"; end));
 	end);
 	it("refuses a name that claims another endpoint", function ()
 		assert.equal('source name "a-v0" does not belong to endpoint "b"', check(track("a-v0", 20, 1)));
@@ -108,7 +108,7 @@ describe("check_sources", function ()
 		assert.equal('source name "b-x-v0" does not belong to endpoint "b"', check(track("b-x-v0", 20, 1)));
 	end);
 	it("refuses an SSRC another participant uses, or one listed twice", function ()
-		assert.equal("ssrc 20 is already used by another participant",
+		assert.equal("SSRC is already used: 20.",
 			check(track("b-v0", 20, 1), function () return "a"; end));
 		assert.equal("ssrc 20 is listed twice", check(track("b-v0", 20, 1) .. track("b-v0", 20, 1)));
 	end);
@@ -527,7 +527,7 @@ describe("check_groups (jicofo's max-ssrc-groups-per-user, and only the sender's
 	it("refuses a group naming an SSRC the sender never signalled, here or before", function ()
 		local media = jingle.new_media();
 		local _, sources, groups = request(group("FID", 7001, 7002));
-		assert.equal("ssrc-group names an SSRC this endpoint never signalled (ssrc=7001).",
+		assert.equal("An SSRC group contains an SSRC, which hasn't been signaled as a source: [7001, 7002].",
 			jingle.check_groups(media, sources, groups));
 		-- Signalled in the same request: fine; signalled before (even withheld): fine.
 		local payload;
@@ -537,7 +537,7 @@ describe("check_groups (jicofo's max-ssrc-groups-per-user, and only the sender's
 		_, sources, groups = request(group("SIM", 21, 20));
 		assert.is_nil(jingle.check_groups(media, sources, groups));
 		_, sources, groups = request(group("SIM", 21, 20, 22));
-		assert.equal("ssrc-group names an SSRC this endpoint never signalled (ssrc=22).",
+		assert.equal("An SSRC group contains an SSRC, which hasn't been signaled as a source: [21, 20, 22].",
 			jingle.check_groups(media, sources, groups));
 	end);
 	it("counts kept and withheld groups toward the limit, a known group once", function ()
