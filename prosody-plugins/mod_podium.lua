@@ -573,11 +573,22 @@ end
 -- jicofo does not have (and jicofo refuses a whole source-remove for one unknown SSRC).
 local max_requests_in_flight = 16;
 
-function remember_request(media, id, added, removed, terminate)
+-- A request is known by its id and by the session that sent it, as the MUC's id rewrite binds them
+-- (see original_request_id): one of the occupant's sessions, or one that has left since, can reuse
+-- another's id, and its answer must not settle the other's request.
+local function sender_hash(room, sender)
+	return hmac_sha256(room:get_salt(), sender):sub(1, 8);
+end
+
+function remember_request(room, media, request, added, removed, terminate)
+	local id = request.attr.id;
 	if not id or (#added == 0 and #removed == 0 and not terminate) then return; end
 	local requests = media.requests or {};
 	media.requests = requests;
-	requests[#requests + 1] = { id = id; added = added; removed = removed; terminate = terminate; at = os.time() };
+	requests[#requests + 1] = {
+		id = id; sender = sender_hash(room, request.attr.from); added = added; removed = removed;
+		terminate = terminate; at = os.time();
+	};
 end
 
 -- jicofo answers every request (Smack); one still unanswered after a minute never will be (jicofo went
@@ -592,25 +603,21 @@ local function too_many_requests(media)
 	return #requests >= max_requests_in_flight;
 end
 
--- The participant's own id in jicofo's answer to one of its requests, or nil when the answer is not
--- one. Prosody 0.12's MUC rewrote the request's id to base64(<recipient's real JID> \0 <original id>
--- \0 <first 8 bytes of HMAC-SHA256(room salt, sender's real JID)>) (muc.lib.lua handle_iq_to_occupant,
--- construct_stanza_id), and jicofo answers with that id, from its real JID, to the occupant JID. The
--- first field is therefore jicofo's JID (the answer's `from`), never the participant's; the hash binds
--- the answer to one of the occupant's sessions, as deconstruct_stanza_id checks.
-local function original_request_id(room, occupant, stanza)
-	local recipient, original_id, sender_hash = (base64_decode(stanza.attr.id or "") or "")
+-- The participant's own id in jicofo's answer to one of its requests, and the hash naming the session
+-- that sent it; nil when the answer is not one. Prosody 0.12's MUC rewrote the request's id to
+-- base64(<recipient's real JID> \0 <original id> \0 <first 8 bytes of HMAC-SHA256(room salt, sender's
+-- real JID)>) (muc.lib.lua handle_iq_to_occupant, construct_stanza_id), and jicofo answers with that
+-- id, from its real JID, to the occupant JID. The first field is therefore jicofo's JID (the answer's
+-- `from`), never the participant's. The hash is matched against the one remembered with the request,
+-- not against the occupant's sessions now: the answer to a session that left meanwhile still settles
+-- its own request, and nobody else's.
+local function original_request_id(stanza)
+	local recipient, original_id, hash = (base64_decode(stanza.attr.id or "") or "")
 		:match("^(%Z+)%z(%Z*)%z(.+)$");
 	if not recipient then return nil; end
 	local from = stanza.attr.from;
 	if recipient ~= from and jid_bare(recipient) ~= from then return nil; end
-	local salt = room:get_salt();
-	for session_jid in occupant:each_session() do
-		if hmac_sha256(salt, session_jid):sub(1, 8) == sender_hash then
-			return original_id;
-		end
-	end
-	return nil;
+	return original_id, hash;
 end
 
 -- jicofo's answer to a participant's request, on its way back through the MUC (before mod_muc
@@ -623,10 +630,10 @@ local function on_focus_answer(room, stanza)
 	if not requests then return; end
 	-- Only jicofo's own answer to this participant counts; anyone may address an occupant JID.
 	if stanza.attr.from ~= record.media.focus then return; end
-	local original_id = original_request_id(room, occupant, stanza);
+	local original_id, hash = original_request_id(stanza);
 	if not original_id then return; end
 	for i, request in ipairs(requests) do
-		if request.id == original_id then
+		if request.id == original_id and request.sender == hash then
 			table.remove(requests, i);
 			if request.terminate and stanza.attr.type == "result" then
 				state:set_sid(record, nil);
@@ -730,7 +737,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			return answer_error(event, "modify", "bad-request", reason);
 		end
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
-		remember_request(media, event.stanza.attr.id, summary.added, {});
+		remember_request(room, media, event.stanza, summary.added, {});
 		if summary.withheld > 0 then
 			module:log("info", "withheld %d source(s) (%s) of %s in %s", summary.withheld,
 				kinds_text(summary.kinds), occupant.nick, action);
@@ -755,12 +762,12 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 				event.origin.send(st.reply(event.stanza));
 				return true;
 			end
-			remember_request(media, event.stanza.attr.id, {}, removed);
+			remember_request(room, media, event.stanza, {}, removed);
 		end
 	elseif action == "session-terminate" and sid == media.sid then
 		-- jicofo may refuse it (a wrong bridge-session id) and keep the session and its sources: the
 		-- module forgets them when jicofo confirms.
-		remember_request(media, event.stanza.attr.id, {}, {}, true);
+		remember_request(room, media, event.stanza, {}, {}, true);
 	end
 	-- What jicofo has of this participant changed: the bridge's video mute may follow (a camera
 	-- forwarded beside a withheld screenshare lifts it). Nothing is sent when it stands.
@@ -800,6 +807,11 @@ local function between_participants(event, room, from_occupant, to_occupant, pay
 	if from_occupant.nick == to_occupant.nick then
 		-- lib-jitsi-meet never calls itself; nothing to record, and nothing to deliver.
 		return answer_error(event, "modify", "bad-request", "a Jingle session with oneself");
+	end
+	-- lib-jitsi-meet keys a session without a sid like any other (strophe.jingle.js onJingle), but the
+	-- module could neither record it nor end it on a revoke.
+	if not sid then
+		return answer_error(event, "modify", "bad-request", "peer-to-peer Jingle needs a sid");
 	end
 	if action == "session-initiate" then
 		if block_p2p and state:is_restricted(room.jid) then
