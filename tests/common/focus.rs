@@ -15,8 +15,10 @@
 //! * every answer goes to the request's `from` (a participant's occupant JID, as the MUC rewrote it)
 //!   with the id it came with (the MUC's rewritten one, Prosody 0.12 `handle_iq_to_occupant`), so it
 //!   travels back through the MUC's id rewrite as jicofo's answers do (Smack `createResultIQ`);
-//! * a session-terminate ends the session only when its `<bridge-session id>` is the one the
-//!   session-initiate gave (else `item-not-found`, `JitsiMeetConferenceImpl.terminateSession`);
+//! * a session-terminate ends the participant's part only when its `<bridge-session id>` is the one
+//!   the session-initiate gave (else `item-not-found` "<id> is not a currently active session",
+//!   `JitsiMeetConferenceImpl.terminateSession`), but it ends the Jingle session either way
+//!   (`JingleSession.doProcessIq`): later requests on that sid get `<gone>session ended</gone>`;
 //! * a test can make it refuse a Jingle action outright (`refuse`), as jicofo refusing it would;
 //! * session-accept, transport-accept and source-add are validated as jicofo does (any failure fails
 //!   the whole request with `bad-request` and the exception text, and changes nothing); on success the
@@ -64,6 +66,7 @@ pub const FOCUS_JID: &str = "focus@localhost/focus";
 pub const BRIDGE_OWNER: &str = "jvb";
 
 const MUC_NS: &str = "http://jabber.org/protocol/muc";
+const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 /// How long the focus waits for an answer to what it sends.
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
@@ -835,10 +838,7 @@ impl Focus {
         let action = jingle.attr("action").unwrap_or("");
         let state = view.rooms[room].endpoints[nick].session;
         if state == Some(SessionState::Ended) {
-            return (
-                error_for(request, "gone", Some("session ended"), vec![]),
-                false,
-            );
+            return (gone_session_ended(request), false);
         }
         let failed = |text: String| error_for(request, "bad-request", Some(&text), vec![]);
         if let Some(condition) = view.refusing.get(action) {
@@ -920,11 +920,18 @@ impl Focus {
                 let named = bridge_session.and_then(|b| b.attr("id"));
                 let current = view.rooms[room].endpoints[nick].bridge_session.as_deref();
                 if named != current {
+                    // jicofo `JingleSession.doProcessIq` ends the Jingle session on any
+                    // session-terminate, even one `terminateSession` refuses: the participant keeps
+                    // its sources and its endpoint, and every later request on the sid is `gone`
+                    // (recorded: tests/fixtures/jicofo/session-terminate-after-wrong-bridge-session.xml).
+                    self.endpoint_mut(view, room, nick).session = Some(SessionState::Ended);
+                    // Kotlin's string template: a missing id reads "null".
+                    let named = named.unwrap_or("null");
                     return (
                         error_for(
                             request,
                             "item-not-found",
-                            Some(&format!("{named:?} is not a currently active session")),
+                            Some(&format!("{named} is not a currently active session")),
                             vec![],
                         ),
                         false,
@@ -1391,6 +1398,20 @@ async fn await_recorded(
         view.sent[index].answer = answer.clone();
         view.sent[index].done = true;
     });
+    answer
+}
+
+/// jicofo's answer on a session it ended: Smack's `setConditionText` puts "session ended" inside
+/// `<gone>` (where XMPP carries a redirect URI), with no `<text>` (recorded:
+/// tests/fixtures/jicofo/session-terminate-after-wrong-bridge-session.xml).
+fn gone_session_ended(request: &Element) -> Element {
+    let mut answer = error_for(request, "gone", None, vec![]);
+    if let Some(gone) = answer
+        .get_child_mut("error", CLIENT)
+        .and_then(|error| error.get_child_mut("gone", STANZAS))
+    {
+        gone.append_text_node("session ended");
+    }
     answer
 }
 

@@ -27,7 +27,9 @@ pub const OTHER_SECRET: &str = "other-test-secret";
 pub const PASSWORD: &str = "pw";
 /// The internal MUC where jicofo finds bridges (Jitsi's `internal.auth.<domain>`).
 pub const BREWERY_HOST: &str = "internal.localhost";
-/// The brewery room every bridge joins and jicofo watches (jicofo's `bridge.brewery-jid`).
+/// The brewery room every bridge joins and jicofo watches (jicofo's `bridge.brewery-jid`). jicofo
+/// must be an owner there, as Jitsi's `admins` on `internal.auth.<domain>` make it: it configures the
+/// room when it joins, and on `forbidden` leaves the brewery and invites nobody (`BaseBrewery.start`).
 pub const BREWERY: &str = "jvbbrewery@internal.localhost";
 /// jicofo's account, an admin of the conference MUC (so owner and moderator in every room), as in
 /// Jitsi's `admins = { "focus@auth.<domain>" }`.
@@ -89,6 +91,24 @@ impl Prosody {
     /// (`focusjid + '/'`), and otherwise rejects its session-initiate as from a non-focus.
     pub fn start_with_websocket(users: &[&str], muc_options: &str) -> Prosody {
         Prosody::start_configured(users, muc_options, true)
+    }
+
+    /// Like [`Prosody::start`], without mod_podium on the conference and breakout MUCs: every Jingle
+    /// request reaches the focus as the client sent it (the jicofo conformance tests).
+    pub fn start_without_podium(users: &[&str]) -> Prosody {
+        let prosody = Prosody::new_dir(None);
+        prosody.write_config("");
+        let config = std::fs::read_to_string(prosody.config_path())
+            .unwrap()
+            .replacen("    modules_enabled = { \"podium\" }\n", "", 1)
+            .replace("\"podium\"; \"test_breakout\"", "\"test_breakout\"");
+        std::fs::write(prosody.config_path(), config).unwrap();
+        for user in users {
+            prosody.add_user(user);
+        }
+        let mut prosody = prosody;
+        prosody.launch();
+        prosody
     }
 
     /// A Jitsi visitor Prosody ("vnode"): the same `localhost` accounts (jicofo signs in there with
@@ -264,6 +284,7 @@ Component "{AV_MODERATION}" "test_av_moderation"
 Component "{BREWERY_HOST}" "muc"
     restrict_room_creation = false
     muc_room_locking = false
+    admins = {{ "{FOCUS_ACCOUNT}" }}
 
 Component "{COMPONENT}"
     component_secret = "{SECRET}"

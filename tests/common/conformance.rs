@@ -1,0 +1,205 @@
+//! The request shapes recorded against the real jicofo (tests/fixtures/jicofo/): one scenario that
+//! drives whichever focus is in the room, so the stand-in can be checked against what jicofo answered.
+//!
+//! alice and bob (current lib-jitsi-meet shape) hold active sessions with audio and camera; alice
+//! then sends, in this order: a valid source-add (her screenshare), a source-add of an SSRC bob uses,
+//! a source-add past the SSRC limit, a source-add with a three-member FID group, a source-remove of an
+//! SSRC nobody signalled, and two session-terminates (a wrong `<bridge-session id>`, then the right
+//! one). bob sends a session-terminate with the right id on his untouched session.
+
+use minidom::Element;
+
+use super::c2s::{CLIENT, attr, el};
+use super::jingle::{FOCUS, Group, JINGLE, Media, Source, SourceSet, Style};
+use super::participant::{Participant, Track};
+
+const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// One request sent to the focus and the answer that came back.
+pub struct Step {
+    /// The fixture's name, e.g. "source-add-ssrc-of-other".
+    pub label: &'static str,
+    /// The IQ as the participant sent it.
+    pub request: Element,
+    /// The IQ as the participant received it (after the MUC's id rewrite was undone).
+    pub answer: Element,
+}
+
+/// A fixed SSRC range nobody else uses (the participants' SSRCs carry the nick's hash in the high
+/// bits), so the recorded texts name the same numbers on every run.
+pub const PAST_LIMIT_FIRST_SSRC: u32 = 7_000_000;
+pub const FID_FIRST_SSRC: u32 = 8_000_000;
+pub const UNKNOWN_SSRC: u32 = 9_000_000;
+/// The `<bridge-session id>` no session has.
+pub const WRONG_BRIDGE_SESSION: &str = "00000000-0000-0000-0000-000000000000";
+
+fn jingle(action: &str, initiator: &str, sid: &str, contents: Vec<Element>) -> Element {
+    el("jingle", JINGLE)
+        .attr(attr("action"), action)
+        .attr(attr("initiator"), initiator)
+        .attr(attr("sid"), sid)
+        .append_all(contents)
+        .build()
+}
+
+async fn send(participant: &Participant, label: &'static str, payload: Element) -> Step {
+    let handle = participant.handle();
+    let request = el("iq", CLIENT)
+        .attr(attr("type"), "set")
+        .attr(attr("to"), format!("{}/focus", participant.room_jid))
+        .attr(attr("id"), handle.next_id())
+        .append(payload)
+        .build();
+    let answer = handle.iq_from_element(request.clone()).await;
+    Step {
+        label,
+        request,
+        answer,
+    }
+}
+
+/// The `<bridge-session id>` of the participant's session-initiate.
+pub fn bridge_session(participant: &Participant) -> Option<String> {
+    participant
+        .received()
+        .into_iter()
+        .filter(|received| received.action == "session-initiate")
+        .last()?
+        .iq
+        .get_child("jingle", JINGLE)?
+        .get_child("bridge-session", FOCUS)?
+        .attr("id")
+        .map(str::to_owned)
+}
+
+fn terminate(focus: &str, sid: &str, bridge_session: &str) -> Element {
+    el("jingle", JINGLE)
+        .attr(attr("action"), "session-terminate")
+        .attr(attr("initiator"), focus)
+        .attr(attr("sid"), sid)
+        .append(el("reason", JINGLE).append(el("success", JINGLE)))
+        .append(el("bridge-session", FOCUS).attr(attr("id"), bridge_session))
+        .build()
+}
+
+/// Runs the scenario; alice and bob must both have accepted their sessions.
+pub async fn run(alice: &Participant, bob: &Participant) -> Vec<Step> {
+    let sid = alice.sid().expect("alice has a session");
+    let focus = format!("{}/focus", alice.room_jid);
+    let source_add = |set: &SourceSet| {
+        jingle(
+            "source-add",
+            &focus,
+            &sid,
+            set.to_contents(Style::Client, None),
+        )
+    };
+    let mut steps = Vec::new();
+    let screenshare = alice.track(Track::Screenshare);
+    steps.push(send(alice, "source-add-valid", source_add(&screenshare)).await);
+    let bob_audio = bob.track(Track::Audio).sources[0].ssrc;
+    let clash = SourceSet::new(
+        vec![
+            Source::new(Media::Audio, bob_audio)
+                .named("alice-a1")
+                .with_msid("alice-audio-1-1 clash-1"),
+        ],
+        vec![],
+    );
+    steps.push(send(alice, "source-add-ssrc-of-other", source_add(&clash)).await);
+    // alice holds 13 SSRCs (audio 1, camera 6, screenshare 6): 8 more is past jicofo's 20.
+    let many = SourceSet::new(
+        (0..8u32)
+            .map(|index| {
+                Source::new(Media::Audio, PAST_LIMIT_FIRST_SSRC + index)
+                    .named(&format!("alice-a{}", index + 10))
+                    .with_msid(&format!("alice-audio-{} limit{index}-1", index + 10))
+            })
+            .collect(),
+        vec![],
+    );
+    steps.push(send(alice, "source-add-past-limit", source_add(&many)).await);
+    let fid: Vec<u32> = (0..3).map(|index| FID_FIRST_SSRC + index).collect();
+    let three = SourceSet::new(
+        fid.iter()
+            .map(|ssrc| {
+                Source::new(Media::Video, *ssrc)
+                    .named("alice-v5")
+                    .with_video_type("camera")
+                    .with_msid("alice-video-5 fid3-1")
+            })
+            .collect(),
+        vec![Group::new(Media::Video, "FID", &fid)],
+    );
+    steps.push(send(alice, "source-add-fid-of-three", source_add(&three)).await);
+    let unknown = SourceSet::new(
+        vec![Source::new(Media::Video, UNKNOWN_SSRC).named("alice-v9")],
+        vec![],
+    );
+    let remove = jingle(
+        "source-remove",
+        &focus,
+        &sid,
+        unknown.to_contents(Style::Client, None),
+    );
+    steps.push(send(alice, "source-remove-unknown-ssrc", remove).await);
+    let bob_sid = bob.sid().expect("bob has a session");
+    let bob_session = bridge_session(bob).expect("bob's session-initiate has a bridge-session");
+    steps.push(
+        send(
+            bob,
+            "session-terminate-right-bridge-session",
+            terminate(&focus, &bob_sid, &bob_session),
+        )
+        .await,
+    );
+    steps.push(
+        send(
+            alice,
+            "session-terminate-wrong-bridge-session",
+            terminate(&focus, &sid, WRONG_BRIDGE_SESSION),
+        )
+        .await,
+    );
+    let alice_session =
+        bridge_session(alice).expect("alice's session-initiate has a bridge-session");
+    steps.push(
+        send(
+            alice,
+            "session-terminate-after-wrong-bridge-session",
+            terminate(&focus, &sid, &alice_session),
+        )
+        .await,
+    );
+    steps
+}
+
+/// An answer reduced to what the comparison looks at: its type, the error condition, and the error
+/// text wherever it is (jicofo's Smack writes `<text>` without the stanzas namespace, and for `gone`
+/// puts the text inside the condition element).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub type_: String,
+    pub condition: Option<String>,
+    pub text: Option<String>,
+}
+
+impl Outcome {
+    pub fn of(answer: &Element) -> Outcome {
+        let error = answer.get_child("error", CLIENT);
+        let condition = error.and_then(|error| {
+            error
+                .children()
+                .find(|child| child.ns() == STANZAS && child.name() != "text")
+        });
+        let text = error
+            .and_then(|error| error.children().find(|child| child.name() == "text"))
+            .map(Element::text)
+            .or_else(|| condition.map(Element::text).filter(|text| !text.is_empty()));
+        Outcome {
+            type_: answer.attr("type").unwrap_or("").to_owned(),
+            condition: condition.map(|condition| condition.name().to_owned()),
+            text: text.map(|text| text.trim().to_owned()),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The focus stand-in against recorded reality: the scenario of `tests/common/conformance.rs` was run
+//! against the real jicofo (commit and setup in each fixture's header, tests/fixtures/jicofo/), and
+//! here the stand-in (tests/common/focus.rs) gets the same requests and must answer as jicofo did:
+//! the same type, error condition and error text (SSRCs renumbered to this run's). A real Prosody
+//! without mod_podium on the conference MUC, so every request reaches the focus as sent.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use common::bridge::BridgePeer;
+use common::c2s::CLIENT;
+use common::conformance::{self, Outcome, Step};
+use common::focus::FocusPeer;
+use common::jingle::JINGLE;
+use common::participant::{Participant, Shape};
+use common::prosody::Prosody;
+use minidom::Element;
+
+const USERS: &[&str] = &["focus", "jvb", "alice", "bob"];
+const FIXTURE_NS: &str = "urn:podium:fixture";
+
+/// A recorded exchange: the XML after the header comment.
+fn fixture(name: &str) -> Element {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jicofo")
+        .join(format!("{name}.xml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let body = &text[text.find("<exchange").expect("an <exchange> element")..];
+    body.parse()
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn part<'a>(exchange: &'a Element, name: &str) -> &'a Element {
+    exchange
+        .get_child(name, FIXTURE_NS)
+        .and_then(|part| part.get_child("iq", CLIENT))
+        .unwrap_or_else(|| panic!("no <{name}><iq> in the fixture"))
+}
+
+/// Every `ssrc` attribute in `element`, in document order.
+fn ssrcs(element: &Element, into: &mut Vec<String>) {
+    if let Some(ssrc) = element.attr("ssrc") {
+        into.push(ssrc.to_owned());
+    }
+    for child in element.children() {
+        ssrcs(child, into);
+    }
+}
+
+/// The recorded outcome with the recorded request's SSRCs replaced by this run's request's.
+fn expected(step: &Step, exchange: &Element) -> Outcome {
+    let mut outcome = Outcome::of(part(exchange, "answer"));
+    let (mut recorded, mut live) = (Vec::new(), Vec::new());
+    ssrcs(part(exchange, "request"), &mut recorded);
+    ssrcs(&step.request, &mut live);
+    assert_eq!(
+        recorded.len(),
+        live.len(),
+        "{}: request shapes differ",
+        step.label
+    );
+    if let Some(text) = &mut outcome.text {
+        for (old, new) in recorded.iter().zip(&live) {
+            if old != new {
+                *text = text.replace(old.as_str(), new);
+            }
+        }
+    }
+    outcome
+}
+
+async fn two_in_a_room() -> (Prosody, BridgePeer, FocusPeer, Participant, Participant) {
+    let prosody = Prosody::start_without_podium(USERS);
+    let bridge = BridgePeer::connect(prosody.c2s_port).await;
+    let focus = FocusPeer::connect(prosody.c2s_port).await;
+    let alice =
+        Participant::join(prosody.c2s_port, "alice", "room1", "alice", Shape::Current).await;
+    let bob = Participant::join(prosody.c2s_port, "bob", "room1", "bob", Shape::Current).await;
+    for participant in [&alice, &bob] {
+        participant
+            .wait_until("the session is accepted", |view| {
+                !view.accept_answers.is_empty()
+            })
+            .await;
+    }
+    (prosody, bridge, focus, alice, bob)
+}
+
+/// Every recorded request shape gets jicofo's answer: result, or the same condition and text.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_stand_in_answers_as_recorded_jicofo() {
+    let (_prosody, _bridge, _focus, alice, bob) = two_in_a_room().await;
+    let steps = conformance::run(&alice, &bob).await;
+    assert_eq!(steps.len(), 8);
+    let mut differences = Vec::new();
+    for step in &steps {
+        let want = expected(step, &fixture(step.label));
+        let got = Outcome::of(&step.answer);
+        if got != want {
+            differences.push(format!("{}: jicofo {want:?}, stand-in {got:?}", step.label));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// The focus answers with the id the MUC gave the request (base64 of the focus's JID, NUL, the
+/// client's id, NUL, a MAC), as jicofo did, so the MUC can restore the client's id.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_stand_in_answers_with_the_muc_rewritten_id() {
+    use base64::Engine as _;
+    let recorded = fixture("muc-id-rewrite");
+    let received = part(&recorded, "received");
+    let sent = part(&recorded, "sent");
+    assert_eq!(received.attr("id"), sent.attr("id"));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(received.attr("id").unwrap())
+        .unwrap();
+    assert!(decoded.starts_with(b"focus@localhost/focus\0t8\0"));
+
+    let (_prosody, _bridge, focus, alice, bob) = two_in_a_room().await;
+    let steps = conformance::run(&alice, &bob).await;
+    let wrong = steps
+        .iter()
+        .find(|step| step.label == "session-terminate-wrong-bridge-session")
+        .unwrap();
+    let client_id = wrong.request.attr("id").unwrap();
+    assert_eq!(wrong.answer.attr("id"), Some(client_id));
+    let seen = focus
+        .jingle_received()
+        .into_iter()
+        .find(|received| {
+            received.action == "session-terminate" && received.from.ends_with("/alice")
+        })
+        .expect("the focus saw alice's session-terminate");
+    let id = seen.iq.attr("id").unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(id)
+        .unwrap();
+    assert!(
+        decoded.starts_with(format!("focus@localhost/focus\0{client_id}\0").as_bytes()),
+        "{id}"
+    );
+    assert_eq!(seen.answer.attr("id"), Some(id));
+}
+
+/// The stand-in's session-initiate carries the elements jicofo's did (jicofo's opentelemetry
+/// `<traceparent>` aside), and a `<bridge-session id>`.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_session_initiate_has_the_recorded_elements() {
+    let children = |jingle: &Element| -> BTreeSet<(String, String)> {
+        jingle
+            .children()
+            .map(|child| (child.name().to_owned(), child.ns()))
+            .filter(|(name, _)| name != "traceparent")
+            .collect()
+    };
+    let recorded = fixture("session-initiate");
+    let recorded = part(&recorded, "request")
+        .get_child("jingle", JINGLE)
+        .unwrap();
+    let (_prosody, _bridge, _focus, alice, _bob) = two_in_a_room().await;
+    let initiate = alice
+        .received()
+        .into_iter()
+        .find(|received| received.action == "session-initiate")
+        .unwrap();
+    let jingle = initiate.iq.get_child("jingle", JINGLE).unwrap();
+    assert_eq!(children(jingle), children(recorded));
+    assert!(conformance::bridge_session(&alice).is_some());
+}
