@@ -194,14 +194,49 @@ local function media_of(record)
 	return media;
 end
 
--- The occupant that uses an SSRC in a room (forwarded or withheld), or nil.
-local function ssrc_owner(room_jid, ssrc)
+-- Who signalled each SSRC of a room (forwarded or withheld): room_jid -> { by_ssrc = ssrc -> nick,
+-- count, limit }, so that checking a participant's sources costs the same in a room of 2 or of 200.
+-- An entry is believed only while that occupant still holds the SSRC; stale ones (sources removed,
+-- sessions reset, occupants gone) are dropped by rebuilding the index from the occupants once the
+-- entries could outnumber twice the live ones, which keeps the work per source constant on average and
+-- the index bounded by the room.
+local ssrc_owners = {};
+
+local function rebuild_ssrc_owners(room_jid)
+	local by_ssrc, count, occupants = {}, 0, 0;
 	for nick, record in pairs(state.rooms[room_jid] or {}) do
+		occupants = occupants + 1;
 		local media = record.media;
-		if media and (media.forwarded[ssrc] or media.withheld[ssrc]) then
-			return nick;
+		if media then
+			for ssrc in pairs(media.forwarded) do by_ssrc[ssrc], count = nick, count + 1; end
+			for ssrc in pairs(media.withheld) do by_ssrc[ssrc], count = nick, count + 1; end
 		end
 	end
+	local owners = { by_ssrc = by_ssrc; count = count; limit = 2 * (count + occupants) + 64 };
+	ssrc_owners[room_jid] = owners;
+	return owners;
+end
+
+-- Records that `nick` now holds these sources (a list of { ssrc }).
+local function index_ssrcs(room_jid, nick, sources)
+	local owners = ssrc_owners[room_jid] or rebuild_ssrc_owners(room_jid);
+	for _, source in ipairs(sources) do
+		if owners.by_ssrc[source.ssrc] == nil then owners.count = owners.count + 1; end
+		owners.by_ssrc[source.ssrc] = nick;
+	end
+	if owners.count > owners.limit then rebuild_ssrc_owners(room_jid); end
+end
+
+-- The occupant that uses an SSRC in a room (forwarded or withheld), or nil.
+local function ssrc_owner(room_jid, ssrc)
+	local owners = ssrc_owners[room_jid];
+	local nick = owners and owners.by_ssrc[ssrc];
+	if not nick then return nil; end
+	local record = state:get(room_jid, nick);
+	local media = record and record.media;
+	if media and (media.forwarded[ssrc] or media.withheld[ssrc]) then return nick; end
+	owners.by_ssrc[ssrc], owners.count = nil, owners.count - 1;
+	return nil;
 end
 
 local function kinds_text(kinds)
@@ -321,6 +356,7 @@ local function forget_room_enforcement(room_jid)
 	if conference and conference.meeting_id then meeting_rooms[conference.meeting_id] = nil; end
 	conferences[room_jid] = nil;
 	p2p_sessions[room_jid] = nil;
+	ssrc_owners[room_jid] = nil;
 end
 
 -- A source-remove of `sources` to jicofo in the occupant's name. Sources only: jicofo drops the groups
@@ -643,6 +679,7 @@ local function on_focus_answer(room, stanza)
 			if stanza.attr.type == "error" then
 				jingle.forget_added(record.media, request.added);
 				jingle.restore_removed(record.media, request.removed);
+				index_ssrcs(room.jid, nick_of(occupant), request.removed);
 				-- A restored source keeps the kind it had; presence may have changed it since.
 				if jingle.reclassify(record.media, record.declared, nick_of(occupant)) then
 					enforce_reclassified(room.jid, nick_of(occupant), record);
@@ -737,6 +774,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			return answer_error(event, "modify", "bad-request", reason);
 		end
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
+		index_ssrcs(room.jid, nick, sources);
 		remember_request(room, media, event.stanza, summary.added, {});
 		if summary.withheld > 0 then
 			module:log("info", "withheld %d source(s) (%s) of %s in %s", summary.withheld,
@@ -766,7 +804,11 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 		end
 	elseif action == "session-terminate" and sid == media.sid then
 		-- jicofo may refuse it (a wrong bridge-session id) and keep the session and its sources: the
-		-- module forgets them when jicofo confirms.
+		-- module forgets them when jicofo confirms. Bounded like source requests, so a flood of them
+		-- keeps the list of requests in flight short.
+		if too_many_requests(media) then
+			return answer_error(event, "wait", "resource-constraint", "too many Jingle requests in flight");
+		end
 		remember_request(room, media, event.stanza, {}, {}, true);
 	end
 	-- What jicofo has of this participant changed: the bridge's video mute may follow (a camera
@@ -837,11 +879,6 @@ local function between_participants(event, room, from_occupant, to_occupant, pay
 	return nil;
 end
 
-local function is_source_request(payload)
-	local action = payload.attr.action;
-	return jingle.adding_actions[action] or jingle.removing_actions[action];
-end
-
 -- Every Jingle IQ of the MUC host, both directions, before mod_muc rewrites ids and JIDs.
 local function on_muc_iq(event)
 	local stanza = event.stanza;
@@ -878,13 +915,15 @@ end
 
 -- Priority 10: above mod_muc's iq/full handler (-2 in Prosody 0.12.3), so the original id, `from` and
 -- `to` are seen and a refused stanza never reaches the MUC. An error in here must not let a source
--- through: a participant's source request is then refused.
+-- through: a participant's source request, or a peer-to-peer offer, is then refused. Only jicofo's own
+-- Jingle passes on an error (its session-initiate must reach the participant).
 module:hook("iq/full", function (event)
 	local ok, handled = pcall(on_muc_iq, event);
 	if ok then return handled; end
 	module:log("error", "iq/full: %s", tostring(handled));
 	local payload = jingle.jingle_of(event.stanza);
-	if event.stanza.attr.type == "set" and payload and is_source_request(payload) then
+	local from_focus_jid = focus_jids[jid_bare(event.stanza.attr.from or "")];
+	if event.stanza.attr.type == "set" and payload and not from_focus_jid then
 		return answer_error(event, "wait", "internal-server-error", "podium could not check these sources");
 	end
 	return nil;
