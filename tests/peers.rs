@@ -392,11 +392,11 @@ async fn the_focus_refuses_what_jicofo_refuses_and_changes_nothing() {
             .collect::<BTreeSet<_>>(),
         relayed(&alice_sent)
     );
-    // Every request that reached the focus was refused (mod_podium may refuse some before it does).
+    // Every request that reached the focus was refused. mod_podium refuses all of these itself, with
+    // jicofo's answers (the unknown removal, the SSRC limit, the orphan group, the stolen SSRC, the
+    // unknown sid); that the stand-in refuses them as jicofo does without the module in the way is
+    // tests/jicofo_conformance.rs.
     let reached = conference.focus.jingle_received().split_off(seen_before);
-    // (mod_podium refuses the unknown removal, the SSRC limit, the stolen SSRC and the unknown sid
-    // itself, with jicofo's answer; the orphan group reaches the focus.)
-    assert!(!reached.is_empty(), "{reached:#?}");
     assert!(
         reached.iter().all(|received| !is_result(&received.answer)),
         "{reached:#?}"
