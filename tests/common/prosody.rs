@@ -40,12 +40,27 @@ pub const CONFERENCE_OPTIONS: &str = r#"    podium_bridge_muc = "jvbbrewery@inte
     podium_focus_jids = { "focus@localhost" }
 "#;
 
+/// A free loopback port for a Prosody this process starts.
+///
+/// Tests of one binary run in parallel and each asks for ports before its Prosody binds them, so the
+/// kernel may hand the same free port to two of them (one test's c2s port was another's component
+/// port); a port is therefore never handed out twice in one process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Kills the child when the test process dies, whatever the way.
