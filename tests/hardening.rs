@@ -8,15 +8,19 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::c2s::{C2s, CLIENT, attr, el};
 use common::podium::{Podium, write_config};
-use common::prosody::{AV_MODERATION, MUC, PASSWORD, Prosody};
-use common::{decided, edit_rules, sqlite3, wait_audit, wait_held};
+use common::prosody::{AV_MODERATION, GUEST_DOMAIN, MUC, PASSWORD, Prosody};
+use common::{decided, edit_rules, inspect, sqlite3, wait_audit, wait_held};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const ROOM: &str = "hardening";
 
 async fn start(users: &[&str], rules: &str) -> (Prosody, Podium, std::path::PathBuf, C2s) {
-    let prosody = Prosody::start(users);
+    start_on(Prosody::start(users), rules).await
+}
+
+/// [`start`] on a Prosody the test started itself (e.g. with the guest domain).
+async fn start_on(prosody: Prosody, rules: &str) -> (Prosody, Podium, std::path::PathBuf, C2s) {
     let db = prosody.data_dir().join("rules/podium.db");
     let podium = Podium::start(&write_config(&prosody, &db, ""));
     podium.wait_for(&["resync complete"]).await;
@@ -248,5 +252,88 @@ async fn an_approval_ends_with_its_meeting() {
         sqlite3(&db, "SELECT count(*) FROM grants WHERE meeting IS NOT NULL"),
         "1\n",
         "the row stays until it expires (an admin may still extend it), but counts for no other meeting"
+    );
+}
+
+/// Point 10: an approval from a moderator whose session is anonymous grants nothing. Two anonymous
+/// sessions may be one person, who would approve themself; podium cannot tell, so mod_podium marks
+/// such an approval `by-anonymous` and podium ignores it. The same approval from a moderator with an
+/// account, in the same room, does grant: the refusal is about the session, not the approval.
+#[tokio::test]
+async fn an_approval_from_an_anonymous_moderator_grants_nothing() {
+    let (prosody, podium, db, mut inspector) = start_on(
+        Prosody::start_with_guests(&["teacher", "ada", "inspector"], ""),
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+           (1, 'class', 'role', 'participant', 'video', 'request', 10),
+           (2, 'class', 'role', 'moderator',   'all',   'allow',   10)",
+    )
+    .await;
+    // A guest on Jitsi's anonymous domain creates the room, so it is the owner and a moderator.
+    let mut guest = C2s::connect_anonymous(prosody.c2s_port, GUEST_DOMAIN, "web").await;
+    assert!(
+        guest.jid.ends_with(&format!("@{GUEST_DOMAIN}/web")),
+        "{}",
+        guest.jid
+    );
+    guest.join("class", "guest").await;
+    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
+    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
+    teacher.join("class", "teacher").await;
+    ada.join("class", "ada").await;
+    // The owner makes the teacher a moderator too.
+    let answer = guest
+        .iq(
+            "set",
+            &format!("class@{MUC}"),
+            el("query", "http://jabber.org/protocol/muc#admin")
+                .append(
+                    el("item", "http://jabber.org/protocol/muc#admin")
+                        .attr(attr("nick"), "teacher")
+                        .attr(attr("role"), "moderator"),
+                )
+                .build(),
+        )
+        .await;
+    assert_eq!(answer.attr("type"), Some("result"), "{answer:?}");
+    let all = "audio,video,screen";
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("guest", all), ("teacher", all), ("ada", "none")]),
+    )
+    .await;
+
+    let ada_jid = format!("class@{MUC}/ada");
+    let mark = podium.mark();
+    guest.send(av_moderation("jidToWhitelist", &ada_jid, "video"));
+    podium
+        .wait_for_after(
+            mark,
+            &[
+                "approval from an anonymous moderator session; ignored",
+                "\"occupant\":\"ada\"",
+            ],
+        )
+        .await;
+    assert_eq!(sqlite3(&db, "SELECT count(*) FROM grants"), "0\n");
+    assert_eq!(
+        inspect(&mut inspector, "class").await,
+        decided(&[("guest", all), ("teacher", all), ("ada", "none")]),
+        "the anonymous approval lifted nothing"
+    );
+
+    // The same approval from the teacher's account session grants.
+    teacher.send(av_moderation("jidToWhitelist", &ada_jid, "video"));
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("guest", all), ("teacher", all), ("ada", "video")]),
+    )
+    .await;
+    assert_eq!(
+        sqlite3(&db, "SELECT who_value, media, granted_by FROM grants"),
+        "ada@localhost|video|teacher@localhost\n"
     );
 }

@@ -1,4 +1,4 @@
-//! A raw c2s client on tokio-xmpp's xmlstream: SASL PLAIN, bind, then plain `jabber:client` elements.
+//! A raw c2s client on tokio-xmpp's xmlstream: SASL PLAIN (or ANONYMOUS on the guest domain), bind, then plain `jabber:client` elements.
 //!
 //! `tokio_xmpp::Client` cannot be used in this build (xmpp-parsers' `component` feature changes its
 //! default namespace), so the client speaks the few steps of RFC 6120 itself.
@@ -84,9 +84,9 @@ impl PendingAnswer {
     }
 }
 
-fn header() -> StreamHeader<'static> {
+fn header(host: &'static str) -> StreamHeader<'static> {
     StreamHeader {
-        to: Some(Cow::Borrowed(DOMAIN)),
+        to: Some(Cow::Borrowed(host)),
         from: None,
         id: None,
     }
@@ -121,25 +121,48 @@ async fn next(stream: &mut Stream) -> Element {
 
 impl C2s {
     pub async fn connect(port: u16, user: &str, resource: &str) -> C2s {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let pending = initiate_stream(BufStream::new(tcp), CLIENT, header(), Timeouts::tight())
-            .await
-            .unwrap();
-        let (_, mut stream): (_, Stream) = pending.recv_features().await.unwrap();
         let credentials =
             base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
         let auth = el("auth", SASL)
             .attr(attr("mechanism"), "PLAIN")
             .append(credentials)
             .build();
+        C2s::login(port, DOMAIN, auth, user, resource).await
+    }
+
+    /// Signs in on an anonymous VirtualHost `host` (e.g. [`super::prosody::GUEST_DOMAIN`] of
+    /// [`super::prosody::Prosody::start_with_guests`]) with SASL ANONYMOUS: Prosody binds a random node.
+    pub async fn connect_anonymous(port: u16, host: &'static str, resource: &str) -> C2s {
+        let auth = el("auth", SASL)
+            .attr(attr("mechanism"), "ANONYMOUS")
+            .build();
+        C2s::login(port, host, auth, "an anonymous guest", resource).await
+    }
+
+    async fn login(
+        port: u16,
+        host: &'static str,
+        auth: Element,
+        user: &str,
+        resource: &str,
+    ) -> C2s {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let pending = initiate_stream(BufStream::new(tcp), CLIENT, header(host), Timeouts::tight())
+            .await
+            .unwrap();
+        let (_, mut stream): (_, Stream) = pending.recv_features().await.unwrap();
         stream.send(&auth).await.unwrap();
         let answer = next(&mut stream).await;
         assert!(
             answer.is("success", SASL),
             "SASL failed for {user}: {answer:?}"
         );
-        let pending = stream.initiate_reset().send_header(header()).await.unwrap();
+        let pending = stream
+            .initiate_reset()
+            .send_header(header(host))
+            .await
+            .unwrap();
         let (_, mut stream): (_, Stream) = pending.recv_features().await.unwrap();
         let bind = el("iq", CLIENT)
             .attr(attr("type"), "set")

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOMAIN: &str = "localhost";
+/// Jitsi's guest domain (`guest.<domain>`): a VirtualHost with `authentication = "anonymous"`, present
+/// only when started with [`Prosody::start_with_guests`]. Sign in with [`super::c2s::C2s::connect_anonymous`].
+pub const GUEST_DOMAIN: &str = "guest.localhost";
 pub const MUC: &str = "conference.localhost";
 pub const COMPONENT: &str = "podium.localhost";
 /// Jitsi's breakout-room MUC (`breakout_rooms_muc`), with mod_podium and the test stand-in for
@@ -94,7 +97,14 @@ impl Prosody {
     /// Like [`Prosody::start`], with `muc_options` (config lines, e.g. [`CONFERENCE_OPTIONS`])
     /// appended verbatim to the conference MUC's component section.
     pub fn start_with(users: &[&str], muc_options: &str) -> Prosody {
-        Prosody::start_configured(users, muc_options, false)
+        Prosody::start_configured(users, muc_options, false, false)
+    }
+
+    /// Like [`Prosody::start_with`], plus Jitsi's guest domain: the VirtualHost [`GUEST_DOMAIN`] with
+    /// `authentication = "anonymous"` (SASL ANONYMOUS, a random node per session), whose sessions
+    /// mod_podium treats as proving no identity.
+    pub fn start_with_guests(users: &[&str], muc_options: &str) -> Prosody {
+        Prosody::start_configured(users, muc_options, false, true)
     }
 
     /// Like [`Prosody::start_with`], and also serves XMPP over WebSocket on a free loopback HTTP port
@@ -105,14 +115,14 @@ impl Prosody {
     /// `whois=anyone`): lib-jitsi-meet recognises the focus by the real JID of occupant `focus`
     /// (`focusjid + '/'`), and otherwise rejects its session-initiate as from a non-focus.
     pub fn start_with_websocket(users: &[&str], muc_options: &str) -> Prosody {
-        Prosody::start_configured(users, muc_options, true)
+        Prosody::start_configured(users, muc_options, true, false)
     }
 
     /// Like [`Prosody::start`], without mod_podium on the conference and breakout MUCs: every Jingle
     /// request reaches the focus as the client sent it (the jicofo conformance tests).
     pub fn start_without_podium(users: &[&str]) -> Prosody {
         let prosody = Prosody::new_dir(None);
-        prosody.write_config("");
+        prosody.write_config("", false);
         let config = std::fs::read_to_string(prosody.config_path())
             .unwrap()
             .replacen("    modules_enabled = { \"podium\" }\n", "", 1)
@@ -202,7 +212,12 @@ Component "{OTHER_COMPONENT}"
         std::fs::write(self.config_path(), config).unwrap();
     }
 
-    fn start_configured(users: &[&str], muc_options: &str, websocket: bool) -> Prosody {
+    fn start_configured(
+        users: &[&str],
+        muc_options: &str,
+        websocket: bool,
+        guests: bool,
+    ) -> Prosody {
         let dir = tempfile::Builder::new()
             .prefix("podium-it-")
             .tempdir()
@@ -214,7 +229,7 @@ Component "{OTHER_COMPONENT}"
             dir,
             child: None,
         };
-        prosody.write_config(muc_options);
+        prosody.write_config(muc_options, guests);
         for user in users {
             prosody.add_user(user);
         }
@@ -235,7 +250,7 @@ Component "{OTHER_COMPONENT}"
         self.dir.path().join("prosody.log")
     }
 
-    fn write_config(&self, muc_options: &str) {
+    fn write_config(&self, muc_options: &str, guests: bool) {
         let dir = self.dir.path();
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::create_dir_all(dir.join("certs")).unwrap();
@@ -249,6 +264,12 @@ Component "{OTHER_COMPONENT}"
                 "    muc_room_default_public_jids = true\n",
             ),
             None => (String::new(), "", "", ""),
+        };
+        // Empty unless started with `start_with_guests`.
+        let guest_host = if guests {
+            format!("VirtualHost \"{GUEST_DOMAIN}\"\n    authentication = \"anonymous\"\n")
+        } else {
+            String::new()
         };
         let config = format!(
             r#"
@@ -274,7 +295,7 @@ authentication = "internal_plain"
 storage = "internal"
 
 VirtualHost "{DOMAIN}"
-
+{guest_host}
 Component "{MUC}" "muc"
     modules_enabled = {{ "podium" }}
     podium_component = "{COMPONENT}"
