@@ -15,83 +15,24 @@ mod common;
 use std::time::Duration;
 
 use common::c2s::{C2s, CLIENT, attr, el};
-use common::focus::{FOCUS_JID, FOCUS_NICK, FocusOptions, FocusPeer};
+use common::conference::{Conference, lecture};
+use common::focus::{FOCUS_JID, FOCUS_NICK};
 use common::jingle::{JINGLE, SourceSet, Style};
-use common::participant::{Participant, Shape, Track};
+use common::participant::{Participant, Track};
 use common::peer::{error_condition, iq, is_result, result_for};
-use common::podium::{Podium, write_config};
-use common::prosody::{
-    CONFERENCE_OPTIONS, LOBBY_MUC, OTHER_COMPONENT, OTHER_SECRET, Prosody, VISITOR_MUC,
-};
-use common::{Held, edit_rules, wait_held};
+use common::prosody::{LOBBY_MUC, OTHER_COMPONENT, Prosody, VISITOR_MUC};
 use minidom::Element;
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "carol", "inspector"];
 
-/// Everyone may send everything; participants may not show a camera in lecture rooms; alice (the
-/// lecturer) may do anything. So bob is restricted, and P2P is off in lecture rooms.
-const LECTURE_RULES: &str =
-    "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
-    (1, '*',         'everyone', NULL,          'all',   'allow', 0,  'default: everything'),
-    (2, 'lecture-*', 'role',     'participant', 'video', 'deny',  10, 'no cameras in lectures'),
-    (3, '*',         'jid',      'alice@*',     'all',   'allow', 20, 'the lecturer')";
-
-/// Prosody, podium, the bridge and the focus, with alice (lecturer) and bob (no camera) in `room`.
-struct Lecture {
-    prosody: Prosody,
-    _podium: Podium,
-    _bridge: common::bridge::BridgePeer,
-    focus: FocusPeer,
-    alice: Participant,
-    bob: Participant,
-}
-
-impl Lecture {
-    async fn start(room: &str) -> Lecture {
-        let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
-        let db = prosody.data_dir().join("rules/podium.db");
-        let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-        let bridge = common::bridge::BridgePeer::connect(prosody.c2s_port).await;
-        let focus = FocusPeer::connect_with(prosody.c2s_port, FocusOptions::default()).await;
-        let podium = Podium::start(&write_config(&prosody, &db, ""));
-        podium.wait_for(&["resync complete"]).await;
-        edit_rules(&podium, &db, LECTURE_RULES).await;
-        let alice =
-            Participant::join(prosody.c2s_port, "alice", room, "alice", Shape::Current).await;
-        let bob = Participant::join(prosody.c2s_port, "bob", room, "bob", Shape::Current).await;
-        let held: Held = [("alice", "audio,video,screen"), ("bob", "audio,screen")]
-            .iter()
-            .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
-            .collect();
-        wait_held(&mut inspector, &podium, room, &held).await;
-        let lecture = Lecture {
-            prosody,
-            _podium: podium,
-            _bridge: bridge,
-            focus,
-            alice,
-            bob,
-        };
-        lecture
-            .focus_holds("bob", &lecture.bob.track(Track::Audio))
-            .await;
-        lecture
-    }
-
-    /// Waits until the focus holds exactly `sources` for `nick`.
-    async fn focus_holds(&self, nick: &str, sources: &SourceSet) {
-        let mut expected = sources.ssrcs();
-        expected.sort_unstable();
-        self.focus
-            .wait_until(&format!("the focus holds {nick}'s {expected:?}"), |view| {
-                view.endpoint(nick).is_some_and(|endpoint| {
-                    let mut held = endpoint.sources.ssrcs();
-                    held.sort_unstable();
-                    held == expected
-                })
-            })
-            .await;
-    }
+/// A lecture room with alice (lecturer) and bob (no camera); returns once the focus holds bob's
+/// audio. P2P is off in lecture rooms.
+async fn start(room: &str) -> (Conference, Participant, Participant) {
+    let (lecture, alice, bob) = lecture(USERS, room).await;
+    lecture
+        .focus_has_exactly("bob", &bob.track(Track::Audio).ssrcs())
+        .await;
+    (lecture, alice, bob)
 }
 
 /// A P2P offer as lib-jitsi-meet builds it (`JingleSessionPC.invite`), carrying `sources`.
@@ -124,8 +65,8 @@ fn only_from_focus(participant: &Participant) {
 #[tokio::test]
 async fn peer_to_peer_offers_around_the_room_never_reach_the_other_participant() {
     let room = "lecture-around";
-    let lecture = Lecture::start(room).await;
-    let (alice, bob) = (&lecture.alice, &lecture.bob);
+    let (lecture, alice, bob) = start(room).await;
+    let (alice, bob) = (&alice, &bob);
     let bob_media = bob.track(Track::Audio).union(&bob.track(Track::Camera));
 
     // In the room, P2P is refused while bob is restricted (the module on the MUC).
@@ -180,15 +121,7 @@ async fn peer_to_peer_offers_around_the_room_never_reach_the_other_participant()
     );
 
     // 3. From a component (what arrives from anywhere but a governed MUC is refused on delivery).
-    let addr = format!("127.0.0.1:{}", lecture.prosody.component_port);
-    let mut other = podium::xmpp::stream::login(
-        &addr,
-        OTHER_COMPONENT,
-        OTHER_SECRET,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let mut other = lecture.prosody.login_other_component().await;
     let from_component = xmpp_parsers::iq::Iq::Set {
         from: Some(format!("mallory@{OTHER_COMPONENT}").parse().unwrap()),
         to: Some(alice.jid.parse().unwrap()),
@@ -210,7 +143,9 @@ async fn peer_to_peer_offers_around_the_room_never_reach_the_other_participant()
 
     // alice got none of it; the call is still on the bridge, through the focus.
     only_from_focus(alice);
-    lecture.focus_holds("bob", &bob.track(Track::Audio)).await;
+    lecture
+        .focus_has_exactly("bob", &bob.track(Track::Audio).ssrcs())
+        .await;
 }
 
 /// Sends `stanza` on the component stream and returns the answer with `id`.
@@ -245,8 +180,8 @@ async fn component_answer(
 #[tokio::test]
 async fn a_visitor_node_takes_no_sources_for_the_focus_and_no_offers_for_visitors() {
     let room = "lecture-visitors";
-    let lecture = Lecture::start(room).await;
-    let (alice, bob) = (&lecture.alice, &lecture.bob);
+    let (lecture, alice, bob) = start(room).await;
+    let (alice, bob) = (&alice, &bob);
     let bob_sid = lecture
         .focus
         .sid("bob")
@@ -303,7 +238,9 @@ async fn a_visitor_node_takes_no_sources_for_the_focus_and_no_offers_for_visitor
         seen_before,
         "none of it reached the focus"
     );
-    lecture.focus_holds("bob", &bob.track(Track::Audio)).await;
+    lecture
+        .focus_has_exactly("bob", &bob.track(Track::Audio).ssrcs())
+        .await;
     only_from_focus(alice);
 
     // A P2P offer to a visitor there, straight to her JID and through the visitor MUC: refused.

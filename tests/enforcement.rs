@@ -6,255 +6,29 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::bridge::{BRIDGE_NICK, BridgePeer};
+use common::bridge::BRIDGE_NICK;
 use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
-use common::focus::{FocusOptions, FocusPeer, JingleReceived, SessionState};
+use common::conference::{Conference, jingle_from_since, kept, learns, lecture, relayed, ssrcs};
+use common::focus::{FocusOptions, FocusPeer, JingleReceived};
 use common::jingle::{COLIBRI2, MUTE_AUDIO, Media, Source, SourceSet, Style};
 use common::participant::{Participant, ParticipantOptions, Shape, Track};
 use common::peer::{error_condition, is_result};
-use common::podium::{Podium, write_config};
-use common::prosody::{BREWERY, CONFERENCE_OPTIONS, MUC, Prosody};
-use common::{Held, edit_rules, inspect, sqlite3, wait_audit, wait_held};
+use common::podium::write_config;
+use common::prosody::{BREWERY, CONFERENCE_OPTIONS, MUC};
+use common::{edit_rules, inspect, sqlite3, wait_audit};
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "carol", "inspector"];
 
-/// Everyone may send everything; participants may not show a camera in lecture rooms; alice (the
-/// lecturer) may do anything everywhere.
-const LECTURE_RULES: &str =
-    "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
-    (1, '*',         'everyone', NULL,          'all',   'allow', 0,  'default: everything'),
-    (2, 'lecture-*', 'role',     'participant', 'video', 'deny',  10, 'no cameras in lectures'),
-    (3, '*',         'jid',      'alice@*',     'all',   'allow', 20, 'the lecturer')";
-
-/// Prosody (with the bridge MUC), podium, the bridge and the focus.
-struct Conference {
-    prosody: Prosody,
-    podium: Option<Podium>,
-    db: PathBuf,
-    inspector: C2s,
-    bridge: BridgePeer,
-    focus: FocusPeer,
-}
-
-impl Conference {
-    async fn start(rules: &str, focus: FocusOptions) -> Conference {
-        let mut conference = Conference::without_podium(CONFERENCE_OPTIONS, focus).await;
-        conference.start_podium().await;
-        edit_rules(conference.podium(), &conference.db, rules).await;
-        conference
-    }
-
-    async fn without_podium(muc_options: &str, focus: FocusOptions) -> Conference {
-        let prosody = Prosody::start_with(USERS, muc_options);
-        let db = prosody.data_dir().join("rules/podium.db");
-        let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-        let bridge = BridgePeer::connect(prosody.c2s_port).await;
-        let focus = FocusPeer::connect_with(prosody.c2s_port, focus).await;
-        Conference {
-            prosody,
-            podium: None,
-            db,
-            inspector,
-            bridge,
-            focus,
-        }
-    }
-
-    async fn start_podium(&mut self) {
-        let podium = Podium::start(&write_config(&self.prosody, &self.db, ""));
-        podium.wait_for(&["resync complete"]).await;
-        self.podium = Some(podium);
-    }
-
-    fn podium(&self) -> &Podium {
-        self.podium.as_ref().expect("podium is running")
-    }
-
-    /// `nick` (account = nick) joins `room`; returns once the module holds `held` for the room.
-    async fn join(
-        &mut self,
-        room: &str,
-        nick: &str,
-        shape: Shape,
-        held: &[(&str, &str)],
-    ) -> Participant {
-        let participant = Participant::join(self.prosody.c2s_port, nick, room, nick, shape).await;
-        self.wait_held(room, held).await;
-        participant
-    }
-
-    async fn wait_held(&mut self, room: &str, held: &[(&str, &str)]) {
-        let expected: Held = held
-            .iter()
-            .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
-            .collect();
-        let podium = self.podium.as_ref().expect("podium is running");
-        wait_held(&mut self.inspector, podium, room, &expected).await;
-    }
-
-    /// Edits rules; returns when podium has loaded them (the module is updated right after).
-    async fn edit(&self, sql: &str) -> Instant {
-        let started = Instant::now();
-        edit_rules(self.podium(), &self.db, sql).await;
-        started
-    }
-
-    /// Waits until the focus holds exactly `sources` for `key` on an active session.
-    async fn focus_holds(&self, key: &str, sources: &SourceSet) {
-        let expected = ssrcs(sources);
-        self.focus
-            .wait_until(&format!("the focus holds {key}'s {expected:?}"), |view| {
-                view.endpoint(key).is_some_and(|endpoint| {
-                    endpoint.session == Some(SessionState::Active)
-                        && ssrcs(&endpoint.sources) == expected
-                })
-            })
-            .await;
-    }
-
-    /// Waits until the bridge holds exactly `sources` for `nick` in `room`.
-    async fn bridge_holds(&self, room: &str, nick: &str, sources: &SourceSet) {
-        let (audio, video) = (
-            sources.ssrcs_of(Media::Audio),
-            sources.ssrcs_of(Media::Video),
-        );
-        self.bridge
-            .wait_until(
-                &format!("the bridge holds {nick}'s audio {audio:?} video {video:?}"),
-                |view| {
-                    view.endpoint(room, nick).is_some_and(|endpoint| {
-                        endpoint.audio_ssrcs == audio && endpoint.video_ssrcs == video
-                    })
-                },
-            )
-            .await;
-    }
-
-    async fn bridge_force_mute(&self, room: &str, nick: &str, audio: bool, video: bool) {
-        self.bridge
-            .wait_until(
-                &format!("the bridge force-mutes {nick}: audio {audio}, video {video}"),
-                |view| {
-                    view.endpoint(room, nick).is_some_and(|endpoint| {
-                        endpoint.force_mute_audio == audio && endpoint.force_mute_video == video
-                    })
-                },
-            )
-            .await;
-    }
-}
-
-/// The module's own account of a room: (bridge endpoints, P2P sessions) and per nick (session,
-/// forwarded, withheld), from `<inspect/>`.
-type Kept = (
-    (String, String),
-    Vec<(String, Option<String>, String, String)>,
-);
-
-async fn kept(inspector: &mut C2s, room: &str) -> Kept {
-    let answer = inspector
-        .iq(
-            "get",
-            MUC,
-            el("inspect", PODIUM)
-                .attr(attr("room"), format!("{room}@{MUC}"))
-                .build(),
-        )
-        .await;
-    let list = answer
-        .get_child("inspect", PODIUM)
-        .expect("an inspect answer");
-    let text = |element: &minidom::Element, name: &str| element.attr(name).unwrap_or("").to_owned();
-    let mut occupants: Vec<_> = list
-        .children()
-        .map(|o| {
-            (
-                text(o, "jid").rsplit('/').next().unwrap().to_owned(),
-                o.attr("session").map(str::to_owned),
-                text(o, "forwarded"),
-                text(o, "withheld"),
-            )
-        })
-        .collect();
-    occupants.sort();
-    (
-        (text(list, "bridge-endpoints"), text(list, "p2p-sessions")),
-        occupants,
-    )
-}
-
-/// A lecture room: alice (the lecturer) and bob (a participant, no camera) have joined.
-async fn lecture(room: &str) -> (Conference, Participant, Participant) {
-    let mut conference = Conference::start(LECTURE_RULES, FocusOptions::default()).await;
-    let alice = conference
-        .join(
-            room,
-            "alice",
-            Shape::Current,
-            &[("alice", "audio,video,screen")],
-        )
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            Shape::Current,
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
-    (conference, alice, bob)
-}
-
-fn ssrcs(sources: &SourceSet) -> BTreeSet<u32> {
-    sources.ssrcs().into_iter().collect()
-}
-
-/// What jicofo relays of a participant's sources to the others: simulcast stripped.
-fn relayed(sources: &SourceSet) -> BTreeSet<u32> {
-    ssrcs(&sources.strip_simulcast())
-}
-
-async fn learns(participant: &Participant, owner: &str, expected: BTreeSet<u32>) {
-    participant
-        .wait_until(
-            &format!("{} learns {owner}'s {expected:?}", participant.nick),
-            |view| view.remote.get(owner).map(ssrcs).unwrap_or_default() == expected,
-        )
-        .await;
+/// Prosody (with the bridge MUC), podium with `rules`, the bridge and a focus with `focus` options.
+async fn start(rules: &str, focus: FocusOptions) -> Conference {
+    Conference::start_with(USERS, CONFERENCE_OPTIONS, focus, "", rules).await
 }
 
 /// The sources of every Jingle request the focus received from `nick`.
 fn jingle_from(focus: &FocusPeer, room: &str, nick: &str) -> Vec<(JingleReceived, SourceSet)> {
     jingle_from_since(focus, 0, room, nick)
-}
-
-/// Like [`jingle_from`], for the requests after the first `since` the focus received. (Before the
-/// first decision, the module may already have released sources the default withheld.)
-fn jingle_from_since(
-    focus: &FocusPeer,
-    since: usize,
-    room: &str,
-    nick: &str,
-) -> Vec<(JingleReceived, SourceSet)> {
-    let from = format!("{room}@{MUC}/{nick}");
-    focus
-        .jingle_received()
-        .into_iter()
-        .skip(since)
-        .filter(|received| received.from == from)
-        .map(|received| {
-            let jingle = received
-                .iq
-                .get_child("jingle", common::jingle::JINGLE)
-                .unwrap()
-                .clone();
-            let sources = SourceSet::from_contents(&jingle).unwrap_or_default();
-            (received, sources)
-        })
-        .collect()
 }
 
 /// Every SSRC the focus ever received from `nick`.
@@ -268,7 +42,7 @@ fn ssrcs_seen_by_focus(focus: &FocusPeer, room: &str, nick: &str) -> BTreeSet<u3
 #[tokio::test]
 async fn lecture_withholds_grants_and_revokes_through_focus_bridge_and_peers() {
     let room = "lecture-1";
-    let (conference, alice, bob) = lecture(room).await;
+    let (conference, alice, bob) = lecture(USERS, room).await;
     let bob_audio = bob.track(Track::Audio);
     let bob_camera = bob.track(Track::Camera);
     let alice_sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
@@ -456,7 +230,7 @@ async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
         (1, '*', 'everyone', NULL, 'all', 'allow', 0),
         (2, '*', 'role', 'participant', 'screen', 'deny', 10)";
     // The focus signals sources as XML here (jicofo with use-json-encoded-sources off).
-    let mut conference = Conference::start(
+    let mut conference = start(
         rules,
         FocusOptions {
             json_sources: false,
@@ -465,10 +239,10 @@ async fn screenshare_denied_keeps_the_camera_and_the_bridge_unmuted() {
     )
     .await;
     let alice = conference
-        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .join_shaped(room, "alice", Shape::Current, &[("alice", "audio,video")])
         .await;
     let bob = conference
-        .join(
+        .join_shaped(
             room,
             "bob",
             Shape::Current,
@@ -562,15 +336,15 @@ async fn a_camera_switched_to_the_screen_in_presence_only_is_withdrawn_and_comes
     let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
         (1, '*', 'everyone', NULL, 'all', 'allow', 0),
         (2, '*', 'role', 'participant', 'screen', 'deny', 10)";
-    let mut conference = Conference::start(rules, FocusOptions::default()).await;
+    let mut conference = start(rules, FocusOptions::default()).await;
     let alice = conference
-        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .join_shaped(room, "alice", Shape::Current, &[("alice", "audio,video")])
         .await;
     let mut held = vec![("alice", "audio,video")];
     let mut present = Vec::new();
     for (nick, shape) in [("carol", Shape::Legacy2021), ("bob", Shape::Current)] {
         held.push((nick, "audio,video"));
-        let participant = conference.join(room, nick, shape, &held).await;
+        let participant = conference.join_shaped(room, nick, shape, &held).await;
         let audio = participant.track(Track::Audio);
         let camera = participant.track(Track::Camera);
         let both = audio.union(&camera);
@@ -631,12 +405,12 @@ async fn the_bridge_video_mute_follows_the_participants_own_source_changes() {
     let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
         (1, '*', 'everyone', NULL, 'all', 'allow', 0),
         (2, '*', 'role', 'participant', 'screen', 'deny', 10)";
-    let mut conference = Conference::start(rules, FocusOptions::default()).await;
+    let mut conference = start(rules, FocusOptions::default()).await;
     let _alice = conference
-        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .join_shaped(room, "alice", Shape::Current, &[("alice", "audio,video")])
         .await;
     let bob = conference
-        .join(
+        .join_shaped(
             room,
             "bob",
             Shape::Current,
@@ -673,7 +447,7 @@ async fn a_tenant_rooms_bridge_conference_is_found_and_force_muted() {
     let room = "[acme]town-hall";
     let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
         (1, '[acme]*', 'everyone', NULL, 'audio,video', 'allow', 0)";
-    let mut conference = Conference::start(
+    let mut conference = start(
         rules,
         FocusOptions {
             virtual_names: true,
@@ -682,7 +456,7 @@ async fn a_tenant_rooms_bridge_conference_is_found_and_force_muted() {
     )
     .await;
     let alice = conference
-        .join(room, "alice", Shape::Current, &[("alice", "audio,video")])
+        .join_shaped(room, "alice", Shape::Current, &[("alice", "audio,video")])
         .await;
     let sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
     conference.focus_holds("alice", &sent).await;
@@ -710,7 +484,7 @@ async fn a_tenant_rooms_bridge_conference_is_found_and_force_muted() {
 #[tokio::test]
 async fn peer_to_peer_is_refused_while_someone_is_restricted() {
     let room = "lecture-p2p";
-    let (mut conference, alice, bob) = lecture(room).await;
+    let (mut conference, alice, bob) = lecture(USERS, room).await;
     conference
         .focus_holds(
             "alice",
@@ -771,7 +545,7 @@ async fn peer_to_peer_is_refused_while_someone_is_restricted() {
 #[tokio::test]
 async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
     let room = "lecture-2";
-    let (mut conference, _alice, bob) = lecture(room).await;
+    let (mut conference, _alice, bob) = lecture(USERS, room).await;
     let bob_audio = bob.track(Track::Audio);
     conference.focus_holds("bob", &bob_audio).await;
 
@@ -835,7 +609,7 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
 
     // bob comes back with a new session and new SSRCs: his camera is withheld again.
     let bob_again = conference
-        .join(
+        .join_shaped(
             room,
             "bob",
             Shape::Current,
@@ -882,7 +656,7 @@ async fn reinvite_leave_and_rejoin_keep_enforcement_and_leave_nothing_behind() {
 #[tokio::test]
 async fn hostile_participant_changes_nothing_for_anyone() {
     let room = "lecture-3";
-    let (mut conference, alice, bob) = lecture(room).await;
+    let (mut conference, alice, bob) = lecture(USERS, room).await;
     let alice_sent = alice.track(Track::Audio).union(&alice.track(Track::Camera));
     let bob_audio = bob.track(Track::Audio);
     conference.focus_holds("alice", &alice_sent).await;
@@ -1108,7 +882,7 @@ async fn a_session_accept_before_the_first_decision_is_filtered_by_the_default()
     let room = "early";
     // podium is not running yet: the module applies podium_default_permissions (audio here).
     let options = format!("{CONFERENCE_OPTIONS}    podium_default_permissions = {{ \"audio\" }}\n");
-    let mut conference = Conference::without_podium(&options, FocusOptions::default()).await;
+    let mut conference = Conference::without_podium(USERS, &options, FocusOptions::default()).await;
     let bob = Participant::join_with(
         conference.prosody.c2s_port,
         "bob",
@@ -1133,7 +907,7 @@ async fn a_session_accept_before_the_first_decision_is_filtered_by_the_default()
     );
 
     // podium starts and decides: everything allowed; the camera is released and the mute lifted.
-    conference.start_podium().await;
+    conference.start_podium("").await;
     edit_rules(
         conference.podium(),
         &conference.db,
@@ -1158,7 +932,7 @@ async fn a_session_accept_before_the_first_decision_is_filtered_by_the_default()
 #[tokio::test]
 async fn the_same_person_on_another_session_keeps_enforcement() {
     let room = "lecture-4";
-    let (mut conference, _alice, bob) = lecture(room).await;
+    let (mut conference, _alice, bob) = lecture(USERS, room).await;
     let bob_audio = bob.track(Track::Audio);
     conference.focus_holds("bob", &bob_audio).await;
 
@@ -1229,12 +1003,12 @@ fn explain(conference: &Conference, room: &str, who: &str) -> String {
 #[tokio::test]
 async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_when_it_frees() {
     let room = "class-1";
-    let mut conference = Conference::start(CLASS_RULES, FocusOptions::default()).await;
+    let mut conference = start(CLASS_RULES, FocusOptions::default()).await;
     let alice = conference
-        .join(room, "alice", Shape::Current, &[("alice", "video,screen")])
+        .join_shaped(room, "alice", Shape::Current, &[("alice", "video,screen")])
         .await;
     let bob = conference
-        .join(
+        .join_shaped(
             room,
             "bob",
             Shape::Current,

@@ -6,20 +6,17 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::c2s::{C2s, CLIENT, attr, el};
+use common::c2s::{C2s, attr, el};
+use common::conference::{CLASS_RULES, Class, av_moderation, class, start_with_rules};
 use common::podium::{Podium, write_config};
-use common::prosody::{AV_MODERATION, GUEST_DOMAIN, MUC, PASSWORD, Prosody};
+use common::prosody::{GUEST_DOMAIN, MUC, PASSWORD, Prosody};
 use common::{decided, edit_rules, inspect, sqlite3, wait_audit, wait_held};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const ROOM: &str = "hardening";
 
-async fn start(users: &[&str], rules: &str) -> (Prosody, Podium, std::path::PathBuf, C2s) {
-    start_on(Prosody::start(users), rules).await
-}
-
-/// [`start`] on a Prosody the test started itself (e.g. with the guest domain).
+/// The setup of `start_with_rules` on a Prosody the test started itself (e.g. with the guest domain).
 async fn start_on(prosody: Prosody, rules: &str) -> (Prosody, Podium, std::path::PathBuf, C2s) {
     let db = prosody.data_dir().join("rules/podium.db");
     let podium = Podium::start(&write_config(&prosody, &db, ""));
@@ -114,8 +111,9 @@ fn join_presence(nick: &str, extra: &str) -> String {
 /// attacker and a newcomer after it are decided, and podium ends cleanly when told to.
 #[tokio::test]
 async fn a_presence_nested_thirty_thousand_deep_does_not_stop_podium() {
-    let (prosody, mut podium, _db, mut inspector) = start(
+    let (prosody, mut podium, _db, mut inspector) = start_with_rules(
         &["alice", "mallory", "bob", "inspector"],
+        "",
         "INSERT INTO rules (id, media, effect) VALUES (1, 'audio', 'allow')",
     )
     .await;
@@ -168,8 +166,9 @@ async fn a_presence_nested_thirty_thousand_deep_does_not_stop_podium() {
 /// module's join order, never the nicks (chosen here so that alphabetical order is the reverse).
 #[tokio::test]
 async fn after_a_restart_the_queue_follows_join_order_not_nicks() {
-    let (prosody, mut podium, db, mut inspector) = start(
+    let (prosody, mut podium, db, mut inspector) = start_with_rules(
         &["zed", "mia", "aaa", "inspector"],
+        "",
         "INSERT INTO rules (id, media, effect, cap) VALUES (1, 'video', 'allow', 1)",
     )
     .await;
@@ -194,34 +193,19 @@ async fn after_a_restart_the_queue_follows_join_order_not_nicks() {
     wait_held(&mut inspector, &podium, ROOM, &expected).await;
 }
 
-fn av_moderation(attr_name: &'static str, occupant: &str, media: &str) -> minidom::Element {
-    el("message", CLIENT)
-        .attr(attr("to"), AV_MODERATION)
-        .append(
-            el("av_moderation", CLIENT)
-                .attr(attr(attr_name), occupant)
-                .attr(attr("mediaType"), media)
-                .build(),
-        )
-        .build()
-}
-
 /// Point 10: a moderator's approval ends with the meeting. The room empties (Jitsi destroys it), a new
 /// meeting starts in a room of the same name: the approved participant is back under the request
 /// rule, although the approval's 240 minutes have not run out.
 #[tokio::test]
 async fn an_approval_ends_with_its_meeting() {
-    let (prosody, podium, db, mut inspector) = start(
-        &["teacher", "ada", "inspector"],
-        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
-           (1, 'class', 'role', 'participant', 'audio', 'request', 10),
-           (2, 'class', 'role', 'moderator',   'all',   'allow',   10)",
-    )
-    .await;
-    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
-    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
-    teacher.join("class", "teacher").await;
-    ada.join("class", "ada").await;
+    let Class {
+        prosody: _prosody,
+        podium,
+        db,
+        mut inspector,
+        mut teacher,
+        mut ada,
+    } = class(CLASS_RULES, "class").await;
     let ada_jid = format!("class@{MUC}/ada");
     teacher.send(av_moderation("jidToWhitelist", &ada_jid, "audio"));
     let approved = decided(&[("teacher", "audio,video,screen"), ("ada", "audio")]);

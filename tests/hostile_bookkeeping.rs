@@ -8,117 +8,33 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-
 use minidom::Element;
 
-use common::bridge::BridgePeer;
 use common::c2s::{C2s, CLIENT, attr, el};
-use common::focus::FocusPeer;
+use common::conference::{Conference, EVERYTHING, sent};
+use common::focus::FocusOptions;
 use common::jingle::{JINGLE, Media, Source, SourceSet, Style};
-use common::participant::{Participant, Shape, Track};
+use common::participant::Track;
 use common::peer::error_condition;
-use common::podium::{Podium, write_config};
-use common::prosody::{CONFERENCE_OPTIONS, MUC, Prosody};
-use common::{Held, edit_rules, wait_held};
+use common::prosody::{CONFERENCE_OPTIONS, MUC};
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "inspector"];
-const EVERYTHING: &str =
-    "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
-    (1, '*', 'everyone', NULL, 'all', 'allow', 0)";
-
-struct Conference {
-    prosody: Prosody,
-    podium: Podium,
-    db: PathBuf,
-    inspector: C2s,
-    _bridge: BridgePeer,
-    focus: FocusPeer,
+/// Prosody with `muc_options`, podium, the bridge and the focus; everyone may send everything.
+async fn start(muc_options: &str) -> Conference {
+    Conference::start_with(USERS, muc_options, FocusOptions::default(), "", EVERYTHING).await
 }
 
-impl Conference {
-    async fn start(muc_options: &str) -> Conference {
-        let prosody = Prosody::start_with(USERS, muc_options);
-        let db = prosody.data_dir().join("rules/podium.db");
-        let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-        let bridge = BridgePeer::connect(prosody.c2s_port).await;
-        let focus = FocusPeer::connect(prosody.c2s_port).await;
-        let podium = Podium::start(&write_config(&prosody, &db, ""));
-        podium.wait_for(&["resync complete"]).await;
-        edit_rules(&podium, &db, EVERYTHING).await;
-        Conference {
-            prosody,
-            podium,
-            db,
-            inspector,
-            _bridge: bridge,
-            focus,
-        }
-    }
-
-    async fn wait_held(&mut self, room: &str, held: &[(&str, &str)]) {
-        let expected: Held = held
-            .iter()
-            .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
-            .collect();
-        wait_held(&mut self.inspector, &self.podium, room, &expected).await;
-    }
-
-    /// alice and bob in `room`, both allowed everything; the focus holds their audio and camera.
-    async fn two(&mut self, room: &str) -> (Participant, Participant) {
-        let port = self.prosody.c2s_port;
-        let alice = Participant::join(port, "alice", room, "alice", Shape::Current).await;
-        self.wait_held(room, &[("alice", "audio,video,screen")])
-            .await;
-        let bob = Participant::join(port, "bob", room, "bob", Shape::Current).await;
-        self.wait_held(
-            room,
-            &[
-                ("alice", "audio,video,screen"),
-                ("bob", "audio,video,screen"),
-            ],
-        )
-        .await;
-        self.focus_holds("alice", &sent(&alice)).await;
-        self.focus_holds("bob", &sent(&bob)).await;
-        (alice, bob)
-    }
-
-    async fn deny_bob(&mut self, room: &str, media: &str, left: &str) {
-        edit_rules(
-            &self.podium,
-            &self.db,
-            &format!(
-                "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+/// A rule denies bob `media`; returns once the module holds `left` for him.
+async fn deny_bob(conference: &mut Conference, room: &str, media: &str, left: &str) {
+    conference
+        .edit(&format!(
+            "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
                 (2, '*', 'jid', 'bob@*', '{media}', 'deny', 10)"
-            ),
-        )
+        ))
         .await;
-        self.wait_held(room, &[("alice", "audio,video,screen"), ("bob", left)])
-            .await;
-    }
-
-    /// Waits until the focus holds exactly `sources` for `nick`.
-    async fn focus_holds(&self, nick: &str, sources: &SourceSet) {
-        let expected = ssrcs(sources);
-        self.focus
-            .wait_until(&format!("the focus holds {nick}'s {expected:?}"), |view| {
-                view.endpoint(nick)
-                    .is_some_and(|endpoint| ssrcs(&endpoint.sources) == expected)
-            })
-            .await;
-    }
-}
-
-fn ssrcs(sources: &SourceSet) -> BTreeSet<u32> {
-    sources.ssrcs().into_iter().collect()
-}
-
-fn sent(participant: &Participant) -> SourceSet {
-    participant
-        .track(Track::Audio)
-        .union(&participant.track(Track::Camera))
+    conference
+        .wait_held(room, &[("alice", "audio,video,screen"), ("bob", left)])
+        .await;
 }
 
 fn iq(id: &str, to: &str, children: Vec<Element>) -> Element {
@@ -147,8 +63,8 @@ async fn an_answer_to_a_session_that_left_settles_only_its_own_request() {
     let room = "two-sessions";
     // The default allows everything, so that the change of session withdraws nothing on its own.
     let options = format!("{CONFERENCE_OPTIONS}    podium_default_permissions = {{ \"all\" }}\n");
-    let mut conference = Conference::start(&options).await;
-    let (_alice, bob) = conference.two(room).await;
+    let mut conference = start(&options).await;
+    let (_alice, bob) = conference.two(room, "audio,video,screen").await;
     let sid = conference.focus.sid("bob").expect("bob has a session");
     let focus = format!("{room}@{MUC}/focus");
     let mut second = C2s::connect(conference.prosody.c2s_port, "bob", "second").await;
@@ -173,7 +89,7 @@ async fn an_answer_to_a_session_that_left_settles_only_its_own_request() {
             .build(),
     );
     conference
-        .focus_holds("bob", &sent(&bob).union(&screenshare))
+        .focus_has("bob", &sent(&bob).union(&screenshare))
         .await;
 
     // The second session: a request with the same id that jicofo refuses.
@@ -201,8 +117,8 @@ async fn an_answer_to_a_session_that_left_settles_only_its_own_request() {
     );
     conference.focus.refuse("source-add", None);
 
-    conference.deny_bob(room, "screen", "audio,video").await;
-    conference.focus_holds("bob", &sent(&bob)).await;
+    deny_bob(&mut conference, room, "screen", "audio,video").await;
+    conference.focus_has("bob", &sent(&bob)).await;
 }
 
 /// lib-jitsi-meet keys a peer-to-peer session without a sid like any other (strophe.jingle.js
@@ -211,8 +127,8 @@ async fn an_answer_to_a_session_that_left_settles_only_its_own_request() {
 #[tokio::test]
 async fn a_peer_to_peer_offer_without_a_sid_is_refused() {
     let room = "sidless-p2p";
-    let mut conference = Conference::start(CONFERENCE_OPTIONS).await;
-    let (alice, bob) = conference.two(room).await;
+    let mut conference = start(CONFERENCE_OPTIONS).await;
+    let (alice, bob) = conference.two(room, "audio,video,screen").await;
     let answer = bob
         .handle()
         .iq_from_element(iq(

@@ -9,101 +9,16 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
-use common::bridge::BridgePeer;
-use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
-use common::focus::{FocusOptions, FocusPeer};
+use common::c2s::{CLIENT, attr, el};
+use common::conference::Conference;
+use common::focus::FocusPeer;
 use common::jingle::{JINGLE, SSMA};
-use common::participant::{Participant, Shape, Track};
+use common::participant::{Participant, Track};
 use common::peer::{error_condition, error_text, is_result};
-use common::podium::{Podium, write_config};
-use common::prosody::{CONFERENCE_OPTIONS, DOMAIN, MUC, Prosody};
-use common::{Held, edit_rules, wait_held};
+use common::prosody::{DOMAIN, MUC};
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "inspector"];
 const RTP: &str = "urn:xmpp:jingle:apps:rtp:1";
-
-/// Prosody (with the bridge MUC), podium, the bridge and the focus.
-struct Conference {
-    prosody: Prosody,
-    podium: Podium,
-    db: std::path::PathBuf,
-    inspector: C2s,
-    bridge: BridgePeer,
-    focus: FocusPeer,
-}
-
-impl Conference {
-    async fn start(rules: &str) -> Conference {
-        let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
-        let db = prosody.data_dir().join("rules/podium.db");
-        let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-        let bridge = BridgePeer::connect(prosody.c2s_port).await;
-        let focus = FocusPeer::connect_with(prosody.c2s_port, FocusOptions::default()).await;
-        let podium = Podium::start(&write_config(&prosody, &db, ""));
-        podium.wait_for(&["resync complete"]).await;
-        edit_rules(&podium, &db, rules).await;
-        Conference {
-            prosody,
-            podium,
-            db,
-            inspector,
-            bridge,
-            focus,
-        }
-    }
-
-    async fn join(&mut self, room: &str, nick: &str, held: &[(&str, &str)]) -> Participant {
-        let participant =
-            Participant::join(self.prosody.c2s_port, nick, room, nick, Shape::Current).await;
-        self.wait_held(room, held).await;
-        participant
-    }
-
-    async fn wait_held(&mut self, room: &str, held: &[(&str, &str)]) {
-        let expected: Held = held
-            .iter()
-            .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
-            .collect();
-        wait_held(&mut self.inspector, &self.podium, room, &expected).await;
-    }
-
-    /// Waits until the focus has an active session with `nick` holding exactly `ssrcs`.
-    async fn focus_holds(&self, nick: &str, ssrcs: &[u32]) {
-        let mut expected = ssrcs.to_vec();
-        expected.sort();
-        self.focus
-            .wait_until(&format!("the focus holds {nick}'s {expected:?}"), |view| {
-                view.endpoint(nick).is_some_and(|endpoint| {
-                    let mut held = endpoint.sources.ssrcs();
-                    held.sort();
-                    held == expected
-                })
-            })
-            .await;
-    }
-
-    /// The module's count of P2P sessions it tracks in `room` (`<inspect/>`).
-    async fn p2p_sessions(&mut self, room: &str) -> usize {
-        let answer = self
-            .inspector
-            .iq(
-                "get",
-                MUC,
-                el("inspect", PODIUM)
-                    .attr(attr("room"), format!("{room}@{MUC}"))
-                    .build(),
-            )
-            .await;
-        let inspect = answer
-            .get_child("inspect", PODIUM)
-            .expect("an inspect answer");
-        inspect
-            .attr("p2p-sessions")
-            .expect("a p2p-sessions count")
-            .parse()
-            .unwrap()
-    }
-}
 
 /// Every `ssrc` attribute anywhere in `element`.
 fn ssrc_attributes(element: &Element, found: &mut Vec<String>) {
@@ -146,6 +61,7 @@ async fn a_source_hidden_from_the_filter_by_a_second_description_never_reaches_a
     let room = "hostile-poc";
     // Video only: bob's audio is withheld from jicofo, so an audio SSRC at jicofo is a leak.
     let mut conference = Conference::start(
+        USERS,
         "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
         (1, '*', 'everyone', NULL, 'video', 'allow', 0, 'cameras only')",
     )
@@ -155,7 +71,7 @@ async fn a_source_hidden_from_the_filter_by_a_second_description_never_reaches_a
         .join(room, "bob", &[("alice", "video"), ("bob", "video")])
         .await;
     let bob_camera = bob.track(Track::Camera).ssrcs();
-    conference.focus_holds("bob", &bob_camera).await;
+    conference.focus_has_exactly("bob", &bob_camera).await;
     let bob_sid = conference.focus.sid("bob").expect("bob's session");
 
     let poc = el("content", JINGLE)
@@ -249,7 +165,7 @@ async fn a_source_hidden_from_the_filter_by_a_second_description_never_reaches_a
             "{forbidden:?} reached the focus"
         );
     }
-    conference.focus_holds("bob", &bob_camera).await;
+    conference.focus_has_exactly("bob", &bob_camera).await;
     let at_bridge = conference
         .bridge
         .endpoint(room, "bob")
@@ -272,6 +188,7 @@ async fn a_source_hidden_from_the_filter_by_a_second_description_never_reaches_a
 async fn source_adds_of_groups_of_unknown_ssrcs_are_refused_and_kept_nowhere() {
     let room = "hostile-groups";
     let mut conference = Conference::start(
+        USERS,
         "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
         (1, '*', 'everyone', NULL, 'all', 'allow', 0, 'everything')",
     )
@@ -283,7 +200,7 @@ async fn source_adds_of_groups_of_unknown_ssrcs_are_refused_and_kept_nowhere() {
         .track(Track::Audio)
         .union(&bob.track(Track::Camera))
         .ssrcs();
-    conference.focus_holds("bob", &bob_sources).await;
+    conference.focus_has_exactly("bob", &bob_sources).await;
     let bob_sid = conference.focus.sid("bob").expect("bob's session");
     let seen_before = conference.focus.jingle_received().len();
 
@@ -350,7 +267,7 @@ async fn source_adds_of_groups_of_unknown_ssrcs_are_refused_and_kept_nowhere() {
     // cost per stanza stays flat. Logged for the reader.
     eprintln!("40 source-adds of 250 groups answered in {elapsed:?}");
     // His own sources are as they were.
-    conference.focus_holds("bob", &bob_sources).await;
+    conference.focus_has_exactly("bob", &bob_sources).await;
 }
 
 /// Point 8: self-addressed P2P session-initiates are refused and never recorded; offers to a real
@@ -359,6 +276,7 @@ async fn source_adds_of_groups_of_unknown_ssrcs_are_refused_and_kept_nowhere() {
 async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates() {
     let room = "hostile-p2p";
     let mut conference = Conference::start(
+        USERS,
         "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
         (1, '*', 'everyone', NULL, 'all', 'allow', 0, 'everything')",
     )
@@ -433,7 +351,7 @@ async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates
 
     // A revoke ends exactly the sessions that exist: two session-terminates each way.
     conference
-        .edit_rules(
+        .edit(
             "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
             (2, '*', 'jid', 'bob@*', 'screen', 'deny', 10, 'no screen for bob')",
         )
@@ -466,10 +384,4 @@ async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates
     assert_eq!(terminates(&alice), 2);
     assert_eq!(terminates(&bob), 2);
     assert_eq!(conference.p2p_sessions(room).await, 0);
-}
-
-impl Conference {
-    async fn edit_rules(&self, sql: &str) {
-        edit_rules(&self.podium, &self.db, sql).await;
-    }
 }

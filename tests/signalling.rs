@@ -7,160 +7,32 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::bridge::BridgePeer;
 use common::c2s::{C2s, CLIENT, attr, el};
-use common::focus::{FocusPeer, JingleReceived, SessionState};
+use common::conference::{
+    Conference, EVERYTHING, create_breakout, jingle_from_since, learns, relayed, sent, ssrcs,
+};
+use common::focus::FocusOptions;
 use common::jingle::{JINGLE, Media, Source, SourceSet, Style};
 use common::participant::{Participant, Shape, Track};
 use common::peer::{error_condition, is_result};
-use common::podium::{Podium, write_config};
 use common::prosody::{BREAKOUT_MUC, CONFERENCE_OPTIONS, MUC, Prosody};
-use common::{Held, edit_rules, wait_held};
 use minidom::Element;
 
 const USERS: &[&str] = &["focus", "jvb", "mod", "alice", "bob", "inspector"];
 
-/// Everyone may send everything.
-const EVERYTHING: &str =
-    "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
-    (1, '*', 'everyone', NULL, 'all', 'allow', 0)";
-
-struct Conference {
-    prosody: Prosody,
-    podium: Podium,
-    db: PathBuf,
-    inspector: C2s,
-    bridge: BridgePeer,
-    focus: FocusPeer,
-}
-
-impl Conference {
-    async fn start(rules: &str) -> Conference {
-        let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
-        let db = prosody.data_dir().join("rules/podium.db");
-        let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-        let bridge = BridgePeer::connect(prosody.c2s_port).await;
-        let focus = FocusPeer::connect(prosody.c2s_port).await;
-        let breakout = format!("breakout_muc = \"{BREAKOUT_MUC}\"");
-        let podium = Podium::start(&write_config(&prosody, &db, &breakout));
-        podium.wait_for(&["resync complete"]).await;
-        edit_rules(&podium, &db, rules).await;
-        Conference {
-            prosody,
-            podium,
-            db,
-            inspector,
-            bridge,
-            focus,
-        }
-    }
-
-    /// `nick` (account = nick) joins `room`; returns once the module holds `held` for the room.
-    async fn join(&mut self, room: &str, nick: &str, held: &[(&str, &str)]) -> Participant {
-        let participant =
-            Participant::join(self.prosody.c2s_port, nick, room, nick, Shape::Current).await;
-        self.wait_held(room, held).await;
-        participant
-    }
-
-    async fn wait_held(&mut self, room: &str, held: &[(&str, &str)]) {
-        let expected: Held = held
-            .iter()
-            .map(|(nick, set)| (nick.to_string(), (set.to_string(), "podium".to_owned())))
-            .collect();
-        wait_held(&mut self.inspector, &self.podium, room, &expected).await;
-    }
-
-    async fn edit(&self, sql: &str) {
-        edit_rules(&self.podium, &self.db, sql).await;
-    }
-
-    /// Waits until the focus holds exactly `sources` for `key` on an active session.
-    async fn focus_holds(&self, key: &str, sources: &SourceSet) {
-        let expected = ssrcs(sources);
-        self.focus
-            .wait_until(&format!("the focus holds {key}'s {expected:?}"), |view| {
-                view.endpoint(key).is_some_and(|endpoint| {
-                    endpoint.session == Some(SessionState::Active)
-                        && ssrcs(&endpoint.sources) == expected
-                })
-            })
-            .await;
-    }
-
-    async fn bridge_force_mute(&self, room: &str, nick: &str, audio: bool, video: bool) {
-        self.bridge
-            .wait_until(
-                &format!("the bridge force-mutes {nick}: audio {audio}, video {video}"),
-                |view| {
-                    view.endpoint(room, nick).is_some_and(|endpoint| {
-                        endpoint.force_mute_audio == audio && endpoint.force_mute_video == video
-                    })
-                },
-            )
-            .await;
-    }
-
-    /// alice and bob in `room`, each allowed `held`; the focus holds both their audio and camera.
-    async fn two(&mut self, room: &str, held: &str) -> (Participant, Participant) {
-        let alice = self.join(room, "alice", &[("alice", held)]).await;
-        let bob = self
-            .join(room, "bob", &[("alice", held), ("bob", held)])
-            .await;
-        self.focus_holds("alice", &sent(&alice)).await;
-        self.focus_holds("bob", &sent(&bob)).await;
-        (alice, bob)
-    }
-}
-
-fn ssrcs(sources: &SourceSet) -> BTreeSet<u32> {
-    sources.ssrcs().into_iter().collect()
-}
-
-/// Audio and camera: what a participant sends from its session-accept.
-fn sent(participant: &Participant) -> SourceSet {
-    participant
-        .track(Track::Audio)
-        .union(&participant.track(Track::Camera))
-}
-
-/// What jicofo relays of a participant's sources to the others: simulcast stripped.
-fn relayed(sources: &SourceSet) -> BTreeSet<u32> {
-    ssrcs(&sources.strip_simulcast())
-}
-
-async fn learns(participant: &Participant, owner: &str, expected: BTreeSet<u32>) {
-    participant
-        .wait_until(
-            &format!("{} learns {owner}'s {expected:?}", participant.nick),
-            |view| view.remote.get(owner).map(ssrcs).unwrap_or_default() == expected,
-        )
-        .await;
-}
-
-/// The Jingle requests the focus received from `room/nick` after the first `since`.
-fn jingle_from(
-    focus: &FocusPeer,
-    since: usize,
-    room: &str,
-    nick: &str,
-) -> Vec<(JingleReceived, SourceSet)> {
-    let from = format!("{room}@{MUC}/{nick}");
-    focus
-        .jingle_received()
-        .into_iter()
-        .skip(since)
-        .filter(|received| received.from == from)
-        .map(|received| {
-            let jingle = received.iq.get_child("jingle", JINGLE).unwrap().clone();
-            let sources = SourceSet::from_contents(&jingle).unwrap_or_default();
-            (received, sources)
-        })
-        .collect()
+/// Prosody, podium (which knows the breakout MUC), the bridge and the focus, under `rules`.
+async fn start(rules: &str) -> Conference {
+    let breakout = format!("breakout_muc = \"{BREAKOUT_MUC}\"");
+    Conference::start_with(
+        USERS,
+        CONFERENCE_OPTIONS,
+        FocusOptions::default(),
+        &breakout,
+        rules,
+    )
+    .await
 }
 
 fn error_text(answer: &Element) -> String {
@@ -176,7 +48,7 @@ fn error_text(answer: &Element) -> String {
 #[tokio::test]
 async fn seventeen_source_add_remove_pairs_in_one_session_all_reach_the_focus() {
     let room = "talk";
-    let mut conference = Conference::start(EVERYTHING).await;
+    let mut conference = start(EVERYTHING).await;
     let (alice, bob) = conference.two(room, "audio,video,screen").await;
     let sid = conference.focus.sid("bob").expect("bob has a session");
     let screenshare = bob.track(Track::Screenshare);
@@ -191,7 +63,7 @@ async fn seventeen_source_add_remove_pairs_in_one_session_all_reach_the_focus() 
         }
     }
 
-    let received = jingle_from(&conference.focus, mark, room, "bob");
+    let received = jingle_from_since(&conference.focus, mark, room, "bob");
     assert_eq!(received.len(), 34, "every request reached the focus");
     for (request, sources) in &received {
         assert!(is_result(&request.answer), "{request:?}");
@@ -214,7 +86,7 @@ async fn seventeen_source_add_remove_pairs_in_one_session_all_reach_the_focus() 
 #[tokio::test]
 async fn a_refused_source_add_is_rolled_back_and_the_next_revoke_removes_the_camera() {
     let room = "talk";
-    let mut conference = Conference::start(EVERYTHING).await;
+    let mut conference = start(EVERYTHING).await;
     let (alice, bob) = conference.two(room, "audio,video,screen").await;
     let sid = conference.focus.sid("bob").expect("bob has a session");
     let bob_audio = bob.track(Track::Audio);
@@ -249,7 +121,10 @@ async fn a_refused_source_add_is_rolled_back_and_the_next_revoke_removes_the_cam
         error_text(&answer).contains("MSID"),
         "the focus refused it, not the module: {answer:?}"
     );
-    assert_eq!(jingle_from(&conference.focus, mark, room, "bob").len(), 1);
+    assert_eq!(
+        jingle_from_since(&conference.focus, mark, room, "bob").len(),
+        1
+    );
 
     // Revoking bob's video: the focus gets a source-remove it accepts, and the camera is gone.
     conference
@@ -257,7 +132,7 @@ async fn a_refused_source_add_is_rolled_back_and_the_next_revoke_removes_the_cam
         .await;
     conference.focus_holds("bob", &bob_audio).await;
     learns(&alice, "bob", relayed(&bob_audio)).await;
-    let removes: Vec<_> = jingle_from(&conference.focus, mark, room, "bob")
+    let removes: Vec<_> = jingle_from_since(&conference.focus, mark, room, "bob")
         .into_iter()
         .filter(|(received, _)| received.action == "source-remove")
         .collect();
@@ -279,7 +154,7 @@ async fn a_refused_source_add_is_rolled_back_and_the_next_revoke_removes_the_cam
 #[tokio::test]
 async fn a_revoke_jicofo_refuses_is_retried_and_what_jicofo_keeps_is_muted_at_the_bridge() {
     let room = "talk";
-    let mut conference = Conference::start(EVERYTHING).await;
+    let mut conference = start(EVERYTHING).await;
     let (alice, bob) = conference.two(room, "audio,video,screen").await;
     let screenshare = bob.track(Track::Screenshare);
     let answer = bob.add_screenshare().await;
@@ -303,7 +178,7 @@ async fn a_revoke_jicofo_refuses_is_retried_and_what_jicofo_keeps_is_muted_at_th
 
     // The camera is allowed, so only the fallback mutes bob's video at the bridge.
     conference.bridge_force_mute(room, "bob", false, true).await;
-    let removes: Vec<_> = jingle_from(&conference.focus, mark, room, "bob")
+    let removes: Vec<_> = jingle_from_since(&conference.focus, mark, room, "bob")
         .into_iter()
         .filter(|(received, _)| received.action == "source-remove")
         .collect();
@@ -337,7 +212,7 @@ async fn a_revoke_jicofo_refuses_is_retried_and_what_jicofo_keeps_is_muted_at_th
 #[tokio::test]
 async fn a_revoke_neither_jicofo_nor_the_bridge_carries_out_ends_the_session() {
     let room = "talk";
-    let mut conference = Conference::start(EVERYTHING).await;
+    let mut conference = start(EVERYTHING).await;
     let (alice, bob) = conference.two(room, "audio,video,screen").await;
     let screenshare = bob.track(Track::Screenshare);
     let answer = bob.add_screenshare().await;
@@ -397,32 +272,6 @@ async fn a_revoke_neither_jicofo_nor_the_bridge_carries_out_ends_the_session() {
         .await;
 }
 
-/// A moderator of `main` creates the breakout room `name` (through the stand-in for jitsi-meet's
-/// breakout module) and waits until the main room lists it.
-async fn create_breakout(moderator: &mut C2s, main: &str, name: &str) -> String {
-    moderator.send(
-        el("message", CLIENT)
-            .attr(attr("to"), BREAKOUT_MUC)
-            .append(
-                el("add", "urn:podium:test:breakout")
-                    .attr(attr("main"), format!("{main}@{MUC}"))
-                    .attr(attr("name"), name)
-                    .build(),
-            )
-            .build(),
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let element = tokio::time::timeout_at(deadline, moderator.inbox.recv())
-            .await
-            .expect("breakout room created")
-            .expect("connection open");
-        if let Some(added) = element.get_child("added", "urn:podium:test:breakout") {
-            return added.attr("jid").unwrap().to_owned();
-        }
-    }
-}
-
 /// Point 6: bob is in the lecture (no camera there) and alone in one of its breakout rooms (where he
 /// may show it; jicofo is there but starts no conference for one participant). A source-add to the
 /// breakout room's focus under his lecture sid — jicofo finds sessions by sid alone — or under a sid
@@ -433,7 +282,7 @@ async fn a_lecture_session_used_from_a_breakout_room_is_refused() {
         (1, 'lecture',   'everyone', NULL, 'audio', 'allow', 0),
         (2, 'lecture',   'role', 'moderator', 'all', 'allow', 10),
         (3, 'lecture/*', 'everyone', NULL, 'all',   'allow', 0)";
-    let mut conference = Conference::start(rules).await;
+    let mut conference = start(rules).await;
     // The moderator creates the lecture room (and so owns it) before the focus is asked for it.
     let mut moderator = C2s::connect(conference.prosody.c2s_port, "mod", "web").await;
     moderator.join("lecture", "mod").await;

@@ -6,46 +6,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
-use common::podium::{Podium, write_config};
-use common::prosody::{
-    AV_MODERATION, BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, OTHER_SECRET, Prosody,
+use common::conference::{
+    CLASS_RULES, Class, av_moderation, class, create_breakout, start_plain, start_with_rules,
 };
-use common::{decided, inspect, sqlite3, wait_audit, wait_held};
+use common::podium::Podium;
+use common::prosody::{BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, Prosody};
+use common::{decided, edit_rules, inspect, sqlite3, wait_audit, wait_held};
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
 
 const ROOM: &str = "standup";
-
-async fn start(users: &[&str], extra: &str) -> (Prosody, Podium, std::path::PathBuf) {
-    let prosody = Prosody::start(users);
-    let db = prosody.data_dir().join("rules/podium.db");
-    let config = write_config(&prosody, &db, extra);
-    let podium = Podium::start(&config);
-    podium.wait_for(&["resync complete"]).await;
-    (prosody, podium, db)
-}
-
-/// Starts Prosody and podium, loads `rules` and connects the inspector (which every user list must name).
-async fn start_with_rules(
-    users: &[&str],
-    extra: &str,
-    rules: &str,
-) -> (Prosody, Podium, std::path::PathBuf, C2s) {
-    let (prosody, podium, db) = start(users, extra).await;
-    edit_rules(&podium, &db, rules).await;
-    let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-    (prosody, podium, db, inspector)
-}
-
-/// Edits rules with the sqlite3 CLI and waits until podium has loaded exactly that version.
-async fn edit_rules(podium: &Podium, db: &std::path::Path, sql: &str) {
-    let mark = podium.mark();
-    let version = sqlite3(db, &format!("{sql}; SELECT version FROM rules_version;"));
-    let version = format!("\"version\":{}", version.trim());
-    podium
-        .wait_for_after(mark, &["rules changed", &version])
-        .await;
-}
 
 fn error_condition(answer: &Element) -> Option<String> {
     let error = answer.get_child("error", CLIENT)?;
@@ -235,15 +205,7 @@ async fn forged_policy_gets_forbidden_and_changes_nothing() {
     assert_eq!(error_condition(&answer).as_deref(), Some("forbidden"));
 
     // Another component, properly authenticated with its own secret: forbidden too.
-    let addr = format!("127.0.0.1:{}", prosody.component_port);
-    let mut other = podium::xmpp::stream::login(
-        &addr,
-        OTHER_COMPONENT,
-        OTHER_SECRET,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let mut other = prosody.login_other_component().await;
     let forged = xmpp_parsers::iq::Iq::Set {
         from: Some(OTHER_COMPONENT.parse().unwrap()),
         to: Some(MUC.parse().unwrap()),
@@ -385,7 +347,7 @@ async fn prosody_restart_podium_reconnects_and_resyncs() {
 
 #[tokio::test]
 async fn link_survives_idle_and_unparsable_stanzas() {
-    let (prosody, podium, db) = start(&["alice", "inspector"], "keepalive_secs = 1").await;
+    let (prosody, podium, db) = start_plain(&["alice", "inspector"], "keepalive_secs = 1").await;
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
 
     // A presence podium cannot parse (unknown <show/>): logged and skipped, the link stays.
@@ -712,33 +674,6 @@ async fn audit_records_older_than_the_retention_are_pruned() {
     assert_eq!(sqlite3(&db, "SELECT nick FROM decisions"), "new\n");
 }
 
-/// A moderator of `main` creates the breakout room `name` (through the stand-in for jitsi-meet's
-/// breakout module) and waits until the main room lists it.
-async fn create_breakout(moderator: &mut C2s, main: &str, name: &str) -> String {
-    moderator.send(
-        el("message", CLIENT)
-            .attr(attr("to"), BREAKOUT_MUC)
-            .append(
-                el("add", "urn:podium:test:breakout")
-                    .attr(attr("main"), format!("{main}@{MUC}"))
-                    .attr(attr("name"), name)
-                    .build(),
-            )
-            .build(),
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let element = tokio::time::timeout_at(deadline, moderator.inbox.recv())
-            .await
-            .expect("breakout room created")
-            .expect("connection open");
-        if let Some(added) = element.get_child("added", "urn:podium:test:breakout") {
-            return added.attr("jid").unwrap().to_owned();
-        }
-        assert_ne!(element.attr("type"), Some("error"), "{element:?}");
-    }
-}
-
 #[tokio::test]
 async fn breakout_rooms_follow_their_main_room_unless_a_rule_names_them() {
     let (prosody, mut podium, db, mut inspector) = start_with_rules(
@@ -848,33 +783,16 @@ async fn next_matching(client: &mut C2s, what: &str, wanted: impl Fn(&Element) -
     }
 }
 
-/// `<av_moderation/>` as lib-jitsi-meet's AVModeration sends it to the A/V moderation component.
-fn av_moderation(attr_name: &'static str, occupant: &str, media: &str) -> Element {
-    el("message", CLIENT)
-        .attr(attr("to"), AV_MODERATION)
-        .append(
-            el("av_moderation", CLIENT)
-                .attr(attr(attr_name), occupant)
-                .attr(attr("mediaType"), media)
-                .build(),
-        )
-        .build()
-}
-
 #[tokio::test]
 async fn a_moderators_av_moderation_approval_becomes_a_grant_and_its_withdrawal_ends_it() {
-    let (prosody, podium, db, mut inspector) = start_with_rules(
-        &["teacher", "ada", "inspector"],
-        "",
-        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
-           (1, 'class', 'role', 'participant', 'audio', 'request', 10),
-           (2, 'class', 'role', 'moderator',   'all',   'allow',   10)",
-    )
-    .await;
-    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
-    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
-    teacher.join("class", "teacher").await;
-    ada.join("class", "ada").await;
+    let Class {
+        prosody: _prosody,
+        podium,
+        db,
+        mut inspector,
+        teacher,
+        mut ada,
+    } = class(CLASS_RULES, "class").await;
     let ada_jid = format!("class@{MUC}/ada");
     wait_held(
         &mut inspector,
@@ -949,19 +867,21 @@ async fn a_moderators_av_moderation_approval_becomes_a_grant_and_its_withdrawal_
 /// still becomes a grant for that room.
 #[tokio::test]
 async fn an_approval_in_a_tenant_room_names_the_room_by_its_virtual_jid() {
-    let (prosody, podium, db, mut inspector) = start_with_rules(
-        &["teacher", "ada", "inspector"],
-        "",
+    let room = "[acme]class";
+    let Class {
+        prosody: _prosody,
+        podium,
+        db,
+        mut inspector,
+        teacher,
+        ada: _ada,
+    } = class(
         "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
            (1, '[acme]*', 'role', 'participant', 'audio', 'request', 10),
            (2, '[acme]*', 'role', 'moderator',   'all',   'allow',   10)",
+        room,
     )
     .await;
-    let room = "[acme]class";
-    let mut teacher = C2s::connect(prosody.c2s_port, "teacher", "web").await;
-    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
-    teacher.join(room, "teacher").await;
-    ada.join(room, "ada").await;
     wait_held(
         &mut inspector,
         &podium,

@@ -8,6 +8,7 @@
 pub mod bridge;
 pub mod browser;
 pub mod c2s;
+pub mod conference;
 pub mod conformance;
 pub mod focus;
 pub mod jingle;

@@ -417,6 +417,20 @@ Component "{LOBBY_MUC}" "muc"
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Logs in on the component port as [`OTHER_COMPONENT`], another component Prosody knows, with
+    /// its own secret.
+    pub async fn login_other_component(&self) -> podium::xmpp::stream::ComponentStream {
+        let addr = format!("127.0.0.1:{}", self.component_port);
+        podium::xmpp::stream::login(
+            &addr,
+            OTHER_COMPONENT,
+            OTHER_SECRET,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    }
 }
 
 impl Drop for Prosody {
