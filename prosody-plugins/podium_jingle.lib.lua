@@ -254,7 +254,10 @@ function check_tag(tag, ns, shape)
 	return check_children(tag, ns, shape);
 end
 
-local known_media_types = { audio = true; video = true; data = true };
+-- The media types lib-jitsi-meet gives its contents: an rtp description's `media` (audio, video, and
+-- application for the data channel, SDP.ts toJingle), or, without a description, the content's name.
+local description_media_types = { audio = true; video = true; application = true };
+local content_names = { audio = true; video = true; data = true };
 
 -- The values jicofo reads from the elements that carry sources, checked as lib-jitsi-meet writes them.
 local function check_values(jingle)
@@ -262,11 +265,12 @@ local function check_values(jingle)
 		local description = content:get_child("description", xmlns_rtp);
 		-- jicofo reads every content's media type (the description's media, else the content's name) and
 		-- fails the whole request on one it does not know (EndpointSourceSet.fromJingle,
-		-- MediaType.parseString): lib-jitsi-meet names them audio, video, and data for the data channel.
+		-- MediaType.parseString). Sources under anything but audio or video are refused below.
 		local media_type = content.attr.name;
-		if description then media_type = description.attr.media; end
-		if not known_media_types[media_type] or (description and media_type == "data") then
-			return ("content media %q is not audio or video"):format(tostring(media_type));
+		local known = content_names;
+		if description then media_type, known = description.attr.media, description_media_types; end
+		if not known[media_type] then
+			return ("content media %q is not one lib-jitsi-meet sends"):format(tostring(media_type));
 		end
 		if description then
 			local media = description.attr.media;

@@ -1054,6 +1054,21 @@ fn cases(rng: &mut Rng, count: usize) -> Vec<Case> {
             must_forward: false,
         });
     }
+    // lib-jitsi-meet's data channel content, as it sends it when jicofo offers SCTP (SDP.ts toJingle;
+    // the shared yardstick's session-accept carries one): it must pass, and jicofo read the same.
+    out.push(Case {
+        origin: "session-accept with the data channel's content".to_owned(),
+        mutations: Vec::new(),
+        nick: NICK.to_owned(),
+        allowed: "audio".to_owned(),
+        xml: format!(
+            "<iq type='set' id='data' to='room1@conference.meet.example/focus'><jingle xmlns='{JINGLE}' \
+             action='session-accept' sid='4a5b6c7d8e9f'><content name='audio'><description xmlns='{RTP}' \
+             media='audio'><source xmlns='{SSMA}' ssrc='5' name='{NICK}-a0'/></description></content>\
+             <content name='data'><description xmlns='{RTP}' media='application'/></content></jingle></iq>"
+        ),
+        must_forward: true,
+    });
     while out.len() < count {
         let (origin, mut iq, nick) = if rng.chance(40) {
             let (name, node, nick) = rng.pick(&recorded);
