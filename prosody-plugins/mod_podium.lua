@@ -1006,23 +1006,23 @@ local function checked(event)
 	return nil;
 end
 
-local function refuse_from_client(event)
+-- Refuses the IQ when checked() says so. On the sender's host the error goes back to its session; on
+-- delivery it is routed (module:send), since the sender may be behind a MUC, a component or another server.
+local function refuse_ungoverned(event, direction, send)
 	local condition, text = checked(event);
 	if not condition then return nil; end
-	module:log("info", "refused Jingle from %s to %s outside a governed room (%s)", tostring(event.stanza.attr.from),
-		tostring(event.stanza.attr.to), condition);
-	event.origin.send(st.error_reply(event.stanza, error_types[condition], condition, text));
+	module:log("info", "refused Jingle %s -> %s outside a governed room (%s, %s)", tostring(event.stanza.attr.from),
+		tostring(event.stanza.attr.to), direction, condition);
+	send(st.error_reply(event.stanza, error_types[condition], condition, text));
 	return true;
 end
 
+local function refuse_from_client(event)
+	return refuse_ungoverned(event, "sent", event.origin.send);
+end
+
 local function refuse_to_client(event)
-	local condition, text = checked(event);
-	if not condition then return nil; end
-	module:log("info", "refused Jingle to %s from %s outside a governed room (%s)", tostring(event.stanza.attr.to),
-		tostring(event.stanza.attr.from), condition);
-	-- Routed, not origin.send: the sender may be behind a MUC, a component or another server.
-	module:send(st.error_reply(event.stanza, error_types[condition], condition, text));
-	return true;
+	return refuse_ungoverned(event, "delivered", function (reply) module:send(reply); end);
 end
 
 local guarded_client_hosts = {};
