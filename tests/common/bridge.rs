@@ -14,8 +14,13 @@
 //! * creating an endpoint needs a `<transport>` and the `source-names` capability (`bad-request`);
 //! * `<sources>` replaces the endpoint's audio and video sources; `<force-mute audio video/>` sets both
 //!   flags, a missing attribute meaning false; a new endpoint starts unmuted;
-//! * the answer is `<conference-modified meeting-id>` with the created endpoints' transports and, on
-//!   any create, the bridge's own feedback sources `jvb-a0`/`jvb-v0`;
+//! * the answer is `<conference-modified>` (no attributes: jitsi-xmpp-extensions
+//!   `ConferenceModifiedIQ.Builder.createResponse`) with the created endpoints' transports and, on any
+//!   create, the bridge's own feedback sources `jvb-a0`/`jvb-v0`;
+//! * a create whose `name` is not a bare JID is `bad-request` "Invalid conference name (not a JID)"
+//!   (`Videobridge.getOrCreateConference`, `JidCreate.entityBareFrom`);
+//! * a `conference-modify` without `meeting-id` gets no answer at all: Smack's provider throws
+//!   `RequiredAttributeMissingException` and the default parsing callback only logs it;
 //! * a conference expires on `expire='true'` or when a request that does not create leaves it without
 //!   endpoints.
 //!
@@ -86,7 +91,8 @@ pub struct ColibriRequest {
     pub refused: bool,
     /// Answered `result`.
     pub accepted: bool,
-    pub answer: Element,
+    /// The answer; `None` where JVB sends none (a `conference-modify` without `meeting-id`).
+    pub answer: Option<Element>,
 }
 
 /// Everything the bridge has seen and holds.
@@ -246,36 +252,46 @@ fn on_stanza(handle: &C2sHandle, recorder: &Recorder<BridgeView>, stanza: &Eleme
             from: stanza.attr("from").unwrap_or("").to_owned(),
             iq: stanza.clone(),
             refused,
-            accepted: answer.attr("type") == Some("result"),
+            accepted: answer
+                .as_ref()
+                .is_some_and(|answer| answer.attr("type") == Some("result")),
             answer: answer.clone(),
         });
         answer
     });
-    handle.send(answer);
+    if let Some(answer) = answer {
+        handle.send(answer);
+    }
 }
 
-/// The answer to one IQ request, and whether the brewery check refused it.
-fn answer_request(view: &mut BridgeView, iq: &Element) -> (Element, bool) {
+/// The answer to one IQ request (`None`: JVB sends none), and whether the brewery check refused it.
+fn answer_request(view: &mut BridgeView, iq: &Element) -> (Option<Element>, bool) {
     // jicoco MucClient.handleIq: only IQs from the brewery MUC reach JVB.
     let from = iq.attr("from").unwrap_or("");
     if !bare(from).eq_ignore_ascii_case(BREWERY) {
-        return (error_for(iq, "forbidden", None, vec![]), true);
+        return (Some(error_for(iq, "forbidden", None, vec![])), true);
     }
     let Some(request) = payload(iq).filter(|p| p.is("conference-modify", COLIBRI2)) else {
-        return (error_for(iq, "service-unavailable", None, vec![]), false);
+        return (
+            Some(error_for(iq, "service-unavailable", None, vec![])),
+            false,
+        );
     };
+    if request.attr("meeting-id").is_none_or(str::is_empty) {
+        return (None, false);
+    }
     let force_mute = request
         .children()
         .any(|endpoint| endpoint.get_child("force-mute", COLIBRI2).is_some());
     if force_mute && view.refuse_force_mutes > 0 {
         view.refuse_force_mutes -= 1;
         return (
-            error_for(
+            Some(error_for(
                 iq,
                 "internal-server-error",
                 Some("refused by the test"),
                 vec![],
-            ),
+            )),
             false,
         );
     }
@@ -288,7 +304,7 @@ fn answer_request(view: &mut BridgeView, iq: &Element) -> (Element, bool) {
             failure.application,
         ),
     };
-    (answer, false)
+    (Some(answer), false)
 }
 
 /// A Colibri2 failure: stanza condition, text and the colibri2 `<error reason>` (and more).
@@ -318,13 +334,7 @@ fn has_update(endpoint: &Element) -> bool {
 
 /// Handles one `conference-modify` like JVB: returns the `conference-modified` or the failure.
 fn conference_modify(view: &mut BridgeView, request: &Element) -> Result<Element, Failure> {
-    let Some(meeting_id) = request.attr("meeting-id").map(str::to_owned) else {
-        return Err(failure(
-            "bad-request",
-            "Missing meeting-id".to_owned(),
-            None,
-        ));
-    };
+    let meeting_id = request.attr("meeting-id").unwrap_or("").to_owned();
     let create = request.attr("create") == Some("true");
     let exists = view.conferences.contains_key(&meeting_id);
     if create && exists {
@@ -339,6 +349,13 @@ fn conference_modify(view: &mut BridgeView, request: &Element) -> Result<Element
             "item-not-found",
             format!("Conference not found for ID: {meeting_id}"),
             Some("conference_not_found"),
+        ));
+    }
+    if create && request.attr("name").is_some_and(|name| !is_bare_jid(name)) {
+        return Err(failure(
+            "bad-request",
+            "Invalid conference name (not a JID)".to_owned(),
+            None,
         ));
     }
     if create {
@@ -372,9 +389,7 @@ fn conference_modify(view: &mut BridgeView, request: &Element) -> Result<Element
     for endpoint in &endpoints {
         answered.push(modify_endpoint(conference, endpoint, ignore_unknown)?);
     }
-    let mut modified = el("conference-modified", COLIBRI2)
-        .attr(attr("meeting-id"), meeting_id.as_str())
-        .append_all(answered);
+    let mut modified = el("conference-modified", COLIBRI2).append_all(answered);
     if create
         || endpoints
             .iter()
@@ -507,6 +522,16 @@ fn feedback_sources(conference: &ConferenceView) -> Element {
         .append(media_source("audio", "jvb-a0", conference.audio_ssrc))
         .append(media_source("video", "jvb-v0", conference.video_ssrc))
         .build()
+}
+
+/// Whether `name` parses as a bare JID `node@domain` the way JVB's `JidCreate.entityBareFrom` needs:
+/// one `@` with something on each side, no resource.
+fn is_bare_jid(name: &str) -> bool {
+    let mut parts = name.split('@');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(node), Some(domain), None) if !node.is_empty() && !domain.is_empty() && !domain.contains('/')
+    )
 }
 
 fn random_ssrc() -> u32 {

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod bridge_conformance;
 pub mod browser;
 pub mod c2s;
 pub mod conference;

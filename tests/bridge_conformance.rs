@@ -1,0 +1,112 @@
+//! The bridge stand-in against recorded reality: the scenario of `tests/common/bridge_conformance.rs`
+//! was run against the real jitsi-videobridge (commit and setup in each fixture's header,
+//! tests/fixtures/jvb/), and here the stand-in (tests/common/bridge.rs) gets the same requests and
+//! must answer as JVB did: the same type, error condition, text and colibri2 reason, the same
+//! `conference-modified` shape, no answer where JVB gave none, and the same force-mute flags after
+//! each force-mute. A real Prosody without mod_podium, so every request reaches the bridge as sent.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::bridge::{BRIDGE_NICK, BridgePeer};
+use common::bridge_conformance::{self, Driver, MuteState, Outcome, Step};
+use common::c2s::CLIENT;
+use common::jingle::COLIBRI2;
+use common::prosody::Prosody;
+use minidom::Element;
+
+const USERS: &[&str] = &["focus", "jvb"];
+const FIXTURE_NS: &str = "urn:podium:fixture";
+
+/// A recorded exchange: the XML after the header comment.
+fn fixture(name: &str) -> Element {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jvb")
+        .join(format!("{name}.xml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let body = &text[text.find("<exchange").expect("an <exchange> element")..];
+    body.parse()
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn part<'a>(exchange: &'a Element, name: &str) -> Option<&'a Element> {
+    exchange
+        .get_child(name, FIXTURE_NS)
+        .unwrap_or_else(|| panic!("no <{name}> in the fixture"))
+        .get_child("iq", CLIENT)
+}
+
+/// The `meeting-id` of a request, if any.
+fn meeting_id(request: &Element) -> Option<&str> {
+    request
+        .get_child("conference-modify", COLIBRI2)?
+        .attr("meeting-id")
+}
+
+/// The recorded outcome, its texts naming this run's meeting id where the recording named its own.
+fn expected(step: &Step, exchange: &Element) -> Option<Outcome> {
+    let mut outcome = Outcome::of(part(exchange, "answer"))?;
+    let recorded = part(exchange, "request").and_then(meeting_id);
+    if let (Some(text), Some(old), Some(new)) =
+        (&mut outcome.text, recorded, meeting_id(&step.request))
+    {
+        *text = text.replace(old, new);
+    }
+    Some(outcome)
+}
+
+fn recorded_states(exchange: &Element) -> Vec<MuteState> {
+    exchange
+        .get_child("state", FIXTURE_NS)
+        .expect("a <state> in the fixture")
+        .children()
+        .map(|state| MuteState {
+            endpoint: state.attr("endpoint").unwrap_or("").to_owned(),
+            audio: state.attr("audio") == Some("true"),
+            video: state.attr("video") == Some("true"),
+        })
+        .collect()
+}
+
+async fn run_against_stand_in() -> Vec<Step> {
+    let prosody = Prosody::start_without_podium(USERS);
+    let bridge = BridgePeer::connect(prosody.c2s_port).await;
+    let driver = Driver::join(prosody.c2s_port, BRIDGE_NICK).await;
+    let read = |endpoint: &str| {
+        bridge
+            .conferences()
+            .values()
+            .find_map(|conference| conference.endpoints.get(endpoint))
+            .map(|view| (view.force_mute_audio, view.force_mute_video))
+    };
+    let steps = bridge_conformance::run(&driver, &read).await;
+    drop(prosody);
+    steps
+}
+
+/// Every recorded request gets JVB's answer (or none where JVB sent none), and every force-mute
+/// leaves the flags JVB had.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_stand_in_answers_as_recorded_jvb() {
+    let steps = run_against_stand_in().await;
+    assert_eq!(steps.len(), 20);
+    let mut differences = Vec::new();
+    for step in &steps {
+        let exchange = fixture(step.label);
+        let want = expected(step, &exchange);
+        let got = Outcome::of(step.answer.as_ref());
+        if got != want {
+            differences.push(format!("{}: JVB {want:?}, stand-in {got:?}", step.label));
+        }
+        let want_states = recorded_states(&exchange);
+        if step.states != want_states {
+            differences.push(format!(
+                "{} force-mute: JVB {want_states:?}, stand-in {:?}",
+                step.label, step.states
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
