@@ -19,14 +19,15 @@ use minidom::Element;
 const USERS: &[&str] = &["focus", "jvb"];
 const FIXTURE_NS: &str = "urn:podium:fixture";
 
-/// A recorded exchange: the XML after the header comment.
+/// A recorded exchange (or session): the XML after the header comment.
 fn fixture(name: &str) -> Element {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/jvb")
         .join(format!("{name}.xml"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    let body = &text[text.find("<exchange").expect("an <exchange> element")..];
+    let start = text.find("-->").map_or(0, |end| end + 3);
+    let body = text[start..].trim();
     body.parse()
         .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
@@ -57,8 +58,8 @@ fn expected(step: &Step, exchange: &Element) -> Option<Outcome> {
     Some(outcome)
 }
 
-fn recorded_states(exchange: &Element) -> Vec<MuteState> {
-    exchange
+fn recorded_states(recording: &Element) -> Vec<MuteState> {
+    recording
         .get_child("state", FIXTURE_NS)
         .expect("a <state> in the fixture")
         .children()
@@ -70,17 +71,20 @@ fn recorded_states(exchange: &Element) -> Vec<MuteState> {
         .collect()
 }
 
+/// The stand-in's force-mute flags of `endpoint`, in whichever conference has it.
+fn flags(bridge: &BridgePeer, endpoint: &str) -> Option<(bool, bool)> {
+    bridge
+        .conferences()
+        .values()
+        .find_map(|conference| conference.endpoints.get(endpoint))
+        .map(|view| (view.force_mute_audio, view.force_mute_video))
+}
+
 async fn run_against_stand_in() -> Vec<Step> {
     let prosody = Prosody::start_without_podium(USERS);
     let bridge = BridgePeer::connect(prosody.c2s_port).await;
     let driver = Driver::join(prosody.c2s_port, BRIDGE_NICK).await;
-    let read = |endpoint: &str| {
-        bridge
-            .conferences()
-            .values()
-            .find_map(|conference| conference.endpoints.get(endpoint))
-            .map(|view| (view.force_mute_audio, view.force_mute_video))
-    };
+    let read = |endpoint: &str| flags(&bridge, endpoint);
     let steps = bridge_conformance::run(&driver, &read).await;
     drop(prosody);
     steps
@@ -105,6 +109,48 @@ async fn test_stand_in_answers_as_recorded_jvb() {
             differences.push(format!(
                 "{} force-mute: JVB {want_states:?}, stand-in {:?}",
                 step.label, step.states
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// Every Colibri2 request of a real conference (jicofo's, as mod_podium rewrote its force-mutes, and
+/// mod_podium's own), replayed to the stand-in in order, gets the answer JVB gave, and the force-mute
+/// flags end as JVB's did.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_stand_in_answers_a_recorded_conference_as_jvb() {
+    let session = fixture("session-with-jicofo-and-podium");
+    let prosody = Prosody::start_without_podium(USERS);
+    let bridge = BridgePeer::connect(prosody.c2s_port).await;
+    let driver = Driver::join(prosody.c2s_port, BRIDGE_NICK).await;
+    let mut differences = Vec::new();
+    let exchanges: Vec<&Element> = session
+        .children()
+        .filter(|child| child.is("exchange", FIXTURE_NS))
+        .collect();
+    assert_eq!(exchanges.len(), 12);
+    for (index, exchange) in exchanges.into_iter().enumerate() {
+        let request = part(exchange, "request").expect("a recorded request");
+        let payload = request
+            .get_child("conference-modify", COLIBRI2)
+            .expect("a conference-modify")
+            .clone();
+        let answer = driver
+            .ask(request.attr("type").unwrap_or("get"), payload)
+            .await;
+        let want = Outcome::of(part(exchange, "answer"));
+        let got = Outcome::of(answer.as_ref());
+        if got != want {
+            differences.push(format!("request {index}: JVB {want:?}, stand-in {got:?}"));
+        }
+    }
+    for state in recorded_states(&session) {
+        let got = flags(&bridge, &state.endpoint);
+        if got != Some((state.audio, state.video)) {
+            differences.push(format!(
+                "{} force-mute: JVB {state:?}, stand-in {got:?}",
+                state.endpoint
             ));
         }
     }

@@ -109,6 +109,18 @@ impl Driver {
         }
     }
 
+    /// Sends `payload` to the bridge's occupant JID as an IQ of `type_`; the answer, or `None` when
+    /// none came within 5 s.
+    pub async fn ask(&self, type_: &str, payload: Element) -> Option<Element> {
+        let request = el("iq", CLIENT)
+            .attr(attr("type"), type_)
+            .attr(attr("to"), self.bridge_occupant.as_str())
+            .attr(attr("id"), self.handle.next_id())
+            .append(payload)
+            .build();
+        self.handle.send_iq(request).wait(ANSWER_LIMIT).await
+    }
+
     async fn send(
         &self,
         label: &'static str,
