@@ -7,13 +7,16 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::bridge::{BRIDGE_NICK, BridgePeer};
 use common::bridge_conformance::{self, Driver, MuteState, Outcome, Step};
 use common::c2s::CLIENT;
 use common::jingle::COLIBRI2;
-use common::prosody::Prosody;
+use common::prosody::{Prosody, die_with_parent};
 use minidom::Element;
 
 const USERS: &[&str] = &["focus", "jvb"];
@@ -154,5 +157,51 @@ async fn test_stand_in_answers_a_recorded_conference_as_jvb() {
             ));
         }
     }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// Opt-in: the same requests against the operator's own jitsi-videobridge, which must answer as the
+/// recorded one did (its force-mute flags are not read: that needs the bridge's private REST API).
+/// `PODIUM_REAL_JVB_CMD` runs under `sh -c` with `PODIUM_C2S_PORT` set to the test Prosody's c2s
+/// port (plain XMPP on 127.0.0.1, domain `localhost`); the bridge it starts must sign in there as
+/// `jvb` (password `pw`) and join `jvbbrewery@internal.localhost` as `jvb-1`, with SCTP off.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs an operator-supplied jitsi-videobridge: set PODIUM_REAL_JVB_CMD"]
+async fn test_real_jvb_answers_as_recorded() {
+    let Ok(command) = std::env::var("PODIUM_REAL_JVB_CMD") else {
+        panic!(
+            "PODIUM_REAL_JVB_CMD is not set: give a shell command that starts your \
+             jitsi-videobridge against the Prosody on 127.0.0.1:$PODIUM_C2S_PORT (see this test's doc)"
+        );
+    };
+    let prosody = Prosody::start_without_podium(USERS);
+    let mut bridge = Command::new("sh");
+    bridge
+        .arg("-c")
+        .arg(&command)
+        .env("PODIUM_C2S_PORT", prosody.c2s_port.to_string())
+        .stdin(Stdio::null())
+        .process_group(0);
+    die_with_parent(&mut bridge);
+    let mut bridge = bridge.spawn().expect("PODIUM_REAL_JVB_CMD starts");
+    let group = i32::try_from(bridge.id()).expect("a pid");
+    let driver = Driver::join_waiting(prosody.c2s_port, BRIDGE_NICK, Duration::from_secs(120))
+        .await
+        .with_answer_limit(Duration::from_secs(30));
+    let steps = bridge_conformance::run(&driver, &|_| None).await;
+    // SAFETY: signals only the process group this test started.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(-group, libc::SIGTERM);
+    }
+    let _ = bridge.wait();
+    let differences: Vec<String> = steps
+        .iter()
+        .filter_map(|step| {
+            let want = expected(step, &fixture(step.label));
+            let got = Outcome::of(step.answer.as_ref());
+            (got != want).then(|| format!("{}: recorded {want:?}, this bridge {got:?}", step.label))
+        })
+        .collect();
     assert!(differences.is_empty(), "{differences:#?}");
 }

@@ -25,14 +25,15 @@ use super::prosody::BREWERY;
 const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const MUC_NS: &str = "http://jabber.org/protocol/muc";
 const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
-/// How long a step waits for an answer before recording that none came.
+/// How long a step waits for an answer before recording that none came (see
+/// [`Driver::with_answer_limit`]).
 const ANSWER_LIMIT: Duration = Duration::from_secs(5);
 /// The room name jicofo gives a conference (`name` of the create).
 pub const ROOM: &str = "room1@conference.localhost";
 /// A conference name that is not a JID (two `@`).
 pub const BAD_NAME: &str = "room1@bad@conference.localhost";
 
-/// One request sent to the bridge and the answer that came back (`None`: none within 5 s).
+/// One request sent to the bridge and the answer that came back (`None`: none in the answer limit).
 pub struct Step {
     /// The fixture's name, e.g. "create-endpoint-without-transport".
     pub label: &'static str,
@@ -64,12 +65,19 @@ pub struct Driver {
     pub bridge_occupant: String,
     /// The bridge's real JID, as the brewery showed it to the driver (a moderator there).
     pub bridge_jid: String,
+    answer_limit: Duration,
 }
 
 impl Driver {
     /// Signs in as `focus` (an owner of the brewery host, so it sees real JIDs) and joins the
     /// brewery as `conformance`; `bridge_nick` must already be in it.
     pub async fn join(port: u16, bridge_nick: &str) -> Driver {
+        Driver::join_waiting(port, bridge_nick, Duration::from_secs(10)).await
+    }
+
+    /// Like [`Driver::join`], waiting up to `limit` for `bridge_nick` to join the brewery (a real
+    /// bridge starting beside the test).
+    pub async fn join_waiting(port: u16, bridge_nick: &str, limit: Duration) -> Driver {
         let c2s = C2s::connect(port, "focus", "conformance").await;
         let (handle, mut inbox) = c2s.split();
         let bridge_occupant = format!("{BREWERY}/{bridge_nick}");
@@ -80,14 +88,17 @@ impl Driver {
                 .append(el("x", MUC_NS))
                 .build(),
         );
-        let mut bridge_jid = None;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let presence = tokio::time::timeout_at(deadline, inbox.recv())
-                .await
-                .expect("no self-presence from the brewery")
-                .expect("connection closed");
-            if presence.name() != "presence" {
+        let (mut joined, mut bridge_jid) = (false, None);
+        let deadline = tokio::time::Instant::now() + limit;
+        while !joined || bridge_jid.is_none() {
+            let Ok(presence) = tokio::time::timeout_at(deadline, inbox.recv()).await else {
+                panic!(
+                    "within {limit:?}: joined the brewery {joined}, saw {bridge_occupant} with its real JID {}",
+                    bridge_jid.is_some()
+                );
+            };
+            let presence = presence.expect("connection closed");
+            if presence.name() != "presence" || presence.attr("type") == Some("unavailable") {
                 continue;
             }
             let item_jid = presence
@@ -97,16 +108,21 @@ impl Driver {
             if presence.attr("from") == Some(bridge_occupant.as_str()) {
                 bridge_jid = item_jid.map(str::to_owned);
             }
-            if presence.attr("from") == Some(own.as_str()) {
-                break;
-            }
+            joined |= presence.attr("from") == Some(own.as_str());
         }
         tokio::spawn(async move { while inbox.recv().await.is_some() {} });
         Driver {
             handle,
             bridge_occupant,
-            bridge_jid: bridge_jid.expect("the bridge is in the brewery, with its real JID shown"),
+            bridge_jid: bridge_jid.expect("the bridge's real JID"),
+            answer_limit: ANSWER_LIMIT,
         }
+    }
+
+    /// Waits `limit` for each answer instead of 5 s (a real bridge on a loaded machine).
+    pub fn with_answer_limit(mut self, limit: Duration) -> Driver {
+        self.answer_limit = limit;
+        self
     }
 
     /// Sends `payload` to the bridge's occupant JID as an IQ of `type_`; the answer, or `None` when
@@ -118,7 +134,7 @@ impl Driver {
             .attr(attr("id"), self.handle.next_id())
             .append(payload)
             .build();
-        self.handle.send_iq(request).wait(ANSWER_LIMIT).await
+        self.handle.send_iq(request).wait(self.answer_limit).await
     }
 
     async fn send(
@@ -138,7 +154,7 @@ impl Driver {
         let answer = self
             .handle
             .send_iq(request.clone())
-            .wait(ANSWER_LIMIT)
+            .wait(self.answer_limit)
             .await;
         let (read, endpoints) = observe;
         let states = endpoints
