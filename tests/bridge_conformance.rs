@@ -15,6 +15,7 @@ use std::time::Duration;
 use common::bridge::{BRIDGE_NICK, BridgePeer};
 use common::bridge_conformance::{self, Driver, MuteState, Outcome, Step};
 use common::c2s::CLIENT;
+use common::conference::lecture;
 use common::jingle::COLIBRI2;
 use common::prosody::{Prosody, die_with_parent};
 use minidom::Element;
@@ -204,4 +205,90 @@ async fn test_real_jvb_answers_as_recorded() {
         })
         .collect();
     assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// The `audio` and `video` attributes of the `<force-mute>` in a Colibri2 request, as written.
+fn force_mute_attrs(request: &Element) -> (Option<String>, Option<String>) {
+    let force_mute = request
+        .get_child("conference-modify", COLIBRI2)
+        .and_then(|modify| modify.get_child("endpoint", COLIBRI2))
+        .and_then(|endpoint| endpoint.get_child("force-mute", COLIBRI2))
+        .unwrap_or_else(|| panic!("no <force-mute> in {request:?}"));
+    let value = |name: &str| force_mute.attr(name).map(str::to_owned);
+    (value("audio"), value("video"))
+}
+
+/// jicofo's own force-mute updates (A/V moderation switched on, then a whitelisted self-unmute), as
+/// the real jicofo sent them while podium denied bob everything, reach the bridge as the real JVB
+/// received them after mod_podium's rewrite: the focus stand-in sends jicofo's shape, the module
+/// keeps both of podium's mutes.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_jicofo_force_mutes_reach_the_bridge_as_recorded() {
+    let recording = fixture("jicofo-force-mutes-rewritten");
+    let room = "lecture-1";
+    let (conference, _alice, _bob) =
+        lecture(&["focus", "jvb", "alice", "bob", "inspector"], room).await;
+    conference
+        .edit(
+            "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+            (4, 'lecture-*', 'jid', 'bob@*', 'all', 'deny', 30)",
+        )
+        .await;
+    conference.bridge_force_mute(room, "bob", true, true).await;
+    let rewrites: Vec<&Element> = recording
+        .children()
+        .filter(|child| child.is("rewrite", FIXTURE_NS))
+        .collect();
+    assert_eq!(rewrites.len(), 2);
+    for rewrite in rewrites {
+        let iq = |name: &str| {
+            rewrite
+                .get_child(name, FIXTURE_NS)
+                .and_then(|part| part.get_child("iq", CLIENT))
+                .unwrap_or_else(|| panic!("no <{name}><iq> in the fixture"))
+        };
+        let jicofo_sent = force_mute_attrs(iq("sent"));
+        let jvb_received = force_mute_attrs(iq("received"));
+        let mark = conference.bridge.requests().len();
+        let answer = conference
+            .focus
+            .force_mute(
+                "bob",
+                jicofo_sent.0.as_deref() == Some("true"),
+                jicofo_sent.1.as_deref() == Some("true"),
+            )
+            .await;
+        assert_eq!(answer.attr("type"), Some("result"), "{answer:?}");
+        let focus_sent = conference
+            .focus
+            .sent_to("bob")
+            .into_iter()
+            .rfind(|sent| sent.what == "force-mute")
+            .expect("the focus sent a force-mute");
+        assert_eq!(
+            force_mute_attrs(&focus_sent.iq),
+            jicofo_sent,
+            "jicofo's shape"
+        );
+        let at_bridge = conference
+            .bridge
+            .requests()
+            .into_iter()
+            .skip(mark)
+            .find(|request| {
+                request.from.ends_with("/focus")
+                    && request
+                        .iq
+                        .get_child("conference-modify", COLIBRI2)
+                        .and_then(|modify| modify.get_child("endpoint", COLIBRI2))
+                        .is_some_and(|endpoint| endpoint.has_child("force-mute", COLIBRI2))
+            })
+            .expect("the focus's force-mute reached the bridge");
+        assert_eq!(
+            force_mute_attrs(&at_bridge.iq),
+            jvb_received,
+            "as JVB received it"
+        );
+        conference.bridge_force_mute(room, "bob", true, true).await;
+    }
 }
