@@ -3,7 +3,8 @@
 //!
 //! It asks the focus for the conference, joins the room with Jitsi-like presence (SourceInfo),
 //! accepts the focus's session and signals its tracks. Two shapes (research real-client.md and the
-//! recorded stanzas 04, 05, 07, 09, 10, 13):
+//! recorded stanzas 04, 05, 07, 09, 10, 13; the current one is held to tests/fixtures/lib-jitsi-meet/
+//! by tests/participant_conformance.rs):
 //! * [`Shape::Current`] (lib-jitsi-meet 2026): audio `<nick>-a0`; camera `<nick>-v0` as 6 SSRCs
 //!   (3 simulcast layers and their RTX) with `videoType='camera'` and groups FID, SIM, FID, FID; a
 //!   screenshare is a separate `<nick>-v1` source-add of the same shape with `videoType='desktop'`;
@@ -48,6 +49,7 @@ use super::prosody::MUC;
 const MUC_NS: &str = "http://jabber.org/protocol/muc";
 const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 const NICK_NS: &str = "http://jabber.org/protocol/nick";
+const CAPS: &str = "http://jabber.org/protocol/caps";
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
@@ -77,6 +79,9 @@ pub struct ParticipantOptions {
     pub auto_accept: bool,
     /// Send the conference request to the focus before joining, as lib-jitsi-meet does.
     pub conference_request: bool,
+    /// Keep a copy of every stanza the participant sends ([`Participant::sent`]), from the
+    /// conference request on.
+    pub record_sent: bool,
 }
 
 impl Default for ParticipantOptions {
@@ -84,6 +89,7 @@ impl Default for ParticipantOptions {
         ParticipantOptions {
             auto_accept: true,
             conference_request: true,
+            record_sent: false,
         }
     }
 }
@@ -196,6 +202,9 @@ impl Participant {
     ) -> Participant {
         let c2s = C2s::connect(port, user, &format!("web-{}", random_hex(6))).await;
         let (handle, inbox) = c2s.split();
+        if options.record_sent {
+            handle.record_sent();
+        }
         let room_jid = format!("{room}@{MUC}");
         let occupant_jid = format!("{room_jid}/{nick}");
         let mut ssrcs = SsrcAllocator::new(nick);
@@ -227,8 +236,7 @@ impl Participant {
                     el("conference", FOCUS)
                         .attr(attr("room"), room_jid.as_str())
                         .attr(attr("machine-uid"), random_hex(32))
-                        .append(property("disableRtx", "false"))
-                        .append(property("rtcstatsEnabled", "false"))
+                        .append_all(conference_properties(shape))
                         .build(),
                 )
                 .await;
@@ -236,8 +244,12 @@ impl Participant {
                 .update(|view| view.conference_answer = Some(answer));
         }
         core.recorder.update(|view| {
-            view.muted.insert(format!("{nick}-a0"), false);
-            view.muted.insert(format!("{nick}-v0"), false);
+            // A current client joins with an empty SourceInfo and lists its tracks once its session
+            // is accepted (recorded fixtures join.xml, session-accept.xml); the 2021 one at once.
+            if shape == Shape::Legacy2021 {
+                view.muted.insert(format!("{nick}-a0"), false);
+                view.muted.insert(format!("{nick}-v0"), false);
+            }
             let presence = core.presence(view, true);
             core.handle.send(presence);
         });
@@ -272,9 +284,7 @@ impl Participant {
             .wait(ANSWER_LIMIT)
             .await
             .expect("no answer to session-accept within 10 s");
-        self.core
-            .recorder
-            .update(|view| view.accept_answers.push(answer.clone()));
+        self.core.accepted(&answer);
         answer
     }
 
@@ -295,6 +305,39 @@ impl Participant {
             self.core.handle.send(presence);
         });
         answer
+    }
+
+    /// Mutes or unmutes a local track as lib-jitsi-meet does (`JitsiLocalTrack.mute`): presence
+    /// SourceInfo says so, and no Jingle (recorded mute-camera.xml, unmute-after-mute-iq.xml).
+    /// A current client that removes a track (`removeTrack`) sends the same (remove-camera.xml).
+    pub fn set_muted(&self, track: Track, muted: bool) {
+        let suffix = match track {
+            Track::Audio => "a0",
+            Track::Camera => "v0",
+            Track::Screenshare => "v1",
+        };
+        self.core.recorder.update(|view| {
+            view.muted.insert(format!("{}-{suffix}", self.nick), muted);
+            let presence = self.core.presence(view, false);
+            self.core.handle.send(presence);
+        });
+    }
+
+    /// Stops a screenshare as a current client does (`removeTrack` of the desktop track): no
+    /// source-remove, only presence saying `-v1` muted (recorded stop-desktop.xml); its sources stay
+    /// signalled.
+    pub fn stop_screenshare(&self) {
+        assert_eq!(
+            self.core.shape,
+            Shape::Current,
+            "a 2021 client has no separate screenshare track"
+        );
+        self.set_muted(Track::Screenshare, true);
+    }
+
+    /// Every stanza sent so far, when the participant joined with `record_sent`.
+    pub fn sent(&self) -> Vec<Element> {
+        self.core.handle.sent()
     }
 
     /// Removes a track's sources with source-remove, as older clients do (current ones send
@@ -629,10 +672,10 @@ impl Core {
             accept.map(|sid| self.send_accept(view, &sid))
         });
         if let Some(pending) = accepted {
-            let recorder = Arc::clone(&self.recorder);
+            let core = Arc::clone(self);
             tokio::spawn(async move {
                 if let Some(answer) = pending.wait(ANSWER_LIMIT).await {
-                    recorder.update(|view| view.accept_answers.push(answer));
+                    core.accepted(&answer);
                 }
             });
         }
@@ -677,6 +720,30 @@ impl Core {
             "transport-info" | "session-info" => result_for(request),
             _ => error_for(request, "feature-not-implemented", None, vec![]),
         }
+    }
+
+    /// The focus answered a session-accept: a current client now lists its microphone and camera in
+    /// presence SourceInfo (recorded session-accept.xml).
+    fn accepted(&self, answer: &Element) {
+        self.recorder.update(|view| {
+            view.accept_answers.push(answer.clone());
+            if self.shape == Shape::Current {
+                let mut changed = false;
+                for suffix in ["a0", "v0"] {
+                    let name = format!("{}-{suffix}", self.nick);
+                    if let std::collections::btree_map::Entry::Vacant(entry) =
+                        view.muted.entry(name)
+                    {
+                        entry.insert(false);
+                        changed = true;
+                    }
+                }
+                if changed {
+                    let presence = self.presence(view, false);
+                    self.handle.send(presence);
+                }
+            }
+        });
     }
 
     /// Sends session-accept with audio and camera for `sid`; returns the pending answer.
@@ -746,7 +813,7 @@ impl Core {
                     )
                 } else if name.ends_with("-v1") {
                     ",\"videoType\":\"desktop\"".to_owned()
-                } else if name.ends_with("-v0") {
+                } else if name.ends_with("-v0") && self.shape == Shape::Legacy2021 {
                     ",\"videoType\":\"camera\"".to_owned()
                 } else {
                     String::new()
@@ -762,18 +829,35 @@ impl Core {
         self.presence_with(view, join, &source_info)
     }
 
+    /// The presence as lib-jitsi-meet builds it (`ChatRoom` presence map). A current client
+    /// (recorded join.xml and the presences after it): `<c>` caps, `<jitsi_participant_codecList>`,
+    /// the display name, SourceInfo, and no `<audiomuted>`/`<videomuted>`; the 2021 one: its
+    /// `<jitsi_participant_codecType>` and the two mute flags.
     fn presence_with(&self, view: &ParticipantView, join: bool, source_info: &str) -> Element {
         let muted = |name: String| view.muted.get(&name).copied().unwrap_or(false).to_string();
         let mut presence = el("presence", CLIENT).attr(attr("to"), self.occupant_jid.as_str());
         if join {
             presence = presence.append(el("x", MUC_NS));
         }
+        presence = presence.append(el("stats-id", CLIENT).append(self.stats_id.as_str()));
+        presence = match self.shape {
+            Shape::Current => presence
+                .append(
+                    el("c", CAPS)
+                        .attr(attr("hash"), "sha-1")
+                        .attr(attr("node"), "https://jitsi.org/jitsi-meet")
+                        // As recorded: the hash of the client's disco#info, the same for every client.
+                        .attr(attr("ver"), "dtzK/3xhISaXUMVg59IpXxdvKyQ="),
+                )
+                .append(el("jitsi_participant_codecList", CLIENT).append("vp8"))
+                .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick))),
+            Shape::Legacy2021 => presence
+                .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick)))
+                .append(el("jitsi_participant_codecType", CLIENT).append("vp8"))
+                .append(el("audiomuted", CLIENT).append(muted(format!("{}-a0", self.nick))))
+                .append(el("videomuted", CLIENT).append(muted(format!("{}-v0", self.nick)))),
+        };
         presence
-            .append(el("stats-id", CLIENT).append(self.stats_id.as_str()))
-            .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick)))
-            .append(el("jitsi_participant_codecType", CLIENT).append("vp8"))
-            .append(el("audiomuted", CLIENT).append(muted(format!("{}-a0", self.nick))))
-            .append(el("videomuted", CLIENT).append(muted(format!("{}-v0", self.nick))))
             .append(el("SourceInfo", CLIENT).append(source_info))
             .append_all(view.raised_hand.as_ref().map(|hand| {
                 let element = el("jitsi_participant_raisedHand", CLIENT);
@@ -784,6 +868,21 @@ impl Core {
                 }
             }))
             .build()
+    }
+}
+
+/// The properties of the conference request: a current client's (recorded join.xml), or the 2021
+/// bundle's (research stanza 01).
+fn conference_properties(shape: Shape) -> Vec<Element> {
+    match shape {
+        Shape::Current => vec![
+            property("rtcstatsEnabled", "false"),
+            property("visitors-version", "1"),
+        ],
+        Shape::Legacy2021 => vec![
+            property("disableRtx", "false"),
+            property("rtcstatsEnabled", "false"),
+        ],
     }
 }
 
