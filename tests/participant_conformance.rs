@@ -31,6 +31,7 @@ use common::{decided, edit_rules, wait_held};
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "inspector"];
 const FIXTURE_NS: &str = "urn:podium:fixture";
+const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const ROOM: &str = "room1";
 
 /// The rules of the recording: everyone may send everything; the scenario's last step revokes audio.
@@ -465,4 +466,185 @@ fn test_canonical_form_tells_shapes_apart() {
     let mut changed = recorded.sent.clone();
     changed.push(recorded.sent[1].clone());
     assert_ne!(canonical(&changed), original, "a stanza more");
+}
+
+/// A recorded exchange's parts: `<sent>`'s first stanza and, if present, `<received>`'s and
+/// `<answer>`'s.
+fn recorded_parts(name: &str) -> (Element, Option<Element>, Option<Element>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lib-jitsi-meet")
+        .join(format!("{name}.xml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let recorded: Element = text[text.find("<recorded").unwrap()..].parse().unwrap();
+    let first = |part: &str| {
+        recorded
+            .get_child(part, FIXTURE_NS)
+            .and_then(|part| part.children().next().cloned())
+    };
+    (
+        first("sent").expect("<sent>"),
+        first("received"),
+        first("answer"),
+    )
+}
+
+/// The session-accept a current lib-jitsi-meet sent the real jicofo (recorded, with jicofo's
+/// `<traceparent>` echoed) passes the module and reaches the focus, every source intact. The
+/// module's shape check once refused it (`bad-request`, recorded in the fixture's `<answer>`), so
+/// with the real jicofo no current client ever had a session.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_the_session_accept_a_current_client_sent_jicofo_reaches_the_focus() {
+    let (sent, _, refused) = recorded_parts("session-accept-to-jicofo");
+    let refused = refused.expect("the recorded answer");
+    assert_eq!(refused.attr("type"), Some("error"), "as recorded");
+
+    let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
+    let db = prosody.data_dir().join("rules/podium.db");
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let _bridge = BridgePeer::connect(prosody.c2s_port).await;
+    let focus = FocusPeer::connect(prosody.c2s_port).await;
+    let podium = Podium::start(&write_config(&prosody, &db, ""));
+    podium.wait_for(&["resync complete"]).await;
+    edit_rules(&podium, &db, ALL_ALLOWED).await;
+    let manual = ParticipantOptions {
+        auto_accept: false,
+        ..ParticipantOptions::default()
+    };
+    let alice = Participant::join_with(
+        prosody.c2s_port,
+        "alice",
+        ROOM,
+        "alice",
+        Shape::Current,
+        manual,
+    )
+    .await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        ROOM,
+        &decided(&[("alice", "audio,video,screen")]),
+    )
+    .await;
+    alice
+        .wait_until("the focus's session-initiate", |view| view.sid.is_some())
+        .await;
+    let sid = alice.sid().unwrap();
+
+    // The recorded stanza in alice's name: her endpoint id, JID, sid and a fresh IQ id.
+    let endpoint = sent
+        .get_child("jingle", common::jingle::JINGLE)
+        .and_then(|jingle| {
+            let mut name = None;
+            walk(jingle, &mut |element| {
+                if name.is_none()
+                    && let Some(source) = element.attr("name").filter(|n| n.ends_with("-a0"))
+                {
+                    name = Some(source.trim_end_matches("-a0").to_owned());
+                }
+            });
+            name
+        })
+        .expect("the recorded microphone's name");
+    let recorded_sid = sent
+        .get_child("jingle", common::jingle::JINGLE)
+        .and_then(|jingle| jingle.attr("sid"))
+        .unwrap()
+        .to_owned();
+    let recorded_jid = sent
+        .get_child("jingle", common::jingle::JINGLE)
+        .and_then(|jingle| jingle.attr("responder"))
+        .unwrap()
+        .to_owned();
+    let recorded_id = sent.attr("id").unwrap().to_owned();
+    let text = String::from(&sent)
+        .replace(&recorded_id, &alice.handle().next_id())
+        .replace(&recorded_jid, &alice.jid)
+        .replace(&format!("'{recorded_sid}'"), &format!("'{sid}'"))
+        .replace(&endpoint, "alice");
+    let accept: Element = text.parse().unwrap();
+    let mut recorded_ssrcs = Vec::new();
+    walk(&accept, &mut |element| {
+        if element.is("source", SSMA)
+            && element.attr("name").is_some()
+            && let Some(ssrc) = element.attr("ssrc")
+        {
+            recorded_ssrcs.push(ssrc.parse::<u32>().unwrap());
+        }
+    });
+    recorded_ssrcs.sort_unstable();
+    assert_eq!(
+        recorded_ssrcs.len(),
+        7,
+        "a microphone and a simulcast camera"
+    );
+
+    let answer = alice.handle().iq_from_element(accept).await;
+    assert_eq!(
+        answer.attr("type"),
+        Some("result"),
+        "the module let the recorded session-accept through: {answer:?}"
+    );
+    let key = format!("{ROOM}/alice");
+    focus
+        .wait_until("the focus holds the recorded sources", |view| {
+            let mut held = view.sources(&key).ssrcs();
+            held.sort_unstable();
+            held == recorded_ssrcs
+        })
+        .await;
+    let received = focus
+        .jingle_received()
+        .into_iter()
+        .find(|received| received.action == "session-accept")
+        .expect("the focus received the session-accept");
+    let jingle = received
+        .iq
+        .get_child("jingle", common::jingle::JINGLE)
+        .unwrap();
+    assert!(
+        jingle
+            .get_child("traceparent", common::jingle::OPENTELEMETRY)
+            .is_some(),
+        "jicofo gets its trace context back: {jingle:?}"
+    );
+}
+
+/// Asked for its features as jicofo asks (disco#info with the caps node of its presence), the
+/// stand-in answers what the recorded client answered: the same node and the same features.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_stand_in_advertises_the_recorded_features() {
+    let (answer, request, _) = recorded_parts("disco-info");
+    let request = request.expect("jicofo's recorded request");
+    let features = |answer: &Element| -> Vec<String> {
+        let mut features: Vec<String> = answer
+            .get_child("query", DISCO_INFO)
+            .map(|query| {
+                query
+                    .children()
+                    .filter_map(|feature| feature.attr("var").map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        features.sort();
+        features
+    };
+    let node = |stanza: &Element| {
+        stanza
+            .get_child("query", DISCO_INFO)
+            .and_then(|query| query.attr("node"))
+            .map(str::to_owned)
+    };
+    assert!(node(&request).is_some(), "jicofo names the caps node");
+
+    let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
+    let _bridge = BridgePeer::connect(prosody.c2s_port).await;
+    let _focus = FocusPeer::connect(prosody.c2s_port).await;
+    let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let alice = Participant::join(prosody.c2s_port, "alice", ROOM, "alice", Shape::Current).await;
+    let query = request.get_child("query", DISCO_INFO).unwrap().clone();
+    let got = inspector.handle().iq("get", &alice.jid, query).await;
+    assert_eq!(got.attr("type"), Some("result"), "{got:?}");
+    assert_eq!(features(&got), features(&answer));
+    assert_eq!(node(&got), node(&answer), "the node is echoed");
 }

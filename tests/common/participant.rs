@@ -37,8 +37,8 @@ use super::c2s::{C2s, C2sHandle, CLIENT, attr, el};
 use super::focus::{FOCUS_JID, FOCUS_NICK};
 use super::jingle::{
     FOCUS, Group, JINGLE, JSON_SOURCES_FEATURE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media,
-    Source, SourceSet, SourcesByOwner, Style, bundle_group, ice_transport, rtp_description,
-    sources_by_owner,
+    OPENTELEMETRY, Source, SourceSet, SourcesByOwner, Style, bundle_group, ice_transport,
+    rtp_description, sources_by_owner,
 };
 use super::peer::{
     AbortOnDrop, Recorder, bare, error_for, iq, is_request, payload, random_hex, random_uuid,
@@ -127,6 +127,9 @@ pub struct ParticipantView {
     pub sid: Option<String>,
     /// How many session-initiates came from the focus.
     pub session_initiates: u32,
+    /// The focus's `<traceparent>` in the current session-initiate, which a current client echoes in
+    /// its session-accept.
+    pub traceparent: Option<Element>,
     /// Remote sources by owner, as the focus signalled them.
     pub remote: SourcesByOwner,
     /// The sources this client has signalled to the focus.
@@ -578,7 +581,7 @@ impl Core {
             return;
         }
         let answer = if child.is("query", DISCO_INFO) && request.attr("type") == Some("get") {
-            result_with(request, Some(disco_info()))
+            result_with(request, Some(disco_info(self.shape, child.attr("node"))))
         } else {
             error_for(request, "service-unavailable", None, vec![])
         };
@@ -639,6 +642,7 @@ impl Core {
                     Ok(remote) => {
                         view.sid = Some(sid.clone());
                         view.session_initiates += 1;
+                        view.traceparent = jingle.get_child("traceparent", OPENTELEMETRY).cloned();
                         view.remote = remote;
                         if self.options.auto_accept {
                             accept = Some(sid.clone());
@@ -754,11 +758,27 @@ impl Core {
         if self.shape == Shape::Current {
             bundle.push("data");
         }
+        // lib-jitsi-meet JingleSessionPC `_sendSessionAccept`: the offer's trace context, when it has
+        // all three attributes (OTel.ts `TraceParentExtension.fromElement`), rebuilt with those only.
+        let trace = (self.shape == Shape::Current)
+            .then_some(view.traceparent.as_ref())
+            .flatten()
+            .and_then(|trace| {
+                let value = |name: &str| trace.attr(name).map(str::to_owned);
+                Some(
+                    el("traceparent", OPENTELEMETRY)
+                        .attr(attr("trace_id"), value("trace_id")?)
+                        .attr(attr("parent_id"), value("parent_id")?)
+                        .attr(attr("trace_flags"), value("trace_flags")?)
+                        .build(),
+                )
+            });
         let jingle = el("jingle", JINGLE)
             .attr(attr("action"), "session-accept")
             .attr(attr("initiator"), self.focus_jid.as_str())
             .attr(attr("responder"), self.handle.jid.as_str())
             .attr(attr("sid"), sid)
+            .append_all(trace)
             .append(bundle_group(&bundle))
             .append_all(self.contents(&local, "responder", false))
             .build();
@@ -893,28 +913,55 @@ fn property(name: &str, value: &str) -> Element {
         .build()
 }
 
-/// The features lib-jitsi-meet advertises (recorded stanza 11, abridged).
-fn disco_info() -> Element {
-    let features = [
-        "http://jabber.org/protocol/caps",
-        JSON_SOURCES_FEATURE,
-        "http://jitsi.org/remb",
-        "http://jitsi.org/tcc",
-        "urn:ietf:rfc:4588",
-        "urn:ietf:rfc:5761",
-        "urn:ietf:rfc:5888",
-        "urn:xmpp:jingle:1",
-        "urn:xmpp:jingle:apps:dtls:0",
-        "urn:xmpp:jingle:apps:rtp:1",
-        "urn:xmpp:jingle:apps:rtp:audio",
-        "urn:xmpp:jingle:apps:rtp:video",
-        "urn:xmpp:jingle:transports:ice-udp:1",
-    ];
-    el("query", DISCO_INFO)
+/// The features lib-jitsi-meet advertises, the node asked for echoed: a current client's (recorded
+/// tests/fixtures/lib-jitsi-meet/disco-info.xml, asked by the real jicofo), or the 2021 bundle's
+/// (research stanza 11, abridged).
+fn disco_info(shape: Shape, node: Option<&str>) -> Element {
+    let features: &[&str] = match shape {
+        Shape::Current => &[
+            "http://jabber.org/protocol/caps",
+            JSON_SOURCES_FEATURE,
+            "http://jitsi.org/receive-multiple-video-streams",
+            "http://jitsi.org/remb",
+            "http://jitsi.org/source-name",
+            "http://jitsi.org/start-muted-room-metadata",
+            "http://jitsi.org/tcc",
+            "http://jitsi.org/visitors-1",
+            "urn:ietf:rfc:4588",
+            "urn:xmpp:jingle:1",
+            "urn:xmpp:jingle:apps:dtls:0",
+            "urn:xmpp:jingle:apps:rtp:1",
+            "urn:xmpp:jingle:apps:rtp:audio",
+            "urn:xmpp:jingle:apps:rtp:video",
+            "urn:xmpp:jingle:transports:dtls-sctp:1",
+            "urn:xmpp:jingle:transports:ice-udp:1",
+            "urn:xmpp:rayo:client:1",
+        ],
+        Shape::Legacy2021 => &[
+            "http://jabber.org/protocol/caps",
+            JSON_SOURCES_FEATURE,
+            "http://jitsi.org/remb",
+            "http://jitsi.org/tcc",
+            "urn:ietf:rfc:4588",
+            "urn:ietf:rfc:5761",
+            "urn:ietf:rfc:5888",
+            "urn:xmpp:jingle:1",
+            "urn:xmpp:jingle:apps:dtls:0",
+            "urn:xmpp:jingle:apps:rtp:1",
+            "urn:xmpp:jingle:apps:rtp:audio",
+            "urn:xmpp:jingle:apps:rtp:video",
+            "urn:xmpp:jingle:transports:ice-udp:1",
+        ],
+    };
+    let mut query = el("query", DISCO_INFO);
+    if let Some(node) = node {
+        query = query.attr(attr("node"), node);
+    }
+    query
         .append_all(
             features
-                .into_iter()
-                .map(|var| el("feature", DISCO_INFO).attr(attr("var"), var)),
+                .iter()
+                .map(|var| el("feature", DISCO_INFO).attr(attr("var"), *var)),
         )
         .build()
 }
