@@ -142,6 +142,8 @@ pub struct ParticipantView {
     pub video_types: BTreeMap<String, String>,
     /// The SourceInfo JSON last sent.
     pub source_info: String,
+    /// Local sources (by name) the focus muted and the user has not unmuted since.
+    pub muted_by_focus: BTreeSet<String>,
     /// `jitsi_participant_raisedHand` as last sent: `Date.now()` while the hand is up, empty once
     /// lowered (lib-jitsi-meet serialises its 0 as an empty element), absent if never raised.
     pub raised_hand: Option<String>,
@@ -311,31 +313,52 @@ impl Participant {
     }
 
     /// Mutes or unmutes a local track as lib-jitsi-meet does (`JitsiLocalTrack.mute`): presence
-    /// SourceInfo says so, and no Jingle (recorded mute-camera.xml, unmute-after-mute-iq.xml).
-    /// A current client that removes a track (`removeTrack`) sends the same (remove-camera.xml).
-    pub fn set_muted(&self, track: Track, muted: bool) {
-        let suffix = match track {
-            Track::Audio => "a0",
-            Track::Camera => "v0",
-            Track::Screenshare => "v1",
+    /// SourceInfo says so, and no Jingle (recorded mute-camera.xml). A current client that removes a
+    /// track (`removeTrack`) sends the same (remove-camera.xml). Unmuting a track the focus muted
+    /// also asks the focus to unmute it: a mute IQ `false` for its own occupant JID, after the presence
+    /// (`JitsiConference._fireMuteChangeEvent`; recorded unmute-camera-after-mute-iq.xml and
+    /// unmute-microphone-after-mute-iq.xml). Returns that IQ's answer, if one was sent.
+    pub async fn set_muted(&self, track: Track, muted: bool) -> Option<Element> {
+        let (suffix, namespace) = match track {
+            Track::Audio => ("a0", MUTE_AUDIO),
+            Track::Camera => ("v0", MUTE_VIDEO),
+            Track::Screenshare => ("v1", MUTE_DESKTOP),
         };
-        self.core.recorder.update(|view| {
-            view.muted.insert(format!("{}-{suffix}", self.nick), muted);
+        let name = format!("{}-{suffix}", self.nick);
+        let pending = self.core.recorder.update(|view| {
+            view.muted.insert(name.clone(), muted);
             let presence = self.core.presence(view, false);
             self.core.handle.send(presence);
+            (!muted && view.muted_by_focus.remove(&name)).then(|| {
+                let unmute = el("mute", namespace)
+                    .attr(attr("jid"), self.occupant_jid.as_str())
+                    .append("false")
+                    .build();
+                let handle = &self.core.handle;
+                handle.send_iq(iq("set", &self.core.focus_jid, &handle.next_id(), unmute))
+            })
         });
+        match pending {
+            Some(pending) => Some(
+                pending
+                    .wait(ANSWER_LIMIT)
+                    .await
+                    .expect("no answer to the unmute request within 10 s"),
+            ),
+            None => None,
+        }
     }
 
     /// Stops a screenshare as a current client does (`removeTrack` of the desktop track): no
     /// source-remove, only presence saying `-v1` muted (recorded stop-desktop.xml); its sources stay
     /// signalled.
-    pub fn stop_screenshare(&self) {
+    pub async fn stop_screenshare(&self) {
         assert_eq!(
             self.core.shape,
             Shape::Current,
             "a 2021 client has no separate screenshare track"
         );
-        self.set_muted(Track::Screenshare, true);
+        self.set_muted(Track::Screenshare, true).await;
     }
 
     /// Every stanza sent so far, when the participant joined with `record_sent`.
@@ -624,6 +647,8 @@ impl Core {
                     _ => "v1",
                 };
                 view.muted.insert(format!("{}-{suffix}", self.nick), true);
+                view.muted_by_focus
+                    .insert(format!("{}-{suffix}", self.nick));
                 let presence = self.presence(view, false);
                 self.handle.send(presence);
             }
@@ -869,7 +894,9 @@ impl Core {
                         // As recorded: the hash of the client's disco#info, the same for every client.
                         .attr(attr("ver"), "dtzK/3xhISaXUMVg59IpXxdvKyQ="),
                 )
-                .append(el("jitsi_participant_codecList", CLIENT).append("vp8"))
+                // The library's default order in Chromium (recorded with the real jicofo), from
+                // which jicofo picks the conference's codecs.
+                .append(el("jitsi_participant_codecList", CLIENT).append("av1,vp9,vp8,h264"))
                 .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick))),
             Shape::Legacy2021 => presence
                 .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick)))
