@@ -176,11 +176,16 @@ shapes.content = {
 	};
 };
 shapes.bundle = { children = { [xmlns_grouping .. " content"] = { leaf = true; attrs = { name = true } } } };
+-- jicofo puts its OpenTelemetry context in its session-initiate and a current lib-jitsi-meet echoes it
+-- in its session-accept (JingleSessionPC.ts _sendSessionAccept, OTel.ts): three attributes, no children.
+shapes.traceparent = { leaf = true; attrs = { trace_id = true; parent_id = true; trace_flags = true } };
 shapes.jingle = {
+	once = { traceparent = true };
 	children = {
 		[xmlns_jingle .. " content"] = shapes.content;
 		[xmlns_grouping .. " group"] = shapes.bundle;
 		[xmlns_focus .. " bridge-session"] = shapes.leaf;
+		["jitsi:opentelemetry traceparent"] = shapes.traceparent;
 	};
 };
 

@@ -106,6 +106,7 @@ impl Conference {
                 room,
                 nick: user,
                 source_names,
+                codecs: None,
             },
         )
         .await;

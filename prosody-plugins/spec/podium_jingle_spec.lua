@@ -348,6 +348,7 @@ describe("check_shape", function ()
 			["2021-09-source-add-desktop.xml"] = { 6, 4 };
 			["current-session-accept.xml"] = { 7, 4 };
 			["current-source-add-desktop.xml"] = { 6, 4 };
+			["current-session-accept-to-jicofo.xml"] = { 7, 4 };
 		};
 		for name, counts in pairs(expected) do
 			local payload = recorded(name);
@@ -422,6 +423,19 @@ describe("check_shape", function ()
 		for _, case in ipairs(wrong) do
 			assert.equal(case[2], shape(case[1]), case[1]);
 		end
+	end);
+
+	it("accepts jicofo's trace context echoed in <jingle>, as a leaf with its three attributes, once", function ()
+		local trace = "<traceparent xmlns='jitsi:opentelemetry' trace_id='00000000000000000000000000000000'"
+			.. " parent_id='0000000000000000' trace_flags='00'/>";
+		assert.is_nil(shape(trace .. video(camera), "session-accept"));
+		assert.equal("more than one <traceparent> in <jingle>", shape(trace .. trace .. video(camera), "session-accept"));
+		assert.equal("<traceparent> has children", shape("<traceparent xmlns='jitsi:opentelemetry'>" .. video(camera)
+			.. "</traceparent>", "session-accept"));
+		assert.equal('attribute "ssrc" is not allowed on <traceparent>',
+			shape("<traceparent xmlns='jitsi:opentelemetry' ssrc='5'/>" .. video(camera), "session-accept"));
+		assert.equal("<traceparent xmlns='urn:x'> is not allowed in <jingle>",
+			shape("<traceparent xmlns='urn:x'/>" .. video(camera), "session-accept"));
 	end);
 
 	it("refuses an IQ with anything beside its one <jingle>", function ()

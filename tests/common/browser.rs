@@ -66,6 +66,9 @@ pub struct PageParams<'a> {
     /// lib-jitsi-meet's `sourceNameSignaling` flag: sources carry names and presence carries
     /// `<SourceInfo>`. Off (the 2021 default), presence says a screenshare with `<videoType>`.
     pub source_names: bool,
+    /// The video codecs a current lib-jitsi-meet prefers, in order (`videoQuality.codecPreferenceOrder`,
+    /// e.g. "vp8"), when not its default; the 2021 bundle has no such option.
+    pub codecs: Option<&'a str>,
 }
 
 /// A headless Chromium running the page, and the server it reports to.
@@ -116,6 +119,7 @@ impl Browser {
             ("password", PASSWORD.to_owned()),
             ("nick", params.nick.to_owned()),
             ("sourceNames", u8::from(params.source_names).to_string()),
+            ("codecs", params.codecs.unwrap_or("").to_owned()),
         ]
         .iter()
         .map(|(key, value)| format!("{key}={}", percent_encode(value)))

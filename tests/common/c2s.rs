@@ -50,6 +50,8 @@ pub struct C2sHandle {
     waiters: Waiters,
     next_id: Arc<AtomicU64>,
     connection: Arc<Connection>,
+    /// Every stanza sent through any clone, once [`C2sHandle::record_sent`] was called.
+    sent: Arc<Mutex<Option<Vec<Element>>>>,
 }
 
 /// The task that moves stanzas between the socket and the channels; aborted when the last owner goes.
@@ -219,6 +221,7 @@ impl C2s {
             waiters,
             next_id: Arc::default(),
             connection: Arc::new(Connection { task }),
+            sent: Arc::default(),
         };
         C2s { jid, handle, inbox }
     }
@@ -358,7 +361,21 @@ impl C2s {
 impl C2sHandle {
     /// Queues a stanza for sending; panics when the connection is gone.
     pub fn send(&self, element: Element) {
+        if let Some(sent) = self.sent.lock().unwrap().as_mut() {
+            sent.push(element.clone());
+        }
         self.outgoing.send(element).expect("c2s connection closed");
+    }
+
+    /// From now on, keeps a copy of every stanza sent through this connection (see
+    /// [`C2sHandle::sent`]); off by default, so floods keep nothing.
+    pub fn record_sent(&self) {
+        self.sent.lock().unwrap().get_or_insert_with(Vec::new);
+    }
+
+    /// The stanzas sent since [`C2sHandle::record_sent`], in the order they were queued.
+    pub fn sent(&self) -> Vec<Element> {
+        self.sent.lock().unwrap().clone().unwrap_or_default()
     }
 
     /// A fresh IQ id, unique on this connection.

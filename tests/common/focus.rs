@@ -46,9 +46,9 @@ use tokio::sync::mpsc;
 
 use super::c2s::{C2s, C2sHandle, CLIENT, PendingAnswer, attr, el};
 use super::jingle::{
-    COLIBRI2, FOCUS, ICE, JINGLE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media, SSMA, SourceSet,
-    SourcesByOwner, add_sources_to_contents, bundle_group, contents_by_owner, first_transport,
-    ice_transport, json_message, rtp_description,
+    COLIBRI2, FOCUS, ICE, JINGLE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media, OPENTELEMETRY, SSMA,
+    SourceSet, SourcesByOwner, add_sources_to_contents, bundle_group, contents_by_owner,
+    first_transport, ice_transport, json_message, rtp_description,
 };
 use super::peer::{
     AbortOnDrop, Recorder, bare, error_condition, error_for, iq, is_request, payload, random_hex,
@@ -1383,6 +1383,15 @@ impl Focus {
                 el("bridge-session", FOCUS)
                     .attr(attr("id"), bridge_session)
                     .attr(attr("region"), "local"),
+            )
+            // jicofo's OpenTelemetry context, all zeros without a tracer (recorded
+            // tests/fixtures/jicofo/session-initiate.xml); a current lib-jitsi-meet echoes it in its
+            // session-accept (JingleSessionPC `_sendSessionAccept`).
+            .append(
+                el("traceparent", OPENTELEMETRY)
+                    .attr(attr("trace_id"), "0".repeat(32))
+                    .attr(attr("parent_id"), "0".repeat(16))
+                    .attr(attr("trace_flags"), "00"),
             )
             .build()
     }

@@ -44,6 +44,8 @@ pub const RTCP_FB: &str = "urn:xmpp:jingle:apps:rtp:rtcp-fb:0";
 pub const RTP_HDREXT: &str = "urn:xmpp:jingle:apps:rtp:rtp-hdrext:0";
 /// jicofo's focus namespace: the conference request, `<bridge-session>`.
 pub const FOCUS: &str = "http://jitsi.org/protocol/focus";
+/// jicofo's `<traceparent>` (OpenTelemetry context) in its session-initiate, echoed by current clients.
+pub const OPENTELEMETRY: &str = "jitsi:opentelemetry";
 /// Mute IQs (`<mute>`), one namespace per media.
 pub const MUTE_AUDIO: &str = "http://jitsi.org/jitmeet/audio";
 /// Mute IQs for the camera.

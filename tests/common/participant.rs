@@ -3,7 +3,8 @@
 //!
 //! It asks the focus for the conference, joins the room with Jitsi-like presence (SourceInfo),
 //! accepts the focus's session and signals its tracks. Two shapes (research real-client.md and the
-//! recorded stanzas 04, 05, 07, 09, 10, 13):
+//! recorded stanzas 04, 05, 07, 09, 10, 13; the current one is held to tests/fixtures/lib-jitsi-meet/
+//! by tests/participant_conformance.rs):
 //! * [`Shape::Current`] (lib-jitsi-meet 2026): audio `<nick>-a0`; camera `<nick>-v0` as 6 SSRCs
 //!   (3 simulcast layers and their RTX) with `videoType='camera'` and groups FID, SIM, FID, FID; a
 //!   screenshare is a separate `<nick>-v1` source-add of the same shape with `videoType='desktop'`;
@@ -36,8 +37,8 @@ use super::c2s::{C2s, C2sHandle, CLIENT, attr, el};
 use super::focus::{FOCUS_JID, FOCUS_NICK};
 use super::jingle::{
     FOCUS, Group, JINGLE, JSON_SOURCES_FEATURE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media,
-    Source, SourceSet, SourcesByOwner, Style, bundle_group, ice_transport, rtp_description,
-    sources_by_owner,
+    OPENTELEMETRY, Source, SourceSet, SourcesByOwner, Style, bundle_group, ice_transport,
+    rtp_description, sources_by_owner,
 };
 use super::peer::{
     AbortOnDrop, Recorder, bare, error_for, iq, is_request, payload, random_hex, random_uuid,
@@ -48,6 +49,7 @@ use super::prosody::MUC;
 const MUC_NS: &str = "http://jabber.org/protocol/muc";
 const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 const NICK_NS: &str = "http://jabber.org/protocol/nick";
+const CAPS: &str = "http://jabber.org/protocol/caps";
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
@@ -77,6 +79,9 @@ pub struct ParticipantOptions {
     pub auto_accept: bool,
     /// Send the conference request to the focus before joining, as lib-jitsi-meet does.
     pub conference_request: bool,
+    /// Keep a copy of every stanza the participant sends ([`Participant::sent`]), from the
+    /// conference request on.
+    pub record_sent: bool,
 }
 
 impl Default for ParticipantOptions {
@@ -84,6 +89,7 @@ impl Default for ParticipantOptions {
         ParticipantOptions {
             auto_accept: true,
             conference_request: true,
+            record_sent: false,
         }
     }
 }
@@ -121,6 +127,9 @@ pub struct ParticipantView {
     pub sid: Option<String>,
     /// How many session-initiates came from the focus.
     pub session_initiates: u32,
+    /// The focus's `<traceparent>` in the current session-initiate, which a current client echoes in
+    /// its session-accept.
+    pub traceparent: Option<Element>,
     /// Remote sources by owner, as the focus signalled them.
     pub remote: SourcesByOwner,
     /// The sources this client has signalled to the focus.
@@ -133,6 +142,8 @@ pub struct ParticipantView {
     pub video_types: BTreeMap<String, String>,
     /// The SourceInfo JSON last sent.
     pub source_info: String,
+    /// Local sources (by name) the focus muted and the user has not unmuted since.
+    pub muted_by_focus: BTreeSet<String>,
     /// `jitsi_participant_raisedHand` as last sent: `Date.now()` while the hand is up, empty once
     /// lowered (lib-jitsi-meet serialises its 0 as an empty element), absent if never raised.
     pub raised_hand: Option<String>,
@@ -196,6 +207,9 @@ impl Participant {
     ) -> Participant {
         let c2s = C2s::connect(port, user, &format!("web-{}", random_hex(6))).await;
         let (handle, inbox) = c2s.split();
+        if options.record_sent {
+            handle.record_sent();
+        }
         let room_jid = format!("{room}@{MUC}");
         let occupant_jid = format!("{room_jid}/{nick}");
         let mut ssrcs = SsrcAllocator::new(nick);
@@ -227,8 +241,7 @@ impl Participant {
                     el("conference", FOCUS)
                         .attr(attr("room"), room_jid.as_str())
                         .attr(attr("machine-uid"), random_hex(32))
-                        .append(property("disableRtx", "false"))
-                        .append(property("rtcstatsEnabled", "false"))
+                        .append_all(conference_properties(shape))
                         .build(),
                 )
                 .await;
@@ -236,8 +249,12 @@ impl Participant {
                 .update(|view| view.conference_answer = Some(answer));
         }
         core.recorder.update(|view| {
-            view.muted.insert(format!("{nick}-a0"), false);
-            view.muted.insert(format!("{nick}-v0"), false);
+            // A current client joins with an empty SourceInfo and lists its tracks once its session
+            // is accepted (recorded fixtures join.xml, session-accept.xml); the 2021 one at once.
+            if shape == Shape::Legacy2021 {
+                view.muted.insert(format!("{nick}-a0"), false);
+                view.muted.insert(format!("{nick}-v0"), false);
+            }
             let presence = core.presence(view, true);
             core.handle.send(presence);
         });
@@ -272,9 +289,7 @@ impl Participant {
             .wait(ANSWER_LIMIT)
             .await
             .expect("no answer to session-accept within 10 s");
-        self.core
-            .recorder
-            .update(|view| view.accept_answers.push(answer.clone()));
+        self.core.accepted(&answer);
         answer
     }
 
@@ -295,6 +310,60 @@ impl Participant {
             self.core.handle.send(presence);
         });
         answer
+    }
+
+    /// Mutes or unmutes a local track as lib-jitsi-meet does (`JitsiLocalTrack.mute`): presence
+    /// SourceInfo says so, and no Jingle (recorded mute-camera.xml). A current client that removes a
+    /// track (`removeTrack`) sends the same (remove-camera.xml). Unmuting a track the focus muted
+    /// also asks the focus to unmute it: a mute IQ `false` for its own occupant JID, after the presence
+    /// (`JitsiConference._fireMuteChangeEvent`; recorded unmute-camera-after-mute-iq.xml and
+    /// unmute-microphone-after-mute-iq.xml). Returns that IQ's answer, if one was sent.
+    pub async fn set_muted(&self, track: Track, muted: bool) -> Option<Element> {
+        let (suffix, namespace) = match track {
+            Track::Audio => ("a0", MUTE_AUDIO),
+            Track::Camera => ("v0", MUTE_VIDEO),
+            Track::Screenshare => ("v1", MUTE_DESKTOP),
+        };
+        let name = format!("{}-{suffix}", self.nick);
+        let pending = self.core.recorder.update(|view| {
+            view.muted.insert(name.clone(), muted);
+            let presence = self.core.presence(view, false);
+            self.core.handle.send(presence);
+            (!muted && view.muted_by_focus.remove(&name)).then(|| {
+                let unmute = el("mute", namespace)
+                    .attr(attr("jid"), self.occupant_jid.as_str())
+                    .append("false")
+                    .build();
+                let handle = &self.core.handle;
+                handle.send_iq(iq("set", &self.core.focus_jid, &handle.next_id(), unmute))
+            })
+        });
+        match pending {
+            Some(pending) => Some(
+                pending
+                    .wait(ANSWER_LIMIT)
+                    .await
+                    .expect("no answer to the unmute request within 10 s"),
+            ),
+            None => None,
+        }
+    }
+
+    /// Stops a screenshare as a current client does (`removeTrack` of the desktop track): no
+    /// source-remove, only presence saying `-v1` muted (recorded stop-desktop.xml); its sources stay
+    /// signalled.
+    pub async fn stop_screenshare(&self) {
+        assert_eq!(
+            self.core.shape,
+            Shape::Current,
+            "a 2021 client has no separate screenshare track"
+        );
+        self.set_muted(Track::Screenshare, true).await;
+    }
+
+    /// Every stanza sent so far, when the participant joined with `record_sent`.
+    pub fn sent(&self) -> Vec<Element> {
+        self.core.handle.sent()
     }
 
     /// Removes a track's sources with source-remove, as older clients do (current ones send
@@ -535,7 +604,7 @@ impl Core {
             return;
         }
         let answer = if child.is("query", DISCO_INFO) && request.attr("type") == Some("get") {
-            result_with(request, Some(disco_info()))
+            result_with(request, Some(disco_info(self.shape, child.attr("node"))))
         } else {
             error_for(request, "service-unavailable", None, vec![])
         };
@@ -578,6 +647,8 @@ impl Core {
                     _ => "v1",
                 };
                 view.muted.insert(format!("{}-{suffix}", self.nick), true);
+                view.muted_by_focus
+                    .insert(format!("{}-{suffix}", self.nick));
                 let presence = self.presence(view, false);
                 self.handle.send(presence);
             }
@@ -596,6 +667,7 @@ impl Core {
                     Ok(remote) => {
                         view.sid = Some(sid.clone());
                         view.session_initiates += 1;
+                        view.traceparent = jingle.get_child("traceparent", OPENTELEMETRY).cloned();
                         view.remote = remote;
                         if self.options.auto_accept {
                             accept = Some(sid.clone());
@@ -629,10 +701,10 @@ impl Core {
             accept.map(|sid| self.send_accept(view, &sid))
         });
         if let Some(pending) = accepted {
-            let recorder = Arc::clone(&self.recorder);
+            let core = Arc::clone(self);
             tokio::spawn(async move {
                 if let Some(answer) = pending.wait(ANSWER_LIMIT).await {
-                    recorder.update(|view| view.accept_answers.push(answer));
+                    core.accepted(&answer);
                 }
             });
         }
@@ -679,6 +751,30 @@ impl Core {
         }
     }
 
+    /// The focus answered a session-accept: a current client now lists its microphone and camera in
+    /// presence SourceInfo (recorded session-accept.xml).
+    fn accepted(&self, answer: &Element) {
+        self.recorder.update(|view| {
+            view.accept_answers.push(answer.clone());
+            if self.shape == Shape::Current {
+                let mut changed = false;
+                for suffix in ["a0", "v0"] {
+                    let name = format!("{}-{suffix}", self.nick);
+                    if let std::collections::btree_map::Entry::Vacant(entry) =
+                        view.muted.entry(name)
+                    {
+                        entry.insert(false);
+                        changed = true;
+                    }
+                }
+                if changed {
+                    let presence = self.presence(view, false);
+                    self.handle.send(presence);
+                }
+            }
+        });
+    }
+
     /// Sends session-accept with audio and camera for `sid`; returns the pending answer.
     fn send_accept(&self, view: &mut ParticipantView, sid: &str) -> super::c2s::PendingAnswer {
         let local = self.audio.union(&self.camera);
@@ -687,11 +783,27 @@ impl Core {
         if self.shape == Shape::Current {
             bundle.push("data");
         }
+        // lib-jitsi-meet JingleSessionPC `_sendSessionAccept`: the offer's trace context, when it has
+        // all three attributes (OTel.ts `TraceParentExtension.fromElement`), rebuilt with those only.
+        let trace = (self.shape == Shape::Current)
+            .then_some(view.traceparent.as_ref())
+            .flatten()
+            .and_then(|trace| {
+                let value = |name: &str| trace.attr(name).map(str::to_owned);
+                Some(
+                    el("traceparent", OPENTELEMETRY)
+                        .attr(attr("trace_id"), value("trace_id")?)
+                        .attr(attr("parent_id"), value("parent_id")?)
+                        .attr(attr("trace_flags"), value("trace_flags")?)
+                        .build(),
+                )
+            });
         let jingle = el("jingle", JINGLE)
             .attr(attr("action"), "session-accept")
             .attr(attr("initiator"), self.focus_jid.as_str())
             .attr(attr("responder"), self.handle.jid.as_str())
             .attr(attr("sid"), sid)
+            .append_all(trace)
             .append(bundle_group(&bundle))
             .append_all(self.contents(&local, "responder", false))
             .build();
@@ -746,7 +858,7 @@ impl Core {
                     )
                 } else if name.ends_with("-v1") {
                     ",\"videoType\":\"desktop\"".to_owned()
-                } else if name.ends_with("-v0") {
+                } else if name.ends_with("-v0") && self.shape == Shape::Legacy2021 {
                     ",\"videoType\":\"camera\"".to_owned()
                 } else {
                     String::new()
@@ -762,18 +874,37 @@ impl Core {
         self.presence_with(view, join, &source_info)
     }
 
+    /// The presence as lib-jitsi-meet builds it (`ChatRoom` presence map). A current client
+    /// (recorded join.xml and the presences after it): `<c>` caps, `<jitsi_participant_codecList>`,
+    /// the display name, SourceInfo, and no `<audiomuted>`/`<videomuted>`; the 2021 one: its
+    /// `<jitsi_participant_codecType>` and the two mute flags.
     fn presence_with(&self, view: &ParticipantView, join: bool, source_info: &str) -> Element {
         let muted = |name: String| view.muted.get(&name).copied().unwrap_or(false).to_string();
         let mut presence = el("presence", CLIENT).attr(attr("to"), self.occupant_jid.as_str());
         if join {
             presence = presence.append(el("x", MUC_NS));
         }
+        presence = presence.append(el("stats-id", CLIENT).append(self.stats_id.as_str()));
+        presence = match self.shape {
+            Shape::Current => presence
+                .append(
+                    el("c", CAPS)
+                        .attr(attr("hash"), "sha-1")
+                        .attr(attr("node"), "https://jitsi.org/jitsi-meet")
+                        // As recorded: the hash of the client's disco#info, the same for every client.
+                        .attr(attr("ver"), "dtzK/3xhISaXUMVg59IpXxdvKyQ="),
+                )
+                // The library's default order in Chromium (recorded with the real jicofo), from
+                // which jicofo picks the conference's codecs.
+                .append(el("jitsi_participant_codecList", CLIENT).append("av1,vp9,vp8,h264"))
+                .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick))),
+            Shape::Legacy2021 => presence
+                .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick)))
+                .append(el("jitsi_participant_codecType", CLIENT).append("vp8"))
+                .append(el("audiomuted", CLIENT).append(muted(format!("{}-a0", self.nick))))
+                .append(el("videomuted", CLIENT).append(muted(format!("{}-v0", self.nick)))),
+        };
         presence
-            .append(el("stats-id", CLIENT).append(self.stats_id.as_str()))
-            .append(el("nick", NICK_NS).append(format!("Nick {}", self.nick)))
-            .append(el("jitsi_participant_codecType", CLIENT).append("vp8"))
-            .append(el("audiomuted", CLIENT).append(muted(format!("{}-a0", self.nick))))
-            .append(el("videomuted", CLIENT).append(muted(format!("{}-v0", self.nick))))
             .append(el("SourceInfo", CLIENT).append(source_info))
             .append_all(view.raised_hand.as_ref().map(|hand| {
                 let element = el("jitsi_participant_raisedHand", CLIENT);
@@ -787,6 +918,21 @@ impl Core {
     }
 }
 
+/// The properties of the conference request: a current client's (recorded join.xml), or the 2021
+/// bundle's (research stanza 01).
+fn conference_properties(shape: Shape) -> Vec<Element> {
+    match shape {
+        Shape::Current => vec![
+            property("rtcstatsEnabled", "false"),
+            property("visitors-version", "1"),
+        ],
+        Shape::Legacy2021 => vec![
+            property("disableRtx", "false"),
+            property("rtcstatsEnabled", "false"),
+        ],
+    }
+}
+
 fn property(name: &str, value: &str) -> Element {
     el("property", FOCUS)
         .attr(attr("name"), name)
@@ -794,28 +940,55 @@ fn property(name: &str, value: &str) -> Element {
         .build()
 }
 
-/// The features lib-jitsi-meet advertises (recorded stanza 11, abridged).
-fn disco_info() -> Element {
-    let features = [
-        "http://jabber.org/protocol/caps",
-        JSON_SOURCES_FEATURE,
-        "http://jitsi.org/remb",
-        "http://jitsi.org/tcc",
-        "urn:ietf:rfc:4588",
-        "urn:ietf:rfc:5761",
-        "urn:ietf:rfc:5888",
-        "urn:xmpp:jingle:1",
-        "urn:xmpp:jingle:apps:dtls:0",
-        "urn:xmpp:jingle:apps:rtp:1",
-        "urn:xmpp:jingle:apps:rtp:audio",
-        "urn:xmpp:jingle:apps:rtp:video",
-        "urn:xmpp:jingle:transports:ice-udp:1",
-    ];
-    el("query", DISCO_INFO)
+/// The features lib-jitsi-meet advertises, the node asked for echoed: a current client's (recorded
+/// tests/fixtures/lib-jitsi-meet/disco-info.xml, asked by the real jicofo), or the 2021 bundle's
+/// (research stanza 11, abridged).
+fn disco_info(shape: Shape, node: Option<&str>) -> Element {
+    let features: &[&str] = match shape {
+        Shape::Current => &[
+            "http://jabber.org/protocol/caps",
+            JSON_SOURCES_FEATURE,
+            "http://jitsi.org/receive-multiple-video-streams",
+            "http://jitsi.org/remb",
+            "http://jitsi.org/source-name",
+            "http://jitsi.org/start-muted-room-metadata",
+            "http://jitsi.org/tcc",
+            "http://jitsi.org/visitors-1",
+            "urn:ietf:rfc:4588",
+            "urn:xmpp:jingle:1",
+            "urn:xmpp:jingle:apps:dtls:0",
+            "urn:xmpp:jingle:apps:rtp:1",
+            "urn:xmpp:jingle:apps:rtp:audio",
+            "urn:xmpp:jingle:apps:rtp:video",
+            "urn:xmpp:jingle:transports:dtls-sctp:1",
+            "urn:xmpp:jingle:transports:ice-udp:1",
+            "urn:xmpp:rayo:client:1",
+        ],
+        Shape::Legacy2021 => &[
+            "http://jabber.org/protocol/caps",
+            JSON_SOURCES_FEATURE,
+            "http://jitsi.org/remb",
+            "http://jitsi.org/tcc",
+            "urn:ietf:rfc:4588",
+            "urn:ietf:rfc:5761",
+            "urn:ietf:rfc:5888",
+            "urn:xmpp:jingle:1",
+            "urn:xmpp:jingle:apps:dtls:0",
+            "urn:xmpp:jingle:apps:rtp:1",
+            "urn:xmpp:jingle:apps:rtp:audio",
+            "urn:xmpp:jingle:apps:rtp:video",
+            "urn:xmpp:jingle:transports:ice-udp:1",
+        ],
+    };
+    let mut query = el("query", DISCO_INFO);
+    if let Some(node) = node {
+        query = query.attr(attr("node"), node);
+    }
+    query
         .append_all(
             features
-                .into_iter()
-                .map(|var| el("feature", DISCO_INFO).attr(attr("var"), var)),
+                .iter()
+                .map(|var| el("feature", DISCO_INFO).attr(attr("var"), *var)),
         )
         .build()
 }

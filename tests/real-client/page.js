@@ -75,8 +75,8 @@ function describe(track) {
         readyState: media ? media.readyState : null,
         disposed: Boolean(track.disposed),
         participantId: attempt(() => track.getParticipantId(), null) || null,
-        // The 2021 library names it getSSRC (a current one getSsrc); remote tracks only.
-        ssrc: track.isLocal() ? null : attempt(() => track.getSSRC(), null) || null,
+        // The 2021 library names it getSSRC, a current one getSsrc; remote tracks only.
+        ssrc: track.isLocal() ? null : attempt(() => (track.getSsrc || track.getSSRC).call(track), null) || null,
     };
 }
 
@@ -133,6 +133,15 @@ const steps = {
     },
     camera: async () => {
         await conference.replaceTrack(localTrack('video'), await createVideo('video'));
+    },
+    // A current client (multi-stream) shares the screen as a second video track beside the camera.
+    'add-desktop': async () => {
+        await conference.addTrack(await createVideo('desktop'));
+    },
+    'remove-desktop': async () => {
+        const desktop = conference.getLocalTracks().find(track => track.getVideoType() === 'desktop');
+        await conference.removeTrack(desktop);
+        await desktop.dispose();
     },
 };
 
@@ -197,6 +206,8 @@ function watchRequests(connection) {
             const request = describePayload(element.firstElementChild);
             requests.set(element.getAttribute('id'), request);
             report('iq-sent', { to: element.getAttribute('to'), request, xml: new XMLSerializer().serializeToString(element) });
+        } else if (element.nodeName === 'iq') {
+            report('iq-answer-sent', { to: element.getAttribute('to'), iqType: type, xml: new XMLSerializer().serializeToString(element) });
         } else if (element.nodeName === 'presence') {
             report('presence-sent', { to: element.getAttribute('to'), xml: new XMLSerializer().serializeToString(element) });
         }
@@ -241,10 +252,16 @@ async function start() {
     connection.addEventListener(events.connection.CONNECTION_ESTABLISHED, async () => {
         report('connection-established');
         watchIqs(connection);
-        conference = connection.initJitsiConference(params.get('room'), {
-            p2p: { enabled: false },
-            openBridgeChannel: false,
-        });
+        const options = { p2p: { enabled: false }, openBridgeChannel: false };
+        // `codecs` (e.g. "vp8"): the video codec order a current library prefers (its
+        // videoQuality.codecPreferenceOrder). A current library prefers AV1 by default and fails to
+        // set its encodings when the focus offers VP8 only. Absent otherwise: with even an empty
+        // videoQuality the 2021 library offered one camera layer instead of three (observed).
+        const codecs = params.get('codecs');
+        if (codecs) {
+            options.videoQuality = { codecPreferenceOrder: codecs.split(',') };
+        }
+        conference = connection.initJitsiConference(params.get('room'), options);
         watchConference();
         conference.setDisplayName(params.get('nick'));
         try {
