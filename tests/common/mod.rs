@@ -17,6 +17,7 @@ pub mod peer;
 pub mod podium;
 pub mod postgres;
 pub mod prosody;
+pub mod real_jicofo;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
