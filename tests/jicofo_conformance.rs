@@ -170,3 +170,88 @@ async fn test_session_initiate_has_the_recorded_elements() {
     assert_eq!(children(jingle), children(recorded));
     assert!(conformance::bridge_session(&alice).is_some());
 }
+
+/// The second recorded scenario (`conformance::run_session_requests`: mutes, ICE failed, restart
+/// requests): the stand-in answers each request as jicofo did, and does what jicofo did after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_stand_in_handles_mutes_ice_failed_and_restarts_as_recorded_jicofo() {
+    let (_prosody, bridge, focus, alice, bob) = two_in_a_room().await;
+    // jicofo had made alice the owner; the stand-in makes nobody owner, so bob has no moderator
+    // rights here either.
+    let run = conformance::run_session_requests(&bob, &alice).await;
+    let mut differences = Vec::new();
+    for step in &run.steps {
+        if step.label == "jingle-content-add" {
+            continue;
+        }
+        let want = expected(step, &fixture(step.label));
+        let got = Outcome::of(&step.answer);
+        if got != want {
+            differences.push(format!("{}: jicofo {want:?}, stand-in {got:?}", step.label));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert_eq!(run.steps.len(), 8);
+    // Not reproduced: jicofo never answered an action it does not handle (recorded without an
+    // answer); the stand-in answers feature-not-implemented, and nothing depends on either.
+    let content_add = fixture("jingle-content-add");
+    assert!(content_add.get_child("answer", FIXTURE_NS).is_none());
+    assert!(run.unanswered.is_empty());
+    let answered = run
+        .steps
+        .iter()
+        .find(|step| step.label == "jingle-content-add")
+        .expect("the stand-in answered content-add");
+    assert_eq!(
+        Outcome::of(&answered.answer).condition.as_deref(),
+        Some("feature-not-implemented")
+    );
+
+    // Refused mutes reach nobody.
+    assert!(alice.view().mutes.is_empty(), "{:?}", alice.view().mutes);
+
+    // The restart asked for too soon: the session ended, bob's sources went, nobody was invited.
+    common::conference::learns(&alice, "bob", BTreeSet::new()).await;
+    bridge
+        .wait_until("bob's endpoint expired", |view| {
+            view.endpoint("room1", "bob").is_none()
+        })
+        .await;
+    let bob_at_focus = focus.view().endpoint("bob").cloned().expect("bob is known");
+    assert_eq!((bob_at_focus.invites, bob_at_focus.session), (2, None));
+
+    // ICE failed on alice's session: bob learns her sources went, alice's session ends "moving",
+    // nobody is invited and the bridge keeps her endpoint.
+    let moving = fixture("session-terminate-moving");
+    let recorded_reason = part(&moving, "request")
+        .get_child("jingle", JINGLE)
+        .and_then(|jingle| jingle.get_child("reason", JINGLE))
+        .cloned()
+        .expect("a <reason>");
+    alice
+        .wait_until("alice's session is terminated", |view| {
+            view.received
+                .iter()
+                .any(|received| received.action == "session-terminate")
+        })
+        .await;
+    let terminate = alice
+        .received()
+        .into_iter()
+        .find(|received| received.action == "session-terminate")
+        .unwrap();
+    let reason = terminate
+        .iq
+        .get_child("jingle", JINGLE)
+        .and_then(|jingle| jingle.get_child("reason", JINGLE))
+        .cloned()
+        .expect("a <reason>");
+    assert_eq!(String::from(&reason), String::from(&recorded_reason));
+    let alice_at_focus = focus
+        .view()
+        .endpoint("alice")
+        .cloned()
+        .expect("alice is known");
+    assert_eq!((alice_at_focus.invites, alice_at_focus.session), (1, None));
+    assert!(bridge.endpoint("room1", "alice").is_some());
+}

@@ -10,7 +10,7 @@
 use minidom::Element;
 
 use super::c2s::{CLIENT, attr, el};
-use super::jingle::{FOCUS, Group, JINGLE, Media, Source, SourceSet, Style};
+use super::jingle::{FOCUS, Group, JINGLE, MUTE_AUDIO, Media, Source, SourceSet, Style};
 use super::participant::{Participant, Track};
 
 const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -172,6 +172,137 @@ pub async fn run(alice: &Participant, bob: &Participant) -> Vec<Step> {
         .await,
     );
     steps
+}
+
+/// `<bridge-session id>` of the participant's current session, with `extra` attributes.
+fn current_bridge_session(participant: &Participant, extra: &[(&'static str, &str)]) -> Element {
+    let id = bridge_session(participant).expect("a bridge-session in session-initiate");
+    let mut builder = el("bridge-session", FOCUS).attr(attr("id"), id);
+    for (name, value) in extra {
+        builder = builder.attr(attr(name), *value);
+    }
+    builder.build()
+}
+
+fn mute(to_mute: &Participant, mute: bool) -> Element {
+    el("mute", MUTE_AUDIO)
+        .attr(attr("jid"), to_mute.occupant_jid.as_str())
+        .append(mute.to_string())
+        .build()
+}
+
+/// What [`run_session_requests`] sent and got.
+pub struct SessionRun {
+    pub steps: Vec<Step>,
+    /// Requests the focus never answered (it answered the next request on the same Jingle session
+    /// first): the label and the request.
+    pub unanswered: Vec<(&'static str, Element)>,
+}
+
+/// The second scenario (fixtures from the real jicofo without mod_podium, like [`run`]):
+/// `participant` has no moderator rights (jicofo made `other` the room's owner, or nobody); both have
+/// accepted their sessions. In this order: `participant` mutes `other`, unmutes `other`, mutes itself;
+/// sends an action jicofo does not handle (`content-add`), then reports ICE failed naming a wrong
+/// bridge session (answered first: jicofo never answers the `content-add`); asks for a restart
+/// (session-terminate with `restart='true'`), and, once re-invited and accepted, asks again at once.
+/// Then `other` reports ICE failed on its session.
+pub async fn run_session_requests(participant: &Participant, other: &Participant) -> SessionRun {
+    let focus = format!("{}/focus", participant.room_jid);
+    let on_session = |who: &Participant, action: &str, children: Vec<Element>| {
+        el("jingle", JINGLE)
+            .attr(attr("action"), action)
+            .attr(attr("initiator"), focus.as_str())
+            .attr(attr("sid"), who.sid().expect("a session"))
+            .append_all(children)
+            .build()
+    };
+    let mut steps = vec![
+        send(
+            participant,
+            "mute-other-without-moderator-rights",
+            mute(other, true),
+        )
+        .await,
+        send(
+            participant,
+            "unmute-other-without-moderator-rights",
+            mute(other, false),
+        )
+        .await,
+        send(participant, "mute-self", mute(participant, true)).await,
+    ];
+    let handle = participant.handle();
+    let content_add = el("iq", CLIENT)
+        .attr(attr("type"), "set")
+        .attr(attr("to"), focus.as_str())
+        .attr(attr("id"), handle.next_id())
+        .append(on_session(participant, "content-add", vec![]))
+        .build();
+    let pending = handle.send_iq(content_add.clone());
+    let wrong = el("bridge-session", FOCUS)
+        .attr(attr("id"), WRONG_BRIDGE_SESSION)
+        .build();
+    let ice_failed = |who: &Participant, bridge_session: Element| {
+        on_session(
+            who,
+            "session-info",
+            vec![
+                el("ice-state", FOCUS).append("failed").build(),
+                bridge_session,
+            ],
+        )
+    };
+    steps.push(
+        send(
+            participant,
+            "session-info-ice-failed-wrong-bridge-session",
+            ice_failed(participant, wrong),
+        )
+        .await,
+    );
+    let mut unanswered = Vec::new();
+    match pending.wait(std::time::Duration::ZERO).await {
+        None => unanswered.push(("jingle-content-add", content_add)),
+        Some(answer) => steps.push(Step {
+            label: "jingle-content-add",
+            request: content_add,
+            answer,
+        }),
+    }
+    let restart = |who: &Participant| {
+        on_session(
+            who,
+            "session-terminate",
+            vec![
+                el("reason", JINGLE).append(el("success", JINGLE)).build(),
+                current_bridge_session(who, &[("restart", "true")]),
+            ],
+        )
+    };
+    steps.push(
+        send(
+            participant,
+            "session-terminate-restart",
+            restart(participant),
+        )
+        .await,
+    );
+    participant
+        .wait_until("re-invited after the restart request", |view| {
+            view.session_initiates == 2 && view.accept_answers.len() == 2
+        })
+        .await;
+    steps.push(
+        send(
+            participant,
+            "session-terminate-restart-again",
+            restart(participant),
+        )
+        .await,
+    );
+    let right = current_bridge_session(other, &[]);
+    steps.push(send(other, "session-info-ice-failed", ice_failed(other, right)).await);
+    SessionRun { steps, unanswered }
 }
 
 /// An answer reduced to what the comparison looks at: its type, the error condition, and the error

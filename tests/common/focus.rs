@@ -31,6 +31,13 @@
 //! * a re-invite (`reinvite`) is jicofo's RestartJingle: endpoint removed at the bridge, sources
 //!   removed, `session-terminate` (success, "moving"), then a fresh invite with a new sid and its own
 //!   force-mute view;
+//! * a participant's restart request (session-terminate with `restart='true'`) is honoured at most
+//!   once per 5 s and 5 times a minute; past that the session ends and the answer is
+//!   `resource-constraint` "rate-limited" (`Participant.onSessionTerminate`);
+//! * ICE failed (session-info `<ice-state>failed` naming the current bridge session) drops the
+//!   sources and ends the session "moving", and invites nobody, as jicofo 7ebb13d does (its
+//!   re-invite fails: the endpoint is still in its Colibri2 session); other session-info is answered;
+//! * a mute IQ for someone else is `not-allowed` unless a moderator mutes (`handleMuteRequest`);
 //! * `force_mute` is jicofo's dedicated force-mute update (attributes omitted when false).
 //!
 //! Simplified: one bridge, no bridge selection or health, no Octo, no AV moderation (so force-mute
@@ -125,6 +132,10 @@ pub struct EndpointView {
     /// The `<bridge-session id>` of the current session; jicofo ends a session only for a
     /// session-terminate naming it (`JitsiMeetConferenceImpl.terminateSession`).
     pub bridge_session: Option<String>,
+    /// The MUC role from the occupant's last presence ("moderator", "participant", ...).
+    pub role: Option<String>,
+    /// When each restart request was accepted (jicofo `Participant.restartRequestsRateLimit`).
+    pub restarts: Vec<std::time::Instant>,
 }
 
 /// One conference room.
@@ -631,6 +642,7 @@ impl Focus {
             .get_child("x", MUC_USER)
             .and_then(|x| x.get_child("item", MUC_USER));
         let real_jid = item.and_then(|item| item.attr("jid")).map(str::to_owned);
+        let role = item.and_then(|item| item.attr("role")).map(str::to_owned);
         let stats_id = presence.get_child("stats-id", CLIENT).map(Element::text);
         let joined = self.recorder.update(|view| {
             let Some(room_view) = view.rooms.get_mut(room) else {
@@ -639,6 +651,7 @@ impl Focus {
             if let Some(endpoint) = room_view.endpoints.get_mut(nick) {
                 endpoint.real_jid = real_jid.clone().or(endpoint.real_jid.take());
                 endpoint.stats_id = stats_id.clone().or(endpoint.stats_id.take());
+                endpoint.role = role.clone().or(endpoint.role.take());
                 return false;
             }
             room_view.endpoints.insert(
@@ -656,6 +669,8 @@ impl Focus {
                     allocated: false,
                     invites: 0,
                     bridge_session: None,
+                    role,
+                    restarts: Vec::new(),
                 },
             );
             true
@@ -753,12 +768,28 @@ impl Focus {
         };
         let jid = mute.attr("jid").map(str::to_owned);
         let text = mute.text();
-        let answer = if jid.is_none() || text.is_empty() {
-            error_for(request, "bad-request", None, vec![])
-        } else {
-            result_for(request)
-        };
-        self.recorder.update(|view| {
+        let from = request.attr("from").unwrap_or("");
+        let muter = bare(from)
+            .strip_suffix(&format!("@{MUC}"))
+            .zip(resource(from))
+            .map(|(room, nick)| format!("{room}/{nick}"));
+        let answer = self.recorder.update(|view| {
+            // jicofo `JitsiMeetConferenceImpl.handleMuteRequest`: only a moderator mutes someone
+            // else, and nobody unmutes someone else (recorded:
+            // tests/fixtures/jicofo/mute-other-without-moderator-rights.xml,
+            // unmute-other-without-moderator-rights.xml).
+            let muter_is_moderator = muter
+                .and_then(|muter| view.locate(&muter))
+                .and_then(|(room, nick)| view.rooms[&room].endpoints.get(&nick))
+                .is_some_and(|endpoint| endpoint.role.as_deref() == Some("moderator"));
+            let remote = jid.as_deref().is_some_and(|jid| jid != from);
+            let answer = if jid.is_none() || text.is_empty() {
+                error_for(request, "bad-request", None, vec![])
+            } else if remote && (!muter_is_moderator || text.trim() != "true") {
+                error_for(request, "not-allowed", None, vec![])
+            } else {
+                result_for(request)
+            };
             view.mutes.push(MuteReceived {
                 from: request.attr("from").unwrap_or("").to_owned(),
                 media: media.to_owned(),
@@ -766,6 +797,7 @@ impl Focus {
                 text,
                 answer: answer.clone(),
             });
+            answer
         });
         self.handle.send(answer);
     }
@@ -937,9 +969,19 @@ impl Focus {
                         false,
                     );
                 }
+                // jicofo `Participant.onSessionTerminate`: a restart is honoured at most once per
+                // 5 s and 5 times a minute (`restart-request-rate-limits`); past that the session
+                // still ends, nobody is invited again, and the answer says so (recorded:
+                // tests/fixtures/jicofo/session-terminate-restart-again.xml).
+                let rate_limited = restart && !accept_restart(self.endpoint_mut(view, room, nick));
                 self.end_session(view, pending, room, nick, false);
                 self.drop_sources(view, pending, room, nick);
                 self.remove_from_bridge(view, pending, room, nick);
+                if rate_limited {
+                    let limited =
+                        error_for(request, "resource-constraint", Some("rate-limited"), vec![]);
+                    return (limited, false);
+                }
                 (result_for(request), restart)
             }
             "transport-info" => {
@@ -950,7 +992,28 @@ impl Focus {
                     (failed("missing transport".to_owned()), false)
                 }
             }
-            "session-info" | "transport-reject" => (result_for(request), false),
+            "session-info" => {
+                // jicofo `JitsiMeetConferenceImpl.iceFailed`: ICE failed on the current bridge
+                // session is a re-invite (RestartJingle): the sources go (the others are told), the
+                // session ends ("moving"), and the new allocation fails because the endpoint was
+                // never removed from the Colibri2 session ("participant already exists"), so
+                // nobody is invited and the bridge keeps the endpoint (recorded:
+                // tests/fixtures/jicofo/session-info-ice-failed.xml). Another bridge session:
+                // ignored.
+                let failed = jingle
+                    .get_child("ice-state", FOCUS)
+                    .is_some_and(|state| state.text().trim().eq_ignore_ascii_case("failed"));
+                let named = jingle
+                    .get_child("bridge-session", FOCUS)
+                    .and_then(|bridge_session| bridge_session.attr("id"));
+                let current = view.rooms[room].endpoints[nick].bridge_session.as_deref();
+                if failed && named.is_some() && named == current {
+                    self.drop_sources(view, pending, room, nick);
+                    self.end_session(view, pending, room, nick, true);
+                }
+                (result_for(request), false)
+            }
+            "transport-reject" => (result_for(request), false),
             _ => (
                 error_for(
                     request,
@@ -1402,6 +1465,24 @@ async fn await_recorded(
 }
 
 /// jicofo's answer on a session it ended: Smack's `setConditionText` puts "session ended" inside
+/// Whether a restart request is honoured now (jicofo `Participant.acceptRestartRequest`, with
+/// `restart-request-rate-limits`' defaults: 5 s apart, at most 5 a minute); records it when it is.
+fn accept_restart(endpoint: &mut EndpointView) -> bool {
+    let now = std::time::Instant::now();
+    endpoint
+        .restarts
+        .retain(|at| now.duration_since(*at) < Duration::from_secs(60));
+    let too_soon = endpoint
+        .restarts
+        .last()
+        .is_some_and(|last| now.duration_since(*last) < Duration::from_secs(5));
+    if too_soon || endpoint.restarts.len() >= 5 {
+        return false;
+    }
+    endpoint.restarts.push(now);
+    true
+}
+
 /// `<gone>` (where XMPP carries a redirect URI), with no `<text>` (recorded:
 /// tests/fixtures/jicofo/session-terminate-after-wrong-bridge-session.xml).
 fn gone_session_ended(request: &Element) -> Element {
