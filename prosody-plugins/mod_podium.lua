@@ -584,6 +584,11 @@ local function on_injected_answer(entry, stanza)
 		on_revoke_refused(entry, stanza);
 	elseif entry.purpose == "bridge" then
 		on_bridge_refused(entry);
+	elseif entry.purpose == "end" and entry.occupant_jid and condition == "resource-constraint" then
+		-- jicofo ended the session but rate-limits restarts (5 s apart): it invites nobody, and the
+		-- participant stays without media until its client joins again.
+		module:log("warn", "jicofo ended the Jingle session of %s without inviting it again (restart rate-limited)",
+			entry.occupant_jid);
 	elseif entry.purpose == "end" and entry.occupant_jid then
 		module:log("error", "jicofo refused to end the Jingle session of %s: it may keep sending", entry.occupant_jid);
 	end
@@ -656,6 +661,17 @@ local function original_request_id(stanza)
 	return original_id, hash;
 end
 
+-- Whether jicofo's answer to a participant's session-terminate means jicofo dropped the session and
+-- its sources: a result, or a restart it rate-limits (Participant.onSessionTerminate ends the session
+-- first, then answers resource-constraint "rate-limited" and invites nobody; recorded:
+-- tests/fixtures/jicofo/session-terminate-restart-again.xml). Any other error (a wrong bridge session)
+-- leaves the sources with jicofo.
+local function terminate_ended_session(stanza)
+	if stanza.attr.type == "result" then return true; end
+	local _, condition = stanza:get_error();
+	return condition == "resource-constraint";
+end
+
 -- jicofo's answer to a participant's request, on its way back through the MUC (before mod_muc
 -- restores the original id): the request it answers is settled, a refused one rolled back.
 local function on_focus_answer(room, stanza)
@@ -671,7 +687,7 @@ local function on_focus_answer(room, stanza)
 	for i, request in ipairs(requests) do
 		if request.id == original_id and request.sender == hash then
 			table.remove(requests, i);
-			if request.terminate and stanza.attr.type == "result" then
+			if request.terminate and terminate_ended_session(stanza) then
 				state:set_sid(record, nil);
 				reset_session(record.media, nil);
 				return;

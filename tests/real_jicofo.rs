@@ -21,7 +21,7 @@ use minidom::Element;
 
 use common::bridge::BridgePeer;
 use common::c2s::{C2s, attr, el};
-use common::conference::{create_breakout, learns, relayed, sent, ssrcs};
+use common::conference::{create_breakout, kept, learns, relayed, sent, ssrcs};
 use common::conformance::bridge_session;
 use common::focus::FOCUS_JID;
 use common::jingle::{
@@ -829,5 +829,68 @@ async fn a_modified_client_gets_nothing_past_the_real_jicofo() {
     assert!(
         alice.view().p2p_sids.is_empty(),
         "alice never saw bob's P2P offer"
+    );
+}
+
+/// A restart request jicofo rate-limits (the second within 5 s): jicofo answers
+/// `resource-constraint`, ends the session and invites nobody; the module forgets the session too.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real jicofo: set PODIUM_JICOFO_CLASSPATH"]
+async fn a_rate_limited_restart_ends_the_session_with_the_real_jicofo() {
+    let room = "lecture-4";
+    let mut conference = RealConference::start(LECTURE_RULES).await;
+    let alice = conference
+        .join(room, "alice", &[("alice", "audio,video,screen")])
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    learns(&alice, "bob", relayed(&bob.track(Track::Audio))).await;
+    let restart = |bob: &Participant| {
+        session_jingle(
+            bob,
+            "session-terminate",
+            vec![
+                el("reason", JINGLE).append(el("success", JINGLE)).build(),
+                bridge_session_element(bob, &[("restart", "true")]),
+            ],
+        )
+    };
+    let answer = to_focus(&bob, restart(&bob)).await;
+    assert!(is_result(&answer), "{answer:?}");
+    bob.wait_until("bob accepted a second session", |view| {
+        view.session_initiates == 2 && view.accept_answers.len() == 2
+    })
+    .await;
+    learns(&alice, "bob", relayed(&bob.track(Track::Audio))).await;
+    let answer = to_focus(&bob, restart(&bob)).await;
+    assert_eq!(
+        common::conformance::Outcome::of(&answer),
+        common::conformance::Outcome {
+            type_: "error".to_owned(),
+            condition: Some("resource-constraint".to_owned()),
+            text: Some("rate-limited".to_owned()),
+        }
+    );
+    learns(&alice, "bob", BTreeSet::new()).await;
+    conference
+        .bridge
+        .wait_until("bob's endpoint expired", |view| {
+            view.endpoint(room, "bob").is_none()
+        })
+        .await;
+    let (_, occupants) = kept(&mut conference.inspector, room).await;
+    let bob_kept = occupants
+        .iter()
+        .find(|o| o.0 == "bob")
+        .expect("bob is kept");
+    assert_eq!(
+        (bob_kept.1.as_deref(), bob_kept.2.as_str()),
+        (None, "0"),
+        "{bob_kept:?}"
     );
 }

@@ -399,3 +399,75 @@ async fn only_jicofo_enters_a_health_check_room() {
     let mut focus = C2s::connect(prosody.c2s_port, "focus", "jicofo").await;
     focus.join(&room, "focus").await;
 }
+
+/// A restart request jicofo rate-limits (a second one within 5 s, `restart-request-rate-limits`):
+/// jicofo answers `resource-constraint` "rate-limited" but ends the session all the same and drops
+/// its sources (recorded: tests/fixtures/jicofo/session-terminate-restart-again.xml). The module
+/// forgets the session as for a `result`, so a later revoke sends nothing on the dead session.
+#[tokio::test]
+async fn a_rate_limited_restart_request_still_ends_the_session_for_the_module() {
+    use common::conformance::bridge_session;
+    use common::jingle::FOCUS;
+    let room = "talk";
+    let mut conference = start(EVERYTHING).await;
+    let (alice, bob) = conference.two(room, "audio,video,screen").await;
+    let restart = |bob: &Participant| {
+        el("jingle", JINGLE)
+            .attr(attr("action"), "session-terminate")
+            .attr(attr("initiator"), format!("{}/focus", bob.room_jid))
+            .attr(attr("sid"), bob.sid().expect("a session"))
+            .append(el("reason", JINGLE).append(el("success", JINGLE)))
+            .append(
+                el("bridge-session", FOCUS)
+                    .attr(attr("id"), bridge_session(bob).expect("a bridge session"))
+                    .attr(attr("restart"), "true"),
+            )
+            .build()
+    };
+    let focus_jid = format!("{room}@{MUC}/focus");
+    let answer = bob.iq("set", &focus_jid, restart(&bob)).await;
+    assert!(is_result(&answer), "{answer:?}");
+    bob.wait_until("bob accepted his second session", |view| {
+        view.session_initiates == 2 && view.accept_answers.len() == 2
+    })
+    .await;
+    conference.focus_holds("bob", &sent(&bob)).await;
+    let second_sid = bob.sid().expect("the second session");
+
+    let answer = bob.iq("set", &focus_jid, restart(&bob)).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("resource-constraint"),
+        "{answer:?}"
+    );
+    learns(&alice, "bob", Default::default()).await;
+    let (_, occupants) = common::conference::kept(&mut conference.inspector, room).await;
+    let bob_kept = occupants
+        .iter()
+        .find(|o| o.0 == "bob")
+        .expect("bob is kept");
+    assert_eq!(
+        (bob_kept.1.as_deref(), bob_kept.2.as_str()),
+        (None, "0"),
+        "the module still counts session {second_sid}: {bob_kept:?}"
+    );
+
+    // A revoke now has nothing to take from jicofo.
+    let mark = conference.focus.jingle_received().len();
+    conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (2, '*', 'jid', 'bob@*', 'video', 'deny', 10)")
+        .await;
+    conference
+        .wait_held(
+            room,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    let barrier = alice.mute_self("audio", true).await;
+    assert!(is_result(&barrier), "{barrier:?}");
+    assert!(
+        jingle_from_since(&conference.focus, mark, room, "bob").is_empty(),
+        "{:?}",
+        jingle_from_since(&conference.focus, mark, room, "bob")
+    );
+}
