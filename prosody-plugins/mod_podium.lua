@@ -479,6 +479,16 @@ local xmlns_focus = "http://jitsi.org/protocol/focus";
 -- How often a refused bridge force-mute is sent again, and after how long (seconds) each time.
 local bridge_retry_delays = { 0.5, 1, 2 };
 
+-- The text of an error answer. jicofo's Smack writes <text> without the stanzas namespace (it
+-- inherits the stanza's: recorded, tests/fixtures/jicofo/source-add-ssrc-of-other.xml), where
+-- stanza:get_error() does not look.
+local function error_text(stanza)
+	local _, _, text = stanza:get_error();
+	if text then return text; end
+	local error_tag = stanza:get_child("error");
+	return error_tag and error_tag:get_child_text("text");
+end
+
 -- Ends the occupant's Jingle session with jicofo, when neither jicofo nor the bridge would stop a kind
 -- it may not send. jicofo accepts a session-terminate with the bridge session it gave in
 -- session-initiate and, with restart='true', drops the session, its sources and its bridge endpoint,
@@ -535,7 +545,7 @@ local function on_revoke_refused(entry, stanza)
 		end
 		return;
 	end
-	local _, _, text = stanza:get_error();
+	local text = error_text(stanza);
 	if text and text:find("does not exist", 1, true) then
 		return; -- jicofo's SourceDoesNotExistException: it does not have this one
 	end
@@ -575,7 +585,8 @@ end
 -- those sources: they are withheld again.
 local function on_injected_answer(entry, stanza)
 	if stanza.attr.type ~= "error" then return; end
-	local _, condition, text = stanza:get_error();
+	local _, condition = stanza:get_error();
+	local text = error_text(stanza);
 	module:log("warn", "%s request %s refused by %s: %s %s", entry.purpose, stanza.attr.id,
 		tostring(stanza.attr.from), tostring(condition), tostring(text or ""));
 	if entry.purpose == "grant" and entry.record.media then

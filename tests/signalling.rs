@@ -471,3 +471,70 @@ async fn a_rate_limited_restart_request_still_ends_the_session_for_the_module() 
         jingle_from_since(&conference.focus, mark, room, "bob")
     );
 }
+
+/// A revoke of sources jicofo no longer has: jicofo refuses the source-remove, then each SSRC asked
+/// alone, with "Source does not exist or is not owned by endpoint", a `<text>` its Smack writes
+/// outside the stanzas namespace. The module reads it there and stops: nothing is kept, the bridge
+/// mutes none of bob's video (his camera is allowed) and his session goes on.
+#[tokio::test]
+async fn a_revoke_of_sources_jicofo_no_longer_has_mutes_nothing_at_the_bridge() {
+    let room = "talk";
+    let mut conference = start(EVERYTHING).await;
+    let (alice, bob) = conference.two(room, "audio,video,screen").await;
+    let screenshare = bob.track(Track::Screenshare);
+    let answer = bob.add_screenshare().await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference
+        .focus_holds("bob", &sent(&bob).union(&screenshare))
+        .await;
+    let sid = conference.focus.sid("bob").expect("bob has a session");
+    conference.focus.forget("bob", &ssrcs(&screenshare));
+
+    let mark = conference.focus.jingle_received().len();
+    conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (2, '*', 'jid', 'bob@*', 'screen', 'deny', 10)")
+        .await;
+    // One source-remove of the six SSRCs, then one per SSRC, each refused.
+    conference
+        .focus
+        .wait_until("the focus refused seven source-removes", |view| {
+            view.jingle[mark..]
+                .iter()
+                .filter(|received| received.action == "source-remove")
+                .count()
+                == 7
+        })
+        .await;
+    for (received, _) in jingle_from_since(&conference.focus, mark, room, "bob") {
+        assert_eq!(
+            common::peer::error_text(&received.answer).map(|text| text.contains("does not exist")),
+            Some(true),
+            "{received:?}"
+        );
+    }
+    // Barriers: the module has handled the answers before it answers the inspector, and the bridge
+    // has everything the server sent it before its own ping comes back.
+    let (_, occupants) = common::conference::kept(&mut conference.inspector, room).await;
+    let ping = el("ping", "urn:xmpp:ping").build();
+    let pong = conference
+        .bridge
+        .handle()
+        .iq("get", common::prosody::DOMAIN, ping)
+        .await;
+    assert!(is_result(&pong), "{pong:?}");
+    let at_bridge = conference
+        .bridge
+        .endpoint(room, "bob")
+        .expect("bob at the bridge");
+    assert!(
+        !at_bridge.force_mute_video && !at_bridge.force_mute_audio,
+        "{at_bridge:?}"
+    );
+    assert_eq!(conference.focus.sid("bob"), Some(sid));
+    let bob_kept = occupants
+        .iter()
+        .find(|o| o.0 == "bob")
+        .expect("bob is kept");
+    assert_eq!(bob_kept.2, "7", "{bob_kept:?}");
+    assert!(alice.strays().is_empty());
+}

@@ -357,7 +357,7 @@ impl FocusPeer {
                     Some(child) if child.is("jingle", JINGLE) => {
                         core.on_jingle(&reply, &stanza, child)
                     }
-                    _ => reply.send(error_for(&stanza, "service-unavailable", None, vec![])),
+                    _ => reply.send(jicofo_error(&stanza, "service-unavailable", None, vec![])),
                 }
             }
         });
@@ -406,6 +406,16 @@ impl FocusPeer {
         });
         self.core.record_later(pending);
         Arc::clone(&self.core).invite(room, nick).await;
+    }
+
+    /// Drops `ssrcs` from `key`'s sources without telling anyone: jicofo no longer has sources the
+    /// module believes it forwarded, and answers a source-remove of them "Source does not exist".
+    pub fn forget(&self, key: &str, ssrcs: &BTreeSet<u32>) {
+        let (room, nick) = self.locate(key);
+        self.core.recorder.update(|view| {
+            let endpoint = self.core.endpoint_mut(view, &room, &nick);
+            endpoint.sources = endpoint.sources.without_ssrcs(ssrcs);
+        });
     }
 
     /// From now on answers every Jingle `action` (e.g. "source-remove") with `condition`, as jicofo
@@ -714,7 +724,7 @@ impl Focus {
     fn on_request(self: &Arc<Self>, request: &Element) {
         let Some(child) = payload(request) else {
             self.handle
-                .send(error_for(request, "bad-request", None, vec![]));
+                .send(jicofo_error(request, "bad-request", None, vec![]));
             return;
         };
         if child.is("jingle", JINGLE) {
@@ -725,7 +735,7 @@ impl Focus {
             self.on_conference_request(request, child);
         } else {
             self.handle
-                .send(error_for(request, "service-unavailable", None, vec![]));
+                .send(jicofo_error(request, "service-unavailable", None, vec![]));
         }
     }
 
@@ -733,7 +743,7 @@ impl Focus {
     fn on_conference_request(&self, request: &Element, conference: &Element) {
         let room_jid = conference.attr("room").unwrap_or("");
         let Some(room) = room_jid.strip_suffix(&format!("@{MUC}")) else {
-            self.handle.send(error_for(
+            self.handle.send(jicofo_error(
                 request,
                 "bad-request",
                 Some("unknown room"),
@@ -762,7 +772,7 @@ impl Focus {
             MUTE_DESKTOP => "desktop",
             _ => {
                 self.handle
-                    .send(error_for(request, "service-unavailable", None, vec![]));
+                    .send(jicofo_error(request, "service-unavailable", None, vec![]));
                 return;
             }
         };
@@ -784,9 +794,9 @@ impl Focus {
                 .is_some_and(|endpoint| endpoint.role.as_deref() == Some("moderator"));
             let remote = jid.as_deref().is_some_and(|jid| jid != from);
             let answer = if jid.is_none() || text.is_empty() {
-                error_for(request, "bad-request", None, vec![])
+                jicofo_error(request, "bad-request", None, vec![])
             } else if remote && (!muter_is_moderator || text.trim() != "true") {
-                error_for(request, "not-allowed", None, vec![])
+                jicofo_error(request, "not-allowed", None, vec![])
             } else {
                 result_for(request)
             };
@@ -832,7 +842,7 @@ impl Focus {
             // jicofo JingleIqRequestHandler: the sid alone picks the session.
             let session = view.sessions.get(&sid).cloned();
             let (answer, restart) = match &session {
-                None => (error_for(request, "bad-request", None, vec![]), false),
+                None => (jicofo_error(request, "bad-request", None, vec![]), false),
                 Some((room, nick)) => {
                     self.jingle_for_session(view, &mut pending, request, jingle, room, nick)
                 }
@@ -872,10 +882,10 @@ impl Focus {
         if state == Some(SessionState::Ended) {
             return (gone_session_ended(request), false);
         }
-        let failed = |text: String| error_for(request, "bad-request", Some(&text), vec![]);
+        let failed = |text: String| jicofo_error(request, "bad-request", Some(&text), vec![]);
         if let Some(condition) = view.refusing.get(action) {
             return (
-                error_for(request, condition, Some("refused by the test"), vec![]),
+                jicofo_error(request, condition, Some("refused by the test"), vec![]),
                 false,
             );
         }
@@ -960,7 +970,7 @@ impl Focus {
                     // Kotlin's string template: a missing id reads "null".
                     let named = named.unwrap_or("null");
                     return (
-                        error_for(
+                        jicofo_error(
                             request,
                             "item-not-found",
                             Some(&format!("{named} is not a currently active session")),
@@ -979,7 +989,7 @@ impl Focus {
                 self.remove_from_bridge(view, pending, room, nick);
                 if rate_limited {
                     let limited =
-                        error_for(request, "resource-constraint", Some("rate-limited"), vec![]);
+                        jicofo_error(request, "resource-constraint", Some("rate-limited"), vec![]);
                     return (limited, false);
                 }
                 (result_for(request), restart)
@@ -1015,7 +1025,7 @@ impl Focus {
             }
             "transport-reject" => (result_for(request), false),
             _ => (
-                error_for(
+                jicofo_error(
                     request,
                     "feature-not-implemented",
                     Some("Unsupported 'action'"),
@@ -1465,6 +1475,22 @@ async fn await_recorded(
 }
 
 /// jicofo's answer on a session it ended: Smack's `setConditionText` puts "session ended" inside
+/// An error answer as jicofo's Smack puts it on the wire: the condition in the stanzas namespace,
+/// the `<text>` in none of its own (so in `jabber:client`; recorded:
+/// tests/fixtures/jicofo/source-add-ssrc-of-other.xml, session-terminate-restart-again.xml).
+fn jicofo_error(
+    request: &Element,
+    condition: &str,
+    text: Option<&str>,
+    application: Vec<Element>,
+) -> Element {
+    let mut answer = error_for(request, condition, None, application);
+    if let (Some(text), Some(error)) = (text, answer.get_child_mut("error", CLIENT)) {
+        error.append_child(el("text", CLIENT).append(text).build());
+    }
+    answer
+}
+
 /// Whether a restart request is honoured now (jicofo `Participant.acceptRestartRequest`, with
 /// `restart-request-rate-limits`' defaults: 5 s apart, at most 5 a minute); records it when it is.
 fn accept_restart(endpoint: &mut EndpointView) -> bool {
@@ -1486,7 +1512,7 @@ fn accept_restart(endpoint: &mut EndpointView) -> bool {
 /// `<gone>` (where XMPP carries a redirect URI), with no `<text>` (recorded:
 /// tests/fixtures/jicofo/session-terminate-after-wrong-bridge-session.xml).
 fn gone_session_ended(request: &Element) -> Element {
-    let mut answer = error_for(request, "gone", None, vec![]);
+    let mut answer = jicofo_error(request, "gone", None, vec![]);
     if let Some(gone) = answer
         .get_child_mut("error", CLIENT)
         .and_then(|error| error.get_child_mut("gone", STANZAS))
