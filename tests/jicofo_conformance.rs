@@ -13,7 +13,7 @@ use common::bridge::BridgePeer;
 use common::c2s::CLIENT;
 use common::conformance::{self, Outcome, Step};
 use common::focus::FocusPeer;
-use common::jingle::JINGLE;
+use common::jingle::{FOCUS, JINGLE};
 use common::participant::{Participant, Shape};
 use common::prosody::Prosody;
 use minidom::Element;
@@ -169,6 +169,16 @@ async fn test_session_initiate_has_the_recorded_elements() {
     let jingle = initiate.iq.get_child("jingle", JINGLE).unwrap();
     assert_eq!(children(jingle), children(recorded));
     assert!(conformance::bridge_session(&alice).is_some());
+    let attributes = |jingle: &Element| -> BTreeSet<String> {
+        jingle
+            .get_child("bridge-session", FOCUS)
+            .expect("a <bridge-session>")
+            .attrs()
+            .iter()
+            .map(|((_, name), _)| name.to_string())
+            .collect()
+    };
+    assert_eq!(attributes(jingle), attributes(recorded));
 }
 
 /// The second recorded scenario (`conformance::run_session_requests`: mutes, ICE failed, restart
@@ -247,6 +257,18 @@ async fn test_stand_in_handles_mutes_ice_failed_and_restarts_as_recorded_jicofo(
         .cloned()
         .expect("a <reason>");
     assert_eq!(String::from(&reason), String::from(&recorded_reason));
+    let attributes = |iq: &Element| -> BTreeSet<String> {
+        iq.get_child("jingle", JINGLE)
+            .expect("a <jingle>")
+            .attrs()
+            .iter()
+            .map(|((_, name), _)| name.to_string())
+            .collect()
+    };
+    assert_eq!(
+        attributes(&terminate.iq),
+        attributes(part(&moving, "request"))
+    );
     let alice_at_focus = focus
         .view()
         .endpoint("alice")

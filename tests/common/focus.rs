@@ -1181,9 +1181,10 @@ impl Focus {
         let Some(sid) = sid else { return };
         view.sessions.remove(&sid);
         if send_terminate {
+            // No `initiator` (jicofo's JinglePacketFactory.createSessionTerminate; recorded:
+            // tests/fixtures/jicofo/session-terminate-moving.xml).
             let terminate = el("jingle", JINGLE)
                 .attr(attr("action"), "session-terminate")
-                .attr(attr("initiator"), self.handle.jid.as_str())
                 .attr(attr("sid"), sid.as_str())
                 .append(
                     el("reason", JINGLE)
@@ -1452,11 +1453,9 @@ impl Focus {
         }
         jingle
             .append(bundle_group(&["audio", "video"]))
-            .append(
-                el("bridge-session", FOCUS)
-                    .attr(attr("id"), bridge_session)
-                    .attr(attr("region"), "local"),
-            )
+            // No `region`: jicofo names the bridge's region only when the bridge has one
+            // (recorded: tests/fixtures/jicofo/session-initiate.xml).
+            .append(el("bridge-session", FOCUS).attr(attr("id"), bridge_session))
             .build()
     }
 }
