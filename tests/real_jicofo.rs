@@ -59,6 +59,8 @@ struct RealConference {
 impl RealConference {
     /// Starts everything (podium knows the breakout MUC) and loads `rules`.
     async fn start(rules: &str) -> RealConference {
+        // Dies at once, saying what to set, when no jicofo is given.
+        common::real_jicofo::classpath();
         let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
         let db = prosody.data_dir().join("rules/podium.db");
         let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
