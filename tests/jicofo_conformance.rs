@@ -191,9 +191,6 @@ async fn test_stand_in_handles_mutes_ice_failed_and_restarts_as_recorded_jicofo(
     let run = conformance::run_session_requests(&bob, &alice).await;
     let mut differences = Vec::new();
     for step in &run.steps {
-        if step.label == "jingle-content-add" {
-            continue;
-        }
         let want = expected(step, &fixture(step.label));
         let got = Outcome::of(&step.answer);
         if got != want {
@@ -201,21 +198,12 @@ async fn test_stand_in_handles_mutes_ice_failed_and_restarts_as_recorded_jicofo(
         }
     }
     assert!(differences.is_empty(), "{differences:#?}");
-    assert_eq!(run.steps.len(), 8);
-    // Not reproduced: jicofo never answered an action it does not handle (recorded without an
-    // answer); the stand-in answers feature-not-implemented, and nothing depends on either.
+    assert_eq!(run.steps.len(), 7);
+    // jicofo never answers an action it does not handle (recorded without an answer).
     let content_add = fixture("jingle-content-add");
     assert!(content_add.get_child("answer", FIXTURE_NS).is_none());
-    assert!(run.unanswered.is_empty());
-    let answered = run
-        .steps
-        .iter()
-        .find(|step| step.label == "jingle-content-add")
-        .expect("the stand-in answered content-add");
-    assert_eq!(
-        Outcome::of(&answered.answer).condition.as_deref(),
-        Some("feature-not-implemented")
-    );
+    let labels: Vec<_> = run.unanswered.iter().map(|(label, _)| *label).collect();
+    assert_eq!(labels, ["jingle-content-add"]);
 
     // Refused mutes reach nobody.
     assert!(alice.view().mutes.is_empty(), "{:?}", alice.view().mutes);
@@ -302,4 +290,43 @@ async fn test_error_texts_are_in_the_recorded_namespace() {
         compared += 1;
     }
     assert_eq!(compared, 5, "the recorded answers with a <text>");
+}
+
+/// The third recorded scenario (`conformance::run_edge_requests`): a `<jingle>` without action is
+/// never answered, empty source requests are, a transport-info without a transport is refused, and a
+/// second session-accept is refused and ends the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_stand_in_answers_edge_requests_as_recorded_jicofo() {
+    let (_prosody, _bridge, focus, alice, _bob) = two_in_a_room().await;
+    let run = conformance::run_edge_requests(&alice).await;
+    let mut differences = Vec::new();
+    for step in &run.steps {
+        let want = expected(step, &fixture(step.label));
+        let got = Outcome::of(&step.answer);
+        if got != want {
+            differences.push(format!("{}: jicofo {want:?}, stand-in {got:?}", step.label));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+    let labels: Vec<_> = run.unanswered.iter().map(|(label, _)| *label).collect();
+    assert_eq!(labels, ["jingle-without-action"]);
+    assert!(
+        fixture("jingle-without-action")
+            .get_child("answer", FIXTURE_NS)
+            .is_none()
+    );
+    assert_eq!(focus.view().unanswered.len(), 1);
+    let alice_at_focus = focus
+        .view()
+        .endpoint("alice")
+        .cloned()
+        .expect("alice is known");
+    assert_eq!(
+        alice_at_focus.session,
+        Some(common::focus::SessionState::Ended)
+    );
+    assert!(
+        !alice_at_focus.sources.is_empty(),
+        "jicofo keeps her sources"
+    );
 }

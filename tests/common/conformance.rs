@@ -305,6 +305,56 @@ pub async fn run_session_requests(participant: &Participant, other: &Participant
     SessionRun { steps, unanswered }
 }
 
+/// The third scenario (fixtures from the real jicofo without mod_podium, like [`run`]): on
+/// `participant`'s accepted session, in this order, a `<jingle>` without `action` (never answered:
+/// the next request's answer comes first), a `source-add` and a `source-remove` with no sources, a
+/// `transport-info` without a transport, and its `session-accept` sent again (the same sources).
+pub async fn run_edge_requests(participant: &Participant) -> SessionRun {
+    let focus = format!("{}/focus", participant.room_jid);
+    let sid = participant.sid().expect("a session");
+    let handle = participant.handle();
+    let no_action = el("iq", CLIENT)
+        .attr(attr("type"), "set")
+        .attr(attr("to"), focus.as_str())
+        .attr(attr("id"), handle.next_id())
+        .append(
+            el("jingle", JINGLE)
+                .attr(attr("initiator"), focus.as_str())
+                .attr(attr("sid"), sid.as_str()),
+        )
+        .build();
+    let pending = handle.send_iq(no_action.clone());
+    let mut steps = Vec::new();
+    for (label, action) in [
+        ("source-add-empty", "source-add"),
+        ("source-remove-empty", "source-remove"),
+        ("transport-info-without-transport", "transport-info"),
+    ] {
+        steps.push(send(participant, label, jingle(action, &focus, &sid, vec![])).await);
+    }
+    let mut unanswered = Vec::new();
+    match pending.wait(std::time::Duration::ZERO).await {
+        None => unanswered.push(("jingle-without-action", no_action)),
+        Some(answer) => steps.push(Step {
+            label: "jingle-without-action",
+            request: no_action,
+            answer,
+        }),
+    }
+    let sources = participant
+        .track(Track::Audio)
+        .union(&participant.track(Track::Camera));
+    let again = el("jingle", JINGLE)
+        .attr(attr("action"), "session-accept")
+        .attr(attr("initiator"), focus.as_str())
+        .attr(attr("responder"), participant.jid.as_str())
+        .attr(attr("sid"), sid.as_str())
+        .append_all(sources.to_contents(Style::Client, Some("responder")))
+        .build();
+    steps.push(send(participant, "session-accept-again", again).await);
+    SessionRun { steps, unanswered }
+}
+
 /// An answer reduced to what the comparison looks at: its type, the error condition, and the error
 /// text wherever it is (jicofo's Smack writes `<text>` without the stanzas namespace, and for `gone`
 /// puts the text inside the condition element).
