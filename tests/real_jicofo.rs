@@ -896,3 +896,52 @@ async fn a_rate_limited_restart_ends_the_session_with_the_real_jicofo() {
         "{bob_kept:?}"
     );
 }
+
+/// A modified client makes jicofo end its Jingle session while keeping its sources and its bridge
+/// endpoint: a session-terminate naming a wrong bridge session is refused, yet jicofo ends the
+/// Jingle session (recorded in tests/fixtures/jicofo/session-terminate-after-wrong-bridge-session.xml).
+/// A revoke's `source-remove` is then answered `gone`, so the module stops the camera at the
+/// bridge.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real jicofo: set PODIUM_JICOFO_CLASSPATH"]
+async fn a_revoke_after_jicofo_ended_the_session_is_enforced_at_the_bridge() {
+    let room = "talk";
+    let everything = common::conference::EVERYTHING;
+    let mut conference = RealConference::start(everything).await;
+    let full = "audio,video,screen";
+    let alice = conference.join(room, "alice", &[("alice", full)]).await;
+    let bob = conference
+        .join(room, "bob", &[("alice", full), ("bob", full)])
+        .await;
+    learns(&alice, "bob", relayed(&sent(&bob))).await;
+    conference.bridge_holds(room, "bob", &sent(&bob)).await;
+
+    let wrong = el("bridge-session", FOCUS)
+        .attr(attr("id"), common::conformance::WRONG_BRIDGE_SESSION)
+        .build();
+    let reason = el("reason", JINGLE).append(el("success", JINGLE)).build();
+    let terminate = session_jingle(&bob, "session-terminate", vec![reason, wrong]);
+    let answer = to_focus(&bob, terminate).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("item-not-found"),
+        "{answer:?}"
+    );
+
+    let started = conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (2, '*', 'jid', 'bob@*', 'video', 'deny', 10)")
+        .await;
+    conference
+        .bridge
+        .wait_until("the bridge force-mutes bob's video", |view| {
+            view.endpoint(room, "bob")
+                .is_some_and(|endpoint| endpoint.force_mute_video && !endpoint.force_mute_audio)
+        })
+        .await;
+    report(
+        "camera revoke on a session jicofo ended: video force-muted at the bridge",
+        started,
+    );
+    // jicofo still has the camera and still relays it: only the bridge stops it.
+    learns(&alice, "bob", relayed(&sent(&bob))).await;
+}
