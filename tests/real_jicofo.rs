@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
-use common::bridge::BridgePeer;
+use common::bridge::{BridgePeer, ColibriRequest};
 use common::c2s::{C2s, attr, el};
 use common::conference::{create_breakout, kept, learns, relayed, sent, ssrcs};
 use common::conformance::bridge_session;
 use common::focus::FOCUS_JID;
 use common::jingle::{
-    FOCUS, JINGLE, MUTE_AUDIO, Media, SSMA, Source, SourceSet, Style, sources_by_owner,
+    COLIBRI2, FOCUS, JINGLE, MUTE_AUDIO, Media, SSMA, Source, SourceSet, Style, sources_by_owner,
 };
 use common::participant::{Participant, Shape, Track};
 use common::peer::{error_condition, error_text, is_result};
@@ -944,4 +944,97 @@ async fn a_revoke_after_jicofo_ended_the_session_is_enforced_at_the_bridge() {
     );
     // jicofo still has the camera and still relays it: only the bridge stops it.
     learns(&alice, "bob", relayed(&sent(&bob))).await;
+}
+
+/// jicofo's own Colibri2 allocations carry podium's force-mute: bob may not send audio, so the
+/// module rewrites `<force-mute>` into jicofo's allocation of his endpoint, at join and again when a
+/// restart makes jicofo allocate it anew.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real jicofo: set PODIUM_JICOFO_CLASSPATH"]
+async fn jicofos_allocations_carry_podiums_force_mute() {
+    let room = "quiet";
+    let mut conference = RealConference::start(
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+        (1, '*', 'everyone', NULL, 'all', 'allow', 0),
+        (2, '*', 'jid', 'bob@*', 'audio', 'deny', 10)",
+    )
+    .await;
+    let alice = conference
+        .join(room, "alice", &[("alice", "audio,video,screen")])
+        .await;
+    let bob = conference
+        .join(
+            room,
+            "bob",
+            &[("alice", "audio,video,screen"), ("bob", "video,screen")],
+        )
+        .await;
+    let camera = bob.track(Track::Camera);
+    learns(&alice, "bob", relayed(&camera)).await;
+    // jicofo's allocations of bob's endpoint (`create='true'`), as the bridge received them.
+    let allocations = |requests: &[ColibriRequest]| -> Vec<Element> {
+        requests
+            .iter()
+            .filter(|request| request.from.ends_with("/focus"))
+            .filter_map(|request| {
+                let modify = request.iq.get_child("conference-modify", COLIBRI2)?;
+                modify
+                    .children()
+                    .find(|endpoint| {
+                        endpoint.name() == "endpoint"
+                            && endpoint.attr("id") == Some("bob")
+                            && endpoint.attr("create") == Some("true")
+                    })
+                    .cloned()
+            })
+            .collect()
+    };
+    let muted = |endpoint: &Element| {
+        endpoint
+            .get_child("force-mute", COLIBRI2)
+            .is_some_and(|mute| mute.attr("audio") == Some("true"))
+    };
+    conference
+        .bridge
+        .wait_until("bob is force-muted from the allocation on", |view| {
+            view.endpoint(room, "bob")
+                .is_some_and(|endpoint| endpoint.force_mute_audio)
+        })
+        .await;
+    let first = allocations(&conference.bridge.requests());
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(muted(&first[0]), "{:?}", first[0]);
+
+    let restart = session_jingle(
+        &bob,
+        "session-terminate",
+        vec![
+            el("reason", JINGLE).append(el("success", JINGLE)).build(),
+            bridge_session_element(&bob, &[("restart", "true")]),
+        ],
+    );
+    let answer = to_focus(&bob, restart).await;
+    assert!(is_result(&answer), "{answer:?}");
+    bob.wait_until("bob accepted a second session", |view| {
+        view.session_initiates == 2 && view.accept_answers.len() == 2
+    })
+    .await;
+    conference
+        .bridge
+        .wait_until("jicofo allocated bob again", |view| {
+            allocations(&view.requests).len() == 2
+        })
+        .await;
+    learns(&alice, "bob", relayed(&camera)).await;
+    let again = allocations(&conference.bridge.requests());
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert!(muted(&again[1]), "{:?}", again[1]);
+    let at_bridge = conference
+        .bridge
+        .endpoint(room, "bob")
+        .expect("bob at the bridge");
+    assert!(
+        at_bridge.force_mute_audio && at_bridge.audio_ssrcs.is_empty(),
+        "{at_bridge:?}"
+    );
 }
