@@ -71,6 +71,18 @@ fn expected(step: &Step, exchange: &Element) -> Outcome {
     outcome
 }
 
+/// Where the stand-in's answers differ from the recorded jicofo's, one line per step.
+fn differences(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|step| {
+            let want = expected(step, &fixture(step.label));
+            let got = Outcome::of(&step.answer);
+            (got != want).then(|| format!("{}: jicofo {want:?}, stand-in {got:?}", step.label))
+        })
+        .collect()
+}
+
 async fn two_in_a_room() -> (Prosody, BridgePeer, FocusPeer, Participant, Participant) {
     let prosody = Prosody::start_without_podium(USERS);
     let bridge = BridgePeer::connect(prosody.c2s_port).await;
@@ -94,14 +106,7 @@ async fn test_stand_in_answers_as_recorded_jicofo() {
     let (_prosody, _bridge, _focus, alice, bob) = two_in_a_room().await;
     let steps = conformance::run(&alice, &bob).await;
     assert_eq!(steps.len(), 8);
-    let mut differences = Vec::new();
-    for step in &steps {
-        let want = expected(step, &fixture(step.label));
-        let got = Outcome::of(&step.answer);
-        if got != want {
-            differences.push(format!("{}: jicofo {want:?}, stand-in {got:?}", step.label));
-        }
-    }
+    let differences = differences(&steps);
     assert!(differences.is_empty(), "{differences:#?}");
 }
 
@@ -189,14 +194,7 @@ async fn test_stand_in_handles_mutes_ice_failed_and_restarts_as_recorded_jicofo(
     // jicofo had made alice the owner; the stand-in makes nobody owner, so bob has no moderator
     // rights here either.
     let run = conformance::run_session_requests(&bob, &alice).await;
-    let mut differences = Vec::new();
-    for step in &run.steps {
-        let want = expected(step, &fixture(step.label));
-        let got = Outcome::of(&step.answer);
-        if got != want {
-            differences.push(format!("{}: jicofo {want:?}, stand-in {got:?}", step.label));
-        }
-    }
+    let differences = differences(&run.steps);
     assert!(differences.is_empty(), "{differences:#?}");
     assert_eq!(run.steps.len(), 7);
     // jicofo never answers an action it does not handle (recorded without an answer).
@@ -299,14 +297,7 @@ async fn test_error_texts_are_in_the_recorded_namespace() {
 async fn test_stand_in_answers_edge_requests_as_recorded_jicofo() {
     let (_prosody, _bridge, focus, alice, _bob) = two_in_a_room().await;
     let run = conformance::run_edge_requests(&alice).await;
-    let mut differences = Vec::new();
-    for step in &run.steps {
-        let want = expected(step, &fixture(step.label));
-        let got = Outcome::of(&step.answer);
-        if got != want {
-            differences.push(format!("{}: jicofo {want:?}, stand-in {got:?}", step.label));
-        }
-    }
+    let differences = differences(&run.steps);
     assert!(differences.is_empty(), "{differences:#?}");
     let labels: Vec<_> = run.unanswered.iter().map(|(label, _)| *label).collect();
     assert_eq!(labels, ["jingle-without-action"]);

@@ -92,6 +92,16 @@ impl RealConference {
         participant
     }
 
+    /// alice (who may send everything), then bob (who may send `bob_may`), join `room`.
+    async fn alice_and_bob(&mut self, room: &str, bob_may: &str) -> (Participant, Participant) {
+        let everything = "audio,video,screen";
+        let alice = self.join(room, "alice", &[("alice", everything)]).await;
+        let bob = self
+            .join(room, "bob", &[("alice", everything), ("bob", bob_may)])
+            .await;
+        (alice, bob)
+    }
+
     async fn wait_held(&mut self, room: &str, held: &[(&str, &str)]) {
         wait_held(&mut self.inspector, &self.podium, room, &decided(held)).await;
     }
@@ -105,20 +115,7 @@ impl RealConference {
 
     /// Waits until jicofo has allocated exactly `sources` for `nick` at the bridge.
     async fn bridge_holds(&self, room: &str, nick: &str, sources: &SourceSet) {
-        let (audio, video) = (
-            sources.ssrcs_of(Media::Audio),
-            sources.ssrcs_of(Media::Video),
-        );
-        self.bridge
-            .wait_until(
-                &format!("the bridge holds {nick}'s audio {audio:?} video {video:?}"),
-                |view| {
-                    view.endpoint(room, nick).is_some_and(|endpoint| {
-                        endpoint.audio_ssrcs == audio && endpoint.video_ssrcs == video
-                    })
-                },
-            )
-            .await;
+        common::conference::bridge_holds(&self.bridge, room, nick, sources).await;
     }
 }
 
@@ -161,6 +158,19 @@ fn bridge_session_element(participant: &Participant, extra: &[(&'static str, &st
     element
 }
 
+/// A restart request on the participant's current session: session-terminate naming its bridge
+/// session with `restart='true'` (lib-jitsi-meet's `requestRestart`).
+fn restart_request(participant: &Participant) -> Element {
+    session_jingle(
+        participant,
+        "session-terminate",
+        vec![
+            el("reason", JINGLE).append(el("success", JINGLE)).build(),
+            bridge_session_element(participant, &[("restart", "true")]),
+        ],
+    )
+}
+
 async fn to_focus(participant: &Participant, jingle: Element) -> Element {
     participant
         .iq("set", &format!("{}/focus", participant.room_jid), jingle)
@@ -175,16 +185,7 @@ async fn to_focus(participant: &Participant, jingle: Element) -> Element {
 async fn withheld_at_join_granted_and_revoked_with_the_real_jicofo() {
     let room = "lecture-1";
     let mut conference = RealConference::start(LECTURE_RULES).await;
-    let alice = conference
-        .join(room, "alice", &[("alice", "audio,video,screen")])
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "audio,screen").await;
     let bob_audio = bob.track(Track::Audio);
     let bob_camera = bob.track(Track::Camera);
 
@@ -261,14 +262,7 @@ async fn reinvites_leave_and_rejoin_with_the_real_jicofo() {
     // The participant asks for a restart.
     let first_sid = bob.sid().expect("bob's session");
     let started = Instant::now();
-    let terminate = session_jingle(
-        &bob,
-        "session-terminate",
-        vec![
-            el("reason", JINGLE).append(el("success", JINGLE)).build(),
-            bridge_session_element(&bob, &[("restart", "true")]),
-        ],
-    );
+    let terminate = restart_request(&bob);
     let answer = to_focus(&bob, terminate).await;
     assert!(is_result(&answer), "{answer:?}");
     bob.wait_until("bob accepted a second session", |view| {
@@ -368,16 +362,7 @@ async fn screenshare_withheld_then_granted_with_the_real_jicofo() {
         (2, '*', 'jid', 'bob@*', 'screen', 'deny', 10)",
     )
     .await;
-    let alice = conference
-        .join(room, "alice", &[("alice", "audio,video,screen")])
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            &[("alice", "audio,video,screen"), ("bob", "audio,video")],
-        )
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "audio,video").await;
     learns(&alice, "bob", relayed(&sent(&bob))).await;
     conference.bridge_holds(room, "bob", &sent(&bob)).await;
 
@@ -432,16 +417,7 @@ async fn screenshare_withheld_then_granted_with_the_real_jicofo() {
 async fn peer_to_peer_refused_with_the_real_jicofo() {
     let room = "lecture-p2p";
     let mut conference = RealConference::start(LECTURE_RULES).await;
-    let alice = conference
-        .join(room, "alice", &[("alice", "audio,video,screen")])
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "audio,screen").await;
     learns(&alice, "bob", relayed(&bob.track(Track::Audio))).await;
     let answer = alice.p2p_offer("bob").await;
     assert_eq!(
@@ -473,11 +449,7 @@ async fn refused_requests_are_rolled_back_with_the_real_jicofo() {
     let room = "talk";
     let everything = common::conference::EVERYTHING;
     let mut conference = RealConference::start(everything).await;
-    let full = "audio,video,screen";
-    let alice = conference.join(room, "alice", &[("alice", full)]).await;
-    let bob = conference
-        .join(room, "bob", &[("alice", full), ("bob", full)])
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "audio,video,screen").await;
     learns(&alice, "bob", relayed(&sent(&bob))).await;
     let sid = bob.sid().expect("bob's session");
 
@@ -630,16 +602,7 @@ async fn a_move_to_a_breakout_room_keeps_enforcement_with_the_real_jicofo() {
 async fn a_modified_client_gets_nothing_past_the_real_jicofo() {
     let room = "lecture-3";
     let mut conference = RealConference::start(LECTURE_RULES).await;
-    let alice = conference
-        .join(room, "alice", &[("alice", "audio,video,screen")])
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "audio,screen").await;
     let bob_audio = bob.track(Track::Audio);
     learns(&alice, "bob", relayed(&bob_audio)).await;
     learns(&bob, "alice", relayed(&sent(&alice))).await;
@@ -841,35 +804,16 @@ async fn a_modified_client_gets_nothing_past_the_real_jicofo() {
 async fn a_rate_limited_restart_ends_the_session_with_the_real_jicofo() {
     let room = "lecture-4";
     let mut conference = RealConference::start(LECTURE_RULES).await;
-    let alice = conference
-        .join(room, "alice", &[("alice", "audio,video,screen")])
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
-        )
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "audio,screen").await;
     learns(&alice, "bob", relayed(&bob.track(Track::Audio))).await;
-    let restart = |bob: &Participant| {
-        session_jingle(
-            bob,
-            "session-terminate",
-            vec![
-                el("reason", JINGLE).append(el("success", JINGLE)).build(),
-                bridge_session_element(bob, &[("restart", "true")]),
-            ],
-        )
-    };
-    let answer = to_focus(&bob, restart(&bob)).await;
+    let answer = to_focus(&bob, restart_request(&bob)).await;
     assert!(is_result(&answer), "{answer:?}");
     bob.wait_until("bob accepted a second session", |view| {
         view.session_initiates == 2 && view.accept_answers.len() == 2
     })
     .await;
     learns(&alice, "bob", relayed(&bob.track(Track::Audio))).await;
-    let answer = to_focus(&bob, restart(&bob)).await;
+    let answer = to_focus(&bob, restart_request(&bob)).await;
     assert_eq!(
         common::conformance::Outcome::of(&answer),
         common::conformance::Outcome {
@@ -908,11 +852,7 @@ async fn a_revoke_after_jicofo_ended_the_session_is_enforced_at_the_bridge() {
     let room = "talk";
     let everything = common::conference::EVERYTHING;
     let mut conference = RealConference::start(everything).await;
-    let full = "audio,video,screen";
-    let alice = conference.join(room, "alice", &[("alice", full)]).await;
-    let bob = conference
-        .join(room, "bob", &[("alice", full), ("bob", full)])
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "audio,video,screen").await;
     learns(&alice, "bob", relayed(&sent(&bob))).await;
     conference.bridge_holds(room, "bob", &sent(&bob)).await;
 
@@ -959,16 +899,7 @@ async fn jicofos_allocations_carry_podiums_force_mute() {
         (2, '*', 'jid', 'bob@*', 'audio', 'deny', 10)",
     )
     .await;
-    let alice = conference
-        .join(room, "alice", &[("alice", "audio,video,screen")])
-        .await;
-    let bob = conference
-        .join(
-            room,
-            "bob",
-            &[("alice", "audio,video,screen"), ("bob", "video,screen")],
-        )
-        .await;
+    let (alice, bob) = conference.alice_and_bob(room, "video,screen").await;
     let camera = bob.track(Track::Camera);
     learns(&alice, "bob", relayed(&camera)).await;
     // jicofo's allocations of bob's endpoint (`create='true'`), as the bridge received them.
@@ -1005,14 +936,7 @@ async fn jicofos_allocations_carry_podiums_force_mute() {
     assert_eq!(first.len(), 1, "{first:?}");
     assert!(muted(&first[0]), "{:?}", first[0]);
 
-    let restart = session_jingle(
-        &bob,
-        "session-terminate",
-        vec![
-            el("reason", JINGLE).append(el("success", JINGLE)).build(),
-            bridge_session_element(&bob, &[("restart", "true")]),
-        ],
-    );
+    let restart = restart_request(&bob);
     let answer = to_focus(&bob, restart).await;
     assert!(is_result(&answer), "{answer:?}");
     bob.wait_until("bob accepted a second session", |view| {
