@@ -10,10 +10,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use common::bridge::BridgePeer;
-use common::c2s::CLIENT;
+use common::c2s::{C2s, CLIENT, attr, el};
 use common::conformance::{self, Outcome, Step};
 use common::focus::FocusPeer;
-use common::jingle::{FOCUS, JINGLE};
+use common::jingle::{FOCUS, JINGLE, MUTE_AUDIO};
 use common::participant::{Participant, Shape};
 use common::prosody::Prosody;
 use minidom::Element;
@@ -320,4 +320,55 @@ async fn test_stand_in_answers_edge_requests_as_recorded_jicofo() {
         !alice_at_focus.sources.is_empty(),
         "jicofo keeps her sources"
     );
+}
+
+/// A moderator's mute of someone else: jicofo answers `result` and tells the participant with a
+/// `<mute actor>` from the focus occupant, as recorded. The room's creator is its moderator here
+/// (jicofo had made alice owner; the stand-in makes nobody owner).
+#[tokio::test(flavor = "multi_thread")]
+async fn test_a_moderators_mute_reaches_the_participant_as_recorded() {
+    let recorded = fixture("mute-other-as-moderator");
+    let recorded_told = part(&recorded, "received")
+        .get_child("mute", MUTE_AUDIO)
+        .expect("a <mute>")
+        .clone();
+    let prosody = Prosody::start_without_podium(&["focus", "jvb", "alice", "bob", "mod"]);
+    let _bridge = BridgePeer::connect(prosody.c2s_port).await;
+    let _focus = FocusPeer::connect(prosody.c2s_port).await;
+    let mut moderator = C2s::connect(prosody.c2s_port, "mod", "web").await;
+    moderator.join("room1", "mod").await;
+    let alice =
+        Participant::join(prosody.c2s_port, "alice", "room1", "alice", Shape::Current).await;
+    let mute = el("mute", MUTE_AUDIO)
+        .attr(attr("jid"), alice.occupant_jid.as_str())
+        .append("true")
+        .build();
+    let answer = moderator
+        .iq("set", "room1@conference.localhost/focus", mute)
+        .await;
+    assert_eq!(
+        Outcome::of(&answer),
+        Outcome::of(part(&recorded, "answer")),
+        "{answer:?}"
+    );
+    alice
+        .wait_until("alice is told to mute", |view| !view.mutes.is_empty())
+        .await;
+    let told = alice
+        .received()
+        .into_iter()
+        .find(|received| received.action == "mute")
+        .expect("a mute IQ");
+    assert!(told.from.ends_with("/focus"), "{told:?}");
+    let told = told.iq.get_child("mute", MUTE_AUDIO).expect("a <mute>");
+    let names = |mute: &Element| -> BTreeSet<String> {
+        mute.attrs()
+            .iter()
+            .map(|((_, name), _)| name.to_string())
+            .collect()
+    };
+    assert_eq!(names(told), names(&recorded_told));
+    assert_eq!(told.attr("actor"), Some("room1@conference.localhost/mod"));
+    assert_eq!(told.text(), recorded_told.text());
+    assert!(alice.view().mutes[0].applied);
 }

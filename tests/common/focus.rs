@@ -37,7 +37,8 @@
 //! * ICE failed (session-info `<ice-state>failed` naming the current bridge session) drops the
 //!   sources and ends the session "moving", and invites nobody, as jicofo 7ebb13d does (its
 //!   re-invite fails: the endpoint is still in its Colibri2 session); other session-info is answered;
-//! * a mute IQ for someone else is `not-allowed` unless a moderator mutes (`handleMuteRequest`);
+//! * a mute IQ for someone else is `not-allowed` unless a moderator mutes (`handleMuteRequest`), and
+//!   a moderator's mute is passed on to that participant as `<mute actor>` (`MuteIqHandler`);
 //! * Jingle on a known session without an action it reads, or with one it does not handle, is never
 //!   answered (jicofo's error with a condition text throws in Smack), only kept in `unanswered`;
 //! * `force_mute` is jicofo's dedicated force-mute update (attributes omitted when false).
@@ -60,8 +61,8 @@ use super::jingle::{
     ice_transport, json_message, rtp_description,
 };
 use super::peer::{
-    AbortOnDrop, Recorder, bare, error_condition, error_for, iq, is_request, payload, random_hex,
-    random_uuid, resource, result_for, result_with,
+    AbortOnDrop, Recorder, bare, error_condition, error_for, iq, is_request, is_result, payload,
+    random_hex, random_uuid, resource, result_for, result_with,
 };
 use super::prosody::{BREWERY, FOCUS_ACCOUNT, MUC};
 
@@ -807,13 +808,25 @@ impl Focus {
             view.mutes.push(MuteReceived {
                 from: request.attr("from").unwrap_or("").to_owned(),
                 media: media.to_owned(),
-                jid,
-                text,
+                jid: jid.clone(),
+                text: text.clone(),
                 answer: answer.clone(),
             });
             answer
         });
-        self.handle.send(answer);
+        let remote = jid.as_deref().filter(|jid| *jid != from);
+        self.handle.send(answer.clone());
+        // A mute of someone else that jicofo granted is passed on to that participant, naming who
+        // asked (`MuteIqHandler`: `<mute actor>`, no `jid`; no answer is awaited; recorded:
+        // tests/fixtures/jicofo/mute-other-as-moderator.xml).
+        if let Some(target) = remote.filter(|_| is_result(&answer)) {
+            let told = el("mute", mute.ns().as_str())
+                .attr(attr("actor"), from)
+                .append(text.as_str())
+                .build();
+            self.handle
+                .send(iq("set", target, &self.handle.next_id(), told));
+        }
     }
 
     fn on_leave(&self, room: &str, nick: &str) {
