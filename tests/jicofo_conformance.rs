@@ -1,4 +1,4 @@
-//! The focus stand-in against recorded reality: the scenario of `tests/common/conformance.rs` was run
+//! The focus stand-in against recorded reality: the scenarios of `tests/common/conformance.rs` were run
 //! against the real jicofo (commit and setup in each fixture's header, tests/fixtures/jicofo/), and
 //! here the stand-in (tests/common/focus.rs) gets the same requests and must answer as jicofo did:
 //! the same type, error condition and error text (SSRCs renumbered to this run's). A real Prosody

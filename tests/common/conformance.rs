@@ -1,11 +1,15 @@
-//! The request shapes recorded against the real jicofo (tests/fixtures/jicofo/): one scenario that
-//! drives whichever focus is in the room, so the stand-in can be checked against what jicofo answered.
+//! The request shapes recorded against the real jicofo (tests/fixtures/jicofo/): scenarios that
+//! drive whichever focus is in the room, so the stand-in can be checked against what jicofo answered
+//! (a probe ran them against jicofo and wrote the fixtures; tests/jicofo_conformance.rs runs them
+//! against the stand-in).
 //!
-//! alice and bob (current lib-jitsi-meet shape) hold active sessions with audio and camera; alice
-//! then sends, in this order: a valid source-add (her screenshare), a source-add of an SSRC bob uses,
-//! a source-add past the SSRC limit, a source-add with a three-member FID group, a source-remove of an
-//! SSRC nobody signalled, and two session-terminates (a wrong `<bridge-session id>`, then the right
-//! one). bob sends a session-terminate with the right id on his untouched session.
+//! [`run`]: alice and bob (current lib-jitsi-meet shape) hold active sessions with audio and camera;
+//! alice then sends, in this order: a valid source-add (her screenshare), a source-add of an SSRC bob
+//! uses, a source-add past the SSRC limit, a source-add with a three-member FID group, a
+//! source-remove of an SSRC nobody signalled, and two session-terminates (a wrong `<bridge-session
+//! id>`, then the right one). bob sends a session-terminate with the right id on his untouched
+//! session. [`run_session_requests`]: mutes, ICE failed and restart requests.
+//! [`run_edge_requests`]: Jingle without action, empty requests, a second session-accept.
 
 use minidom::Element;
 
