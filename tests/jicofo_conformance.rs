@@ -7,11 +7,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use common::bridge::BridgePeer;
 use common::c2s::{C2s, CLIENT, attr, el};
-use common::conformance::{self, Outcome, Step};
+use common::conformance::{self, FIXTURE_NS, Outcome, differences, fixture, part};
 use common::focus::FocusPeer;
 use common::jingle::{FOCUS, JINGLE, MUTE_AUDIO};
 use common::participant::{Participant, Shape};
@@ -19,70 +18,6 @@ use common::prosody::Prosody;
 use minidom::Element;
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "bob"];
-const FIXTURE_NS: &str = "urn:podium:fixture";
-
-/// A recorded exchange: the XML after the header comment.
-fn fixture(name: &str) -> Element {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/jicofo")
-        .join(format!("{name}.xml"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let body = &text[text.find("<exchange").expect("an <exchange> element")..];
-    body.parse()
-        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
-
-fn part<'a>(exchange: &'a Element, name: &str) -> &'a Element {
-    exchange
-        .get_child(name, FIXTURE_NS)
-        .and_then(|part| part.get_child("iq", CLIENT))
-        .unwrap_or_else(|| panic!("no <{name}><iq> in the fixture"))
-}
-
-/// Every `ssrc` attribute in `element`, in document order.
-fn ssrcs(element: &Element, into: &mut Vec<String>) {
-    if let Some(ssrc) = element.attr("ssrc") {
-        into.push(ssrc.to_owned());
-    }
-    for child in element.children() {
-        ssrcs(child, into);
-    }
-}
-
-/// The recorded outcome with the recorded request's SSRCs replaced by this run's request's.
-fn expected(step: &Step, exchange: &Element) -> Outcome {
-    let mut outcome = Outcome::of(part(exchange, "answer"));
-    let (mut recorded, mut live) = (Vec::new(), Vec::new());
-    ssrcs(part(exchange, "request"), &mut recorded);
-    ssrcs(&step.request, &mut live);
-    assert_eq!(
-        recorded.len(),
-        live.len(),
-        "{}: request shapes differ",
-        step.label
-    );
-    if let Some(text) = &mut outcome.text {
-        for (old, new) in recorded.iter().zip(&live) {
-            if old != new {
-                *text = text.replace(old.as_str(), new);
-            }
-        }
-    }
-    outcome
-}
-
-/// Where the stand-in's answers differ from the recorded jicofo's, one line per step.
-fn differences(steps: &[Step]) -> Vec<String> {
-    steps
-        .iter()
-        .filter_map(|step| {
-            let want = expected(step, &fixture(step.label));
-            let got = Outcome::of(&step.answer);
-            (got != want).then(|| format!("{}: jicofo {want:?}, stand-in {got:?}", step.label))
-        })
-        .collect()
-}
-
 async fn two_in_a_room() -> (Prosody, BridgePeer, FocusPeer, Participant, Participant) {
     let prosody = Prosody::start_without_podium(USERS);
     let bridge = BridgePeer::connect(prosody.c2s_port).await;

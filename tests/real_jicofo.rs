@@ -962,3 +962,58 @@ async fn jicofos_allocations_carry_podiums_force_mute() {
         "{at_bridge:?}"
     );
 }
+
+/// The recorded answers hold for this jicofo: the three request scenarios of
+/// tests/common/conformance.rs, each in its own room of a Prosody without mod_podium, get the
+/// answers recorded in tests/fixtures/jicofo/ (the fixtures' jicofo commit is in their headers). A
+/// difference means this jicofo answers otherwise than the one the focus stand-in is held to.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a real jicofo: set PODIUM_JICOFO_CLASSPATH"]
+async fn the_recorded_answers_hold_for_this_jicofo() {
+    use common::conformance::{differences, run, run_edge_requests, run_session_requests};
+    common::real_jicofo::classpath();
+    let prosody = Prosody::start_without_podium(&["focus", "jvb", "alice", "bob"]);
+    let _bridge = BridgePeer::connect(prosody.c2s_port).await;
+    let jicofo = RealJicofo::start(&prosody).await;
+    let pair = async |room: &str| {
+        let alice =
+            Participant::join(prosody.c2s_port, "alice", room, "alice", Shape::Current).await;
+        let bob = Participant::join(prosody.c2s_port, "bob", room, "bob", Shape::Current).await;
+        for participant in [&alice, &bob] {
+            participant
+                .wait_until("the session is accepted", |view| {
+                    !view.accept_answers.is_empty()
+                })
+                .await;
+        }
+        (alice, bob)
+    };
+    let mut found = Vec::new();
+
+    let (alice, bob) = pair("room1").await;
+    found.extend(differences(&run(&alice, &bob).await));
+
+    // The requests need a participant without moderator rights: jicofo makes one of the two owner.
+    let (alice, bob) = pair("room2").await;
+    let owner = "Electing new owner: ChatMember[id=";
+    // room1's election was the first.
+    let elected = jicofo
+        .wait_for_count("an owner for room2", owner, 2, Duration::from_secs(10))
+        .await;
+    let (participant, other) = if elected.contains("[id=alice ") {
+        (&bob, &alice)
+    } else {
+        (&alice, &bob)
+    };
+    let session = run_session_requests(participant, other).await;
+    found.extend(differences(&session.steps));
+    let unanswered: Vec<_> = session.unanswered.iter().map(|(label, _)| *label).collect();
+    assert_eq!(unanswered, ["jingle-content-add"]);
+
+    let (alice, _bob) = pair("room3").await;
+    let edge = run_edge_requests(&alice).await;
+    found.extend(differences(&edge.steps));
+    let unanswered: Vec<_> = edge.unanswered.iter().map(|(label, _)| *label).collect();
+    assert_eq!(unanswered, ["jingle-without-action"]);
+    assert!(found.is_empty(), "{found:#?}");
+}

@@ -11,6 +11,8 @@
 //! session. [`run_session_requests`]: mutes, ICE failed and restart requests.
 //! [`run_edge_requests`]: Jingle without action, empty requests, a second session-accept.
 
+use std::path::PathBuf;
+
 use minidom::Element;
 
 use super::c2s::{CLIENT, attr, el};
@@ -387,4 +389,70 @@ impl Outcome {
             text: text.map(|text| text.trim().to_owned()),
         }
     }
+}
+
+/// The namespace of a fixture's `<exchange>` and its parts.
+pub const FIXTURE_NS: &str = "urn:podium:fixture";
+
+/// A recorded exchange: the XML after the header comment.
+pub fn fixture(name: &str) -> Element {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jicofo")
+        .join(format!("{name}.xml"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let body = &text[text.find("<exchange").expect("an <exchange> element")..];
+    body.parse()
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// The `<iq>` in the fixture's part `name` (request, answer, received, ...).
+pub fn part<'a>(exchange: &'a Element, name: &str) -> &'a Element {
+    exchange
+        .get_child(name, FIXTURE_NS)
+        .and_then(|part| part.get_child("iq", CLIENT))
+        .unwrap_or_else(|| panic!("no <{name}><iq> in the fixture"))
+}
+
+/// Every `ssrc` attribute in `element`, in document order.
+fn ssrcs(element: &Element, into: &mut Vec<String>) {
+    if let Some(ssrc) = element.attr("ssrc") {
+        into.push(ssrc.to_owned());
+    }
+    for child in element.children() {
+        ssrcs(child, into);
+    }
+}
+
+/// The recorded outcome with the recorded request's SSRCs replaced by this run's request's.
+pub fn expected(step: &Step, exchange: &Element) -> Outcome {
+    let mut outcome = Outcome::of(part(exchange, "answer"));
+    let (mut recorded, mut live) = (Vec::new(), Vec::new());
+    ssrcs(part(exchange, "request"), &mut recorded);
+    ssrcs(&step.request, &mut live);
+    assert_eq!(
+        recorded.len(),
+        live.len(),
+        "{}: request shapes differ",
+        step.label
+    );
+    if let Some(text) = &mut outcome.text {
+        for (old, new) in recorded.iter().zip(&live) {
+            if old != new {
+                *text = text.replace(old.as_str(), new);
+            }
+        }
+    }
+    outcome
+}
+
+/// Where the answers `steps` got differ from the recorded jicofo's, one line per step.
+pub fn differences(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|step| {
+            let want = expected(step, &fixture(step.label));
+            let got = Outcome::of(&step.answer);
+            (got != want).then(|| format!("{}: recorded {want:?}, got {got:?}", step.label))
+        })
+        .collect()
 }

@@ -146,21 +146,35 @@ impl RealJicofo {
 
     /// Waits for a log line containing `needle`; panics after `limit` (or when jicofo exits).
     pub async fn wait_for(&self, what: &str, needle: &str, limit: Duration) {
+        self.wait_for_count(what, needle, 1, limit).await;
+    }
+
+    /// Waits until `count` log lines contain `needle`; returns the last of them.
+    pub async fn wait_for_count(
+        &self,
+        what: &str,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> String {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.notify.notified();
-            if self
+            let found: Vec<String> = self
                 .lines
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|l| l.contains(needle))
-            {
-                return;
+                .filter(|line| line.contains(needle))
+                .take(count)
+                .cloned()
+                .collect();
+            if found.len() == count {
+                return found[count - 1].clone();
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 panic!(
-                    "{what}: jicofo never logged {needle:?} (log: {})",
+                    "{what}: jicofo never logged {needle:?} {count} times (log: {})",
                     self.log_path.display()
                 );
             }
