@@ -479,6 +479,16 @@ local xmlns_focus = "http://jitsi.org/protocol/focus";
 -- How often a refused bridge force-mute is sent again, and after how long (seconds) each time.
 local bridge_retry_delays = { 0.5, 1, 2 };
 
+-- The text of an error answer. jicofo's Smack writes <text> without the stanzas namespace (it
+-- inherits the stanza's: recorded, tests/fixtures/jicofo/source-add-ssrc-of-other.xml), where
+-- stanza:get_error() does not look.
+local function error_text(stanza)
+	local _, _, text = stanza:get_error();
+	if text then return text; end
+	local error_tag = stanza:get_child("error");
+	return error_tag and error_tag:get_child_text("text");
+end
+
 -- Ends the occupant's Jingle session with jicofo, when neither jicofo nor the bridge would stop a kind
 -- it may not send. jicofo accepts a session-terminate with the bridge session it gave in
 -- session-initiate and, with restart='true', drops the session, its sources and its bridge endpoint,
@@ -535,7 +545,7 @@ local function on_revoke_refused(entry, stanza)
 		end
 		return;
 	end
-	local _, _, text = stanza:get_error();
+	local text = error_text(stanza);
 	if text and text:find("does not exist", 1, true) then
 		return; -- jicofo's SourceDoesNotExistException: it does not have this one
 	end
@@ -575,7 +585,8 @@ end
 -- those sources: they are withheld again.
 local function on_injected_answer(entry, stanza)
 	if stanza.attr.type ~= "error" then return; end
-	local _, condition, text = stanza:get_error();
+	local _, condition = stanza:get_error();
+	local text = error_text(stanza);
 	module:log("warn", "%s request %s refused by %s: %s %s", entry.purpose, stanza.attr.id,
 		tostring(stanza.attr.from), tostring(condition), tostring(text or ""));
 	if entry.purpose == "grant" and entry.record.media then
@@ -584,6 +595,11 @@ local function on_injected_answer(entry, stanza)
 		on_revoke_refused(entry, stanza);
 	elseif entry.purpose == "bridge" then
 		on_bridge_refused(entry);
+	elseif entry.purpose == "end" and entry.occupant_jid and condition == "resource-constraint" then
+		-- jicofo ended the session but rate-limits restarts (5 s apart): it invites nobody, and the
+		-- participant stays without media until its client joins again.
+		module:log("warn", "jicofo ended the Jingle session of %s without inviting it again (restart rate-limited)",
+			entry.occupant_jid);
 	elseif entry.purpose == "end" and entry.occupant_jid then
 		module:log("error", "jicofo refused to end the Jingle session of %s: it may keep sending", entry.occupant_jid);
 	end
@@ -656,6 +672,17 @@ local function original_request_id(stanza)
 	return original_id, hash;
 end
 
+-- Whether jicofo's answer to a participant's session-terminate means jicofo dropped the session and
+-- its sources: a result, or a restart it rate-limits (Participant.onSessionTerminate ends the session
+-- first, then answers resource-constraint "rate-limited" and invites nobody; recorded:
+-- tests/fixtures/jicofo/session-terminate-restart-again.xml). Any other error (a wrong bridge session)
+-- leaves the sources with jicofo.
+local function terminate_ended_session(stanza)
+	if stanza.attr.type == "result" then return true; end
+	local _, condition = stanza:get_error();
+	return condition == "resource-constraint";
+end
+
 -- jicofo's answer to a participant's request, on its way back through the MUC (before mod_muc
 -- restores the original id): the request it answers is settled, a refused one rolled back.
 local function on_focus_answer(room, stanza)
@@ -671,7 +698,7 @@ local function on_focus_answer(room, stanza)
 	for i, request in ipairs(requests) do
 		if request.id == original_id and request.sender == hash then
 			table.remove(requests, i);
-			if request.terminate and stanza.attr.type == "result" then
+			if request.terminate and terminate_ended_session(stanza) then
 				state:set_sid(record, nil);
 				reset_session(record.media, nil);
 				return;

@@ -399,3 +399,142 @@ async fn only_jicofo_enters_a_health_check_room() {
     let mut focus = C2s::connect(prosody.c2s_port, "focus", "jicofo").await;
     focus.join(&room, "focus").await;
 }
+
+/// A restart request jicofo rate-limits (a second one within 5 s, `restart-request-rate-limits`):
+/// jicofo answers `resource-constraint` "rate-limited" but ends the session all the same and drops
+/// its sources (recorded: tests/fixtures/jicofo/session-terminate-restart-again.xml). The module
+/// forgets the session as for a `result`, so a later revoke sends nothing on the dead session.
+#[tokio::test]
+async fn a_rate_limited_restart_request_still_ends_the_session_for_the_module() {
+    use common::conformance::bridge_session;
+    use common::jingle::FOCUS;
+    let room = "talk";
+    let mut conference = start(EVERYTHING).await;
+    let (alice, bob) = conference.two(room, "audio,video,screen").await;
+    let restart = |bob: &Participant| {
+        el("jingle", JINGLE)
+            .attr(attr("action"), "session-terminate")
+            .attr(attr("initiator"), format!("{}/focus", bob.room_jid))
+            .attr(attr("sid"), bob.sid().expect("a session"))
+            .append(el("reason", JINGLE).append(el("success", JINGLE)))
+            .append(
+                el("bridge-session", FOCUS)
+                    .attr(attr("id"), bridge_session(bob).expect("a bridge session"))
+                    .attr(attr("restart"), "true"),
+            )
+            .build()
+    };
+    let focus_jid = format!("{room}@{MUC}/focus");
+    let answer = bob.iq("set", &focus_jid, restart(&bob)).await;
+    assert!(is_result(&answer), "{answer:?}");
+    bob.wait_until("bob accepted his second session", |view| {
+        view.session_initiates == 2 && view.accept_answers.len() == 2
+    })
+    .await;
+    conference.focus_holds("bob", &sent(&bob)).await;
+    let second_sid = bob.sid().expect("the second session");
+
+    let answer = bob.iq("set", &focus_jid, restart(&bob)).await;
+    assert_eq!(
+        error_condition(&answer).as_deref(),
+        Some("resource-constraint"),
+        "{answer:?}"
+    );
+    learns(&alice, "bob", Default::default()).await;
+    let (_, occupants) = common::conference::kept(&mut conference.inspector, room).await;
+    let bob_kept = occupants
+        .iter()
+        .find(|o| o.0 == "bob")
+        .expect("bob is kept");
+    assert_eq!(
+        (bob_kept.1.as_deref(), bob_kept.2.as_str()),
+        (None, "0"),
+        "the module still counts session {second_sid}: {bob_kept:?}"
+    );
+
+    // A revoke now has nothing to take from jicofo.
+    let mark = conference.focus.jingle_received().len();
+    conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (2, '*', 'jid', 'bob@*', 'video', 'deny', 10)")
+        .await;
+    conference
+        .wait_held(
+            room,
+            &[("alice", "audio,video,screen"), ("bob", "audio,screen")],
+        )
+        .await;
+    let barrier = alice.mute_self("audio", true).await;
+    assert!(is_result(&barrier), "{barrier:?}");
+    assert!(
+        jingle_from_since(&conference.focus, mark, room, "bob").is_empty(),
+        "{:?}",
+        jingle_from_since(&conference.focus, mark, room, "bob")
+    );
+}
+
+/// A revoke of sources jicofo no longer has: jicofo refuses the source-remove, then each SSRC asked
+/// alone, with "Source does not exist or is not owned by endpoint", a `<text>` its Smack writes
+/// outside the stanzas namespace. The module reads it there and stops: nothing is kept, the bridge
+/// mutes none of bob's video (his camera is allowed) and his session goes on.
+#[tokio::test]
+async fn a_revoke_of_sources_jicofo_no_longer_has_mutes_nothing_at_the_bridge() {
+    let room = "talk";
+    let mut conference = start(EVERYTHING).await;
+    let (alice, bob) = conference.two(room, "audio,video,screen").await;
+    let screenshare = bob.track(Track::Screenshare);
+    let answer = bob.add_screenshare().await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference
+        .focus_holds("bob", &sent(&bob).union(&screenshare))
+        .await;
+    let sid = conference.focus.sid("bob").expect("bob has a session");
+    conference.focus.forget("bob", &ssrcs(&screenshare));
+
+    let mark = conference.focus.jingle_received().len();
+    conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (2, '*', 'jid', 'bob@*', 'screen', 'deny', 10)")
+        .await;
+    // One source-remove of the six SSRCs, then one per SSRC, each refused.
+    conference
+        .focus
+        .wait_until("the focus refused seven source-removes", |view| {
+            view.jingle[mark..]
+                .iter()
+                .filter(|received| received.action == "source-remove")
+                .count()
+                == 7
+        })
+        .await;
+    for (received, _) in jingle_from_since(&conference.focus, mark, room, "bob") {
+        assert_eq!(
+            common::peer::error_text(&received.answer).map(|text| text.contains("does not exist")),
+            Some(true),
+            "{received:?}"
+        );
+    }
+    // Barriers: the module has handled the answers before it answers the inspector, and the bridge
+    // has everything the server sent it before its own ping comes back.
+    let (_, occupants) = common::conference::kept(&mut conference.inspector, room).await;
+    let ping = el("ping", "urn:xmpp:ping").build();
+    let pong = conference
+        .bridge
+        .handle()
+        .iq("get", common::prosody::DOMAIN, ping)
+        .await;
+    assert!(is_result(&pong), "{pong:?}");
+    let at_bridge = conference
+        .bridge
+        .endpoint(room, "bob")
+        .expect("bob at the bridge");
+    assert!(
+        !at_bridge.force_mute_video && !at_bridge.force_mute_audio,
+        "{at_bridge:?}"
+    );
+    assert_eq!(conference.focus.sid("bob"), Some(sid));
+    let bob_kept = occupants
+        .iter()
+        .find(|o| o.0 == "bob")
+        .expect("bob is kept");
+    assert_eq!(bob_kept.2, "7", "{bob_kept:?}");
+    assert!(alice.strays().is_empty());
+}

@@ -189,20 +189,7 @@ impl Conference {
 
     /// Waits until the bridge holds exactly `sources` for `nick` in `room`.
     pub async fn bridge_holds(&self, room: &str, nick: &str, sources: &SourceSet) {
-        let (audio, video) = (
-            sources.ssrcs_of(Media::Audio),
-            sources.ssrcs_of(Media::Video),
-        );
-        self.bridge
-            .wait_until(
-                &format!("the bridge holds {nick}'s audio {audio:?} video {video:?}"),
-                |view| {
-                    view.endpoint(room, nick).is_some_and(|endpoint| {
-                        endpoint.audio_ssrcs == audio && endpoint.video_ssrcs == video
-                    })
-                },
-            )
-            .await;
+        bridge_holds(&self.bridge, room, nick, sources).await;
     }
 
     pub async fn bridge_force_mute(&self, room: &str, nick: &str, audio: bool, video: bool) {
@@ -223,6 +210,24 @@ impl Conference {
         let ((_, p2p_sessions), _) = kept(&mut self.inspector, room).await;
         p2p_sessions.parse().expect("a p2p-sessions count")
     }
+}
+
+/// Waits until `bridge` holds exactly `sources` for `nick` in `room`.
+pub async fn bridge_holds(bridge: &BridgePeer, room: &str, nick: &str, sources: &SourceSet) {
+    let (audio, video) = (
+        sources.ssrcs_of(Media::Audio),
+        sources.ssrcs_of(Media::Video),
+    );
+    bridge
+        .wait_until(
+            &format!("the bridge holds {nick}'s audio {audio:?} video {video:?}"),
+            |view| {
+                view.endpoint(room, nick).is_some_and(|endpoint| {
+                    endpoint.audio_ssrcs == audio && endpoint.video_ssrcs == video
+                })
+            },
+        )
+        .await;
 }
 
 /// A lecture room (under [`LECTURE_RULES`]): alice (the lecturer) and bob (a participant, no

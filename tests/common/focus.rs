@@ -31,6 +31,16 @@
 //! * a re-invite (`reinvite`) is jicofo's RestartJingle: endpoint removed at the bridge, sources
 //!   removed, `session-terminate` (success, "moving"), then a fresh invite with a new sid and its own
 //!   force-mute view;
+//! * a participant's restart request (session-terminate with `restart='true'`) is honoured at most
+//!   once per 5 s and 5 times a minute; past that the session ends and the answer is
+//!   `resource-constraint` "rate-limited" (`Participant.onSessionTerminate`);
+//! * ICE failed (session-info `<ice-state>failed` naming the current bridge session) drops the
+//!   sources and ends the session "moving", and invites nobody, as jicofo 7ebb13d does (its
+//!   re-invite fails: the endpoint is still in its Colibri2 session); other session-info is answered;
+//! * a mute IQ for someone else is `not-allowed` unless a moderator mutes (`handleMuteRequest`), and
+//!   a moderator's mute is passed on to that participant as `<mute actor>` (`MuteIqHandler`);
+//! * Jingle on a known session without an action it reads, or with one it does not handle, is never
+//!   answered (jicofo's error with a condition text throws in Smack), only kept in `unanswered`;
 //! * `force_mute` is jicofo's dedicated force-mute update (attributes omitted when false).
 //!
 //! Simplified: one bridge, no bridge selection or health, no Octo, no AV moderation (so force-mute
@@ -51,8 +61,8 @@ use super::jingle::{
     first_transport, ice_transport, json_message, rtp_description,
 };
 use super::peer::{
-    AbortOnDrop, Recorder, bare, error_condition, error_for, iq, is_request, payload, random_hex,
-    random_uuid, resource, result_for, result_with,
+    AbortOnDrop, Recorder, bare, error_condition, error_for, iq, is_request, is_result, payload,
+    random_hex, random_uuid, resource, result_for, result_with,
 };
 use super::prosody::{BREWERY, FOCUS_ACCOUNT, MUC};
 
@@ -125,6 +135,10 @@ pub struct EndpointView {
     /// The `<bridge-session id>` of the current session; jicofo ends a session only for a
     /// session-terminate naming it (`JitsiMeetConferenceImpl.terminateSession`).
     pub bridge_session: Option<String>,
+    /// The MUC role from the occupant's last presence ("moderator", "participant", ...).
+    pub role: Option<String>,
+    /// When each restart request was accepted (jicofo `Participant.restartRequestsRateLimit`).
+    pub restarts: Vec<std::time::Instant>,
 }
 
 /// One conference room.
@@ -193,6 +207,8 @@ pub struct FocusView {
     pub mutes: Vec<MuteReceived>,
     /// Answers that matched no waiter.
     pub strays: Vec<Element>,
+    /// Jingle requests left unanswered, as jicofo leaves them (see `never_answered`).
+    pub unanswered: Vec<Element>,
     /// Rooms of another MUC (a breakout MUC) the focus is in without a conference, as jicofo is in a
     /// room with fewer than `conference.min-participants` (2) participants: it invites nobody there.
     pub lone_rooms: BTreeSet<String>,
@@ -346,7 +362,7 @@ impl FocusPeer {
                     Some(child) if child.is("jingle", JINGLE) => {
                         core.on_jingle(&reply, &stanza, child)
                     }
-                    _ => reply.send(error_for(&stanza, "service-unavailable", None, vec![])),
+                    _ => reply.send(jicofo_error(&stanza, "service-unavailable", None, vec![])),
                 }
             }
         });
@@ -395,6 +411,16 @@ impl FocusPeer {
         });
         self.core.record_later(pending);
         Arc::clone(&self.core).invite(room, nick).await;
+    }
+
+    /// Drops `ssrcs` from `key`'s sources without telling anyone: jicofo no longer has sources the
+    /// module believes it forwarded, and answers a source-remove of them "Source does not exist".
+    pub fn forget(&self, key: &str, ssrcs: &BTreeSet<u32>) {
+        let (room, nick) = self.locate(key);
+        self.core.recorder.update(|view| {
+            let endpoint = self.core.endpoint_mut(view, &room, &nick);
+            endpoint.sources = endpoint.sources.without_ssrcs(ssrcs);
+        });
     }
 
     /// From now on answers every Jingle `action` (e.g. "source-remove") with `condition`, as jicofo
@@ -631,6 +657,7 @@ impl Focus {
             .get_child("x", MUC_USER)
             .and_then(|x| x.get_child("item", MUC_USER));
         let real_jid = item.and_then(|item| item.attr("jid")).map(str::to_owned);
+        let role = item.and_then(|item| item.attr("role")).map(str::to_owned);
         let stats_id = presence.get_child("stats-id", CLIENT).map(Element::text);
         let joined = self.recorder.update(|view| {
             let Some(room_view) = view.rooms.get_mut(room) else {
@@ -639,6 +666,7 @@ impl Focus {
             if let Some(endpoint) = room_view.endpoints.get_mut(nick) {
                 endpoint.real_jid = real_jid.clone().or(endpoint.real_jid.take());
                 endpoint.stats_id = stats_id.clone().or(endpoint.stats_id.take());
+                endpoint.role = role.clone().or(endpoint.role.take());
                 return false;
             }
             room_view.endpoints.insert(
@@ -656,6 +684,8 @@ impl Focus {
                     allocated: false,
                     invites: 0,
                     bridge_session: None,
+                    role,
+                    restarts: Vec::new(),
                 },
             );
             true
@@ -699,7 +729,7 @@ impl Focus {
     fn on_request(self: &Arc<Self>, request: &Element) {
         let Some(child) = payload(request) else {
             self.handle
-                .send(error_for(request, "bad-request", None, vec![]));
+                .send(jicofo_error(request, "bad-request", None, vec![]));
             return;
         };
         if child.is("jingle", JINGLE) {
@@ -710,7 +740,7 @@ impl Focus {
             self.on_conference_request(request, child);
         } else {
             self.handle
-                .send(error_for(request, "service-unavailable", None, vec![]));
+                .send(jicofo_error(request, "service-unavailable", None, vec![]));
         }
     }
 
@@ -718,7 +748,7 @@ impl Focus {
     fn on_conference_request(&self, request: &Element, conference: &Element) {
         let room_jid = conference.attr("room").unwrap_or("");
         let Some(room) = room_jid.strip_suffix(&format!("@{MUC}")) else {
-            self.handle.send(error_for(
+            self.handle.send(jicofo_error(
                 request,
                 "bad-request",
                 Some("unknown room"),
@@ -747,27 +777,56 @@ impl Focus {
             MUTE_DESKTOP => "desktop",
             _ => {
                 self.handle
-                    .send(error_for(request, "service-unavailable", None, vec![]));
+                    .send(jicofo_error(request, "service-unavailable", None, vec![]));
                 return;
             }
         };
         let jid = mute.attr("jid").map(str::to_owned);
         let text = mute.text();
-        let answer = if jid.is_none() || text.is_empty() {
-            error_for(request, "bad-request", None, vec![])
-        } else {
-            result_for(request)
-        };
-        self.recorder.update(|view| {
+        let from = request.attr("from").unwrap_or("");
+        let muter = bare(from)
+            .strip_suffix(&format!("@{MUC}"))
+            .zip(resource(from))
+            .map(|(room, nick)| format!("{room}/{nick}"));
+        let answer = self.recorder.update(|view| {
+            // jicofo `JitsiMeetConferenceImpl.handleMuteRequest`: only a moderator mutes someone
+            // else, and nobody unmutes someone else (recorded:
+            // tests/fixtures/jicofo/mute-other-without-moderator-rights.xml,
+            // unmute-other-without-moderator-rights.xml).
+            let muter_is_moderator = muter
+                .and_then(|muter| view.locate(&muter))
+                .and_then(|(room, nick)| view.rooms[&room].endpoints.get(&nick))
+                .is_some_and(|endpoint| endpoint.role.as_deref() == Some("moderator"));
+            let remote = jid.as_deref().is_some_and(|jid| jid != from);
+            let answer = if jid.is_none() || text.is_empty() {
+                jicofo_error(request, "bad-request", None, vec![])
+            } else if remote && (!muter_is_moderator || text.trim() != "true") {
+                jicofo_error(request, "not-allowed", None, vec![])
+            } else {
+                result_for(request)
+            };
             view.mutes.push(MuteReceived {
                 from: request.attr("from").unwrap_or("").to_owned(),
                 media: media.to_owned(),
-                jid,
-                text,
+                jid: jid.clone(),
+                text: text.clone(),
                 answer: answer.clone(),
             });
+            answer
         });
-        self.handle.send(answer);
+        let remote = jid.as_deref().filter(|jid| *jid != from);
+        self.handle.send(answer.clone());
+        // A mute of someone else that jicofo granted is passed on to that participant, naming who
+        // asked (`MuteIqHandler`: `<mute actor>`, no `jid`; no answer is awaited; recorded:
+        // tests/fixtures/jicofo/mute-other-as-moderator.xml).
+        if let Some(target) = remote.filter(|_| is_result(&answer)) {
+            let told = el("mute", mute.ns().as_str())
+                .attr(attr("actor"), from)
+                .append(text.as_str())
+                .build();
+            self.handle
+                .send(iq("set", target, &self.handle.next_id(), told));
+        }
     }
 
     fn on_leave(&self, room: &str, nick: &str) {
@@ -800,7 +859,11 @@ impl Focus {
             // jicofo JingleIqRequestHandler: the sid alone picks the session.
             let session = view.sessions.get(&sid).cloned();
             let (answer, restart) = match &session {
-                None => (error_for(request, "bad-request", None, vec![]), false),
+                None => (jicofo_error(request, "bad-request", None, vec![]), false),
+                Some((room, nick)) if never_answered(view, room, nick, &action) => {
+                    view.unanswered.push(request.clone());
+                    return (pending, None);
+                }
                 Some((room, nick)) => {
                     self.jingle_for_session(view, &mut pending, request, jingle, room, nick)
                 }
@@ -840,10 +903,10 @@ impl Focus {
         if state == Some(SessionState::Ended) {
             return (gone_session_ended(request), false);
         }
-        let failed = |text: String| error_for(request, "bad-request", Some(&text), vec![]);
+        let failed = |text: String| jicofo_error(request, "bad-request", Some(&text), vec![]);
         if let Some(condition) = view.refusing.get(action) {
             return (
-                error_for(request, condition, Some("refused by the test"), vec![]),
+                jicofo_error(request, condition, Some("refused by the test"), vec![]),
                 false,
             );
         }
@@ -928,7 +991,7 @@ impl Focus {
                     // Kotlin's string template: a missing id reads "null".
                     let named = named.unwrap_or("null");
                     return (
-                        error_for(
+                        jicofo_error(
                             request,
                             "item-not-found",
                             Some(&format!("{named} is not a currently active session")),
@@ -937,9 +1000,19 @@ impl Focus {
                         false,
                     );
                 }
+                // jicofo `Participant.onSessionTerminate`: a restart is honoured at most once per
+                // 5 s and 5 times a minute (`restart-request-rate-limits`); past that the session
+                // still ends, nobody is invited again, and the answer says so (recorded:
+                // tests/fixtures/jicofo/session-terminate-restart-again.xml).
+                let rate_limited = restart && !accept_restart(self.endpoint_mut(view, room, nick));
                 self.end_session(view, pending, room, nick, false);
                 self.drop_sources(view, pending, room, nick);
                 self.remove_from_bridge(view, pending, room, nick);
+                if rate_limited {
+                    let limited =
+                        jicofo_error(request, "resource-constraint", Some("rate-limited"), vec![]);
+                    return (limited, false);
+                }
                 (result_for(request), restart)
             }
             "transport-info" => {
@@ -950,16 +1023,29 @@ impl Focus {
                     (failed("missing transport".to_owned()), false)
                 }
             }
-            "session-info" | "transport-reject" => (result_for(request), false),
-            _ => (
-                error_for(
-                    request,
-                    "feature-not-implemented",
-                    Some("Unsupported 'action'"),
-                    vec![],
-                ),
-                false,
-            ),
+            "session-info" => {
+                // jicofo `JitsiMeetConferenceImpl.iceFailed`: ICE failed on the current bridge
+                // session is a re-invite (RestartJingle): the sources go (the others are told), the
+                // session ends ("moving"), and the new allocation fails because the endpoint was
+                // never removed from the Colibri2 session ("participant already exists"), so
+                // nobody is invited and the bridge keeps the endpoint (recorded:
+                // tests/fixtures/jicofo/session-info-ice-failed.xml). Another bridge session:
+                // ignored.
+                let failed = jingle
+                    .get_child("ice-state", FOCUS)
+                    .is_some_and(|state| state.text().trim().eq_ignore_ascii_case("failed"));
+                let named = jingle
+                    .get_child("bridge-session", FOCUS)
+                    .and_then(|bridge_session| bridge_session.attr("id"));
+                let current = view.rooms[room].endpoints[nick].bridge_session.as_deref();
+                if failed && named.is_some() && named == current {
+                    self.drop_sources(view, pending, room, nick);
+                    self.end_session(view, pending, room, nick, true);
+                }
+                (result_for(request), false)
+            }
+            "transport-reject" => (result_for(request), false),
+            _ => unreachable!("on_jingle leaves {action} unanswered, as jicofo does"),
         }
     }
 
@@ -1108,9 +1194,10 @@ impl Focus {
         let Some(sid) = sid else { return };
         view.sessions.remove(&sid);
         if send_terminate {
+            // No `initiator` (jicofo's JinglePacketFactory.createSessionTerminate; recorded:
+            // tests/fixtures/jicofo/session-terminate-moving.xml).
             let terminate = el("jingle", JINGLE)
                 .attr(attr("action"), "session-terminate")
-                .attr(attr("initiator"), self.handle.jid.as_str())
                 .attr(attr("sid"), sid.as_str())
                 .append(
                     el("reason", JINGLE)
@@ -1379,11 +1466,9 @@ impl Focus {
         }
         jingle
             .append(bundle_group(&["audio", "video"]))
-            .append(
-                el("bridge-session", FOCUS)
-                    .attr(attr("id"), bridge_session)
-                    .attr(attr("region"), "local"),
-            )
+            // No `region`: jicofo names the bridge's region only when the bridge has one
+            // (recorded: tests/fixtures/jicofo/session-initiate.xml).
+            .append(el("bridge-session", FOCUS).attr(attr("id"), bridge_session))
             // jicofo's OpenTelemetry context, all zeros without a tracer (recorded
             // tests/fixtures/jicofo/session-initiate.xml); a current lib-jitsi-meet echoes it in its
             // session-accept (JingleSessionPC `_sendSessionAccept`).
@@ -1411,10 +1496,85 @@ async fn await_recorded(
 }
 
 /// jicofo's answer on a session it ended: Smack's `setConditionText` puts "session ended" inside
+/// An error answer as jicofo's Smack puts it on the wire: the condition in the stanzas namespace,
+/// the `<text>` in none of its own (so in `jabber:client`; recorded:
+/// tests/fixtures/jicofo/source-add-ssrc-of-other.xml, session-terminate-restart-again.xml).
+fn jicofo_error(
+    request: &Element,
+    condition: &str,
+    text: Option<&str>,
+    application: Vec<Element>,
+) -> Element {
+    let mut answer = error_for(request, condition, None, application);
+    if let (Some(text), Some(error)) = (text, answer.get_child_mut("error", CLIENT)) {
+        error.append_child(el("text", CLIENT).append(text).build());
+    }
+    answer
+}
+
+/// The Jingle actions jicofo's `JingleSession.doProcessIq` handles.
+const HANDLED_ACTIONS: &[&str] = &[
+    "session-accept",
+    "session-info",
+    "session-terminate",
+    "transport-accept",
+    "transport-info",
+    "transport-reject",
+    "addsource",
+    "source-add",
+    "removesource",
+    "source-remove",
+];
+
+/// The other actions jitsi-xmpp-extensions' `JingleAction` knows.
+const OTHER_ACTIONS: &[&str] = &[
+    "content-accept",
+    "content-add",
+    "content-modify",
+    "content-reject",
+    "content-remove",
+    "description-info",
+    "security-info",
+    "session-initiate",
+    "transport-replace",
+];
+
+/// Whether jicofo leaves a request on a known session unanswered: one without an action it can
+/// read, or (while the session lasts) with one it does not handle. It builds "Missing 'action'" or
+/// "Unsupported 'action'" as a condition text on `bad-request` / `feature-not-implemented`, which
+/// Smack's `StanzaError` refuses (texts there are for `gone` and `redirect` only); the exception ends
+/// the handling and nothing is sent (recorded: tests/fixtures/jicofo/jingle-content-add.xml,
+/// jingle-without-action.xml).
+fn never_answered(view: &FocusView, room: &str, nick: &str, action: &str) -> bool {
+    if HANDLED_ACTIONS.contains(&action) {
+        return false;
+    }
+    let ended = view.rooms[room].endpoints[nick].session == Some(SessionState::Ended);
+    !(OTHER_ACTIONS.contains(&action) && ended)
+}
+
+/// Whether a restart request is honoured now (jicofo `Participant.acceptRestartRequest`, with
+/// `restart-request-rate-limits`' defaults: 5 s apart, at most 5 a minute); records it when it is.
+fn accept_restart(endpoint: &mut EndpointView) -> bool {
+    let now = std::time::Instant::now();
+    endpoint
+        .restarts
+        .retain(|at| now.duration_since(*at) < Duration::from_secs(60));
+    let too_soon = endpoint
+        .restarts
+        .last()
+        .is_some_and(|last| now.duration_since(*last) < Duration::from_secs(5));
+    if too_soon || endpoint.restarts.len() >= 5 {
+        return false;
+    }
+    endpoint.restarts.push(now);
+    true
+}
+
 /// `<gone>` (where XMPP carries a redirect URI), with no `<text>` (recorded:
 /// tests/fixtures/jicofo/session-terminate-after-wrong-bridge-session.xml).
 fn gone_session_ended(request: &Element) -> Element {
-    let mut answer = error_for(request, "gone", None, vec![]);
+    let mut answer = jicofo_error(request, "gone", None, vec![]);
     if let Some(gone) = answer
         .get_child_mut("error", CLIENT)
         .and_then(|error| error.get_child_mut("gone", STANZAS))

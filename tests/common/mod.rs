@@ -1,8 +1,9 @@
 //! The integration harness: a real Prosody, the real podium binary, raw c2s clients, real SQLite,
 //! and stand-ins for jicofo (`focus`), jitsi-videobridge (`bridge`) and lib-jitsi-meet clients
 //! (`participant`) that speak Jingle and Colibri2 over that Prosody (`jingle`: the shared source
-//! model; `peer`: what the stand-ins share), and the real lib-jitsi-meet in headless Chromium
-//! (`browser`).
+//! model; `peer`: what the stand-ins share), the real lib-jitsi-meet in headless Chromium
+//! (`browser`), and the operator's real jicofo for the opt-in tests (`real_jicofo`); `conformance`
+//! holds the request scenarios and fixtures recorded from the real jicofo.
 #![allow(dead_code)]
 
 pub mod bridge;
@@ -18,6 +19,7 @@ pub mod peer;
 pub mod podium;
 pub mod postgres;
 pub mod prosody;
+pub mod real_jicofo;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

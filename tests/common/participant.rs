@@ -191,7 +191,8 @@ struct Core {
 }
 
 impl Participant {
-    /// Connects as `user`, asks the focus for `room`, joins it as `nick` and returns once in.
+    /// Connects as `user`, asks the focus for `room` (a room name on the conference MUC, or a full
+    /// room JID), joins it as `nick` and returns once in.
     pub async fn join(port: u16, user: &str, room: &str, nick: &str, shape: Shape) -> Participant {
         Participant::join_with(port, user, room, nick, shape, ParticipantOptions::default()).await
     }
@@ -210,7 +211,12 @@ impl Participant {
         if options.record_sent {
             handle.record_sent();
         }
-        let room_jid = format!("{room}@{MUC}");
+        // A room on another MUC (a breakout room) comes as its full JID.
+        let room_jid = if room.contains('@') {
+            room.to_owned()
+        } else {
+            format!("{room}@{MUC}")
+        };
         let occupant_jid = format!("{room_jid}/{nick}");
         let mut ssrcs = SsrcAllocator::new(nick);
         let (audio, camera, screenshare) = local_tracks(nick, shape, &mut ssrcs);

@@ -189,10 +189,14 @@ pub fn error_condition(answer: &Element) -> Option<String> {
         .map(|child| child.name().to_owned())
 }
 
-/// The `<text>` of an error IQ, if any.
+/// The `<text>` of an error IQ, if any: in the stanzas namespace, or in none of its own as jicofo's
+/// Smack writes it on the wire (recorded: tests/fixtures/jicofo/source-add-ssrc-of-other.xml).
 pub fn error_text(answer: &Element) -> Option<String> {
     let error = answer.get_child("error", CLIENT)?;
-    error.get_child("text", STANZAS).map(Element::text)
+    error
+        .get_child("text", STANZAS)
+        .or_else(|| error.get_child("text", CLIENT))
+        .map(Element::text)
 }
 
 /// Whether `answer` is an IQ `result`.

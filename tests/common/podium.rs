@@ -81,6 +81,9 @@ impl Podium {
             .arg("--config")
             .arg(config)
             .env_remove("RUST_LOG")
+            // The opt-in real-jicofo tests' variable shares podium's PODIUM_ prefix, which podium
+            // reads as configuration (an unknown key stops it).
+            .env_remove(super::real_jicofo::CLASSPATH_VAR)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
