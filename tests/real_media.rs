@@ -21,7 +21,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -290,8 +290,28 @@ impl Samples {
             .collect()
     }
 
+    /// The SSRCs of every stream of `direction` and `kind` sampled so far.
+    fn ssrcs(&self, direction: &str, kind: &str) -> BTreeSet<u64> {
+        self.counters(direction, kind)
+            .into_iter()
+            .flat_map(|(_, counters)| counters.into_keys())
+            .collect()
+    }
+
     /// The bytes of `direction` and `kind` that arrived (or left) between `from` and `to`.
     fn bytes(&self, direction: &str, kind: &str, from: i64, to: i64) -> u64 {
+        self.bytes_except(direction, kind, from, to, &BTreeSet::new())
+    }
+
+    /// Like [`Samples::bytes`], leaving out the streams of `except` (SSRCs).
+    fn bytes_except(
+        &self,
+        direction: &str,
+        kind: &str,
+        from: i64,
+        to: i64,
+        except: &BTreeSet<u64>,
+    ) -> u64 {
         let mut before = BTreeMap::new();
         let mut last = BTreeMap::new();
         for (at, counters) in self.counters(direction, kind) {
@@ -302,7 +322,11 @@ impl Samples {
             } else {
                 continue;
             };
-            into.extend(counters);
+            into.extend(
+                counters
+                    .into_iter()
+                    .filter(|(ssrc, _)| !except.contains(ssrc)),
+            );
         }
         last.iter()
             .map(|(ssrc, bytes)| bytes.saturating_sub(before.get(ssrc).copied().unwrap_or(0)))
@@ -544,25 +568,67 @@ async fn media_follows_the_rules_through_the_real_bridge() {
 
     stage.edit(BOB_SPEAKS).await;
     stage.edit(CAMERAS_ALLOWED).await;
-    stage.edit(BOB_NO_SCREEN).await;
-    for round in 0..rounds {
+    // Round 0 is the control: the screen allowed, its bytes must arrive (so the zeros below are
+    // the rule's doing, not the measurement's). Then the screen is denied.
+    for round in 0..=rounds {
+        let allowed = round == 0;
+        if round == 1 {
+            stage.edit(BOB_NO_SCREEN).await;
+        }
         let room: &'static str = Box::leak(format!("lecture-screen-{round}").into_boxed_str());
-        println!("screenshare round {round} ({room})");
-        let mut pair = Pair::join(&mut stage, room, "audio,video").await;
+        println!("screenshare round {round} ({room}), screen allowed: {allowed}");
+        let bob_may = if allowed {
+            "audio,video,screen"
+        } else {
+            "audio,video"
+        };
+        let mut pair = Pair::join(&mut stage, room, bob_may).await;
         // A camera allowed at join: the bridge forwards it once it has a keyframe.
         pair.first_bytes("video", now_ms(), Duration::from_secs(15))
             .await;
         pair.window("camera allowed", WINDOW).await;
+        let (received_before, sent_before) = (
+            pair.received.ssrcs("in", "video"),
+            pair.sent.ssrcs("out", "video"),
+        );
         let shared = now_ms();
-        pair.bob.step(json!({"step": "screenshare"})).await;
-        let stopped = pair.last_bytes("video", shared).await;
-        figures
-            .entry("screenshare: switch to last camera bytes")
-            .or_default()
-            .push(stopped);
-        let sharing = pair.window("bob shares his screen", WINDOW).await;
-        assert!(sharing.sent_video > 0, "bob sends his screen: {sharing:?}");
-        assert_eq!(sharing.received_video, 0, "{sharing:?}");
+        let done = pair.bob.step(json!({"step": "share-screen"})).await;
+        if done["mode"] == "replace" {
+            // The 2021 library: the screen replaces the camera on the same sources, so everything
+            // of bob's video stops when the screen is denied.
+            let stopped = pair.last_bytes("video", shared).await;
+            if !allowed {
+                figures
+                    .entry("screenshare: switch to last camera bytes")
+                    .or_default()
+                    .push(stopped);
+            }
+            let sharing = pair.window("bob shares his screen", WINDOW).await;
+            assert!(sharing.sent_video > 0, "bob sends his screen: {sharing:?}");
+            assert_eq!(sharing.received_video > 0, allowed, "{sharing:?}");
+        } else {
+            // A current library: the screen is a second video track with sources of its own;
+            // the camera goes on, and nothing arrives on another stream unless the screen is
+            // allowed.
+            let from = now_ms();
+            let sharing = pair
+                .window("bob shares his screen beside his camera", WINDOW)
+                .await;
+            let to = now_ms();
+            let screen_sent = pair
+                .sent
+                .bytes_except("out", "video", from, to, &sent_before);
+            let screen_received =
+                pair.received
+                    .bytes_except("in", "video", from, to, &received_before);
+            println!("  screen: sent {screen_sent} B, received {screen_received} B");
+            assert!(screen_sent > 0, "bob sends his screen: {sharing:?}");
+            assert_eq!(screen_received > 0, allowed, "{sharing:?}");
+            assert!(
+                sharing.received_video > 0,
+                "the camera goes on: {sharing:?}"
+            );
+        }
     }
 
     for (figure, values) in &figures {
