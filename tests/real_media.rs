@@ -476,6 +476,29 @@ async fn nick(browser: &Browser) -> String {
         .to_owned()
 }
 
+/// Asserts that nothing of bob's arrived at alice in `window`, while bob sent audio. bob's video
+/// counts in `video_sent`: a current lib-jitsi-meet may stop sending a video the bridge forwards to
+/// nobody (the bridge's sender constraints), so the caller checks that some window had it.
+fn nothing_arrives(window: &Window, video_sent: &mut usize) {
+    assert!(window.sent_audio > 0, "bob sends audio: {window:?}");
+    if window.sent_video > 0 {
+        *video_sent += 1;
+    } else {
+        println!("  (bob's library sent no video in this window)");
+    }
+    assert_eq!(
+        (window.received_audio, window.received_video),
+        (0, 0),
+        "{window:?}"
+    );
+}
+
+/// Notes `value` (ms) under `figure` and prints it.
+fn record(figures: &mut BTreeMap<&'static str, Vec<i64>>, figure: &'static str, value: i64) {
+    println!("  {figure}: {value} ms");
+    figures.entry(figure).or_default().push(value);
+}
+
 /// "median [min-max] ms (n)" of `values`.
 fn spread(values: &[i64]) -> String {
     let mut sorted = values.to_vec();
@@ -503,68 +526,47 @@ async fn media_follows_the_rules_through_the_real_bridge() {
     let mut figures: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
 
     stage.edit(BOB_SILENT).await;
+    let mut video_sent_while_denied = 0;
     for round in 0..rounds {
         let room: &'static str = Box::leak(format!("lecture-media-{round}").into_boxed_str());
         println!("round {round} ({room})");
         let mut pair = Pair::join(&mut stage, room, "screen").await;
         let at_join = pair.window("denied at join", WINDOW).await;
-        assert!(
-            at_join.sent_audio > 0 && at_join.sent_video > 0,
-            "bob sends: {at_join:?}"
-        );
-        assert_eq!(
-            (at_join.received_audio, at_join.received_video),
-            (0, 0),
-            "{at_join:?}"
-        );
+        nothing_arrives(&at_join, &mut video_sent_while_denied);
 
         let granted = stage.edit(BOB_SPEAKS).await;
         let started = pair.first_bytes("audio", granted, START_LIMIT).await;
-        figures
-            .entry("audio: grant to first bytes")
-            .or_default()
-            .push(started);
+        record(&mut figures, "audio: grant to first bytes", started);
         let camera_denied = pair.window("camera denied, audio granted", WINDOW).await;
         assert!(camera_denied.received_audio > 0, "{camera_denied:?}");
-        assert!(camera_denied.sent_video > 0, "{camera_denied:?}");
+        if camera_denied.sent_video > 0 {
+            video_sent_while_denied += 1;
+        }
         assert_eq!(camera_denied.received_video, 0, "{camera_denied:?}");
 
         let granted = stage.edit(CAMERAS_ALLOWED).await;
         let started = pair.first_bytes("video", granted, START_LIMIT).await;
-        figures
-            .entry("video: grant to first bytes")
-            .or_default()
-            .push(started);
+        record(&mut figures, "video: grant to first bytes", started);
         pair.window("both granted", WINDOW).await;
 
         let revoked = stage.edit(CAMERAS_DENIED).await;
         let stopped = pair.last_bytes("video", revoked).await;
-        figures
-            .entry("video: revoke to last bytes")
-            .or_default()
-            .push(stopped);
+        record(&mut figures, "video: revoke to last bytes", stopped);
         let revoked = stage.edit(BOB_SILENT).await;
         let stopped = pair.last_bytes("audio", revoked).await;
-        figures
-            .entry("audio: revoke to last bytes")
-            .or_default()
-            .push(stopped);
+        record(&mut figures, "audio: revoke to last bytes", stopped);
 
         // The revoke muted bob's tracks (the mute IQs); he unmutes both and sends again.
         for kind in ["video", "audio"] {
             pair.bob.step(json!({"step": "unmute", "kind": kind})).await;
         }
         let unmuted = pair.window("both revoked, bob unmuted", WINDOW).await;
-        assert!(
-            unmuted.sent_audio > 0 && unmuted.sent_video > 0,
-            "bob sends: {unmuted:?}"
-        );
-        assert_eq!(
-            (unmuted.received_audio, unmuted.received_video),
-            (0, 0),
-            "{unmuted:?}"
-        );
+        nothing_arrives(&unmuted, &mut video_sent_while_denied);
     }
+    assert!(
+        video_sent_while_denied > 0,
+        "in no window did bob send video while it was denied: nothing was tested"
+    );
 
     stage.edit(BOB_SPEAKS).await;
     stage.edit(CAMERAS_ALLOWED).await;
@@ -598,10 +600,11 @@ async fn media_follows_the_rules_through_the_real_bridge() {
             // of bob's video stops when the screen is denied.
             let stopped = pair.last_bytes("video", shared).await;
             if !allowed {
-                figures
-                    .entry("screenshare: switch to last camera bytes")
-                    .or_default()
-                    .push(stopped);
+                record(
+                    &mut figures,
+                    "screenshare: switch to last camera bytes",
+                    stopped,
+                );
             }
             let sharing = pair.window("bob shares his screen", WINDOW).await;
             assert!(sharing.sent_video > 0, "bob sends his screen: {sharing:?}");
