@@ -15,9 +15,11 @@
 //! in the command (e.g. `java -Dconfig.file={config} -cp '<install>/lib/*' org.jitsi.jicofo.Main`
 //! for jicofo, `org.jitsi.videobridge.MainKt` for the bridge). `TEST_JVB_ADDRESS`, if set, is the
 //! only address the bridge offers for ICE (it ignores loopback, so give it another local address);
-//! `TEST_MEDIA_ROUNDS` sets the rounds (default 5). Each round uses a fresh room and fresh pages:
-//! the 2021 lib-jitsi-meet fails a renegotiation that adds back a source it saw removed ("Duplicate
-//! a=msid lines"), so a kind is granted at most once per conference.
+//! `TEST_MEDIA_ROUNDS` sets the rounds (default 5); `TEST_REAL_CLIENT_DIR` picks the library, as
+//! for `tests/real_client.rs`. Each round uses a fresh room and fresh pages: the 2021
+//! lib-jitsi-meet fails a renegotiation that adds back a source it saw removed ("Duplicate a=msid
+//! lines", the conference fails with `conference.offerAnswerFailed`), so a kind is granted at most
+//! once per conference here.
 
 mod common;
 
