@@ -103,6 +103,38 @@ async function createVideo(device) {
     return video;
 }
 
+/** The bridge session's RTCPeerConnection (lib-jitsi-meet's TraceablePeerConnection wraps it). */
+function bridgePeerConnection() {
+    const session = conference && conference.jvbJingleSession;
+    return session && session.peerconnection && session.peerconnection.peerconnection;
+}
+
+// getStats samples, taken every `stats.every` ms once the `sample` step starts them: per RTP stream
+// (inbound and outbound), its kind, SSRC and byte and packet counters, stamped with Date.now().
+const stats = { every: 100, samples: [], timer: null };
+
+async function sampleStats() {
+    const pc = bridgePeerConnection();
+    if (!pc) {
+        return;
+    }
+    const report = await pc.getStats();
+    const streams = [];
+    report.forEach(entry => {
+        if (entry.type === 'inbound-rtp' || entry.type === 'outbound-rtp') {
+            streams.push({
+                dir: entry.type === 'inbound-rtp' ? 'in' : 'out',
+                kind: entry.kind || entry.mediaType,
+                ssrc: entry.ssrc,
+                mid: entry.mid || null,
+                bytes: entry.bytesReceived !== undefined ? entry.bytesReceived : entry.bytesSent,
+                packets: entry.packetsReceived !== undefined ? entry.packetsReceived : entry.packetsSent,
+            });
+        }
+    });
+    stats.samples.push({ t: Date.now(), ice: pc.iceConnectionState, streams });
+}
+
 // What the test can ask for: `{"id", "step", ...}`; each ends with a `step-done` report carrying
 // the id, `ok` (or `error`) and the step's results. mute/unmute take `kind` ("audio" or "video").
 const steps = {
@@ -127,9 +159,39 @@ const steps = {
     'add-camera': async () => {
         await conference.addTrack(await createVideo('video'));
     },
+    // The receiver constraints the library sends the bridge (`constraints`, e.g.
+    // `{"defaultConstraints": {"maxHeight": 720}}`): without them the bridge forwards no video.
+    receive: async step => {
+        conference.setReceiverConstraints(step.constraints);
+    },
+    // Starts sampling getStats every `every` ms (100 unless given).
+    sample: async step => {
+        stats.every = step.every || stats.every;
+        if (!stats.timer) {
+            stats.timer = setInterval(() => sampleStats().catch(e => report('log', { level: 'error', text: `getStats: ${text(e)}` })), stats.every);
+        }
+    },
+    // The samples taken since the last `samples` step, and the clock they are stamped with.
+    samples: async () => {
+        const samples = stats.samples;
+        stats.samples = [];
+        return { now: Date.now(), samples };
+    },
     // The 2021 client has one video track at a time: screenshare replaces the camera.
     screenshare: async () => {
         await conference.replaceTrack(localTrack('video'), await createVideo('desktop'));
+    },
+    // A screenshare as the library supports it: the 2021 library replaces the camera (`mode`
+    // "replace"); a current one refuses that and shares the screen as a second video track ("add").
+    'share-screen': async () => {
+        const desktop = await createVideo('desktop');
+        try {
+            await conference.replaceTrack(localTrack('video'), desktop);
+            return { mode: 'replace' };
+        } catch (e) {
+            await conference.addTrack(desktop);
+            return { mode: 'add', replaceRefused: text(e) };
+        }
     },
     camera: async () => {
         await conference.replaceTrack(localTrack('video'), await createVideo('video'));
