@@ -370,6 +370,7 @@ impl Pair {
             room,
             nick: user,
             source_names: false,
+            codecs: None,
         };
         let alice = Browser::open(&stage.prosody, page("alice")).await;
         let alice_nick = nick(&alice).await;
