@@ -423,6 +423,10 @@ local function enforce_jingle(room_jid, nick, record)
 	return withdrawn;
 end
 
+-- The mute IQs the module sends a client carry this id prefix; lib-jitsi-meet never answers them, and
+-- an answer from any client is consumed here (stateless: nothing is kept per mute IQ).
+local mute_id_prefix = "podium-mute-";
+
 -- Tells the client as jicofo would, so a stock client mutes the track and shows it (lib-jitsi-meet
 -- ChatRoom onMute / onMuteVideo / onMuteDesktop, from the focus occupant only). The kinds told are
 -- remembered for this session (media.told), so a withholding is told once.
@@ -433,7 +437,7 @@ local function tell_client(room_jid, record, kinds)
 	if media then media.told = told; end
 	for _, kind in ipairs(podium.media_kinds) do
 		if kinds[kind] then
-			inject(jingle.mute_iq(kind, "", focus_occupant, record.real_jid), "mute", {});
+			module:send(jingle.mute_iq(kind, mute_id_prefix .. uuid(), focus_occupant, record.real_jid));
 			if told then told[kind] = true; end
 		end
 	end
@@ -653,6 +657,7 @@ end
 local function consume_injected_answer(stanza)
 	local type = stanza.attr.type;
 	if type ~= "result" and type ~= "error" then return nil; end
+	if stanza.attr.id and stanza.attr.id:sub(1, #mute_id_prefix) == mute_id_prefix then return true; end
 	local entry = stanza.attr.id and injected[stanza.attr.id];
 	if not entry then return nil; end
 	injected[stanza.attr.id] = nil;
@@ -943,6 +948,27 @@ local function between_participants(event, room, from_occupant, to_occupant, pay
 	return nil;
 end
 
+-- A participant's self-unmute to jicofo (passed on as ever): its client no longer shows that kind
+-- muted, so a kind still withheld is told again (one mute IQ per unmute, only for a kind it sends that
+-- the module withholds). Stock clients send it only when the person unmutes after the focus's mute.
+local function on_self_unmute(stanza)
+	local payload = stanza.tags[1];
+	if not payload or payload.name ~= "mute" then return; end
+	local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
+	local occupant_jid = room and stanza.attr.from and room:get_occupant_jid(stanza.attr.from);
+	local kind = occupant_jid and jingle.self_unmute_kind(stanza, occupant_jid);
+	if not kind then return; end
+	local occupant, to_occupant = room:get_occupant_by_nick(occupant_jid), room:get_occupant_by_nick(stanza.attr.to);
+	if not occupant or not to_occupant or not is_governed(room, occupant) or is_governed(room, to_occupant) then
+		return;
+	end
+	local record = state:get(room.jid, nick_of(occupant));
+	local media = record and record.media;
+	if not (media and media.told and media.told[kind]) then return; end
+	media.told[kind] = nil;
+	tell_withheld(room.jid, record);
+end
+
 -- Every Jingle IQ of the MUC host, both directions, before mod_muc rewrites ids and JIDs.
 local function on_muc_iq(event)
 	local stanza = event.stanza;
@@ -955,7 +981,10 @@ local function on_muc_iq(event)
 	end
 	if type ~= "set" then return nil; end
 	local payload = jingle.jingle_of(stanza);
-	if not payload then return nil; end
+	if not payload then
+		on_self_unmute(stanza);
+		return nil;
+	end
 	local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
 	if not room then return nil; end
 	if podium.is_healthcheck_room(room.jid) then

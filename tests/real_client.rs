@@ -877,6 +877,30 @@ async fn real_client_audio_revoked_by_sql_is_withdrawn_and_muted_and_unmuting_ga
             })
         })
         .await;
+    // The microphone is still withheld, so the client, which shows it live again, is told again by
+    // the focus occupant and mutes it: the person does not believe they are heard.
+    browser
+        .wait_event_after(page_mark, "the client is told to mute again", |event| {
+            event["type"] == "iq"
+                && event["iqType"] == "set"
+                && event["from"] == format!("{room}@{MUC}/{FOCUS_NICK}")
+                && event["xml"]
+                    .as_str()
+                    .is_some_and(|xml| xml.contains(MUTE_AUDIO) && xml.contains(">true</mute>"))
+        })
+        .await;
+    browser
+        .wait_event_after(
+            page_mark,
+            "the client mutes its microphone again",
+            |event| {
+                event["type"] == "track-mute-changed"
+                    && event["media"] == "audio"
+                    && event["isLocal"] == true
+                    && event["muted"] == true
+            },
+        )
+        .await;
 
     // Nothing the unmute started can still be on its way once these have happened, in this order:
     // * the focus got the mute IQ: Prosody handles one session's stanzas in order, so the presence
@@ -943,10 +967,11 @@ async fn real_client_audio_revoked_by_sql_is_withdrawn_and_muted_and_unmuting_ga
         );
     }
 
-    // The client believes itself unmuted, and nothing failed.
+    // The client shows the microphone muted again (before, it believed itself unmuted), and nothing
+    // failed.
     let state = browser.step(json!({"step": "report"})).await;
     let microphone = local_track(&state, "audio");
-    assert_eq!(microphone["muted"], false, "{microphone}");
+    assert_eq!(microphone["muted"], true, "{microphone}");
     assert_eq!(microphone["readyState"], "live", "{microphone}");
     assert_client_healthy(&browser);
 }

@@ -145,12 +145,17 @@ async fn a_kind_withheld_at_join_or_source_add_is_muted_at_the_client_once_per_w
     .await;
 
     // bob unmutes his camera himself (lib-jitsi-meet's self-unmute IQ to the focus): jicofo (no A/V
-    // moderation) answers, the camera stays withheld and nobody is told anything more.
+    // moderation) answers, the camera stays withheld, and his client, which shows it live again, is
+    // told again: one mute IQ for that unmute, no more.
     let answer = bob.mute_self("video", false).await;
     assert!(is_result(&answer), "{answer:?}");
+    bob.wait_until("bob is told to mute his camera again", |view| {
+        focus_mutes(view, room, MUTE_VIDEO) == 2
+    })
+    .await;
     drained(&bob).await;
     let view = bob.view();
-    assert_eq!(focus_mutes(&view, room, MUTE_VIDEO), 1, "{:?}", view.mutes);
+    assert_eq!(focus_mutes(&view, room, MUTE_VIDEO), 2, "{:?}", view.mutes);
     assert_eq!(
         focus_mutes(&view, room, MUTE_DESKTOP),
         2,
@@ -159,6 +164,11 @@ async fn a_kind_withheld_at_join_or_source_add_is_muted_at_the_client_once_per_w
     );
     assert_eq!(focus_mutes(&view, room, MUTE_AUDIO), 0, "{:?}", view.mutes);
     assert!(alice.mutes().is_empty(), "{:?}", alice.mutes());
+    // An unmute of audio, which bob may send, is told nothing.
+    let answer = bob.mute_self("audio", false).await;
+    assert!(is_result(&answer), "{answer:?}");
+    drained(&bob).await;
+    assert_eq!(focus_mutes(&bob.view(), room, MUTE_AUDIO), 0);
 
     // What others learn is unchanged: the focus never saw bob's camera or screenshare.
     let seen: BTreeSet<u32> = jingle_from_since(&conference.focus, 0, room, "bob")
@@ -184,13 +194,13 @@ async fn a_kind_withheld_at_join_or_source_add_is_muted_at_the_client_once_per_w
         )
         .await;
     drained(&bob).await;
-    assert_eq!(focus_mutes(&bob.view(), room, MUTE_VIDEO), 1);
+    assert_eq!(focus_mutes(&bob.view(), room, MUTE_VIDEO), 2);
 
     // A revoke tells the client once more: one mute, not one for the revoke and one for the
     // withholding it makes.
     conference.edit("DELETE FROM rules WHERE id = 3").await;
-    bob.wait_until("bob is told to mute his camera again", |view| {
-        focus_mutes(view, room, MUTE_VIDEO) == 2
+    bob.wait_until("bob is told to mute his camera after the revoke", |view| {
+        focus_mutes(view, room, MUTE_VIDEO) == 3
     })
     .await;
     conference
@@ -198,7 +208,7 @@ async fn a_kind_withheld_at_join_or_source_add_is_muted_at_the_client_once_per_w
         .await;
     drained(&bob).await;
     let view = bob.view();
-    assert_eq!(focus_mutes(&view, room, MUTE_VIDEO), 2, "{:?}", view.mutes);
+    assert_eq!(focus_mutes(&view, room, MUTE_VIDEO), 3, "{:?}", view.mutes);
     assert_eq!(
         focus_mutes(&view, room, MUTE_DESKTOP),
         2,
