@@ -48,8 +48,9 @@
 --
 -- Enforcement (see README "What is enforced, and where"): participant -> jicofo Jingle is filtered so
 -- jicofo, the bridge and other clients never learn sources an occupant may not send; a grant replays
--- them to jicofo in the participant's name, a revoke removes them, tells the client (mute IQ) and
--- force-mutes the endpoint at the bridge.
+-- them to jicofo in the participant's name, a revoke removes them and force-mutes the endpoint at the
+-- bridge. The client is told whenever a kind it sends is withheld (the mute IQ jicofo would send) and,
+-- with podium_moderation_ui, shown it as Jitsi's A/V moderation (README "What the participant sees").
 --
 -- Protocol: docs/protocol.md (namespace urn:podium:0). Pure logic: podium.lib.lua (busted specs).
 
