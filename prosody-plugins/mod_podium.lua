@@ -1318,6 +1318,8 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 		-- its sources, so the module keeps its account of them and enforces the default on them until
 		-- podium decides again.
 		record.media = before.media;
+		-- The new session's client was told nothing yet.
+		record.media.told = nil;
 		state:set_sid(record, before.media.sid);
 		enforce(room.jid, nick, record, before.held);
 	elseif is_new then
