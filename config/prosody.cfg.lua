@@ -25,6 +25,9 @@ Component "conference.meet.example" "muc"
     -- Jitsi's A/V moderation component: a moderator's "Ask to unmute" becomes a podium grant
     -- (podium's rules.approval_minutes); unset: approvals are not watched
     -- podium_av_moderation_component = "avmoderation.meet.example"
+    -- the kinds a client is shown as Jitsi's A/V moderation ("raise your hand to unmute"), sent from the
+    -- component above; { "audio", "video" } for a jitsi-meet without desktop moderation; { } turns it off
+    -- podium_moderation_ui = { "audio", "video", "screen" }
     -- the client VirtualHosts where Jingle to a client must come through a governed MUC or from jicofo
     -- (default: every VirtualHost); list them if this Prosody also serves people who place Jingle calls
     -- podium_client_hosts = { "meet.example"; "auth.meet.example"; "guest.meet.example" }

@@ -34,6 +34,12 @@
 --   podium_av_moderation_component nil Jitsi's A/V moderation component (avmoderation.<domain>): a
 --                                   moderator's approval there ("Ask to unmute") is reported to podium,
 --                                   which turns it into a grant (rules.approval_minutes)
+--   podium_moderation_ui        { "audio", "video", "screen" } kinds an occupant's client is told about
+--                                   with Jitsi's A/V moderation messages, sent from
+--                                   podium_av_moderation_component (which stock clients discover): a
+--                                   refused kind shows as "moderation on, not approved" (the stock UI
+--                                   asks to raise a hand), a grant as "approved". { } turns this off;
+--                                   { "audio", "video" } for a jitsi-meet without desktop moderation
 --   podium_main_muc             nil only on Jitsi's breakout-room MUC: the main MUC (jitsi-meet's main_muc);
 --                                   each breakout room is reported with its main room, whose rules it
 --                                   follows unless a rule names it (podium's xmpp.breakout_muc)
@@ -42,8 +48,9 @@
 --
 -- Enforcement (see README "What is enforced, and where"): participant -> jicofo Jingle is filtered so
 -- jicofo, the bridge and other clients never learn sources an occupant may not send; a grant replays
--- them to jicofo in the participant's name, a revoke removes them, tells the client (mute IQ) and
--- force-mutes the endpoint at the bridge.
+-- them to jicofo in the participant's name, a revoke removes them and force-mutes the endpoint at the
+-- bridge. The client is told whenever a kind it sends is withheld (the mute IQ jicofo would send) and,
+-- with podium_moderation_ui, shown it as Jitsi's A/V moderation (README "What the participant sees").
 --
 -- Protocol: docs/protocol.md (namespace urn:podium:0). Pure logic: podium.lib.lua (busted specs).
 
@@ -82,6 +89,7 @@ local max_ssrc_groups = module:get_option_number("podium_max_ssrc_groups_per_use
 local max_p2p_sessions = module:get_option_number("podium_max_p2p_sessions", 16, 0);
 local main_muc_host = module:get_option_string("podium_main_muc");
 local av_moderation_host = module:get_option_string("podium_av_moderation_component");
+local moderation_ui_list = module:get_option_array("podium_moderation_ui", { "audio", "video", "screen" });
 
 if not podium_component then
 	module:log("error", "podium_component is not set: add podium_component = \"podium.<domain>\" under this Component");
@@ -92,6 +100,15 @@ local default_permissions, default_error = podium.parse_media_list(default_list)
 if not default_permissions then
 	module:log("error", "podium_default_permissions: %s; failing closed (nothing may be sent)", default_error);
 	default_permissions = podium.parse_media_list({});
+end
+
+local moderation_ui, moderation_ui_error = podium.parse_media_list(moderation_ui_list);
+if not moderation_ui then
+	module:log("error", "podium_moderation_ui: %s; clients are not sent A/V moderation messages", moderation_ui_error);
+	moderation_ui = podium.parse_media_list({});
+end
+if not av_moderation_host then
+	moderation_ui = podium.parse_media_list({});
 end
 
 local muc = module:depends("muc");
@@ -407,14 +424,58 @@ local function enforce_jingle(room_jid, nick, record)
 	return withdrawn;
 end
 
--- Tells the client as jicofo would, so a stock client mutes the track and shows it.
-local function tell_client(room_jid, record, revoked)
+-- The mute IQs the module sends a client carry this id prefix; lib-jitsi-meet never answers them, and
+-- an answer from any client is consumed here (stateless: nothing is kept per mute IQ).
+local mute_id_prefix = "podium-mute-";
+
+-- Tells the client as jicofo would, so a stock client mutes the track and shows it (lib-jitsi-meet
+-- ChatRoom onMute / onMuteVideo / onMuteDesktop, from the focus occupant only). The kinds told are
+-- remembered for this session (media.told), so a withholding is told once.
+local function tell_client(room_jid, record, kinds)
 	local media = record.media;
 	local focus_occupant = (media and media.focus_occupant) or (room_jid .. "/focus");
+	local told = media and (media.told or {});
+	if media then media.told = told; end
 	for _, kind in ipairs(podium.media_kinds) do
-		if revoked[kind] then
-			inject(jingle.mute_iq(kind, "", focus_occupant, record.real_jid), "mute", {});
+		if kinds[kind] then
+			module:send(jingle.mute_iq(kind, mute_id_prefix .. uuid(), focus_occupant, record.real_jid));
+			if told then told[kind] = true; end
 		end
+	end
+end
+
+-- The kinds of the sources the module withholds from jicofo (at most max_ssrcs of them).
+local function withheld_kinds(media)
+	local kinds = {};
+	for _, source in pairs(media.withheld) do kinds[source.kind] = true; end
+	return kinds;
+end
+
+-- Tells the client about every kind it sends that the module withholds and it was not told of yet:
+-- the sources of a session-accept or source-add the module kept from jicofo, or those a decision
+-- refused. Not before podium's first decision: the default often stands for only a moment, and a
+-- client never unmutes on the focus's word (lib-jitsi-meet acts on `true` only).
+local function tell_withheld(room_jid, record)
+	local media = record.media;
+	if not media or not media.withheld or record.origin ~= "podium" then return; end
+	media.told = media.told or {};
+	local news = podium.kinds_to_mute(record.held, withheld_kinds(media), media.told);
+	if next(news) then
+		tell_client(room_jid, record, news);
+		module:log("info", "told %s in %s to mute %s (withheld)", record.real_jid, room_jid, kinds_text(news));
+	end
+end
+
+-- Tells the client, as Jitsi's A/V moderation component would, which kinds it may not send (a stock
+-- Jitsi Meet then refuses to unmute them and offers to raise a hand) and which it may send again. Only
+-- the occupant's own client hears it; jicofo and the other clients do not, and nothing is granted by
+-- it: enforcement stays in the module.
+local function tell_moderation_ui(room_jid, record)
+	if not av_moderation_host or record.origin ~= "podium" or not record.real_jid then return; end
+	record.moderation_ui = record.moderation_ui or {};
+	for _, body in ipairs(podium.moderation_ui_bodies(record.held, moderation_ui, record.moderation_ui, room_jid)) do
+		module:send(st.message({ from = av_moderation_host; to = record.real_jid })
+			:tag("json-message", { xmlns = "http://jitsi.org/jitmeet" }):text(json.encode(body)):up());
 	end
 end
 
@@ -431,7 +492,11 @@ local function enforce(room_jid, nick, record, previous)
 		{ "jicofo", function () enforce_jingle(room_jid, nick, record); end };
 		-- Again: what jicofo now has can change the video mute (see podium_mute); sent only if so.
 		{ "bridge", function () update_bridge(room_jid, nick, record); end };
-		{ "client", function () tell_client(room_jid, record, revoked); end };
+		{ "client", function ()
+			tell_client(room_jid, record, revoked);
+			tell_withheld(room_jid, record);
+		end };
+		{ "client ui", function () tell_moderation_ui(room_jid, record); end };
 		{ "p2p", function ()
 			if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
 				end_p2p_sessions(room_jid);
@@ -461,6 +526,7 @@ local function enforce_reclassified(room_jid, nick, record)
 			tell_client(room_jid, record, { screen = true });
 			module:log("info", "%s/%s switched a track to the screen in presence only; withdrawn", room_jid, nick);
 		end
+		tell_withheld(room_jid, record);
 	end);
 	if not ok then
 		module:log("error", "enforcing a changed source kind for %s/%s: %s", room_jid, nick, tostring(err));
@@ -470,7 +536,7 @@ end
 -- A session starts from nothing (jingle.reset_session), and so does what jicofo kept of the last one.
 local function reset_session(media, focus)
 	jingle.reset_session(media, focus);
-	media.kept, media.ending, media.bridge_session = nil, nil, nil;
+	media.kept, media.ending, media.bridge_session, media.told = nil, nil, nil, nil;
 end
 
 --- When jicofo or the bridge will not carry a revoke out ----------------------------------------------
@@ -608,6 +674,7 @@ end
 local function consume_injected_answer(stanza)
 	local type = stanza.attr.type;
 	if type ~= "result" and type ~= "error" then return nil; end
+	if stanza.attr.id and stanza.attr.id:sub(1, #mute_id_prefix) == mute_id_prefix then return true; end
 	local entry = stanza.attr.id and injected[stanza.attr.id];
 	if not entry then return nil; end
 	injected[stanza.attr.id] = nil;
@@ -806,6 +873,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 		if summary.withheld > 0 then
 			module:log("info", "withheld %d source(s) (%s) of %s in %s", summary.withheld,
 				kinds_text(summary.kinds), occupant.nick, action);
+			tell_withheld(room.jid, record);
 			if (action == "source-add" or action == "addsource") and not jingle.has_sources(payload) then
 				event.origin.send(st.reply(event.stanza));
 				update_bridge(room.jid, nick, record);
@@ -822,6 +890,8 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			if not remaining then
 				return answer_error(event, "modify", "bad-request", removed);
 			end
+			-- A kind none of whose sources is withheld any more is a new withholding when it comes back.
+			tell_withheld(room.jid, record);
 			if remaining == 0 then
 				-- Only sources jicofo never saw: jicofo would answer bad-request; the client gets its result.
 				event.origin.send(st.reply(event.stanza));
@@ -906,6 +976,27 @@ local function between_participants(event, room, from_occupant, to_occupant, pay
 	return nil;
 end
 
+-- A participant's self-unmute to jicofo (passed on as ever): its client no longer shows that kind
+-- muted, so a kind still withheld is told again (one mute IQ per unmute, only for a kind it sends that
+-- the module withholds). Stock clients send it only when the person unmutes after the focus's mute.
+local function on_self_unmute(stanza)
+	local payload = stanza.tags[1];
+	if not payload or payload.name ~= "mute" then return; end
+	local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
+	local occupant_jid = room and stanza.attr.from and room:get_occupant_jid(stanza.attr.from);
+	local kind = occupant_jid and jingle.self_unmute_kind(stanza, occupant_jid);
+	if not kind then return; end
+	local occupant, to_occupant = room:get_occupant_by_nick(occupant_jid), room:get_occupant_by_nick(stanza.attr.to);
+	if not occupant or not to_occupant or not is_governed(room, occupant) or is_governed(room, to_occupant) then
+		return;
+	end
+	local record = state:get(room.jid, nick_of(occupant));
+	local media = record and record.media;
+	if not (media and media.told and media.told[kind]) then return; end
+	media.told[kind] = nil;
+	tell_withheld(room.jid, record);
+end
+
 -- Every Jingle IQ of the MUC host, both directions, before mod_muc rewrites ids and JIDs.
 local function on_muc_iq(event)
 	local stanza = event.stanza;
@@ -918,7 +1009,10 @@ local function on_muc_iq(event)
 	end
 	if type ~= "set" then return nil; end
 	local payload = jingle.jingle_of(stanza);
-	if not payload then return nil; end
+	if not payload then
+		on_self_unmute(stanza);
+		return nil;
+	end
 	local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
 	if not room then return nil; end
 	if podium.is_healthcheck_room(room.jid) then
@@ -1251,6 +1345,8 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 		-- its sources, so the module keeps its account of them and enforces the default on them until
 		-- podium decides again.
 		record.media = before.media;
+		-- The new session's client was told nothing yet.
+		record.media.told = nil;
 		state:set_sid(record, before.media.sid);
 		enforce(room.jid, nick, record, before.held);
 	elseif is_new then

@@ -381,6 +381,55 @@ local function read_av_moderation(command)
 	return nil;
 end
 
+-- What the participant is told, so that what its client shows matches what the module withholds.
+--
+-- Mute IQs (what jicofo sends, and a stock client obeys: it mutes the track and shows it muted): the
+-- kinds to tell now, given what the occupant may send (`held`), the kinds it has sources of that the
+-- module withholds (`withheld`) and the kinds it was told of already (`told`, updated in place). A kind
+-- is told once per withholding: again only after it was allowed, or after no source of it was withheld
+-- any more (a screenshare stopped, then started again), never for a kind the client does not send.
+local function kinds_to_mute(held, withheld, told)
+	local news = {};
+	for _, kind in ipairs(media_kinds) do
+		if held[kind] or not withheld[kind] then
+			told[kind] = nil;
+		elseif not told[kind] then
+			told[kind], news[kind] = true, true;
+		end
+	end
+	return news;
+end
+
+-- Jitsi's A/V moderation messages (jitsi-meet mod_av_moderation_component; lib-jitsi-meet
+-- AVModeration._onMessage), which drive a stock client's "you may not unmute; raise your hand" UI,
+-- for one occupant: given what it may send (`held`), the kinds shown (`kinds`, a set) and what its
+-- client was told so far (`shown`: kind -> "refused" | "approved", updated in place), the json-message
+-- bodies to send now, in order. A refused kind is `enabled` (moderation on: not approved) the first
+-- time, `removed` after an approval; an allowed kind that was refused is `approved`. A kind never
+-- refused is never mentioned, so a stock client without A/V moderation in the room behaves as before.
+local av_media_type = { audio = "audio"; video = "video"; screen = "desktop" };
+
+local function moderation_ui_bodies(held, kinds, shown, room_jid)
+	local bodies = {};
+	for _, kind in ipairs(media_kinds) do
+		local body;
+		if not kinds[kind] then
+			body = nil;
+		elseif not held[kind] and shown[kind] ~= "refused" then
+			body = shown[kind] == "approved" and { removed = true } or { enabled = true };
+			shown[kind] = "refused";
+		elseif held[kind] and shown[kind] == "refused" then
+			body = { approved = true };
+			shown[kind] = "approved";
+		end
+		if body then
+			body.type, body.room, body.mediaType = "av_moderation", room_jid, av_media_type[kind];
+			bodies[#bodies + 1] = body;
+		end
+	end
+	return bodies;
+end
+
 -- The room JID this MUC (`muc_host`) holds for a conference jicofo names `name`. On a multi-tenant
 -- Jitsi (mod_muc_domain_mapper) jicofo knows a tenant's room by its virtual JID,
 -- room@conference.<tenant>.<domain>, which the MUC holds as [tenant]room@conference.<domain> (the rewrite
@@ -416,4 +465,6 @@ return {
 	main_room_among = main_room_among;
 	read_av_moderation = read_av_moderation;
 	internal_room_jid = internal_room_jid;
+	kinds_to_mute = kinds_to_mute;
+	moderation_ui_bodies = moderation_ui_bodies;
 };

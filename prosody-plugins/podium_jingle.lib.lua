@@ -863,6 +863,21 @@ local function mute_iq(kind, id, focus_occupant, to)
 		:tag("mute", { xmlns = xmlns_mute[kind]; actor = focus_occupant }):text("true"):up();
 end
 
+-- The kind a participant's self-unmute is about, or nil: lib-jitsi-meet, muted by the focus, tells
+-- the focus occupant when the person unmutes again (JitsiConference _fireMuteChangeEvent,
+-- ChatRoom.muteParticipant: <iq type='set'><mute xmlns='http://jitsi.org/jitmeet/audio|video|desktop'
+-- jid='<its own occupant JID>'>false</mute></iq>). `occupant_jid` is the sender's occupant JID.
+local mute_kinds = {};
+for kind, namespace in pairs(xmlns_mute) do mute_kinds[namespace] = kind; end
+
+local function self_unmute_kind(stanza, occupant_jid)
+	local mute = stanza.tags[1];
+	if #stanza.tags ~= 1 or mute.name ~= "mute" then return nil; end
+	local kind = mute_kinds[mute.attr.xmlns];
+	if not kind or mute.attr.jid ~= occupant_jid or mute:get_text() ~= "false" then return nil; end
+	return kind;
+end
+
 return {
 	xmlns_jingle = xmlns_jingle;
 	xmlns_colibri2 = xmlns_colibri2;
@@ -895,5 +910,6 @@ return {
 	set_force_mute = set_force_mute;
 	force_mute_tag = force_mute_tag;
 	mute_iq = mute_iq;
+	self_unmute_kind = self_unmute_kind;
 	count = count;
 };

@@ -12,7 +12,7 @@ use common::bridge::BRIDGE_NICK;
 use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
 use common::conference::{Conference, jingle_from_since, kept, learns, lecture, relayed, ssrcs};
 use common::focus::{FocusOptions, FocusPeer, JingleReceived};
-use common::jingle::{COLIBRI2, MUTE_AUDIO, Media, Source, SourceSet, Style};
+use common::jingle::{COLIBRI2, MUTE_AUDIO, MUTE_VIDEO, Media, Source, SourceSet, Style};
 use common::participant::{Participant, ParticipantOptions, Shape, Track};
 use common::peer::{error_condition, is_result};
 use common::podium::write_config;
@@ -966,6 +966,23 @@ async fn the_same_person_on_another_session_keeps_enforcement() {
         kept_bob.1,
         conference.focus.sid("bob"),
         "the module still knows bob's session with jicofo"
+    );
+    // The second device was told nothing yet: it hears that the camera jicofo never got is muted.
+    let (_phone, mut inbox) = second.split();
+    let told = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(stanza) = inbox.recv().await {
+            let mute = stanza.get_child("mute", MUTE_VIDEO);
+            if stanza.name() == "iq" && mute.is_some_and(|mute| mute.text() == "true") {
+                return stanza;
+            }
+        }
+        panic!("the phone's stream ended");
+    })
+    .await
+    .expect("the second device is told to mute its camera");
+    assert_eq!(
+        told.attr("from"),
+        Some(format!("{room}@{MUC}/focus").as_str())
     );
 
     // A revoke still reaches jicofo and the bridge.

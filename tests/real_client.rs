@@ -21,7 +21,7 @@ use common::bridge::BridgePeer;
 use common::browser::{Browser, PageParams};
 use common::c2s::{C2s, PODIUM, attr, el};
 use common::focus::{FOCUS_NICK, FocusPeer, JingleReceived, SessionState};
-use common::jingle::{COLIBRI2, JINGLE, MUTE_AUDIO, Media, SourceSet};
+use common::jingle::{COLIBRI2, JINGLE, MUTE_AUDIO, MUTE_VIDEO, Media, SourceSet};
 use common::peer::is_result;
 use common::podium::{Podium, write_config};
 use common::prosody::{COMPONENT, CONFERENCE_OPTIONS, MUC, Prosody};
@@ -378,14 +378,54 @@ async fn join_audio_only(room: &'static str) -> Joined {
         .bridge_holds(room, nick, &audio.ssrcs, &BTreeSet::new())
         .await;
 
-    // The client is not broken: its camera track is alive and unmuted, its session-accept was
-    // answered `result`, and nothing failed.
+    // The client is told, as jicofo would tell it (a mute IQ from the focus occupant), that its
+    // camera is muted, and shows it muted: the person does not believe others see them. (Before,
+    // the camera stayed live and unmuted in the page.)
+    browser
+        .wait_event("the client is told to mute its camera", |event| {
+            event["type"] == "iq"
+                && event["iqType"] == "set"
+                && event["from"] == format!("{room}@{MUC}/{FOCUS_NICK}")
+                && event["xml"]
+                    .as_str()
+                    .is_some_and(|xml| xml.contains(MUTE_VIDEO) && xml.contains(">true</mute>"))
+        })
+        .await;
+    browser
+        .wait_event("the client mutes its camera", |event| {
+            event["type"] == "track-mute-changed"
+                && event["media"] == "video"
+                && event["isLocal"] == true
+                && event["muted"] == true
+        })
+        .await;
+    // It discovered the A/V moderation component and heard that video is moderated for it.
+    browser
+        .wait_event("the client hears video is moderated", |event| {
+            event["type"] == "av-moderation-changed"
+                && event["enabled"] == true
+                && event["mediaType"] == "video"
+        })
+        .await;
+
+    // The client is not broken: its camera track is muted, not disposed (the 2021 library stops a
+    // muted camera's stream and renegotiates; the module answers the source-remove that follows,
+    // since the focus never had those sources), its session-accept was answered `result`, and
+    // nothing failed.
     let state = browser.step(json!({"step": "report"})).await;
+    assert_eq!(state["avModerationSupported"], true, "{state}");
     let camera_track = local_track(&state, "video");
     assert_eq!(camera_track["videoType"], "camera", "{camera_track}");
-    assert_eq!(camera_track["readyState"], "live", "{camera_track}");
+    assert_eq!(camera_track["disposed"], false, "{camera_track}");
     assert_eq!(camera_track["ended"], false, "{camera_track}");
-    assert_eq!(camera_track["muted"], false, "{camera_track}");
+    assert_eq!(camera_track["muted"], true, "{camera_track}");
+    for (received, sources) in &conference.jingle_from(0, room, nick) {
+        assert!(
+            sources.of_media(Media::Video).is_empty(),
+            "no camera SSRC ever reaches the focus: {}",
+            String::from(&received.iq)
+        );
+    }
     let answered = browser.view().of_type("iq").into_iter().any(|event| {
         event["request"] == "jingle urn:xmpp:jingle:1 session-accept" && event["iqType"] == "result"
     });
@@ -538,6 +578,44 @@ async fn real_client_camera_reaches_the_focus_when_video_is_granted() {
         requests_after_grant.is_empty(),
         "the grant is invisible to the client: {requests_after_grant:#?}"
     );
+    assert_client_healthy(&browser);
+
+    // The client hears it may show its camera again (A/V moderation "approved", which jitsi-meet
+    // shows as "you may unmute"); the person turns the camera on, and it is live at the focus.
+    browser
+        .wait_event("the client hears video is approved", |event| {
+            event["type"] == "av-moderation-approved" && event["mediaType"] == "video"
+        })
+        .await;
+    let page_mark = browser.mark();
+    browser
+        .step(json!({"step": "unmute", "kind": "video"}))
+        .await;
+    browser
+        .wait_event_after(page_mark, "the client's camera is unmuted", |event| {
+            event["type"] == "track-mute-changed"
+                && event["media"] == "video"
+                && event["isLocal"] == true
+                && event["muted"] == false
+        })
+        .await;
+    let state = browser.step(json!({"step": "report"})).await;
+    let camera_track = local_track(&state, "video");
+    assert_eq!(camera_track["muted"], false, "{camera_track}");
+    assert_eq!(camera_track["readyState"], "live", "{camera_track}");
+    conference.focus_holds(room, &nick, &everything).await;
+    // The 2021 client kept the camera's sources in its session while muted: unmuting sends only its
+    // self-unmute to the focus occupant, no Jingle.
+    let view = browser.view();
+    let requests: Vec<&str> = view
+        .events
+        .iter()
+        .skip(page_mark)
+        .filter(|event| event["type"] == "iq-sent")
+        .filter_map(|event| event["request"].as_str())
+        .filter(|request| !request.starts_with("ping "))
+        .collect();
+    assert_eq!(requests, [format!("mute {MUTE_VIDEO}")], "{requests:?}");
     assert_client_healthy(&browser);
 }
 
@@ -800,6 +878,30 @@ async fn real_client_audio_revoked_by_sql_is_withdrawn_and_muted_and_unmuting_ga
             })
         })
         .await;
+    // The microphone is still withheld, so the client, which shows it live again, is told again by
+    // the focus occupant and mutes it: the person does not believe they are heard.
+    browser
+        .wait_event_after(page_mark, "the client is told to mute again", |event| {
+            event["type"] == "iq"
+                && event["iqType"] == "set"
+                && event["from"] == format!("{room}@{MUC}/{FOCUS_NICK}")
+                && event["xml"]
+                    .as_str()
+                    .is_some_and(|xml| xml.contains(MUTE_AUDIO) && xml.contains(">true</mute>"))
+        })
+        .await;
+    browser
+        .wait_event_after(
+            page_mark,
+            "the client mutes its microphone again",
+            |event| {
+                event["type"] == "track-mute-changed"
+                    && event["media"] == "audio"
+                    && event["isLocal"] == true
+                    && event["muted"] == true
+            },
+        )
+        .await;
 
     // Nothing the unmute started can still be on its way once these have happened, in this order:
     // * the focus got the mute IQ: Prosody handles one session's stanzas in order, so the presence
@@ -866,10 +968,11 @@ async fn real_client_audio_revoked_by_sql_is_withdrawn_and_muted_and_unmuting_ga
         );
     }
 
-    // The client believes itself unmuted, and nothing failed.
+    // The client shows the microphone muted again (before, it believed itself unmuted), and nothing
+    // failed.
     let state = browser.step(json!({"step": "report"})).await;
     let microphone = local_track(&state, "audio");
-    assert_eq!(microphone["muted"], false, "{microphone}");
+    assert_eq!(microphone["muted"], true, "{microphone}");
     assert_eq!(microphone["readyState"], "live", "{microphone}");
     assert_client_healthy(&browser);
 }

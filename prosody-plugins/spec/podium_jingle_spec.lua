@@ -623,3 +623,22 @@ describe("work per stanza", function ()
 		assert.is_true(last < 4 * first + 0.005, ("first five %.4fs, last five %.4fs"):format(first, last));
 	end);
 end);
+
+describe("self_unmute_kind", function ()
+	local me = "r@c/bob";
+	local function unmute(namespace, text, jid)
+		return st.iq({ type = "set"; to = "r@c/focus"; id = "1" })
+			:tag("mute", { xmlns = namespace; jid = jid or me }):text(text):up();
+	end
+	it("reads lib-jitsi-meet's self-unmute, desktop as screen", function ()
+		assert.equal("audio", jingle.self_unmute_kind(unmute("http://jitsi.org/jitmeet/audio", "false"), me));
+		assert.equal("video", jingle.self_unmute_kind(unmute("http://jitsi.org/jitmeet/video", "false"), me));
+		assert.equal("screen", jingle.self_unmute_kind(unmute("http://jitsi.org/jitmeet/desktop", "false"), me));
+	end);
+	it("ignores a mute, someone else's unmute and other namespaces", function ()
+		assert.is_nil(jingle.self_unmute_kind(unmute("http://jitsi.org/jitmeet/audio", "true"), me));
+		assert.is_nil(jingle.self_unmute_kind(unmute("http://jitsi.org/jitmeet/audio", "false", "r@c/alice"), me));
+		assert.is_nil(jingle.self_unmute_kind(unmute("urn:example", "false"), me));
+		assert.is_nil(jingle.self_unmute_kind(st.iq({ type = "set"; id = "2" }), me));
+	end);
+end);

@@ -378,3 +378,57 @@ describe("declared_kinds", function ()
 		assert.same({}, podium.declared_kinds("[1,2]", json.decode));
 	end);
 end);
+
+describe("kinds_to_mute", function ()
+	local only_audio = { audio = true; video = false; screen = false };
+	it("tells each withheld kind once per withholding", function ()
+		local told = {};
+		assert.same({ video = true }, podium.kinds_to_mute(only_audio, { audio = true; video = true }, told));
+		-- Another stanza withholding more of the same kind tells nothing.
+		assert.same({}, podium.kinds_to_mute(only_audio, { video = true }, told));
+		assert.same({ screen = true }, podium.kinds_to_mute(only_audio, { video = true; screen = true }, told));
+	end);
+	it("never tells a kind the client does not send or may send", function ()
+		assert.same({}, podium.kinds_to_mute(only_audio, {}, {}));
+		assert.same({}, podium.kinds_to_mute(all, { audio = true; video = true; screen = true }, {}));
+	end);
+	it("tells again after the kind was allowed, or no longer withheld", function ()
+		local told = {};
+		podium.kinds_to_mute(only_audio, { video = true; screen = true }, told);
+		-- The screenshare stopped (nothing of it withheld), then started again.
+		assert.same({}, podium.kinds_to_mute(only_audio, { video = true }, told));
+		assert.same({ screen = true }, podium.kinds_to_mute(only_audio, { video = true; screen = true }, told));
+		-- The camera was granted, then refused again.
+		assert.same({}, podium.kinds_to_mute({ audio = true; video = true; screen = false }, { screen = true }, told));
+		assert.same({ video = true }, podium.kinds_to_mute(only_audio, { video = true; screen = true }, told));
+	end);
+end);
+
+describe("moderation_ui_bodies", function ()
+	local function media_types(bodies)
+		local list = {};
+		for _, body in ipairs(bodies) do
+			assert.equal("av_moderation", body.type);
+			assert.equal("r@c", body.room);
+			list[#list + 1] = body.mediaType .. ":" .. (body.enabled and "enabled" or body.approved and "approved"
+				or body.removed and "removed" or "?");
+		end
+		return list;
+	end
+	it("says moderation is on for refused kinds, approved on a grant, removed on a revoke", function ()
+		local shown = {};
+		assert.same({ "video:enabled", "desktop:enabled" },
+			media_types(podium.moderation_ui_bodies({ audio = true; video = false; screen = false }, all, shown, "r@c")));
+		assert.same({}, media_types(podium.moderation_ui_bodies({ audio = true; video = false; screen = false }, all,
+			shown, "r@c")));
+		assert.same({ "video:approved" },
+			media_types(podium.moderation_ui_bodies({ audio = true; video = true; screen = false }, all, shown, "r@c")));
+		assert.same({ "audio:enabled", "video:removed" },
+			media_types(podium.moderation_ui_bodies(none, all, shown, "r@c")));
+	end);
+	it("never mentions a kind always allowed, or one not shown", function ()
+		assert.same({}, media_types(podium.moderation_ui_bodies(all, all, {}, "r@c")));
+		assert.same({ "audio:enabled" }, media_types(podium.moderation_ui_bodies(none,
+			{ audio = true; video = false; screen = false }, {}, "r@c")));
+	end);
+end);

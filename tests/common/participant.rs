@@ -36,8 +36,8 @@ use tokio::sync::mpsc;
 use super::c2s::{C2s, C2sHandle, CLIENT, attr, el};
 use super::focus::{FOCUS_JID, FOCUS_NICK};
 use super::jingle::{
-    FOCUS, Group, JINGLE, JSON_SOURCES_FEATURE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO, Media,
-    OPENTELEMETRY, Source, SourceSet, SourcesByOwner, Style, bundle_group, ice_transport,
+    FOCUS, Group, JINGLE, JITMEET, JSON_SOURCES_FEATURE, MUTE_AUDIO, MUTE_DESKTOP, MUTE_VIDEO,
+    Media, OPENTELEMETRY, Source, SourceSet, SourcesByOwner, Style, bundle_group, ice_transport,
     rtp_description, sources_by_owner,
 };
 use super::peer::{
@@ -155,6 +155,9 @@ pub struct ParticipantView {
     pub occupants: BTreeSet<String>,
     pub received: Vec<ReceivedIq>,
     pub mutes: Vec<MuteReceived>,
+    /// `<json-message xmlns='http://jitsi.org/jitmeet'>` messages (from, text), as components such as
+    /// Jitsi's A/V moderation send them; lib-jitsi-meet reads those from a component it discovered.
+    pub json_messages: Vec<(String, String)>,
     /// `result`/`error` IQs that matched no waiter.
     pub strays: Vec<Element>,
 }
@@ -561,8 +564,17 @@ impl Core {
                 "presence" => self.on_presence(&stanza),
                 "iq" if is_request(&stanza) => self.on_request(&stanza),
                 "iq" => self.recorder.update(|view| view.strays.push(stanza)),
+                "message" => self.on_message(&stanza),
                 _ => {}
             }
+        }
+    }
+
+    fn on_message(&self, message: &Element) {
+        if let Some(json) = message.get_child("json-message", JITMEET) {
+            let from = message.attr("from").unwrap_or("").to_owned();
+            self.recorder
+                .update(|view| view.json_messages.push((from, json.text())));
         }
     }
 

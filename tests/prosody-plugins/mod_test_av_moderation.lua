@@ -18,6 +18,16 @@ local json = require "util.json";
 
 local muc_host = module:get_option_string("muc_component");
 
+-- lib-jitsi-meet and jicofo find the component by a disco#info identity of the XMPP domain
+-- (category component, type av_moderation, name = its address: lib-jitsi-meet xmpp
+-- _processDiscoInfoIdentities); jitsi-meet's component asks mod_features_identity for it, as here
+-- (mod_test_features_identity). The domain is the MUC's without its first label. From a timer, so
+-- that at start-up the domain's modules are loaded whatever order Prosody activates hosts in.
+local main_domain = muc_host:match("^[^.]+%.(.+)$");
+module:add_timer(0, function ()
+	module:context(main_domain):fire_event("jitsi-add-identity", { name = "av_moderation"; host = module.host });
+end);
+
 -- The occupant JID as the MUC knows it: a tenant's virtual room@conference.<tenant>.<domain>/nick is
 -- [tenant]room@conference.<domain>/nick here (jitsi-meet's component rewrites it the same way).
 local function internal(occupant_jid)

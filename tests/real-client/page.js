@@ -144,6 +144,8 @@ const steps = {
         tracks: conference.getLocalTracks().map(describe),
         remoteTracks: conference.getParticipants().flatMap(participant => participant.getTracks()).map(describe),
         localSdp: localSdp(),
+        // Whether the library found an A/V moderation component (a disco#info identity of the domain).
+        avModerationSupported: conference.isAVModerationSupported(),
     }),
     mute: async step => {
         await localTrack(step.kind).mute();
@@ -238,6 +240,11 @@ function watchConference() {
     on('TRACK_REMOVED', track => report('track-removed', describe(track)));
     on('TRACK_MUTE_CHANGED', track => report('track-mute-changed', describe(track)));
     on('TRACK_UNMUTE_REJECTED', track => report('track-unmute-rejected', describe(track)));
+    // A/V moderation as the library reports it to the app (jitsi-meet's av-moderation feature turns
+    // these into "you may not unmute; raise your hand" and "you may unmute now").
+    on('AV_MODERATION_CHANGED', ({ enabled, mediaType }) => report('av-moderation-changed', { enabled, mediaType }));
+    on('AV_MODERATION_APPROVED', ({ mediaType }) => report('av-moderation-approved', { mediaType }));
+    on('AV_MODERATION_REJECTED', ({ mediaType }) => report('av-moderation-rejected', { mediaType }));
 }
 
 // The IQ requests the client sent: id -> what they asked (see describePayload).
@@ -294,6 +301,11 @@ function watchIqs(connection) {
         report('iq', fields);
         return true; // keep the handler
     }, null, 'iq', null, null, null);
+    // Messages too (components' json-messages, such as A/V moderation's), as XML.
+    connection.xmpp.connection.addHandler(message => {
+        report('message', { from: message.getAttribute('from'), xml: new XMLSerializer().serializeToString(message) });
+        return true;
+    }, null, 'message', null, null, null);
 }
 
 async function start() {
