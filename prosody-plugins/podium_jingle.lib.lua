@@ -307,8 +307,29 @@ end
 
 -- Returns nil when the participant's <jingle> has a shape lib-jitsi-meet sends, else the reason to
 -- refuse it.
+-- The trace context jicofo reads from every participant Jingle before it handles the request
+-- (JingleSession's incoming queue, remoteSpanFromIq): Smack's TraceParentProvider fails the whole stanza
+-- when an attribute is missing, and OpenTelemetry's TraceFlags.fromHex throws on anything but two
+-- lowercase hex digits, so jicofo drops the request unanswered. lib-jitsi-meet echoes jicofo's own
+-- values: the three attributes, lowercase hex of W3C Trace Context's lengths, no text.
+local traceparent_lengths = { { "trace_id", 32 }, { "parent_id", 16 }, { "trace_flags", 2 } };
+
+local function check_traceparent(jingle)
+	local trace = jingle:get_child("traceparent", "jitsi:opentelemetry");
+	if not trace then return nil; end
+	for _, expected in ipairs(traceparent_lengths) do
+		local name, length = expected[1], expected[2];
+		local value = trace.attr[name];
+		if not value or #value ~= length or value:find("[^0-9a-f]") then
+			return ("<traceparent> %s %q is not %d lowercase hex digits"):format(name, tostring(value), length);
+		end
+	end
+	if #trace > 0 then return "text in <traceparent>"; end
+end
+
 local function check_shape(jingle)
-	return check_tag(jingle, jingle.attr.xmlns or xmlns_jingle, shapes.jingle) or check_values(jingle);
+	return check_tag(jingle, jingle.attr.xmlns or xmlns_jingle, shapes.jingle) or check_values(jingle)
+		or check_traceparent(jingle);
 end
 
 -- The IQ around a participant's <jingle>: lib-jitsi-meet sends exactly one child. Smack reads an IQ's

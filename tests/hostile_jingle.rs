@@ -385,3 +385,125 @@ async fn p2p_bookkeeping_stays_bounded_and_a_revoke_sends_few_session_terminates
     assert_eq!(terminates(&bob), 2);
     assert_eq!(conference.p2p_sessions(room).await, 0);
 }
+
+/// Review of the traceparent allowance (issue 12): jicofo reads the `<traceparent>` of every
+/// participant Jingle before handling it (jicofo JingleSession's incoming queue, remoteSpanFromIq).
+/// With an attribute missing, Smack's TraceParentProvider (jitsi-xmpp-extensions, registered by
+/// jicofo's IqProviderUtils.registerProviders) fails the whole stanza, which Smack's default parsing
+/// callback answers by dropping jicofo's XMPP connection; with trace_flags not two lowercase hex digits
+/// OpenTelemetry's TraceFlags.fromHex throws and the request is dropped unanswered. The module let any
+/// attribute values through; now only lib-jitsi-meet's shape (jicofo's values echoed) reaches jicofo.
+#[tokio::test]
+async fn a_trace_context_jicofo_cannot_read_never_reaches_it() {
+    let room = "hostile-traceparent";
+    let mut conference = Conference::start(
+        USERS,
+        "INSERT INTO rules (id, room, who, who_value, media, effect, priority, note) VALUES
+        (1, '*', 'everyone', NULL, 'video', 'allow', 0, 'cameras only')",
+    )
+    .await;
+    let bob = conference.join(room, "bob", &[("bob", "video")]).await;
+    let bob_camera = bob.track(Track::Camera).ssrcs();
+    conference.focus_has_exactly("bob", &bob_camera).await;
+    let bob_sid = conference.focus.sid("bob").expect("bob's session");
+
+    // A second camera, which bob may send: the module forwards it when the request is well formed.
+    let camera = |ssrc: &str| {
+        el("content", JINGLE)
+            .attr(attr("name"), "video")
+            .append(
+                el("description", RTP).attr(attr("media"), "video").append(
+                    el("source", SSMA)
+                        .attr(attr("ssrc"), ssrc)
+                        .attr(attr("name"), "bob-v1")
+                        .attr(attr("videoType"), "camera")
+                        .append(
+                            el("parameter", SSMA)
+                                .attr(attr("name"), "msid")
+                                .attr(attr("value"), "bob-video-1 bob-video-1-track"),
+                        ),
+                ),
+            )
+            .build()
+    };
+    let trace = |attributes: &[(&'static str, &str)], text: &str| {
+        let mut builder = el("traceparent", "jitsi:opentelemetry");
+        for (name, value) in attributes {
+            builder = builder.attr(attr(name), *value);
+        }
+        if !text.is_empty() {
+            builder = builder.append(text);
+        }
+        builder.build()
+    };
+    let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let unreadable = [
+        trace(&[], ""),
+        trace(&[("trace_id", id), ("parent_id", parent)], ""),
+        trace(
+            &[
+                ("trace_id", id),
+                ("parent_id", parent),
+                ("trace_flags", "zz"),
+            ],
+            "",
+        ),
+        trace(
+            &[
+                ("trace_id", id),
+                ("parent_id", parent),
+                ("trace_flags", "0"),
+            ],
+            "",
+        ),
+        trace(
+            &[
+                ("trace_id", id),
+                ("parent_id", parent),
+                ("trace_flags", "01"),
+            ],
+            "x",
+        ),
+    ];
+    for (index, traceparent) in unreadable.into_iter().enumerate() {
+        let ssrc = (5151 + index).to_string();
+        let answer = bob
+            .send_jingle(
+                "source-add",
+                &bob_sid,
+                vec![traceparent.clone(), camera(&ssrc)],
+            )
+            .await;
+        assert_eq!(
+            error_condition(&answer).as_deref(),
+            Some("bad-request"),
+            "{traceparent:?}: {answer:?}"
+        );
+    }
+    let reached = ssrcs_reaching_focus(&conference.focus, room, "bob");
+    for index in 0..5 {
+        let ssrc = (5151 + index).to_string();
+        assert!(
+            !reached.contains(&ssrc),
+            "{ssrc} reached the focus: {reached:?}"
+        );
+    }
+
+    // The shape lib-jitsi-meet sends still passes: the same request with a readable trace context.
+    let readable = trace(
+        &[
+            ("trace_id", id),
+            ("parent_id", parent),
+            ("trace_flags", "01"),
+        ],
+        "",
+    );
+    let answer = bob
+        .send_jingle("source-add", &bob_sid, vec![readable, camera("5160")])
+        .await;
+    assert!(is_result(&answer), "{answer:?}");
+    let mut expected = bob_camera.clone();
+    expected.push(5160);
+    conference.focus_has_exactly("bob", &expected).await;
+}

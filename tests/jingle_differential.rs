@@ -1001,6 +1001,22 @@ fn fixed_cases() -> Vec<(&'static str, String)> {
             "whitespace between the contents of <jingle>",
             iq(&format!(" {} ", audio(&source("5")))),
         ),
+        (
+            "<traceparent> without its attributes (TraceParentProvider fails the stanza)",
+            iq(&format!(
+                "<traceparent xmlns='jitsi:opentelemetry'/>{}",
+                audio(&source("5"))
+            )),
+        ),
+        (
+            "<traceparent> without trace_flags",
+            iq(&format!(
+                "<traceparent xmlns='jitsi:opentelemetry' trace_id='{}' parent_id='{}'/>{}",
+                "0".repeat(32),
+                "0".repeat(16),
+                audio(&source("5"))
+            )),
+        ),
     ]
 }
 

@@ -293,3 +293,57 @@ async fn no_av_moderation_messages_when_the_option_is_empty() {
         bob.view().json_messages
     );
 }
+
+/// A modified client storming the focus with self-unmutes (review of the "told again on unmute"
+/// path, issue 11's framing): each unmute of a withheld kind brings one mute IQ back, to the sender
+/// only; an unmute of a kind it does not send brings none; the A/V moderation messages are not sent
+/// again; the other participant hears nothing. No amplification, nothing kept per unmute.
+#[tokio::test]
+async fn a_self_unmute_storm_brings_one_mute_per_unmute_to_the_sender_only() {
+    const STORM: usize = 40;
+    let room = "told-storm";
+    let (_conference, alice, bob) = alice_and_bob(room).await;
+    bob.wait_until("bob is told about his camera", |view| {
+        focus_mutes(view, room, MUTE_VIDEO) == 1 && view.json_messages.len() == 2
+    })
+    .await;
+    for _ in 0..STORM {
+        let answer = bob.mute_self("video", false).await;
+        assert!(is_result(&answer), "{answer:?}");
+    }
+    bob.wait_until("one mute IQ per unmute", |view| {
+        focus_mutes(view, room, MUTE_VIDEO) == 1 + STORM
+    })
+    .await;
+    // bob shares no screen: unmuting it is told nothing, however often.
+    for _ in 0..STORM {
+        let answer = bob.mute_self("desktop", false).await;
+        assert!(is_result(&answer), "{answer:?}");
+    }
+    drained(&bob).await;
+    drained(&alice).await;
+    let view = bob.view();
+    assert_eq!(
+        focus_mutes(&view, room, MUTE_VIDEO),
+        1 + STORM,
+        "{:?}",
+        view.mutes
+    );
+    assert_eq!(
+        focus_mutes(&view, room, MUTE_DESKTOP),
+        0,
+        "{:?}",
+        view.mutes
+    );
+    assert_eq!(focus_mutes(&view, room, MUTE_AUDIO), 0, "{:?}", view.mutes);
+    assert_eq!(
+        moderation_messages(&view, room),
+        pairs(&[("video", "enabled"), ("desktop", "enabled")])
+    );
+    assert!(alice.mutes().is_empty(), "{:?}", alice.mutes());
+    assert!(
+        alice.view().json_messages.is_empty(),
+        "{:?}",
+        alice.view().json_messages
+    );
+}

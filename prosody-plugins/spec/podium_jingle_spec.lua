@@ -438,6 +438,33 @@ describe("check_shape", function ()
 			shape("<traceparent xmlns='urn:x'/>" .. video(camera), "session-accept"));
 	end);
 
+	-- jicofo reads the trace context of every participant Jingle before handling it: Smack's
+	-- TraceParentProvider fails the whole stanza on a missing attribute, OpenTelemetry's
+	-- TraceFlags.fromHex throws on anything but two lowercase hex digits (the request is then dropped
+	-- unanswered). Only what lib-jitsi-meet echoes passes.
+	it("refuses a trace context jicofo cannot read: missing attributes, values not lowercase hex, text", function ()
+		local function trace(trace_id, parent_id, trace_flags, text)
+			local attrs = "";
+			if trace_id then attrs = attrs .. (" trace_id='%s'"):format(trace_id); end
+			if parent_id then attrs = attrs .. (" parent_id='%s'"):format(parent_id); end
+			if trace_flags then attrs = attrs .. (" trace_flags='%s'"):format(trace_flags); end
+			return ("<traceparent xmlns='jitsi:opentelemetry'%s>%s</traceparent>"):format(attrs, text or "");
+		end
+		local id, parent = ("0"):rep(32), ("0"):rep(16);
+		assert.is_nil(shape(trace(("4bf92f3577b34da6a3ce929d0e0e4736"), "00f067aa0ba902b7", "01") .. video(camera),
+			"source-add"));
+		for _, bad in ipairs({
+			trace(nil, nil, nil), trace(id, parent, nil), trace(nil, parent, "00"), trace(id, nil, "00"),
+			trace(id, parent, "0"), trace(id, parent, "zz"), trace(id, parent, "0A"), trace(id, parent, "000"),
+			trace(id, parent, " 0"), trace(id:sub(2), parent, "00"), trace(id, parent .. "0", "00"),
+			trace(id:upper():gsub("0", "A"), parent, "00"), trace(id, parent, "00", "x"),
+		}) do
+			local problem = shape(bad .. video(camera), "source-add");
+			assert.is_string(problem, bad);
+			assert.truthy(problem:find("traceparent", 1, true), problem);
+		end
+	end);
+
 	it("refuses an IQ with anything beside its one <jingle>", function ()
 		local one = xml.parse("<iq xmlns='jabber:client' type='set' id='x'><jingle xmlns='urn:xmpp:jingle:1' action='source-add'/></iq>");
 		assert.is_nil(jingle.check_iq(one));
