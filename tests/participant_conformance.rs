@@ -312,43 +312,77 @@ fn mask_uuids(text: &str) -> String {
     out
 }
 
+/// A conference with the focus and bridge stand-ins, podium allowing everything, and alice (the
+/// stand-in, recording what it sends) in it with her session accepted.
+struct Stage {
+    prosody: Prosody,
+    db: PathBuf,
+    inspector: C2s,
+    podium: Podium,
+    alice: Participant,
+    _bridge: BridgePeer,
+    _focus: FocusPeer,
+}
+
+impl Stage {
+    async fn alice_accepted() -> Stage {
+        let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
+        let db = prosody.data_dir().join("rules/podium.db");
+        let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+        let _bridge = BridgePeer::connect(prosody.c2s_port).await;
+        let _focus = FocusPeer::connect(prosody.c2s_port).await;
+        let podium = Podium::start(&write_config(&prosody, &db, ""));
+        podium.wait_for(&["resync complete"]).await;
+        edit_rules(&podium, &db, ALL_ALLOWED).await;
+        let options = ParticipantOptions {
+            record_sent: true,
+            ..ParticipantOptions::default()
+        };
+        let alice = Participant::join_with(
+            prosody.c2s_port,
+            "alice",
+            ROOM,
+            "alice",
+            Shape::Current,
+            options,
+        )
+        .await;
+        wait_held(
+            &mut inspector,
+            &podium,
+            ROOM,
+            &decided(&[("alice", "audio,video,screen")]),
+        )
+        .await;
+        // The presence that lists the tracks goes out as the accept's answer arrives.
+        alice
+            .wait_until("the session is accepted", |view| {
+                !view.accept_answers.is_empty()
+            })
+            .await;
+        Stage {
+            prosody,
+            db,
+            inspector,
+            podium,
+            alice,
+            _bridge,
+            _focus,
+        }
+    }
+}
+
 /// What the stand-in sent in each step of the recorded scenario, run in the recorded conference.
 async fn stand_in_run() -> (Vec<(&'static str, Vec<Element>)>, String) {
-    let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
-    let db = prosody.data_dir().join("rules/podium.db");
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-    let _bridge = BridgePeer::connect(prosody.c2s_port).await;
-    let _focus = FocusPeer::connect(prosody.c2s_port).await;
-    let podium = Podium::start(&write_config(&prosody, &db, ""));
-    podium.wait_for(&["resync complete"]).await;
-    edit_rules(&podium, &db, ALL_ALLOWED).await;
-
-    let options = ParticipantOptions {
-        record_sent: true,
-        ..ParticipantOptions::default()
-    };
-    let alice = Participant::join_with(
-        prosody.c2s_port,
-        "alice",
-        ROOM,
-        "alice",
-        Shape::Current,
-        options,
-    )
-    .await;
-    wait_held(
-        &mut inspector,
-        &podium,
-        ROOM,
-        &decided(&[("alice", "audio,video,screen")]),
-    )
-    .await;
-    // The presence that lists the tracks goes out as the accept's answer arrives.
-    alice
-        .wait_until("the session is accepted", |view| {
-            !view.accept_answers.is_empty()
-        })
-        .await;
+    let Stage {
+        prosody: _prosody,
+        db,
+        inspector: _inspector,
+        podium,
+        alice,
+        _bridge,
+        _focus,
+    } = Stage::alice_accepted().await;
     let sent = alice.sent();
     // The session-accept step starts with the answer to the session-initiate, as recorded.
     let split = sent
@@ -657,39 +691,15 @@ async fn test_stand_in_advertises_the_recorded_features() {
 /// sends the same and gets the same answer.
 #[tokio::test(flavor = "multi_thread")]
 async fn test_unmuting_after_a_focus_mute_sends_what_the_recorded_client_sent() {
-    let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
-    let db = prosody.data_dir().join("rules/podium.db");
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-    let _bridge = BridgePeer::connect(prosody.c2s_port).await;
-    let _focus = FocusPeer::connect(prosody.c2s_port).await;
-    let podium = Podium::start(&write_config(&prosody, &db, ""));
-    podium.wait_for(&["resync complete"]).await;
-    edit_rules(&podium, &db, ALL_ALLOWED).await;
-    let options = ParticipantOptions {
-        record_sent: true,
-        ..ParticipantOptions::default()
-    };
-    let alice = Participant::join_with(
-        prosody.c2s_port,
-        "alice",
-        ROOM,
-        "alice",
-        Shape::Current,
-        options,
-    )
-    .await;
-    wait_held(
-        &mut inspector,
-        &podium,
-        ROOM,
-        &decided(&[("alice", "audio,video,screen")]),
-    )
-    .await;
-    alice
-        .wait_until("the session is accepted", |view| {
-            !view.accept_answers.is_empty()
-        })
-        .await;
+    let Stage {
+        prosody: _prosody,
+        db,
+        mut inspector,
+        podium,
+        alice,
+        _bridge,
+        _focus,
+    } = Stage::alice_accepted().await;
 
     let compare = |name: &str, sent: &[Element], answer: Option<Element>, jid: &str| {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
