@@ -10,7 +10,7 @@ use common::conference::{
     CLASS_RULES, Class, av_moderation, class, create_breakout, start_plain, start_with_rules,
 };
 use common::podium::Podium;
-use common::prosody::{BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, Prosody};
+use common::prosody::{AV_MODERATION, BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, Prosody};
 use common::{decided, edit_rules, inspect, sqlite3, wait_audit, wait_held};
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
@@ -860,6 +860,74 @@ async fn a_moderators_av_moderation_approval_becomes_a_grant_and_its_withdrawal_
     )
     .await;
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM grants"), "0\n");
+}
+
+/// The A/V moderation json-message in `element` (from the component's address), if any.
+fn av_moderation_body(element: &Element) -> Option<serde_json::Value> {
+    let json = element.get_child("json-message", "http://jitsi.org/jitmeet")?;
+    assert_eq!(element.attr("from"), Some(AV_MODERATION), "{element:?}");
+    let body: serde_json::Value = serde_json::from_str(&json.text()).expect("json");
+    (body["type"] == "av_moderation").then_some(body)
+}
+
+/// A moderator turning Jitsi's A/V moderation off for a kind makes jitsi-meet's component tell every
+/// occupant `enabled: false`, and a stock client then lets its user unmute that kind freely. Someone
+/// podium still refuses it is told again that moderation is on for them, so the client does not show
+/// a microphone nobody hears as live.
+#[tokio::test]
+async fn turning_av_moderation_off_does_not_hide_what_podium_refuses() {
+    let Class {
+        prosody: _prosody,
+        podium,
+        db: _db,
+        mut inspector,
+        teacher,
+        mut ada,
+    } = class(CLASS_RULES, "class").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+    next_matching(&mut ada, "audio shown as moderated", |e| {
+        av_moderation_body(e)
+            .is_some_and(|body| body["mediaType"] == "audio" && body["enabled"] == true)
+    })
+    .await;
+
+    teacher.send(
+        el("message", CLIENT)
+            .attr(attr("to"), AV_MODERATION)
+            .append(
+                el("av_moderation", CLIENT)
+                    .attr(attr("enable"), "false")
+                    .attr(attr("mediaType"), "audio")
+                    .build(),
+            )
+            .build(),
+    );
+    next_matching(&mut ada, "the component's 'moderation off'", |e| {
+        av_moderation_body(e)
+            .is_some_and(|body| body["mediaType"] == "audio" && body["enabled"] == false)
+    })
+    .await;
+    let after = next_matching(&mut ada, "audio shown as moderated again", |e| {
+        av_moderation_body(e).is_some_and(|body| body["mediaType"] == "audio")
+    })
+    .await;
+    let body = av_moderation_body(&after).unwrap();
+    assert_eq!(body["enabled"], true, "{body}");
+    assert_eq!(body["room"], format!("class@{MUC}"), "{body}");
+    // Nothing was granted by it.
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
 }
 
 /// On a multi-tenant Jitsi the client names the approved occupant by the room's virtual JID
