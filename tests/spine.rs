@@ -870,6 +870,19 @@ fn av_moderation_body(element: &Element) -> Option<serde_json::Value> {
     (body["type"] == "av_moderation").then_some(body)
 }
 
+/// `<av_moderation enable='…' mediaType='…'/>`, lib-jitsi-meet's AVModeration.enable.
+fn av_moderation_switch(enable: &str, media: &str) -> Element {
+    el("message", CLIENT)
+        .attr(attr("to"), AV_MODERATION)
+        .append(
+            el("av_moderation", CLIENT)
+                .attr(attr("enable"), enable)
+                .attr(attr("mediaType"), media)
+                .build(),
+        )
+        .build()
+}
+
 /// A moderator turning Jitsi's A/V moderation off for a kind makes jitsi-meet's component tell every
 /// occupant `enabled: false`, and a stock client then lets its user unmute that kind freely. Someone
 /// podium still refuses it is told again that moderation is on for them, so the client does not show
@@ -891,23 +904,23 @@ async fn turning_av_moderation_off_does_not_hide_what_podium_refuses() {
         &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
     )
     .await;
-    next_matching(&mut ada, "audio shown as moderated", |e| {
-        av_moderation_body(e)
-            .is_some_and(|body| body["mediaType"] == "audio" && body["enabled"] == true)
+    // podium's own message has no actor; the component's names the moderator.
+    next_matching(&mut ada, "audio shown as moderated by podium", |e| {
+        av_moderation_body(e).is_some_and(|body| {
+            body["mediaType"] == "audio" && body["enabled"] == true && body["actor"].is_null()
+        })
     })
     .await;
 
-    teacher.send(
-        el("message", CLIENT)
-            .attr(attr("to"), AV_MODERATION)
-            .append(
-                el("av_moderation", CLIENT)
-                    .attr(attr("enable"), "false")
-                    .attr(attr("mediaType"), "audio")
-                    .build(),
-            )
-            .build(),
-    );
+    // The teacher turns A/V moderation of audio on, then off: the component tells everyone.
+    teacher.send(av_moderation_switch("true", "audio"));
+    next_matching(&mut ada, "the component's 'moderation on'", |e| {
+        av_moderation_body(e).is_some_and(|body| {
+            body["mediaType"] == "audio" && body["enabled"] == true && !body["actor"].is_null()
+        })
+    })
+    .await;
+    teacher.send(av_moderation_switch("false", "audio"));
     next_matching(&mut ada, "the component's 'moderation off'", |e| {
         av_moderation_body(e)
             .is_some_and(|body| body["mediaType"] == "audio" && body["enabled"] == false)
@@ -919,6 +932,7 @@ async fn turning_av_moderation_off_does_not_hide_what_podium_refuses() {
     .await;
     let body = av_moderation_body(&after).unwrap();
     assert_eq!(body["enabled"], true, "{body}");
+    assert!(body["actor"].is_null(), "{body}");
     assert_eq!(body["room"], format!("class@{MUC}"), "{body}");
     // Nothing was granted by it.
     wait_held(

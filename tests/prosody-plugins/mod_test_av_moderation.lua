@@ -72,8 +72,12 @@ local function on_enable(event, command, media)
 		return true;
 	end
 	local enabled = command.attr.enable == "true";
+	-- jitsi-meet answers nothing to turning on what is on, or off when nothing is on ("out of sync").
+	if enabled and room.av_moderation and room.av_moderation[media] then return true; end
+	if not enabled and not room.av_moderation then return true; end
 	room.av_moderation = room.av_moderation or {};
-	room.av_moderation[media] = enabled and (room.av_moderation[media] or {}) or nil;
+	room.av_moderation[media] = enabled and {} or nil;
+	if not next(room.av_moderation) then room.av_moderation = nil; end
 	for _, occupant in room:each_occupant() do
 		tell(occupant.jid, {
 			type = "av_moderation"; enabled = enabled; room = room.jid; actor = moderator.nick; mediaType = media;
