@@ -8,7 +8,10 @@
 -- a moderator's <av_moderation jidToWhitelist='room@muc/nick' mediaType='audio|video'/> puts the
 -- occupant on the room's whitelist and tells the occupant it was approved with a json-message;
 -- jidToBlacklist takes it off and tells the occupant it was removed. A sender who is not a moderator of
--- the room gets an error (jitsi-meet ignores it silently; the error gives tests a signal). Jitsi finds
+-- the room gets an error (jitsi-meet's handler returns false and Prosody answers the unhandled message
+-- with an error too; seen with jitsi-meet's own component, TEST_JITSI_PLUGINS). Unlike here, jitsi-meet
+-- also answers the moderator's approval or withdrawal with that error while A/V moderation is off
+-- (its handler sends the approval, then falls through to return false). Jitsi finds
 -- the room from the client's web session; here the room is the one the target occupant is in.
 -- <av_moderation enable='true|false'/> (no occupant named) finds the room from the web session, as
 -- jitsi-meet does, and tells every occupant. mediaType is audio, video or desktop (screenshare), as in
