@@ -253,11 +253,13 @@ Component "{OTHER_COMPONENT}"
     /// Opt-in: `TEST_JITSI_PLUGINS=<jitsi-meet checkout>/resources/prosody-plugins` runs the tests with
     /// jitsi-meet's own modules in place of the stand-ins for them: `av_moderation_component` (with
     /// `muc_mapper_domain_base`) as the A/V moderation component, `features_identity` and
-    /// `jitsi_session` as global modules. The tests' clients connect over plain c2s, without the web
+    /// `jitsi_session` as global modules, `muc_breakout_rooms` on the VirtualHost (breakout rooms get
+    /// random names; [`super::conference::create_breakout`] asks for one as Jitsi's clients do). The
+    /// tests' clients connect over plain c2s, without the web
     /// URL that names the room, so `mod_test_jitsi_session` still keeps the room a session joins, and
     /// `mod_test_room_metadata` gives rooms the `jitsiMetadata` jitsi-meet's metadata component keeps.
     /// Unset (CI): the stand-ins in tests/prosody-plugins/.
-    fn jitsi_plugins() -> Option<PathBuf> {
+    pub fn jitsi_plugins() -> Option<PathBuf> {
         std::env::var_os("TEST_JITSI_PLUGINS")
             .filter(|dir| !dir.is_empty())
             .map(PathBuf::from)
@@ -294,6 +296,15 @@ Component "{OTHER_COMPONENT}"
                     String::new(),
                 ),
             };
+        let (main_host_options, breakout_modules) = match Self::jitsi_plugins() {
+            Some(_) => (
+                format!(
+                    "    modules_enabled = {{ \"muc_breakout_rooms\" }}\n    breakout_rooms_muc = \"{BREAKOUT_MUC}\"\n    main_muc = \"{MUC}\"\n"
+                ),
+                r#""podium""#,
+            ),
+            None => (String::new(), r#""podium"; "test_breakout""#),
+        };
         // Empty unless started with `start_with_guests`.
         let guest_host = if guests {
             format!("VirtualHost \"{GUEST_DOMAIN}\"\n    authentication = \"anonymous\"\n")
@@ -326,7 +337,7 @@ authentication = "internal_plain"
 storage = "internal"
 
 VirtualHost "{DOMAIN}"
-{guest_host}
+{main_host_options}{guest_host}
 Component "{MUC}" "muc"
     modules_enabled = {{ "podium" }}
     podium_component = "{COMPONENT}"
@@ -337,7 +348,7 @@ Component "{MUC}" "muc"
     admins = {{ "{FOCUS_ACCOUNT}" }}
 {public_jids}{muc_options}
 Component "{BREAKOUT_MUC}" "muc"
-    modules_enabled = {{ "podium"; "test_breakout" }}
+    modules_enabled = {{ {breakout_modules} }}
     podium_component = "{COMPONENT}"
     podium_main_muc = "{MUC}"
     test_main_muc = "{MUC}"
