@@ -1424,10 +1424,40 @@ local function is_anonymous_session(full_jid)
 	return provider == "token" and session.auth_token == nil;
 end
 
+-- A moderator turns Jitsi's A/V moderation of a kind off: jitsi-meet's component finds the room from
+-- the sender's web session (mod_jitsi_session) and tells every occupant "enabled: false", after which
+-- a stock client lets its user unmute that kind freely. Once the component has spoken (a timer, as it
+-- answers after this handler), the occupants podium refuses that kind are told again that moderation
+-- is on for them (tell_moderation_ui): what their client shows keeps matching what the module
+-- withholds. Only a moderator of the room is heard, so nobody else makes the module send messages.
+local function on_av_moderation_off(origin, stanza, kind)
+	if not moderation_ui[kind] then return; end
+	local room_jid = podium.web_session_room_jid(origin.jitsi_web_query_room, origin.jitsi_web_query_prefix,
+		module.host);
+	local room = room_jid and muc.get_room_from_jid(room_jid);
+	local moderator = room and room:get_occupant_by_real_jid(stanza.attr.from);
+	if not moderator or moderator.role ~= "moderator" then return; end
+	module:add_timer(0, function ()
+		for _, record in pairs(state.rooms[room_jid] or {}) do
+			local shown = record.moderation_ui;
+			if shown and shown[kind] == "refused" then
+				shown[kind] = nil;
+				tell_moderation_ui(room_jid, record);
+			end
+		end
+	end);
+end
+
 local function on_av_moderation(event)
 	local stanza, origin = event.stanza, event.origin;
 	if stanza.attr.type == "error" or origin.type ~= "c2s" then return nil; end
-	local target, media, approved = podium.read_av_moderation(stanza:get_child("av_moderation"));
+	local command = stanza:get_child("av_moderation");
+	local off_kind = podium.read_av_moderation_off(command);
+	if off_kind then
+		on_av_moderation_off(origin, stanza, off_kind);
+		return nil;
+	end
+	local target, media, approved = podium.read_av_moderation(command);
 	-- On a multi-tenant Jitsi the client names the occupant by the room's virtual JID.
 	local room_jid = target and podium.internal_room_jid(jid_bare(target), module.host);
 	local nick = target and jid_resource(target);

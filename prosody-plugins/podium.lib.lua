@@ -381,6 +381,27 @@ local function read_av_moderation(command)
 	return nil;
 end
 
+-- <av_moderation enable='false' mediaType='audio|video|desktop'/>: a moderator turning Jitsi's A/V
+-- moderation of a kind off (lib-jitsi-meet AVModeration.enable). Returns podium's kind, or nil for
+-- anything else.
+local function read_av_moderation_off(command)
+	if not command or command.attr.enable ~= "false" then return nil; end
+	return av_media[command.attr.mediaType];
+end
+
+-- The room a Jitsi web session is in, as jitsi-meet's components find it for commands that name no
+-- room (util.lib.lua get_room_by_name_and_subdomain): the session's room name (`name`, mod_jitsi_session's
+-- jitsi_web_query_room) on `muc_host`, as [tenant]name when the session names a tenant (`prefix`) other
+-- than the main domain. nil without a room name.
+local function web_session_room_jid(name, prefix, muc_host)
+	if type(name) ~= "string" or name == "" then return nil; end
+	local base = muc_host:match("^[^.]+%.(.+)$");
+	if type(prefix) == "string" and prefix ~= "" and prefix ~= base then
+		name = "[" .. prefix .. "]" .. name;
+	end
+	return name .. "@" .. muc_host;
+end
+
 -- What the participant is told, so that what its client shows matches what the module withholds.
 --
 -- Mute IQs (what jicofo sends, and a stock client obeys: it mutes the track and shows it muted): the
@@ -464,6 +485,8 @@ return {
 	snapshot_page = snapshot_page;
 	main_room_among = main_room_among;
 	read_av_moderation = read_av_moderation;
+	read_av_moderation_off = read_av_moderation_off;
+	web_session_room_jid = web_session_room_jid;
 	internal_room_jid = internal_room_jid;
 	kinds_to_mute = kinds_to_mute;
 	moderation_ui_bodies = moderation_ui_bodies;

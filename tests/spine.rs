@@ -10,7 +10,7 @@ use common::conference::{
     CLASS_RULES, Class, av_moderation, class, create_breakout, start_plain, start_with_rules,
 };
 use common::podium::Podium;
-use common::prosody::{BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, Prosody};
+use common::prosody::{AV_MODERATION, BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, Prosody};
 use common::{decided, edit_rules, inspect, sqlite3, wait_audit, wait_held};
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
@@ -687,7 +687,10 @@ async fn breakout_rooms_follow_their_main_room_unless_a_rule_names_them() {
     let mut moderator = C2s::connect(prosody.c2s_port, "mod", "web").await;
     moderator.join("lecture", "mod").await;
     let breakout = create_breakout(&mut moderator, "lecture", "b1").await;
-    assert_eq!(breakout, format!("b1@{BREAKOUT_MUC}"));
+    // The stand-in names it b1; jitsi-meet's module (TEST_JITSI_PLUGINS) by a random UUID.
+    let (node, host) = breakout.split_once('@').expect("a room JID");
+    assert_eq!(host, BREAKOUT_MUC);
+    let rule_name = format!("lecture/{node}");
 
     // In the breakout room, alice gets what she would get in the lecture; bob stays in the lecture.
     let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
@@ -712,7 +715,7 @@ async fn breakout_rooms_follow_their_main_room_unless_a_rule_names_them() {
         &podium,
         &db,
         &format!("SELECT room_name, permissions FROM occupants WHERE room = '{breakout}'"),
-        "lecture/b1|audio\n",
+        &format!("{rule_name}|audio\n"),
     )
     .await;
 
@@ -746,7 +749,7 @@ async fn breakout_rooms_follow_their_main_room_unless_a_rule_names_them() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
         .arg("--config")
         .arg(&podium.config)
-        .args(["explain", "lecture/b1", "alice"])
+        .args(["explain", &rule_name, "alice"])
         .output()
         .expect("podium runs");
     let explained = String::from_utf8_lossy(&output.stdout);
@@ -860,6 +863,88 @@ async fn a_moderators_av_moderation_approval_becomes_a_grant_and_its_withdrawal_
     )
     .await;
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM grants"), "0\n");
+}
+
+/// The A/V moderation json-message in `element` (from the component's address), if any.
+fn av_moderation_body(element: &Element) -> Option<serde_json::Value> {
+    let json = element.get_child("json-message", "http://jitsi.org/jitmeet")?;
+    assert_eq!(element.attr("from"), Some(AV_MODERATION), "{element:?}");
+    let body: serde_json::Value = serde_json::from_str(&json.text()).expect("json");
+    (body["type"] == "av_moderation").then_some(body)
+}
+
+/// `<av_moderation enable='…' mediaType='…'/>`, lib-jitsi-meet's AVModeration.enable.
+fn av_moderation_switch(enable: &str, media: &str) -> Element {
+    el("message", CLIENT)
+        .attr(attr("to"), AV_MODERATION)
+        .append(
+            el("av_moderation", CLIENT)
+                .attr(attr("enable"), enable)
+                .attr(attr("mediaType"), media)
+                .build(),
+        )
+        .build()
+}
+
+/// A moderator turning Jitsi's A/V moderation off for a kind makes jitsi-meet's component tell every
+/// occupant `enabled: false`, and a stock client then lets its user unmute that kind freely. Someone
+/// podium still refuses it is told again that moderation is on for them, so the client does not show
+/// a microphone nobody hears as live.
+#[tokio::test]
+async fn turning_av_moderation_off_does_not_hide_what_podium_refuses() {
+    let Class {
+        prosody: _prosody,
+        podium,
+        db: _db,
+        mut inspector,
+        teacher,
+        mut ada,
+    } = class(CLASS_RULES, "class").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+    // podium's own message has no actor; the component's names the moderator.
+    next_matching(&mut ada, "audio shown as moderated by podium", |e| {
+        av_moderation_body(e).is_some_and(|body| {
+            body["mediaType"] == "audio" && body["enabled"] == true && body["actor"].is_null()
+        })
+    })
+    .await;
+
+    // The teacher turns A/V moderation of audio on, then off: the component tells everyone.
+    teacher.send(av_moderation_switch("true", "audio"));
+    next_matching(&mut ada, "the component's 'moderation on'", |e| {
+        av_moderation_body(e).is_some_and(|body| {
+            body["mediaType"] == "audio" && body["enabled"] == true && !body["actor"].is_null()
+        })
+    })
+    .await;
+    teacher.send(av_moderation_switch("false", "audio"));
+    next_matching(&mut ada, "the component's 'moderation off'", |e| {
+        av_moderation_body(e)
+            .is_some_and(|body| body["mediaType"] == "audio" && body["enabled"] == false)
+    })
+    .await;
+    let after = next_matching(&mut ada, "audio shown as moderated again", |e| {
+        av_moderation_body(e).is_some_and(|body| body["mediaType"] == "audio")
+    })
+    .await;
+    let body = av_moderation_body(&after).unwrap();
+    assert_eq!(body["enabled"], true, "{body}");
+    assert!(body["actor"].is_null(), "{body}");
+    assert_eq!(body["room"], format!("class@{MUC}"), "{body}");
+    // Nothing was granted by it.
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
 }
 
 /// On a multi-tenant Jitsi the client names the approved occupant by the room's virtual JID

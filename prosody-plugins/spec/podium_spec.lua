@@ -365,6 +365,37 @@ describe("read_av_moderation", function ()
 	end);
 end);
 
+describe("read_av_moderation_off", function ()
+	local function command(attr) return st.stanza("av_moderation", attr); end
+	it("reads a moderator turning moderation of a kind off, desktop as screen", function ()
+		assert.equal("audio", podium.read_av_moderation_off(command({ enable = "false"; mediaType = "audio" })));
+		assert.equal("screen", podium.read_av_moderation_off(command({ enable = "false"; mediaType = "desktop" })));
+	end);
+	it("ignores turning it on, approvals, unknown kinds and nothing", function ()
+		assert.is_nil(podium.read_av_moderation_off(command({ enable = "true"; mediaType = "audio" })));
+		assert.is_nil(podium.read_av_moderation_off(command({ jidToWhitelist = "r@c/bob"; mediaType = "audio" })));
+		assert.is_nil(podium.read_av_moderation_off(command({ enable = "false"; mediaType = "smell" })));
+		assert.is_nil(podium.read_av_moderation_off(nil));
+	end);
+end);
+
+describe("web_session_room_jid", function ()
+	it("finds the room as jitsi-meet's components do", function ()
+		assert.equal("class@conference.meet.example",
+			podium.web_session_room_jid("class", nil, "conference.meet.example"));
+		assert.equal("class@conference.meet.example",
+			podium.web_session_room_jid("class", "", "conference.meet.example"));
+		assert.equal("class@conference.meet.example",
+			podium.web_session_room_jid("class", "meet.example", "conference.meet.example"));
+		assert.equal("[acme]class@conference.meet.example",
+			podium.web_session_room_jid("class", "acme", "conference.meet.example"));
+	end);
+	it("is nil without a room name", function ()
+		assert.is_nil(podium.web_session_room_jid(nil, "acme", "conference.meet.example"));
+		assert.is_nil(podium.web_session_room_jid("", nil, "conference.meet.example"));
+	end);
+end);
+
 describe("declared_kinds", function ()
 	local json = require "util.json";
 	it("reads screenshares from presence SourceInfo", function ()

@@ -335,8 +335,13 @@ pub fn jingle_from_since(
 }
 
 /// A moderator of `main` creates the breakout room `name` (through the stand-in for jitsi-meet's
-/// breakout module) and waits until the main room lists it.
+/// breakout module) and waits until the main room lists it. With jitsi-meet's own module
+/// (`TEST_JITSI_PLUGINS`) it asks as lib-jitsi-meet's BreakoutRooms does, from its session in `main`,
+/// and returns the JID of the room named `name` in the module's next update (a random node).
 pub async fn create_breakout(moderator: &mut C2s, main: &str, name: &str) -> String {
+    if Prosody::jitsi_plugins().is_some() {
+        return create_jitsi_breakout(moderator, name).await;
+    }
     moderator.send(
         el("message", CLIENT)
             .attr(attr("to"), BREAKOUT_MUC)
@@ -358,6 +363,39 @@ pub async fn create_breakout(moderator: &mut C2s, main: &str, name: &str) -> Str
             return added.attr("jid").unwrap().to_owned();
         }
         assert_ne!(element.attr("type"), Some("error"), "{element:?}");
+    }
+}
+
+async fn create_jitsi_breakout(moderator: &mut C2s, name: &str) -> String {
+    moderator.send(
+        el("message", CLIENT)
+            .attr(attr("to"), BREAKOUT_MUC)
+            .append(
+                el("breakout_rooms", CLIENT)
+                    .attr(attr("type"), "features/breakout-rooms/add")
+                    .attr(attr("subject"), name)
+                    .build(),
+            )
+            .build(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let element = tokio::time::timeout_at(deadline, moderator.inbox.recv())
+            .await
+            .expect("breakout room created")
+            .expect("connection open");
+        assert_ne!(element.attr("type"), Some("error"), "{element:?}");
+        let Some(json) = element.get_child("json-message", "http://jitsi.org/jitmeet") else {
+            continue;
+        };
+        let body: serde_json::Value = serde_json::from_str(&json.text()).expect("json");
+        if body["event"] != "features/breakout-rooms/update" {
+            continue;
+        }
+        let rooms = body["rooms"].as_object().expect("rooms");
+        if let Some(room) = rooms.values().find(|room| room["name"] == name) {
+            return room["jid"].as_str().expect("jid").to_owned();
+        }
     }
 }
 

@@ -250,6 +250,21 @@ Component "{OTHER_COMPONENT}"
         self.dir.path().join("prosody.log")
     }
 
+    /// Opt-in: `TEST_JITSI_PLUGINS=<jitsi-meet checkout>/resources/prosody-plugins` runs the tests with
+    /// jitsi-meet's own modules in place of the stand-ins for them: `av_moderation_component` (with
+    /// `muc_mapper_domain_base`) as the A/V moderation component, `features_identity` and
+    /// `jitsi_session` as global modules, `muc_breakout_rooms` on the VirtualHost (breakout rooms get
+    /// random names; [`super::conference::create_breakout`] asks for one as Jitsi's clients do). The
+    /// tests' clients connect over plain c2s, without the web
+    /// URL that names the room, so `mod_test_jitsi_session` still keeps the room a session joins, and
+    /// `mod_test_room_metadata` gives rooms the `jitsiMetadata` jitsi-meet's metadata component keeps.
+    /// Unset (CI): the stand-ins in tests/prosody-plugins/.
+    pub fn jitsi_plugins() -> Option<PathBuf> {
+        std::env::var_os("TEST_JITSI_PLUGINS")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+    }
+
     fn write_config(&self, muc_options: &str, guests: bool) {
         let dir = self.dir.path();
         std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -265,6 +280,31 @@ Component "{OTHER_COMPONENT}"
             ),
             None => (String::new(), "", "", ""),
         };
+        // The stand-ins unless TEST_JITSI_PLUGINS names jitsi-meet's own modules.
+        let (jitsi_path, identity_modules, av_moderation_module, av_moderation_options) =
+            match Self::jitsi_plugins() {
+                Some(jitsi) => (
+                    format!(", \"{}\"", jitsi.display()),
+                    r#""features_identity"; "jitsi_session"; "test_room_metadata";"#,
+                    "av_moderation_component",
+                    format!("    muc_mapper_domain_base = \"{DOMAIN}\"\n"),
+                ),
+                None => (
+                    String::new(),
+                    r#""test_features_identity";"#,
+                    "test_av_moderation",
+                    String::new(),
+                ),
+            };
+        let (main_host_options, breakout_modules) = match Self::jitsi_plugins() {
+            Some(_) => (
+                format!(
+                    "    modules_enabled = {{ \"muc_breakout_rooms\" }}\n    breakout_rooms_muc = \"{BREAKOUT_MUC}\"\n    main_muc = \"{MUC}\"\n"
+                ),
+                r#""podium""#,
+            ),
+            None => (String::new(), r#""podium"; "test_breakout""#),
+        };
         // Empty unless started with `start_with_guests`.
         let guest_host = if guests {
             format!("VirtualHost \"{GUEST_DOMAIN}\"\n    authentication = \"anonymous\"\n")
@@ -277,7 +317,7 @@ run_as_root = true
 pidfile = "{dir}/prosody.pid"
 data_path = "{dir}/data"
 certificates = "{dir}/certs"
-plugin_paths = {{ "{plugins}", "{test_plugins}" }}
+plugin_paths = {{ "{plugins}", "{test_plugins}"{jitsi_path} }}
 log = {{ {{ levels = {{ min = "debug" }}, to = "file", filename = "{dir}/prosody.log" }} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s} }}
@@ -287,7 +327,9 @@ component_ports = {{ {component} }}
 component_interfaces = {{ "127.0.0.1" }}
 http_ports = {{ {http_ports} }}
 https_ports = {{ }}
-{websocket_options}modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "test_identity"; "test_features_identity";{websocket_module} }}
+{websocket_options}modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "test_identity"; {identity_modules} "test_jitsi_session";{websocket_module} }}
+test_jitsi_session_muc = "{MUC}"
+test_room_metadata_muc = "{MUC}"
 modules_disabled = {{ "s2s"; "tls"; "offline"; }}
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -295,7 +337,7 @@ authentication = "internal_plain"
 storage = "internal"
 
 VirtualHost "{DOMAIN}"
-{guest_host}
+{main_host_options}{guest_host}
 Component "{MUC}" "muc"
     modules_enabled = {{ "podium" }}
     podium_component = "{COMPONENT}"
@@ -306,7 +348,7 @@ Component "{MUC}" "muc"
     admins = {{ "{FOCUS_ACCOUNT}" }}
 {public_jids}{muc_options}
 Component "{BREAKOUT_MUC}" "muc"
-    modules_enabled = {{ "podium"; "test_breakout" }}
+    modules_enabled = {{ {breakout_modules} }}
     podium_component = "{COMPONENT}"
     podium_main_muc = "{MUC}"
     test_main_muc = "{MUC}"
@@ -314,8 +356,9 @@ Component "{BREAKOUT_MUC}" "muc"
     muc_room_locking = false
     admins = {{ "{FOCUS_ACCOUNT}" }}
 {muc_options}
-Component "{AV_MODERATION}" "test_av_moderation"
+Component "{AV_MODERATION}" "{av_moderation_module}"
     muc_component = "{MUC}"
+{av_moderation_options}
 
 Component "{BREWERY_HOST}" "muc"
     restrict_room_creation = false
