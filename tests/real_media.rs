@@ -356,6 +356,9 @@ struct Window {
 struct Pair {
     alice: Browser,
     bob: Browser,
+    room: &'static str,
+    alice_nick: String,
+    bob_nick: String,
     received: Samples,
     sent: Samples,
 }
@@ -394,6 +397,9 @@ impl Pair {
         let mut pair = Pair {
             alice,
             bob,
+            room,
+            alice_nick,
+            bob_nick,
             received: Samples::default(),
             sent: Samples::default(),
         };
@@ -441,6 +447,24 @@ impl Pair {
         };
         println!("  {label}: {window:?}");
         window
+    }
+
+    /// bob turns `kind` on (his page's unmute) as soon as the module holds `bob_may` for him, as a
+    /// person does once allowed: the module muted his track when it withheld the kind, and nothing
+    /// unmutes a client but the client (jicofo never does).
+    async fn bob_turns_on(&self, stage: &mut Stage, bob_may: &str, kind: &str) {
+        let held = [
+            (self.alice_nick.as_str(), "audio,video,screen"),
+            (self.bob_nick.as_str(), bob_may),
+        ];
+        wait_held(
+            &mut stage.inspector,
+            &stage.podium,
+            self.room,
+            &decided(&held),
+        )
+        .await;
+        self.bob.step(json!({"step": "unmute", "kind": kind})).await;
     }
 
     /// Waits (at most `limit`) until alice receives bytes of `kind` after `since`; the ms from
@@ -538,6 +562,7 @@ async fn media_follows_the_rules_through_the_real_bridge() {
         nothing_arrives(&at_join, &mut video_sent_while_denied);
 
         let granted = stage.edit(BOB_SPEAKS).await;
+        pair.bob_turns_on(&mut stage, "audio,screen", "audio").await;
         let started = pair.first_bytes("audio", granted, START_LIMIT).await;
         record(&mut figures, "audio: grant to first bytes", started);
         let camera_denied = pair.window("camera denied, audio granted", WINDOW).await;
@@ -548,6 +573,8 @@ async fn media_follows_the_rules_through_the_real_bridge() {
         assert_eq!(camera_denied.received_video, 0, "{camera_denied:?}");
 
         let granted = stage.edit(CAMERAS_ALLOWED).await;
+        pair.bob_turns_on(&mut stage, "audio,video,screen", "video")
+            .await;
         let started = pair.first_bytes("video", granted, START_LIMIT).await;
         record(&mut figures, "video: grant to first bytes", started);
         pair.window("both granted", WINDOW).await;
@@ -559,11 +586,19 @@ async fn media_follows_the_rules_through_the_real_bridge() {
         let stopped = pair.last_bytes("audio", revoked).await;
         record(&mut figures, "audio: revoke to last bytes", stopped);
 
-        // The revoke muted bob's tracks (the mute IQs); he unmutes both and sends again.
+        // The revoke muted bob's tracks (the mute IQs), and an unmute is told to mute again; a
+        // modified client sends both anyway, behind its library's back.
         for kind in ["video", "audio"] {
-            pair.bob.step(json!({"step": "unmute", "kind": kind})).await;
+            let done = pair
+                .bob
+                .step(json!({"step": "send-anyway", "kind": kind}))
+                .await;
+            println!(
+                "  bob sends {kind} anyway on {} transceivers ({})",
+                done["replaced"], done["directions"]
+            );
         }
-        let unmuted = pair.window("both revoked, bob unmuted", WINDOW).await;
+        let unmuted = pair.window("both revoked, bob sends anyway", WINDOW).await;
         nothing_arrives(&unmuted, &mut video_sent_while_denied);
     }
     assert!(
@@ -598,6 +633,18 @@ async fn media_follows_the_rules_through_the_real_bridge() {
         );
         let shared = now_ms();
         let done = pair.bob.step(json!({"step": "share-screen"})).await;
+        if !allowed {
+            // The module tells bob's client to mute the screen it withholds; a modified client
+            // sends it anyway.
+            let anyway = pair
+                .bob
+                .step(json!({"step": "send-anyway", "kind": "video"}))
+                .await;
+            println!(
+                "  bob sends his video anyway on {} transceivers ({})",
+                anyway["replaced"], anyway["directions"]
+            );
+        }
         if done["mode"] == "replace" {
             // The 2021 library: the screen replaces the camera on the same sources, so everything
             // of bob's video stops when the screen is denied.

@@ -153,6 +153,27 @@ const steps = {
     unmute: async step => {
         await localTrack(step.kind).unmute();
     },
+    // A modified client: a fresh capture of `kind` on every transceiver of the bridge session that
+    // sends that kind, behind the library's back (nothing signalled, whatever the client was told).
+    'send-anyway': async step => {
+        const pc = bridgePeerConnection();
+        const stream = await navigator.mediaDevices.getUserMedia({ [step.kind]: true });
+        const track = stream.getTracks()[0];
+        const directions = [];
+        let replaced = 0;
+        for (const transceiver of pc.getTransceivers()) {
+            const direction = transceiver.currentDirection || transceiver.direction;
+            if (transceiver.receiver.track.kind !== step.kind) {
+                continue;
+            }
+            directions.push(direction);
+            if (direction === 'sendrecv' || direction === 'sendonly') {
+                await transceiver.sender.replaceTrack(track);
+                replaced += 1;
+            }
+        }
+        return { replaced, directions };
+    },
     'remove-camera': async () => {
         const camera = localTrack('video');
         await conference.removeTrack(camera);
