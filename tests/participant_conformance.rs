@@ -321,23 +321,37 @@ struct Stage {
     podium: Podium,
     alice: Participant,
     _bridge: BridgePeer,
-    _focus: FocusPeer,
+    focus: FocusPeer,
 }
 
 impl Stage {
+    /// alice has her session accepted, recording what she sends.
     async fn alice_accepted() -> Stage {
-        let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
-        let db = prosody.data_dir().join("rules/podium.db");
-        let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-        let _bridge = BridgePeer::connect(prosody.c2s_port).await;
-        let _focus = FocusPeer::connect(prosody.c2s_port).await;
-        let podium = Podium::start(&write_config(&prosody, &db, ""));
-        podium.wait_for(&["resync complete"]).await;
-        edit_rules(&podium, &db, ALL_ALLOWED).await;
         let options = ParticipantOptions {
             record_sent: true,
             ..ParticipantOptions::default()
         };
+        let stage = Stage::with_alice(options).await;
+        // The presence that lists the tracks goes out as the accept's answer arrives.
+        stage
+            .alice
+            .wait_until("the session is accepted", |view| {
+                !view.accept_answers.is_empty()
+            })
+            .await;
+        stage
+    }
+
+    /// alice has joined (with `options`) and podium allows her everything.
+    async fn with_alice(options: ParticipantOptions) -> Stage {
+        let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
+        let db = prosody.data_dir().join("rules/podium.db");
+        let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+        let _bridge = BridgePeer::connect(prosody.c2s_port).await;
+        let focus = FocusPeer::connect(prosody.c2s_port).await;
+        let podium = Podium::start(&write_config(&prosody, &db, ""));
+        podium.wait_for(&["resync complete"]).await;
+        edit_rules(&podium, &db, ALL_ALLOWED).await;
         let alice = Participant::join_with(
             prosody.c2s_port,
             "alice",
@@ -354,12 +368,6 @@ impl Stage {
             &decided(&[("alice", "audio,video,screen")]),
         )
         .await;
-        // The presence that lists the tracks goes out as the accept's answer arrives.
-        alice
-            .wait_until("the session is accepted", |view| {
-                !view.accept_answers.is_empty()
-            })
-            .await;
         Stage {
             prosody,
             db,
@@ -367,7 +375,7 @@ impl Stage {
             podium,
             alice,
             _bridge,
-            _focus,
+            focus,
         }
     }
 }
@@ -381,7 +389,7 @@ async fn stand_in_run() -> (Vec<(&'static str, Vec<Element>)>, String) {
         podium,
         alice,
         _bridge,
-        _focus,
+        focus: _focus,
     } = Stage::alice_accepted().await;
     let sent = alice.sent();
     // The session-accept step starts with the answer to the session-initiate, as recorded.
@@ -533,34 +541,19 @@ async fn test_the_session_accept_a_current_client_sent_jicofo_reaches_the_focus(
     let refused = refused.expect("the recorded answer");
     assert_eq!(refused.attr("type"), Some("error"), "as recorded");
 
-    let prosody = Prosody::start_with(USERS, CONFERENCE_OPTIONS);
-    let db = prosody.data_dir().join("rules/podium.db");
-    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
-    let _bridge = BridgePeer::connect(prosody.c2s_port).await;
-    let focus = FocusPeer::connect(prosody.c2s_port).await;
-    let podium = Podium::start(&write_config(&prosody, &db, ""));
-    podium.wait_for(&["resync complete"]).await;
-    edit_rules(&podium, &db, ALL_ALLOWED).await;
     let manual = ParticipantOptions {
         auto_accept: false,
         ..ParticipantOptions::default()
     };
-    let alice = Participant::join_with(
-        prosody.c2s_port,
-        "alice",
-        ROOM,
-        "alice",
-        Shape::Current,
-        manual,
-    )
-    .await;
-    wait_held(
-        &mut inspector,
-        &podium,
-        ROOM,
-        &decided(&[("alice", "audio,video,screen")]),
-    )
-    .await;
+    let Stage {
+        prosody: _prosody,
+        db: _db,
+        inspector: _inspector,
+        podium: _podium,
+        alice,
+        focus,
+        _bridge,
+    } = Stage::with_alice(manual).await;
     alice
         .wait_until("the focus's session-initiate", |view| view.sid.is_some())
         .await;
@@ -698,7 +691,7 @@ async fn test_unmuting_after_a_focus_mute_sends_what_the_recorded_client_sent() 
         podium,
         alice,
         _bridge,
-        _focus,
+        focus: _focus,
     } = Stage::alice_accepted().await;
 
     let compare = |name: &str, sent: &[Element], answer: Option<Element>, jid: &str| {
