@@ -35,6 +35,19 @@ async fn start(rules: &str) -> Conference {
     .await
 }
 
+/// alice and bob in `room`, everything allowed, bob sharing his screen with jicofo holding all he sends.
+async fn bob_sharing_his_screen(room: &str) -> (Conference, Participant, Participant, SourceSet) {
+    let mut conference = start(EVERYTHING).await;
+    let (alice, bob) = conference.two(room, "audio,video,screen").await;
+    let screenshare = bob.track(Track::Screenshare);
+    let answer = bob.add_screenshare().await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference
+        .focus_holds("bob", &sent(&bob).union(&screenshare))
+        .await;
+    (conference, alice, bob, screenshare)
+}
+
 fn error_text(answer: &Element) -> String {
     answer
         .get_child("error", CLIENT)
@@ -154,14 +167,7 @@ async fn a_refused_source_add_is_rolled_back_and_the_next_revoke_removes_the_cam
 #[tokio::test]
 async fn a_revoke_jicofo_refuses_is_retried_and_what_jicofo_keeps_is_muted_at_the_bridge() {
     let room = "talk";
-    let mut conference = start(EVERYTHING).await;
-    let (alice, bob) = conference.two(room, "audio,video,screen").await;
-    let screenshare = bob.track(Track::Screenshare);
-    let answer = bob.add_screenshare().await;
-    assert!(is_result(&answer), "{answer:?}");
-    conference
-        .focus_holds("bob", &sent(&bob).union(&screenshare))
-        .await;
+    let (conference, alice, bob, screenshare) = bob_sharing_his_screen(room).await;
     conference
         .bridge_force_mute(room, "bob", false, false)
         .await;
@@ -212,14 +218,7 @@ async fn a_revoke_jicofo_refuses_is_retried_and_what_jicofo_keeps_is_muted_at_th
 #[tokio::test]
 async fn a_revoke_neither_jicofo_nor_the_bridge_carries_out_ends_the_session() {
     let room = "talk";
-    let mut conference = start(EVERYTHING).await;
-    let (alice, bob) = conference.two(room, "audio,video,screen").await;
-    let screenshare = bob.track(Track::Screenshare);
-    let answer = bob.add_screenshare().await;
-    assert!(is_result(&answer), "{answer:?}");
-    conference
-        .focus_holds("bob", &sent(&bob).union(&screenshare))
-        .await;
+    let (conference, alice, bob, screenshare) = bob_sharing_his_screen(room).await;
     let old_sid = conference.focus.sid("bob").expect("bob has a session");
 
     conference
@@ -479,14 +478,7 @@ async fn a_rate_limited_restart_request_still_ends_the_session_for_the_module() 
 #[tokio::test]
 async fn a_revoke_of_sources_jicofo_no_longer_has_mutes_nothing_at_the_bridge() {
     let room = "talk";
-    let mut conference = start(EVERYTHING).await;
-    let (alice, bob) = conference.two(room, "audio,video,screen").await;
-    let screenshare = bob.track(Track::Screenshare);
-    let answer = bob.add_screenshare().await;
-    assert!(is_result(&answer), "{answer:?}");
-    conference
-        .focus_holds("bob", &sent(&bob).union(&screenshare))
-        .await;
+    let (mut conference, alice, _bob, screenshare) = bob_sharing_his_screen(room).await;
     let sid = conference.focus.sid("bob").expect("bob has a session");
     conference.focus.forget("bob", &ssrcs(&screenshare));
 
