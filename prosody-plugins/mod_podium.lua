@@ -1430,20 +1430,39 @@ end
 -- answers after this handler), the occupants podium refuses that kind are told again that moderation
 -- is on for them (tell_moderation_ui): what their client shows keeps matching what the module
 -- withholds. Only a moderator of the room is heard, so nobody else makes the module send messages.
+-- The component tells nobody anything when A/V moderation is off in the room already (it keeps what is
+-- on in room.av_moderation, read here before it runs): then the module sends nothing either, or a
+-- moderator repeating the command would have it message every refused occupant per stanza. Commands
+-- for a room in the same turn share one timer (`av_moderation_off_pending`), so the work per stanza
+-- does not grow with the room.
+local av_moderation_off_pending = {};
+
 local function on_av_moderation_off(origin, stanza, kind)
 	if not moderation_ui[kind] then return; end
 	local room_jid = podium.web_session_room_jid(origin.jitsi_web_query_room, origin.jitsi_web_query_prefix,
 		module.host);
 	local room = room_jid and muc.get_room_from_jid(room_jid);
 	local moderator = room and room:get_occupant_by_real_jid(stanza.attr.from);
-	if not moderator or moderator.role ~= "moderator" then return; end
+	if not moderator or moderator.role ~= "moderator" or room.av_moderation == nil then return; end
+	local pending = av_moderation_off_pending[room_jid];
+	if pending then
+		pending[kind] = true;
+		return;
+	end
+	pending = { [kind] = true };
+	av_moderation_off_pending[room_jid] = pending;
 	module:add_timer(0, function ()
+		av_moderation_off_pending[room_jid] = nil;
 		for _, record in pairs(state.rooms[room_jid] or {}) do
 			local shown = record.moderation_ui;
-			if shown and shown[kind] == "refused" then
-				shown[kind] = nil;
-				tell_moderation_ui(room_jid, record);
+			local again = false;
+			for off in pairs(pending) do
+				if shown and shown[off] == "refused" then
+					shown[off] = nil;
+					again = true;
+				end
 			end
+			if again then tell_moderation_ui(room_jid, record); end
 		end
 	end);
 end

@@ -947,6 +947,101 @@ async fn turning_av_moderation_off_does_not_hide_what_podium_refuses() {
     .await;
 }
 
+/// `<av_moderation enable='false'/>` when A/V moderation is already off: jitsi-meet's component
+/// answers nothing ("out of sync"), so the occupants were told nothing new and the module has nothing
+/// to correct. A moderator repeating it must not make the module send a message to every occupant it
+/// refuses for each stanza (stanzas x room size, and a timer per stanza).
+#[tokio::test]
+async fn repeating_av_moderation_off_makes_the_module_send_nothing_more() {
+    let Class {
+        prosody: _prosody,
+        podium,
+        db: _db,
+        mut inspector,
+        mut teacher,
+        mut ada,
+    } = class(CLASS_RULES, "class").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+    next_matching(&mut ada, "audio shown as moderated", |e| {
+        av_moderation_body(e)
+            .is_some_and(|body| body["mediaType"] == "audio" && body["enabled"] == true)
+    })
+    .await;
+    let command = |enable: &str, media: &str| {
+        el("message", CLIENT)
+            .attr(attr("to"), AV_MODERATION)
+            .append(
+                el("av_moderation", CLIENT)
+                    .attr(attr("enable"), enable)
+                    .attr(attr("mediaType"), media)
+                    .build(),
+            )
+            .build()
+    };
+    // The component's messages name the moderator (`actor`); the module's do not.
+    let from_module =
+        |e: &Element| av_moderation_body(e).filter(|body| body.get("actor").is_none());
+    let ping = || el("ping", "urn:xmpp:ping").build();
+
+    // Turned on, then off: the component tells ada both, and the module corrects the "off".
+    teacher.send(command("true", "audio"));
+    teacher.send(command("false", "audio"));
+    next_matching(
+        &mut ada,
+        "the module's correction of the first 'off'",
+        |e| {
+            from_module(e)
+                .is_some_and(|body| body["mediaType"] == "audio" && body["enabled"] == true)
+        },
+    )
+    .await;
+
+    // Repeated while off: the component says nothing.
+    const REPEATS: usize = 20;
+    for _ in 0..REPEATS {
+        teacher.send(command("false", "audio"));
+    }
+    // Handled (and any timer of theirs set) before the teacher's ping is answered.
+    teacher.iq("get", "localhost", ping()).await;
+    // A last on/off, which the module corrects once, on a timer set after any of the repeats'.
+    teacher.send(command("true", "audio"));
+    teacher.send(command("false", "audio"));
+    let mut told = 0;
+    let mut component_off = false;
+    loop {
+        let element = next_matching(&mut ada, "the module's correction of the last 'off'", |e| {
+            av_moderation_body(e).is_some()
+        })
+        .await;
+        let body = av_moderation_body(&element).unwrap();
+        if body.get("actor").is_some() {
+            component_off |= body["enabled"] == false;
+            continue;
+        }
+        told += 1;
+        if component_off && body["mediaType"] == "audio" && body["enabled"] == true {
+            break;
+        }
+    }
+    assert_eq!(
+        told, 1,
+        "ada was sent {told} A/V moderation messages by the module for {REPEATS} repeated 'off' and one real one"
+    );
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("teacher", "audio,video,screen"), ("ada", "none")]),
+    )
+    .await;
+}
+
 /// On a multi-tenant Jitsi the client names the approved occupant by the room's virtual JID
 /// (`class@conference.acme.localhost/ada`); the MUC holds the room as `[acme]class`. The approval
 /// still becomes a grant for that room.
