@@ -160,6 +160,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 engine.rules_changed(rules);
             }
             _ = ticker.tick() => engine.tick(),
+            // A pass over every room goes on a slice at a time between events, each slice's
+            // changes sent before the next is decided.
+            _ = std::future::ready(()), if engine.busy() => engine.work(),
             event = events.recv() => match event {
                 Some(LinkEvent::Up { generation: g }) => {
                     generation = g;

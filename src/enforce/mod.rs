@@ -44,6 +44,18 @@ use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, explain, s
 use crate::store::{ApprovalKey, AuditRecord, GrantChange, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
+/// Logs a per-occupant line at INFO for one occupant's event, at DEBUG inside a pass over every
+/// room (whose summary is the INFO line): 100,000 lines per rule edit are no log to read.
+macro_rules! occupant_log {
+    ($pass:expr, $($field:tt)+) => {
+        if $pass {
+            debug!($($field)+)
+        } else {
+            info!($($field)+)
+        }
+    };
+}
+
 /// How often the run loop calls [`Engine::tick`].
 pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -52,6 +64,11 @@ pub const ANSWER_TICKS: u64 = 4;
 
 /// Decisions per `<permissions/>` IQ when many change at once.
 const BATCH: usize = 100;
+
+/// Occupants decided per [`Engine::work`] call in a pass over every room: the run loop sends each
+/// slice's changes before the next, so the first reach the module within milliseconds of a rule
+/// edit, and a shutdown or an occupant event waits for one slice at most.
+const SLICE: usize = 1000;
 
 /// What the engine wants done.
 #[derive(Debug, Default)]
@@ -89,6 +106,12 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Whether this cause decides every occupant in one pass: its per-occupant lines are details
+    /// (DEBUG), the pass's summary is the INFO line.
+    fn is_pass(self) -> bool {
+        matches!(self, Cause::Rules | Cause::Resync | Cause::Schedule)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Cause::Joined => "joined",
@@ -110,6 +133,19 @@ enum Pending {
     /// A snapshot page of this MUC host.
     Snapshot(BareJid),
     Permissions(Vec<(InFlightKey, MediaSet)>),
+}
+
+/// A pass deciding every occupant again (after a resync, a rule edit, a rule window edge), a slice
+/// of rooms per [`Engine::work`] call.
+#[derive(Debug)]
+struct Pass {
+    cause: Cause,
+    /// Rooms not decided yet in this pass.
+    rooms: std::collections::VecDeque<BareJid>,
+    /// Changes sent so far.
+    changes: usize,
+    /// Occupants decided so far.
+    decided: usize,
 }
 
 /// Where the engine is in a resync.
@@ -157,6 +193,8 @@ pub struct Engine {
     rule_edge: Option<Timestamp>,
     /// The view before a resync, so joins, hands and slots carry over for the same people.
     before_resync: Rooms,
+    /// The pass over every room under way, if any.
+    pass: Option<Pass>,
     effects: Effects,
     now: jiff::Timestamp,
 }
@@ -183,6 +221,7 @@ impl Engine {
             idle_edges: HashMap::new(),
             rule_edge: None,
             before_resync: Rooms::default(),
+            pass: None,
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
         }
@@ -241,8 +280,7 @@ impl Engine {
             return;
         }
         if self.rule_edge.is_some_and(|at| at <= self.now) {
-            let changes = self.decide_all(Cause::Schedule);
-            info!(changes, "re-decided at a rule window edge or grant expiry");
+            self.decide_all(Cause::Schedule);
             return;
         }
         let due: Vec<BareJid> = self
@@ -298,6 +336,7 @@ impl Engine {
     /// Logged in: forget the old view and ask for a snapshot.
     pub fn link_up(&mut self) {
         self.phase = Phase::Resyncing;
+        self.pass = None;
         self.pending.clear();
         self.in_flight.clear();
         self.idle_edges.clear();
@@ -313,6 +352,7 @@ impl Engine {
     /// The link is gone; nothing can be sent until the next login.
     pub fn link_down(&mut self) {
         self.phase = Phase::Offline;
+        self.pass = None;
         self.pending.clear();
         self.in_flight.clear();
     }
@@ -321,12 +361,7 @@ impl Engine {
     pub fn rules_changed(&mut self, rules: Arc<RuleSet>) {
         self.rules = rules;
         if self.phase == Phase::Live {
-            let changes = self.decide_all(Cause::Rules);
-            info!(
-                changes,
-                rules = self.rules.len(),
-                "re-decided after rule change"
-            );
+            self.decide_all(Cause::Rules);
         }
     }
 
@@ -779,13 +814,7 @@ impl Engine {
     fn finish_resync(&mut self) {
         self.phase = Phase::Live;
         self.before_resync = Rooms::default();
-        let changes = self.decide_all(Cause::Resync);
-        info!(
-            rooms = self.rooms.iter().count(),
-            occupants = self.rooms.occupant_count(),
-            changes,
-            "resync complete"
-        );
+        self.decide_all(Cause::Resync);
     }
 
     fn occupant_event(&mut self, event: OccupantEvent) {
@@ -1024,19 +1053,73 @@ impl Engine {
         }
     }
 
-    /// Decides every occupant; returns how many changes were sent.
-    fn decide_all(&mut self, cause: Cause) -> usize {
-        let rooms: Vec<BareJid> = self.rooms.iter().map(|(jid, _)| jid.clone()).collect();
-        let mut changes = Vec::new();
-        for room in rooms {
-            changes.extend(self.decide_room(&room, cause, None));
+    /// Starts deciding every occupant again, and decides the first slice now; [`Engine::work`]
+    /// decides the rest. A pass under way starts over: every room is decided with the newest rules.
+    fn decide_all(&mut self, cause: Cause) {
+        if let Some(pass) = &self.pass {
+            debug!(cause = pass.cause.as_str(), rooms_left = pass.rooms.len(), "pass over every room restarted");
         }
-        let count = changes.len();
+        self.pass = Some(Pass {
+            cause,
+            rooms: self.rooms.iter().map(|(jid, _)| jid.clone()).collect(),
+            changes: 0,
+            decided: 0,
+        });
+        self.work();
+    }
+
+    /// Whether a pass over every room is under way: the run loop then calls [`Engine::work`]
+    /// between events until it is done.
+    pub fn busy(&self) -> bool {
+        self.pass.is_some()
+    }
+
+    /// Decides the next slice of the pass under way (rooms until about [`SLICE`] occupants) and
+    /// queues its changes; at the end of the pass, logs one summary line.
+    pub fn work(&mut self) {
+        let Some(mut pass) = self.pass.take() else {
+            return;
+        };
+        let mut decided = 0;
+        let mut changes = Vec::new();
+        while decided < SLICE {
+            let Some(room) = pass.rooms.pop_front() else {
+                break;
+            };
+            decided += self.rooms.get(&room).map_or(0, |r| r.occupants.len());
+            changes.extend(self.decide_room(&room, pass.cause, None));
+        }
+        pass.decided += decided;
+        pass.changes += changes.len();
         while !changes.is_empty() {
             let rest = changes.split_off(changes.len().min(BATCH));
             self.send_permissions(std::mem::replace(&mut changes, rest));
         }
-        count
+        if !pass.rooms.is_empty() {
+            self.pass = Some(pass);
+            return;
+        }
+        let (occupants, changes) = (pass.decided, pass.changes);
+        match pass.cause {
+            Cause::Resync => info!(
+                rooms = self.rooms.iter().count(),
+                occupants,
+                changes,
+                "resync complete"
+            ),
+            Cause::Rules => info!(
+                occupants,
+                changes,
+                rules = self.rules.len(),
+                "re-decided after rule change"
+            ),
+            cause => info!(
+                occupants,
+                changes,
+                cause = cause.as_str(),
+                "re-decided at a rule window edge or grant expiry"
+            ),
+        }
     }
 
     /// Records a decision; when it changes what the module holds, audits it (with `explain`'s
@@ -1093,13 +1176,13 @@ impl Engine {
             real_jid: occupant.real_jid.clone(),
             permissions: decision.permissions,
         };
-        let occupant = occupant.clone();
-        info!(room = %room, occupant = %nick, real_jid = %occupant.real_jid,
+        let occupant = self.rooms.get(room)?.occupants.get(nick)?;
+        occupant_log!(cause.is_pass(), room = %room, occupant = %nick, real_jid = %occupant.real_jid,
               previous = %display_held(previous), granted = %decision.permissions,
               rules = ?decision.rule_ids(), cause = cause.as_str(), "decision");
         let record = self.audit_record(
             room,
-            &occupant,
+            occupant,
             previous,
             decision.permissions,
             Some(&decision),
@@ -1141,7 +1224,9 @@ impl Engine {
             return;
         }
         occupant.would = Some(would.permissions);
-        let occupant = occupant.clone();
+        let Some(occupant) = self.rooms.get(room).and_then(|r| r.occupants.get(nick)) else {
+            return;
+        };
         let current = actual.unwrap_or(MediaSet::NONE);
         let grant: MediaSet = would
             .permissions
@@ -1152,13 +1237,13 @@ impl Engine {
             .iter()
             .filter(|m| !would.permissions.contains(*m))
             .collect();
-        info!(room = %room, occupant = %nick, real_jid = %occupant.real_jid,
+        occupant_log!(cause.is_pass(), room = %room, occupant = %nick, real_jid = %occupant.real_jid,
               enforced = %display_held(actual), would = %would.permissions,
               would_grant = %grant, would_revoke = %revoke,
               rules = ?would.rule_ids(), cause = cause.as_str(), "dry run");
         let record = self.audit_record(
             room,
-            &occupant,
+            occupant,
             actual,
             would.permissions,
             Some(&would),
