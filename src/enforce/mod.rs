@@ -969,7 +969,7 @@ impl Engine {
                 let services = input.parsed_services();
                 let facts = input.facts(&services);
                 (
-                    serde_json::to_string(input).unwrap_or_default(),
+                    input.stored_json(),
                     explain(&room_rules, &facts, decision),
                 )
             };

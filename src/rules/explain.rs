@@ -73,6 +73,16 @@ impl Inputs {
         }
     }
 
+    /// The inputs as stored with a decision (`decisions.inputs`): the JSON without `time`, which is
+    /// the decision's own `at`, so an occupant decided again on the same inputs is stored once.
+    pub fn stored_json(&self) -> String {
+        let mut json = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = json.as_object_mut() {
+            fields.remove("time");
+        }
+        json.to_string()
+    }
+
     /// The services, typed.
     pub fn parsed_services(&self) -> Vec<Service> {
         self.services
@@ -343,6 +353,18 @@ screen: may not send
         let decision = room.decide(&facts);
         assert_eq!(decision.permissions, MediaSet::NONE);
         assert!(explain(&room, &facts, &decision).contains("grant 8 (who user u-1, by teacher@localhost, until 2026-11-23T11:00:00Z): expired at 2026-11-23T11:00:00Z"));
+    }
+
+    #[test]
+    fn test_stored_inputs_leave_the_time_to_the_row() {
+        let inputs = inputs("participant");
+        let mut later = inputs.clone();
+        later.time = "2026-11-23T11:00:00Z".parse().unwrap();
+        assert_eq!(inputs.stored_json(), later.stored_json());
+        assert!(!inputs.stored_json().contains("time"), "{}", inputs.stored_json());
+        let json: serde_json::Value = serde_json::from_str(&inputs.stored_json()).unwrap();
+        assert_eq!(json["role"], "participant");
+        assert_eq!(json["joined_at"], "2026-11-23T09:00:00Z");
     }
 
     #[test]

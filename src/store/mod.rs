@@ -14,6 +14,8 @@ pub mod grants;
 pub mod view;
 pub mod watch;
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -72,6 +74,42 @@ pub enum StoreError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+}
+
+/// The key a text is stored under in `audit_texts`: the first 128 bits of its SHA-256, hex.
+pub fn text_digest(body: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(body.as_bytes());
+    hash[..16].iter().fold(String::with_capacity(32), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
+/// The id of `body` in `audit_texts`, stored now if it is new (`None` for an empty text).
+async fn text_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    known: &mut HashMap<String, i64>,
+    body: &str,
+) -> Result<Option<i64>, StoreError> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let digest = text_digest(body);
+    if let Some(id) = known.get(&digest) {
+        return Ok(Some(*id));
+    }
+    sqlx::query("INSERT INTO audit_texts (digest, body) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING")
+        .bind(&digest)
+        .bind(body)
+        .execute(&mut **tx)
+        .await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM audit_texts WHERE digest = $1")
+        .bind(&digest)
+        .fetch_one(&mut **tx)
+        .await?;
+    known.insert(digest, id);
+    Ok(Some(id))
 }
 
 /// A handle on the database; cheap to clone.
@@ -206,10 +244,13 @@ impl Store {
         self.write(&writes).await
     }
 
-    /// Applies audit records and view changes in order, in one transaction.
+    /// Applies audit records and view changes in order, in one transaction. A record's inputs and
+    /// explanation go to `audit_texts` once per distinct text; the row refers to them.
     #[instrument(skip_all, fields(count = writes.len()))]
     pub async fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Texts stored or found in this transaction (ids learned here are only good inside it).
+        let mut texts: HashMap<String, i64> = HashMap::new();
         for write in writes {
             let r = match write {
                 Write::Decision(r) => r,
@@ -218,11 +259,14 @@ impl Store {
                     continue;
                 }
             };
+            let inputs_id = text_id(&mut tx, &mut texts, &r.inputs).await?;
+            let explanation_id = text_id(&mut tx, &mut texts, &r.explanation).await?;
             sqlx::query(
                 "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
                  user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
-                 explanation) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 explanation, inputs_id, explanation_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', '', \
+                 $16, $17)",
             )
             .bind(&r.at)
             .bind(&r.room)
@@ -239,8 +283,8 @@ impl Store {
             .bind(&r.cause)
             .bind(&self.instance)
             .bind(i64::from(r.dry_run))
-            .bind(&r.inputs)
-            .bind(&r.explanation)
+            .bind(inputs_id)
+            .bind(explanation_id)
             .execute(&mut *tx)
             .await?;
         }
@@ -371,13 +415,25 @@ impl Store {
         .await?)
     }
 
-    /// Deletes audit records decided before `cutoff` (RFC 3339 UTC, as `decisions.at` is written);
-    /// returns how many.
+    /// Deletes audit records decided before `cutoff` (RFC 3339 UTC, as `decisions.at` is written),
+    /// and the audit texts no record refers to any more; returns how many records.
     pub async fn prune_decisions(&self, cutoff: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query("DELETE FROM decisions WHERE at < $1")
             .bind(cutoff)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        // A writer storing a record in the meantime holds its texts in its own transaction: on
+        // SQLite the two are serialised, on PostgreSQL the foreign key makes this delete wait and
+        // fail (tried again at the next prune).
+        sqlx::query(
+            "DELETE FROM audit_texts WHERE \
+             id NOT IN (SELECT inputs_id FROM decisions WHERE inputs_id IS NOT NULL) AND \
+             id NOT IN (SELECT explanation_id FROM decisions WHERE explanation_id IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(result.rows_affected())
     }
 
@@ -505,6 +561,97 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    fn record(nick: &str, inputs: &str, explanation: &str) -> AuditRecord {
+        AuditRecord {
+            at: "2026-11-23T10:00:00Z".into(),
+            room: "r@conference.localhost".into(),
+            nick: nick.into(),
+            real_jid: format!("{nick}@localhost/x"),
+            user_id: None,
+            user_name: None,
+            user_email: None,
+            user_group: None,
+            previous: "none".into(),
+            granted: "audio".into(),
+            rule_ids: "1".into(),
+            reasons: "audio: allow by rule 1 (priority 0)".into(),
+            cause: "resync".into(),
+            dry_run: false,
+            inputs: inputs.into(),
+            explanation: explanation.into(),
+        }
+    }
+
+    /// The audit log stores each distinct explanation and inputs text once; `decisions_full` shows
+    /// every record with its full texts, and pruning drops the texts no record refers to.
+    async fn check_audit_texts_stored_once(store: &Store) {
+        let long = "audio: may send\n  rule 1 (allow everyone, priority 0): decided\n".repeat(40);
+        store
+            .insert_decisions(&[
+                record("ada", "{\"role\":\"participant\"}", &long),
+                record("ben", "{\"role\":\"moderator\"}", &long),
+            ])
+            .await
+            .unwrap();
+        store
+            .insert_decisions(&[record("ada", "{\"role\":\"participant\"}", &long)])
+            .await
+            .unwrap();
+        let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_texts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(texts, 3, "one explanation, two inputs");
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT nick, inputs, explanation FROM decisions_full ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 3);
+        for (nick, inputs, explanation) in &rows {
+            assert_eq!(explanation, &long, "{nick}");
+            let role = if nick == "ben" { "moderator" } else { "participant" };
+            assert_eq!(inputs, &format!("{{\"role\":\"{role}\"}}"));
+        }
+        // Rows written before the texts moved out keep theirs in place, and read the same.
+        sqlx::query(
+            "INSERT INTO decisions (at, room, nick, real_jid, previous, granted, rule_ids, reasons, \
+             cause, inputs, explanation) VALUES ('2026-11-22T10:00:00Z', 'r', 'old', 'j', 'none', \
+             'audio', '', '', 'joined', '{}', 'old text')",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let old: String =
+            sqlx::query_scalar("SELECT explanation FROM decisions_full WHERE nick = 'old'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(old, "old text");
+        // ben's inputs go with his record; the shared explanation stays for ada's later one.
+        sqlx::query("UPDATE decisions SET at = '2026-11-01T00:00:00Z' WHERE nick = 'ben'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.prune_decisions("2026-11-22T00:00:00Z").await.unwrap(),
+            1
+        );
+        let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_texts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(texts, 2);
+    }
+
+    #[tokio::test]
+    async fn test_audit_texts_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        check_audit_texts_stored_once(&store).await;
     }
 
     #[test]
