@@ -200,6 +200,10 @@ fn main() {
     println!("  INFO log lines in all: {}", info_lines(&log));
     runtime.block_on(store.close());
     drop(listener);
+    if let Ok(keep) = std::env::var("SCALE_KEEP_DB") {
+        std::fs::copy(&db, &keep).unwrap();
+        println!("  database kept at {keep}");
+    }
 }
 
 /// 10,000 rules: rule 1 decides every camera (priority 100), 19 more for every room, 2,000 globs
@@ -298,16 +302,15 @@ async fn db_bytes(store: &Store) -> i64 {
     pages * size
 }
 
-/// The size of stored explanations kept apart from the rows, when the schema has them.
+/// The texts stored once and referenced by the rows (`audit_texts`), when the schema has them.
 async fn explanation_bytes(store: &Store) -> String {
-    let stored: Result<(i64, i64), _> = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(LENGTH(explanation)), 0) FROM explanations",
-    )
-    .fetch_one(store.pool())
-    .await;
+    let stored: Result<(i64, i64), _> =
+        sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM audit_texts")
+            .fetch_one(store.pool())
+            .await;
     match stored {
         Ok((count, bytes)) => format!(
-            "; {count} explanations stored once, {:.1} MB",
+            "; {count} distinct texts stored once, {:.1} MB",
             bytes as f64 / 1e6
         ),
         Err(_) => String::new(),

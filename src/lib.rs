@@ -161,8 +161,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
             _ = ticker.tick() => engine.tick(),
             // A pass over every room goes on a slice at a time between events, each slice's
-            // changes sent before the next is decided.
-            _ = std::future::ready(()), if engine.busy() => engine.work(),
+            // changes sent before the next is decided, as fast as the audit log is written.
+            _ = std::future::ready(()), if engine.busy() && audit.backlog() < store::audit::BACKLOG => {
+                engine.work()
+            }
+            _ = tokio::time::sleep(Duration::from_millis(2)), if engine.busy() => {}
             event = events.recv() => match event {
                 Some(LinkEvent::Up { generation: g }) => {
                     generation = g;

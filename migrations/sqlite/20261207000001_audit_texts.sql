@@ -2,13 +2,12 @@
 --
 -- A decision's explanation (every rule of the room and why it lost, a few KB) is the same for every
 -- occupant the same rules decide the same way, and an occupant's inputs stay the same from one
--- decision to the next: both are stored once in `audit_texts`, keyed by their digest (the first 128
--- bits of SHA-256, hex), and each decision row refers to them. `decisions.inputs` and
+-- decision to the next: both are stored once in `audit_texts`, keyed by their digest (the first 64
+-- bits of their SHA-256, as a signed integer), and each decision row refers to them. `decisions.inputs` and
 -- `decisions.explanation` stay for rows written before this version; new rows leave them empty.
 -- `decisions_full` reads every row with its texts whichever way they were stored.
 CREATE TABLE audit_texts (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
-    digest  TEXT    NOT NULL UNIQUE,
+    id      INTEGER PRIMARY KEY,
     body    TEXT    NOT NULL
 );
 

@@ -4,6 +4,8 @@
 //! transaction each. A failed write is retried with backoff, and on shutdown the queue is drained
 //! before the task ends, so a decision is never sent without its record being attempted.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -62,18 +64,28 @@ pub enum Write {
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
     queue: mpsc::UnboundedSender<Write>,
+    /// Writes queued and not yet written.
+    backlog: Arc<AtomicUsize>,
 }
 
 impl AuditWriter {
     /// Starts the writing task; it ends once every writer is dropped and the queue is drained.
     pub fn spawn(store: Store) -> (AuditWriter, tokio::task::JoinHandle<()>) {
         let (queue, records) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_batches(store, records));
-        (AuditWriter { queue }, task)
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(write_batches(store, records, Arc::clone(&backlog)));
+        (AuditWriter { queue, backlog }, task)
+    }
+
+    /// How many writes are queued and not yet written: the run loop decides no further while
+    /// this is above [`BACKLOG`], so memory and the drain at shutdown stay bounded.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
     }
 
     /// Queues a record.
     pub fn record(&self, record: AuditRecord) {
+        self.backlog.fetch_add(1, Ordering::Relaxed);
         if self.queue.send(Write::Decision(Box::new(record))).is_err() {
             error!("audit writer stopped; a decision record was not written");
         }
@@ -81,16 +93,25 @@ impl AuditWriter {
 
     /// Queues a change to the live view.
     pub fn view(&self, view: ViewWrite) {
+        self.backlog.fetch_add(1, Ordering::Relaxed);
         if self.queue.send(Write::View(view)).is_err() {
             error!("audit writer stopped; a view change was not written");
         }
     }
 }
 
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
+
+/// Queued writes above which a pass over every room waits for the writer (a few seconds of
+/// decisions at most; the writer drains it in well under a second).
+pub const BACKLOG: usize = 10_000;
 const ATTEMPTS: u32 = 5;
 
-async fn write_batches(store: Store, mut records: mpsc::UnboundedReceiver<Write>) {
+async fn write_batches(
+    store: Store,
+    mut records: mpsc::UnboundedReceiver<Write>,
+    backlog: Arc<AtomicUsize>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while records.recv_many(&mut batch, BATCH).await > 0 {
         let mut delay = Duration::from_millis(100);
@@ -110,6 +131,7 @@ async fn write_batches(store: Store, mut records: mpsc::UnboundedReceiver<Write>
                 }
             }
         }
+        backlog.fetch_sub(batch.len(), Ordering::Relaxed);
         batch.clear();
     }
 }

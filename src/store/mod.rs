@@ -14,8 +14,7 @@ pub mod grants;
 pub mod view;
 pub mod watch;
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -76,41 +75,17 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
-/// The key a text is stored under in `audit_texts`: the first 128 bits of its SHA-256, hex.
-pub fn text_digest(body: &str) -> String {
+/// The key a text is stored under in `audit_texts`: the first 64 bits of its SHA-256.
+pub fn text_id(body: &str) -> i64 {
     use sha2::Digest as _;
     let hash = sha2::Sha256::digest(body.as_bytes());
-    hash[..16].iter().fold(String::with_capacity(32), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    i64::from_be_bytes(first)
 }
 
-/// The id of `body` in `audit_texts`, stored now if it is new (`None` for an empty text).
-async fn text_id(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    known: &mut HashMap<String, i64>,
-    body: &str,
-) -> Result<Option<i64>, StoreError> {
-    if body.is_empty() {
-        return Ok(None);
-    }
-    let digest = text_digest(body);
-    if let Some(id) = known.get(&digest) {
-        return Ok(Some(*id));
-    }
-    sqlx::query("INSERT INTO audit_texts (digest, body) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING")
-        .bind(&digest)
-        .bind(body)
-        .execute(&mut **tx)
-        .await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM audit_texts WHERE digest = $1")
-        .bind(&digest)
-        .fetch_one(&mut **tx)
-        .await?;
-    known.insert(digest, id);
-    Ok(Some(id))
-}
+/// Rows per multi-row INSERT (19 values each, well under SQLite's and PostgreSQL's limits).
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
@@ -245,50 +220,166 @@ impl Store {
     }
 
     /// Applies audit records and view changes in order, in one transaction. A record's inputs and
-    /// explanation go to `audit_texts` once per distinct text; the row refers to them.
+    /// explanation go to `audit_texts` once per distinct text; the row refers to them. Runs of
+    /// records and of occupant rows are written a few dozen rows per statement.
     #[instrument(skip_all, fields(count = writes.len()))]
     pub async fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Texts stored or found in this transaction (ids learned here are only good inside it).
-        let mut texts: HashMap<String, i64> = HashMap::new();
-        for write in writes {
-            let r = match write {
-                Write::Decision(r) => r,
-                Write::View(view) => {
-                    self.write_view(&mut tx, view).await?;
-                    continue;
-                }
+        // Texts this transaction stored; each insert of one also makes sure it is there (a prune may
+        // have deleted it since an earlier transaction stored it).
+        let mut texts = HashSet::new();
+        let mut rest = writes;
+        while let Some(first) = rest.first() {
+            let run = match first {
+                Write::Decision(_) => rest
+                    .iter()
+                    .take(ROWS_PER_STATEMENT)
+                    .take_while(|w| matches!(w, Write::Decision(_)))
+                    .count(),
+                Write::View(ViewWrite::Occupant(_)) => rest
+                    .iter()
+                    .take(ROWS_PER_STATEMENT)
+                    .take_while(|w| matches!(w, Write::View(ViewWrite::Occupant(_))))
+                    .count(),
+                Write::View(_) => 1,
             };
-            let inputs_id = text_id(&mut tx, &mut texts, &r.inputs).await?;
-            let explanation_id = text_id(&mut tx, &mut texts, &r.explanation).await?;
-            sqlx::query(
-                "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
-                 user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
-                 explanation, inputs_id, explanation_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', '', \
-                 $16, $17)",
-            )
-            .bind(&r.at)
-            .bind(&r.room)
-            .bind(&r.nick)
-            .bind(&r.real_jid)
-            .bind(&r.user_id)
-            .bind(&r.user_name)
-            .bind(&r.user_email)
-            .bind(&r.user_group)
-            .bind(&r.previous)
-            .bind(&r.granted)
-            .bind(&r.rule_ids)
-            .bind(&r.reasons)
-            .bind(&r.cause)
-            .bind(&self.instance)
-            .bind(i64::from(r.dry_run))
-            .bind(inputs_id)
-            .bind(explanation_id)
-            .execute(&mut *tx)
-            .await?;
+            let (now, later) = rest.split_at(run);
+            rest = later;
+            match first {
+                Write::Decision(_) => {
+                    let records: Vec<&AuditRecord> = now
+                        .iter()
+                        .filter_map(|w| match w {
+                            Write::Decision(r) => Some(&**r),
+                            Write::View(_) => None,
+                        })
+                        .collect();
+                    self.insert_records(&mut tx, &mut texts, &records).await?;
+                }
+                Write::View(ViewWrite::Occupant(_)) => {
+                    let rows: Vec<&OccupantRow> = now
+                        .iter()
+                        .filter_map(|w| match w {
+                            Write::View(ViewWrite::Occupant(o)) => Some(&**o),
+                            _ => None,
+                        })
+                        .collect();
+                    self.upsert_occupants(&mut tx, &rows).await?;
+                }
+                Write::View(view) => self.write_view(&mut tx, view).await?,
+            }
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Inserts audit records with one statement, after their texts.
+    async fn insert_records(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        texts: &mut HashSet<i64>,
+        records: &[&AuditRecord],
+    ) -> Result<(), StoreError> {
+        let text_id = |body: &str| (!body.is_empty()).then(|| text_id(body));
+        let ids: Vec<(Option<i64>, Option<i64>)> = records
+            .iter()
+            .map(|r| (text_id(&r.inputs), text_id(&r.explanation)))
+            .collect();
+        let new: Vec<(i64, &str)> = records
+            .iter()
+            .zip(&ids)
+            .flat_map(|(r, (i, e))| [(*i, r.inputs.as_str()), (*e, r.explanation.as_str())])
+            .filter_map(|(id, body)| id.filter(|id| texts.insert(*id)).map(|id| (id, body)))
+            .collect();
+        for chunk in new.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new("INSERT INTO audit_texts (id, body) ");
+            insert.push_values(chunk, |mut row, (id, body)| {
+                row.push_bind(*id).push_bind(*body);
+            });
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            insert.build().execute(&mut **tx).await?;
+        }
+        let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new(
+            "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
+             user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
+             explanation, inputs_id, explanation_id) ",
+        );
+        insert.push_values(records.iter().zip(&ids), |mut row, (r, (inputs, explanation))| {
+            row.push_bind(&r.at)
+                .push_bind(&r.room)
+                .push_bind(&r.nick)
+                .push_bind(&r.real_jid)
+                .push_bind(&r.user_id)
+                .push_bind(&r.user_name)
+                .push_bind(&r.user_email)
+                .push_bind(&r.user_group)
+                .push_bind(&r.previous)
+                .push_bind(&r.granted)
+                .push_bind(&r.rule_ids)
+                .push_bind(&r.reasons)
+                .push_bind(&r.cause)
+                .push_bind(&self.instance)
+                .push_bind(i64::from(r.dry_run))
+                .push_bind("")
+                .push_bind("")
+                .push_bind(*inputs)
+                .push_bind(*explanation);
+        });
+        insert.build().execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Writes live-view rows with one statement (the last row wins for an occupant named twice).
+    async fn upsert_occupants(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        rows: &[&OccupantRow],
+    ) -> Result<(), StoreError> {
+        let mut seen = HashSet::new();
+        let mut latest: Vec<&OccupantRow> = rows
+            .iter()
+            .rev()
+            .filter(|o| seen.insert((o.room.as_str(), o.nick.as_str())))
+            .copied()
+            .collect();
+        latest.reverse();
+        let updated_at = jiff::Timestamp::now().to_string();
+        let mut upsert = sqlx::QueryBuilder::<sqlx::Any>::new(
+            "INSERT INTO occupants (instance, room, nick, real_jid, role, affiliation, user_id, \
+             user_name, user_email, user_group, claims, services, joined_at, hand_raised_at, \
+             permissions, reasons, updated_at, room_name) ",
+        );
+        upsert.push_values(&latest, |mut row, o| {
+            row.push_bind(&self.instance)
+                .push_bind(&o.room)
+                .push_bind(&o.nick)
+                .push_bind(&o.real_jid)
+                .push_bind(&o.role)
+                .push_bind(&o.affiliation)
+                .push_bind(&o.user_id)
+                .push_bind(&o.user_name)
+                .push_bind(&o.user_email)
+                .push_bind(&o.user_group)
+                .push_bind(&o.claims)
+                .push_bind(&o.services)
+                .push_bind(&o.joined_at)
+                .push_bind(&o.hand_raised_at)
+                .push_bind(&o.permissions)
+                .push_bind(&o.reasons)
+                .push_bind(&updated_at)
+                .push_bind(&o.room_name);
+        });
+        upsert.push(
+            " ON CONFLICT (instance, room, nick) DO UPDATE SET real_jid = excluded.real_jid, \
+             role = excluded.role, affiliation = excluded.affiliation, user_id = excluded.user_id, \
+             user_name = excluded.user_name, user_email = excluded.user_email, \
+             user_group = excluded.user_group, claims = excluded.claims, \
+             services = excluded.services, joined_at = excluded.joined_at, \
+             hand_raised_at = excluded.hand_raised_at, permissions = excluded.permissions, \
+             reasons = excluded.reasons, updated_at = excluded.updated_at, \
+             room_name = excluded.room_name",
+        );
+        upsert.build().execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -319,43 +410,7 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
             }
-            ViewWrite::Occupant(o) => {
-                sqlx::query(
-                    "DELETE FROM occupants WHERE instance = $1 AND room = $2 AND nick = $3",
-                )
-                .bind(instance)
-                .bind(&o.room)
-                .bind(&o.nick)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO occupants (instance, room, nick, real_jid, role, affiliation, user_id, \
-                     user_name, user_email, user_group, claims, services, joined_at, hand_raised_at, \
-                     permissions, reasons, updated_at, room_name) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                     $18)",
-                )
-                .bind(instance)
-                .bind(&o.room)
-                .bind(&o.nick)
-                .bind(&o.real_jid)
-                .bind(&o.role)
-                .bind(&o.affiliation)
-                .bind(&o.user_id)
-                .bind(&o.user_name)
-                .bind(&o.user_email)
-                .bind(&o.user_group)
-                .bind(&o.claims)
-                .bind(&o.services)
-                .bind(&o.joined_at)
-                .bind(&o.hand_raised_at)
-                .bind(&o.permissions)
-                .bind(&o.reasons)
-                .bind(jiff::Timestamp::now().to_string())
-                .bind(&o.room_name)
-                .execute(&mut **tx)
-                .await?;
-            }
+            ViewWrite::Occupant(o) => self.upsert_occupants(tx, &[&**o]).await?,
             ViewWrite::Queue { room, rows } => {
                 sqlx::query("DELETE FROM queue WHERE instance = $1 AND room = $2")
                     .bind(instance)
