@@ -1100,7 +1100,7 @@ async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_wh
     .await;
     let stored = sqlite3(
         &conference.db,
-        "SELECT explanation FROM decisions WHERE nick = 'alice' ORDER BY id DESC LIMIT 1",
+        "SELECT explanation FROM decisions_full WHERE nick = 'alice' ORDER BY id DESC LIMIT 1",
     );
     assert!(
         stored.starts_with("audio: may send (holds a slot of the cap)"),

@@ -125,6 +125,55 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     store.close().await;
 }
 
+/// On PostgreSQL too, an explanation or inputs text shared by several records is stored once, and
+/// `decisions_full` shows every record with its full texts (`psql`, as an auditor reads it).
+#[tokio::test]
+async fn audit_texts_are_stored_once_and_read_in_full() {
+    let db = TestDatabase::create();
+    let store = Store::open_postgres(&db.url).await.unwrap();
+    let explanation = "audio: may send\n  rule 1 (allow everyone, priority 0): decided\n".repeat(40);
+    let record = |nick: &str, role: &str| podium::store::AuditRecord {
+        at: "2026-11-23T10:00:00Z".into(),
+        room: "r@conference.localhost".into(),
+        nick: nick.into(),
+        real_jid: format!("{nick}@localhost/x"),
+        user_id: None,
+        user_name: None,
+        user_email: None,
+        user_group: None,
+        previous: "none".into(),
+        granted: "audio".into(),
+        rule_ids: "1".into(),
+        reasons: "audio: allow by rule 1 (priority 0)".into(),
+        cause: "resync".into(),
+        dry_run: false,
+        inputs: format!("{{\"role\":\"{role}\"}}"),
+        explanation: explanation.clone(),
+    };
+    store
+        .insert_decisions(&[record("ada", "participant"), record("ben", "moderator")])
+        .await
+        .unwrap();
+    store
+        .insert_decisions(&[record("ada", "participant")])
+        .await
+        .unwrap();
+    assert_eq!(db.psql("SELECT COUNT(*) FROM audit_texts"), "3\n");
+    assert_eq!(
+        db.psql("SELECT COUNT(*) FROM decisions WHERE explanation = ''"),
+        "3\n"
+    );
+    let full = db.psql(&format!(
+        "SELECT nick, inputs, explanation = '{}' FROM decisions_full ORDER BY id",
+        explanation.replace('\n', "' || chr(10) || '")
+    ));
+    assert_eq!(
+        full,
+        "ada|{\"role\":\"participant\"}|t\nben|{\"role\":\"moderator\"}|t\nada|{\"role\":\"participant\"}|t\n"
+    );
+    store.close().await;
+}
+
 #[tokio::test]
 async fn two_shards_share_one_rule_store_and_one_audit_log() {
     let db = TestDatabase::create();

@@ -1157,3 +1157,81 @@ fn test_a_moderators_approval_becomes_a_grant_change() {
     engine.stanza(event_from(MUC, &approval_xml("ada", "teacher", true)));
     assert!(engine.take_effects().grants.is_empty());
 }
+
+/// A resync of 3,000 occupants is decided and sent a slice at a time: the first changes are handed
+/// over before the rest is decided, every occupant is sent exactly once in the end, and a rule edit
+/// in the middle starts the pass over so everyone ends on the newest rules.
+#[test]
+fn test_a_big_pass_is_sent_a_slice_at_a_time() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    engine.link_up();
+    let (id, _) = snapshot_id(&engine.take_effects().stanzas);
+    let rooms: String = (0..300)
+        .map(|r| {
+            let occupants: String = (0..10)
+                .map(|o| {
+                    format!(
+                        "<occupant nick='n{r}-{o}' real-jid='u{r}-{o}@localhost/x'>\
+                         <held audio='false' video='false' screen='false' origin='default'/></occupant>"
+                    )
+                })
+                .collect();
+            format!("<room jid='room-{r:03}@conference.localhost'>{occupants}</room>")
+        })
+        .collect();
+    engine.stanza(result(
+        &id,
+        Some(&format!("<snapshot xmlns='urn:podium:0'>{rooms}</snapshot>")),
+    ));
+    assert_eq!(engine.phase(), Phase::Live);
+    let first = engine.take_effects();
+    let first_sent = sent_permissions(&first.stanzas);
+    assert!(
+        !first_sent.is_empty() && first_sent.len() < 3000,
+        "the first slice is handed over alone: {}",
+        first_sent.len()
+    );
+    assert_eq!(first.audit.len(), first_sent.len());
+    assert!(engine.busy());
+    let mut sent = first_sent;
+    let mut slices = 1;
+    while engine.busy() {
+        engine.work();
+        sent.extend(sent_permissions(&engine.take_effects().stanzas));
+        slices += 1;
+    }
+    assert!(slices >= 3, "{slices}");
+    let mut nicks: Vec<&str> = sent.iter().map(|(_, nick, _)| nick.as_str()).collect();
+    assert_eq!(nicks.len(), 3000);
+    nicks.sort_unstable();
+    nicks.dedup();
+    assert_eq!(nicks.len(), 3000, "each occupant sent once");
+    for (id, ..) in &sent {
+        ack(&mut engine, id);
+    }
+    engine.take_effects();
+
+    // A rule edit, then another in the middle of its pass: the second starts over.
+    engine.rules_changed(rules(&[("*", "everyone", None, "video", "allow", 0)]));
+    let mut last = std::collections::HashMap::new();
+    for (_, nick, permissions) in sent_permissions(&engine.take_effects().stanzas) {
+        last.insert(nick, permissions);
+    }
+    assert!(engine.busy());
+    engine.rules_changed(rules(&[("*", "everyone", None, "all", "allow", 0)]));
+    while engine.busy() {
+        engine.work();
+    }
+    let effects = engine.take_effects();
+    for (_, nick, permissions) in sent_permissions(&effects.stanzas) {
+        last.insert(nick, permissions);
+    }
+    // Whatever was sent last per occupant comes from the newest rules (someone decided under
+    // the first edit was decided again under the second).
+    assert_eq!(last.len(), 3000);
+    assert!(
+        last.values().all(|p| p == "audio,video,screen"),
+        "{:?}",
+        last.values().filter(|p| *p != "audio,video,screen").take(3).collect::<Vec<_>>()
+    );
+}

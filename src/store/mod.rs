@@ -15,12 +15,13 @@ pub mod view;
 pub mod watch;
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, AssertSqlSafe, Executor};
 use tracing::instrument;
 
 use crate::config::DatabaseConfig;
@@ -86,6 +87,27 @@ pub fn text_id(body: &str) -> i64 {
 
 /// Rows per multi-row INSERT (19 values each, well under SQLite's and PostgreSQL's limits).
 const ROWS_PER_STATEMENT: usize = 64;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values: the `$N` placeholders both backends
+/// read (sqlx's `Any` passes the SQL through). Only placeholders: the SQL built with them holds no
+/// value, so it is safe to assert so.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * columns + column + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
@@ -292,40 +314,46 @@ impl Store {
             .filter_map(|(id, body)| id.filter(|id| texts.insert(*id)).map(|id| (id, body)))
             .collect();
         for chunk in new.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new("INSERT INTO audit_texts (id, body) ");
-            insert.push_values(chunk, |mut row, (id, body)| {
-                row.push_bind(*id).push_bind(*body);
-            });
-            insert.push(" ON CONFLICT (id) DO NOTHING");
-            insert.build().execute(&mut **tx).await?;
+            let sql = format!(
+                "INSERT INTO audit_texts (id, body) VALUES {} ON CONFLICT (id) DO NOTHING",
+                placeholders(chunk.len(), 2)
+            );
+            let mut insert = sqlx::query(AssertSqlSafe(sql));
+            for (id, body) in chunk {
+                insert = insert.bind(*id).bind(*body);
+            }
+            insert.execute(&mut **tx).await?;
         }
-        let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new(
+        let sql = format!(
             "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
              user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
-             explanation, inputs_id, explanation_id) ",
+             explanation, inputs_id, explanation_id) VALUES {}",
+            placeholders(records.len(), 19)
         );
-        insert.push_values(records.iter().zip(&ids), |mut row, (r, (inputs, explanation))| {
-            row.push_bind(&r.at)
-                .push_bind(&r.room)
-                .push_bind(&r.nick)
-                .push_bind(&r.real_jid)
-                .push_bind(&r.user_id)
-                .push_bind(&r.user_name)
-                .push_bind(&r.user_email)
-                .push_bind(&r.user_group)
-                .push_bind(&r.previous)
-                .push_bind(&r.granted)
-                .push_bind(&r.rule_ids)
-                .push_bind(&r.reasons)
-                .push_bind(&r.cause)
-                .push_bind(&self.instance)
-                .push_bind(i64::from(r.dry_run))
-                .push_bind("")
-                .push_bind("")
-                .push_bind(*inputs)
-                .push_bind(*explanation);
-        });
-        insert.build().execute(&mut **tx).await?;
+        let mut insert = sqlx::query(AssertSqlSafe(sql));
+        for (r, (inputs, explanation)) in records.iter().zip(&ids) {
+            insert = insert
+                .bind(&r.at)
+                .bind(&r.room)
+                .bind(&r.nick)
+                .bind(&r.real_jid)
+                .bind(&r.user_id)
+                .bind(&r.user_name)
+                .bind(&r.user_email)
+                .bind(&r.user_group)
+                .bind(&r.previous)
+                .bind(&r.granted)
+                .bind(&r.rule_ids)
+                .bind(&r.reasons)
+                .bind(&r.cause)
+                .bind(&self.instance)
+                .bind(i64::from(r.dry_run))
+                .bind("")
+                .bind("")
+                .bind(*inputs)
+                .bind(*explanation);
+        }
+        insert.execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -344,33 +372,11 @@ impl Store {
             .collect();
         latest.reverse();
         let updated_at = jiff::Timestamp::now().to_string();
-        let mut upsert = sqlx::QueryBuilder::<sqlx::Any>::new(
+        let sql = format!(
             "INSERT INTO occupants (instance, room, nick, real_jid, role, affiliation, user_id, \
              user_name, user_email, user_group, claims, services, joined_at, hand_raised_at, \
-             permissions, reasons, updated_at, room_name) ",
-        );
-        upsert.push_values(&latest, |mut row, o| {
-            row.push_bind(&self.instance)
-                .push_bind(&o.room)
-                .push_bind(&o.nick)
-                .push_bind(&o.real_jid)
-                .push_bind(&o.role)
-                .push_bind(&o.affiliation)
-                .push_bind(&o.user_id)
-                .push_bind(&o.user_name)
-                .push_bind(&o.user_email)
-                .push_bind(&o.user_group)
-                .push_bind(&o.claims)
-                .push_bind(&o.services)
-                .push_bind(&o.joined_at)
-                .push_bind(&o.hand_raised_at)
-                .push_bind(&o.permissions)
-                .push_bind(&o.reasons)
-                .push_bind(&updated_at)
-                .push_bind(&o.room_name);
-        });
-        upsert.push(
-            " ON CONFLICT (instance, room, nick) DO UPDATE SET real_jid = excluded.real_jid, \
+             permissions, reasons, updated_at, room_name) VALUES {} \
+             ON CONFLICT (instance, room, nick) DO UPDATE SET real_jid = excluded.real_jid, \
              role = excluded.role, affiliation = excluded.affiliation, user_id = excluded.user_id, \
              user_name = excluded.user_name, user_email = excluded.user_email, \
              user_group = excluded.user_group, claims = excluded.claims, \
@@ -378,8 +384,31 @@ impl Store {
              hand_raised_at = excluded.hand_raised_at, permissions = excluded.permissions, \
              reasons = excluded.reasons, updated_at = excluded.updated_at, \
              room_name = excluded.room_name",
+            placeholders(latest.len(), 18)
         );
-        upsert.build().execute(&mut **tx).await?;
+        let mut upsert = sqlx::query(AssertSqlSafe(sql));
+        for o in &latest {
+            upsert = upsert
+                .bind(&self.instance)
+                .bind(&o.room)
+                .bind(&o.nick)
+                .bind(&o.real_jid)
+                .bind(&o.role)
+                .bind(&o.affiliation)
+                .bind(&o.user_id)
+                .bind(&o.user_name)
+                .bind(&o.user_email)
+                .bind(&o.user_group)
+                .bind(&o.claims)
+                .bind(&o.services)
+                .bind(&o.joined_at)
+                .bind(&o.hand_raised_at)
+                .bind(&o.permissions)
+                .bind(&o.reasons)
+                .bind(&updated_at)
+                .bind(&o.room_name);
+        }
+        upsert.execute(&mut **tx).await?;
         Ok(())
     }
 

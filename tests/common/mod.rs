@@ -14,6 +14,7 @@ pub mod conference;
 pub mod conformance;
 pub mod focus;
 pub mod jingle;
+pub mod module_standin;
 pub mod participant;
 pub mod peer;
 pub mod podium;
