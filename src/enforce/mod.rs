@@ -1149,8 +1149,14 @@ impl Engine {
             occupant.decision = Some(decision);
             occupant.set_slots(decision.holding(), now);
             let row = occupant.view_row(room, &view.name, &trusted);
-            if occupant.view.as_ref() != Some(&row) {
-                occupant.view = Some(row.clone());
+            let digest = {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                row.hash(&mut hasher);
+                hasher.finish()
+            };
+            if occupant.view != Some(digest) {
+                occupant.view = Some(digest);
                 self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
             }
         }

@@ -52,8 +52,9 @@ pub struct Occupant {
     pub quiet_since: [Option<Timestamp>; 3],
     /// Per kind: since when the occupant holds a slot of a cap.
     pub slot_since: [Option<Timestamp>; 3],
-    /// The last row written to the `occupants` table, to write only changes.
-    pub view: Option<OccupantRow>,
+    /// A hash of the last row written to the `occupants` table, to write only changes (the row
+    /// itself, kept for 100,000 occupants, would cost tens of MB).
+    pub view: Option<u64>,
 }
 
 impl Occupant {

@@ -4,7 +4,7 @@
 //! each instance writes and clears only its own rows.
 
 /// One row of `occupants`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, sqlx::FromRow)]
 pub struct OccupantRow {
     /// Room JID.
     pub room: String,
