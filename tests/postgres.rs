@@ -131,7 +131,8 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
 async fn audit_texts_are_stored_once_and_read_in_full() {
     let db = TestDatabase::create();
     let store = Store::open_postgres(&db.url).await.unwrap();
-    let explanation = "audio: may send\n  rule 1 (allow everyone, priority 0): decided\n".repeat(40);
+    let explanation =
+        "audio: may send\n  rule 1 (allow everyone, priority 0): decided\n".repeat(40);
     let record = |nick: &str, role: &str| podium::store::AuditRecord {
         at: "2026-11-23T10:00:00Z".into(),
         room: "r@conference.localhost".into(),

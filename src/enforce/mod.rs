@@ -12,6 +12,10 @@
 //!   the next in line).
 //! - On every **rule or grant change**, at every rule window edge and grant expiry, every occupant is
 //!   decided again; when a slot holder has been idle for `rules.idle_seconds`, its room is.
+//! - Such a **pass over every room** (and the one after a resync) is decided a slice of rooms at a
+//!   time ([`Engine::work`]); the run loop sends each slice's changes before the next, so with 100,000
+//!   occupants the first changes reach the module at once, and events and shutdown wait one slice
+//!   at most. Its per-occupant lines are DEBUG; one INFO line sums the pass up.
 //!
 //! Besides the decisions and their audit records (with the inputs and the explanation), the engine
 //! keeps podium's live view in SQL up to date: the `occupants` table and each room's `queue`.
@@ -968,10 +972,7 @@ impl Engine {
                 let input = &input;
                 let services = input.parsed_services();
                 let facts = input.facts(&services);
-                (
-                    input.stored_json(),
-                    explain(&room_rules, &facts, decision),
-                )
+                (input.stored_json(), explain(&room_rules, &facts, decision))
             };
             if let Some(entry) =
                 self.apply_decision(room, &seat.nick, seat.decision, cause, &explain)
@@ -1057,7 +1058,11 @@ impl Engine {
     /// decides the rest. A pass under way starts over: every room is decided with the newest rules.
     fn decide_all(&mut self, cause: Cause) {
         if let Some(pass) = &self.pass {
-            debug!(cause = pass.cause.as_str(), rooms_left = pass.rooms.len(), "pass over every room restarted");
+            debug!(
+                cause = pass.cause.as_str(),
+                rooms_left = pass.rooms.len(),
+                "pass over every room restarted"
+            );
         }
         self.pass = Some(Pass {
             cause,
@@ -1103,9 +1108,7 @@ impl Engine {
         match pass.cause {
             Cause::Resync => info!(
                 rooms = self.rooms.iter().count(),
-                occupants,
-                changes,
-                "resync complete"
+                occupants, changes, "resync complete"
             ),
             Cause::Rules => info!(
                 occupants,

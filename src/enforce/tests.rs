@@ -1181,7 +1181,9 @@ fn test_a_big_pass_is_sent_a_slice_at_a_time() {
         .collect();
     engine.stanza(result(
         &id,
-        Some(&format!("<snapshot xmlns='urn:podium:0'>{rooms}</snapshot>")),
+        Some(&format!(
+            "<snapshot xmlns='urn:podium:0'>{rooms}</snapshot>"
+        )),
     ));
     assert_eq!(engine.phase(), Phase::Live);
     let first = engine.take_effects();
@@ -1232,6 +1234,9 @@ fn test_a_big_pass_is_sent_a_slice_at_a_time() {
     assert!(
         last.values().all(|p| p == "audio,video,screen"),
         "{:?}",
-        last.values().filter(|p| *p != "audio,video,screen").take(3).collect::<Vec<_>>()
+        last.values()
+            .filter(|p| *p != "audio,video,screen")
+            .take(3)
+            .collect::<Vec<_>>()
     );
 }

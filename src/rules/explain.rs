@@ -2,7 +2,8 @@
 //! and why every other rule of the room lost.
 //!
 //! The same text is printed by `podium explain ROOM OCCUPANT` and stored with every decision change
-//! in the audit table (`decisions.inputs` as JSON, `decisions.explanation` as text).
+//! in the audit log (`decisions_full.inputs` as JSON, `decisions_full.explanation` as text; each
+//! distinct text stored once in `audit_texts`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -73,7 +74,7 @@ impl Inputs {
         }
     }
 
-    /// The inputs as stored with a decision (`decisions.inputs`): the JSON without `time`, which is
+    /// The inputs as stored with a decision (`decisions_full.inputs`): the JSON without `time`, which is
     /// the decision's own `at`, so an occupant decided again on the same inputs is stored once.
     pub fn stored_json(&self) -> String {
         let mut json = serde_json::to_value(self).unwrap_or_default();
@@ -361,7 +362,11 @@ screen: may not send
         let mut later = inputs.clone();
         later.time = "2026-11-23T11:00:00Z".parse().unwrap();
         assert_eq!(inputs.stored_json(), later.stored_json());
-        assert!(!inputs.stored_json().contains("time"), "{}", inputs.stored_json());
+        assert!(
+            !inputs.stored_json().contains("time"),
+            "{}",
+            inputs.stored_json()
+        );
         let json: serde_json::Value = serde_json::from_str(&inputs.stored_json()).unwrap();
         assert_eq!(json["role"], "participant");
         assert_eq!(json["joined_at"], "2026-11-23T09:00:00Z");

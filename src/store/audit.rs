@@ -2,7 +2,9 @@
 //!
 //! The engine hands records to an [`AuditWriter`] and moves on; a task writes them in batches, one
 //! transaction each. A failed write is retried with backoff, and on shutdown the queue is drained
-//! before the task ends, so a decision is never sent without its record being attempted.
+//! before the task ends, so a decision is never sent without its record being attempted. The writer
+//! counts what is queued ([`AuditWriter::backlog`]); a pass over every room waits while it is above
+//! [`BACKLOG`], which bounds both the memory the queue takes and the drain at shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

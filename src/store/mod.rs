@@ -688,16 +688,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(texts, 3, "one explanation, two inputs");
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT nick, inputs, explanation FROM decisions_full ORDER BY id",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT nick, inputs, explanation FROM decisions_full ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
         assert_eq!(rows.len(), 3);
         for (nick, inputs, explanation) in &rows {
             assert_eq!(explanation, &long, "{nick}");
-            let role = if nick == "ben" { "moderator" } else { "participant" };
+            let role = if nick == "ben" {
+                "moderator"
+            } else {
+                "participant"
+            };
             assert_eq!(inputs, &format!("{{\"role\":\"{role}\"}}"));
         }
         // Rows written before the texts moved out keep theirs in place, and read the same.

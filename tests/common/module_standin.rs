@@ -162,7 +162,11 @@ fn occupant(r: usize, o: usize) -> String {
         format!(
             "<identity id='u-{}' name='User {r}-{o}' email='user-{r}-{o}@meet.example' group='{}'/>",
             (r * PER_ROOM + o) % 40,
-            if o % 2 == 0 { "acme" } else { "globex" }
+            if o.is_multiple_of(2) {
+                "acme"
+            } else {
+                "globex"
+            }
         )
     };
     format!(
@@ -292,4 +296,3 @@ fn unescape(text: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
-
