@@ -1056,13 +1056,17 @@ impl Engine {
 
     /// Starts deciding every occupant again, and decides the first slice now; [`Engine::work`]
     /// decides the rest. A pass under way starts over: every room is decided with the newest rules.
-    fn decide_all(&mut self, cause: Cause) {
+    /// A resync stays a resync until its pass is done ("resync complete" is the sign it is).
+    fn decide_all(&mut self, mut cause: Cause) {
         if let Some(pass) = &self.pass {
             debug!(
                 cause = pass.cause.as_str(),
                 rooms_left = pass.rooms.len(),
                 "pass over every room restarted"
             );
+            if pass.cause == Cause::Resync {
+                cause = Cause::Resync;
+            }
         }
         self.pass = Some(Pass {
             cause,

@@ -1161,9 +1161,8 @@ fn test_a_moderators_approval_becomes_a_grant_change() {
 /// A resync of 3,000 occupants is decided and sent a slice at a time: the first changes are handed
 /// over before the rest is decided, every occupant is sent exactly once in the end, and a rule edit
 /// in the middle starts the pass over so everyone ends on the newest rules.
-#[test]
-fn test_a_big_pass_is_sent_a_slice_at_a_time() {
-    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+/// Brings the engine live with a snapshot of 300 rooms of 10 occupants, all on the module's default.
+fn big_resync(engine: &mut Engine) {
     engine.link_up();
     let (id, _) = snapshot_id(&engine.take_effects().stanzas);
     let rooms: String = (0..300)
@@ -1186,6 +1185,12 @@ fn test_a_big_pass_is_sent_a_slice_at_a_time() {
         )),
     ));
     assert_eq!(engine.phase(), Phase::Live);
+}
+
+#[test]
+fn test_a_big_pass_is_sent_a_slice_at_a_time() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    big_resync(&mut engine);
     let first = engine.take_effects();
     let first_sent = sent_permissions(&first.stanzas);
     assert!(
@@ -1203,6 +1208,7 @@ fn test_a_big_pass_is_sent_a_slice_at_a_time() {
         slices += 1;
     }
     assert!(slices >= 3, "{slices}");
+    assert_eq!(first.audit[0].cause, "resync");
     let mut nicks: Vec<&str> = sent.iter().map(|(_, nick, _)| nick.as_str()).collect();
     assert_eq!(nicks.len(), 3000);
     nicks.sort_unstable();
@@ -1239,4 +1245,26 @@ fn test_a_big_pass_is_sent_a_slice_at_a_time() {
             .take(3)
             .collect::<Vec<_>>()
     );
+}
+
+/// A rule edit while the resync's pass is under way starts the pass over with the newest rules, and
+/// it stays the resync (its records say so, and "resync complete" still ends it).
+#[test]
+fn test_a_rule_edit_during_a_resync_pass_keeps_it_a_resync() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    big_resync(&mut engine);
+    engine.take_effects();
+    assert!(engine.busy());
+    engine.rules_changed(rules(&[("*", "everyone", None, "video", "allow", 0)]));
+    while engine.busy() {
+        engine.work();
+    }
+    let effects = engine.take_effects();
+    assert!(!effects.audit.is_empty());
+    assert!(effects.audit.iter().all(|r| r.cause == "resync"));
+    let video = sent_permissions(&effects.stanzas)
+        .into_iter()
+        .filter(|(_, _, p)| p == "video")
+        .count();
+    assert_eq!(video, 3000, "everyone decided again with the newest rules");
 }
