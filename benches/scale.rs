@@ -7,7 +7,7 @@
 //!
 //! - connect → every occupant decided and sent (and the part spent reading the snapshot);
 //! - one global rule edit (`room = '*'`, every occupant's camera flips) → the first and the last of
-//!   the 100,000 changes received;
+//!   the 100,000 changes received, and podium's own part: its "rules loaded" log line → the first;
 //! - peak RSS (VmHWM) after the resync and after the edit;
 //! - the audit log's growth per decision row (on disk, and its `inputs` + `explanation` text);
 //! - INFO log lines;
@@ -21,7 +21,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use podium::store::Store;
 
@@ -117,8 +117,14 @@ fn main() {
     let info_resync = info_lines(&log);
 
     // One global edit: the top-priority camera rule for every room turns to deny.
-    let (first, all, count) = edit(&runtime, &store, "deny", &seen, occupants);
+    let (first, all, count, first_at) = edit(&runtime, &store, "deny", &seen, occupants);
     println!("  global edit -> first change sent   {:>8.0} ms", ms(first));
+    // podium's side alone: from its "rules loaded" line (its own clock, the same machine's) to the
+    // first change the stand-in received.
+    if let Some(loaded) = last_logged(&log, "rules loaded") {
+        let handed = first_at.duration_since(loaded).unwrap_or_default();
+        println!("  rules loaded -> first change sent  {:>8.0} ms", ms(handed));
+    }
     println!(
         "  global edit -> all {count} changes sent {:>8.0} ms",
         ms(all)
@@ -256,7 +262,7 @@ fn edit(
     effect: &str,
     seen: &mpsc::Receiver<(Instant, Seen)>,
     occupants: usize,
-) -> (Duration, Duration, usize) {
+) -> (Duration, Duration, usize, SystemTime) {
     runtime.block_on(set_camera(store, effect));
     let edited = Instant::now();
     let (mut first, mut count) = (None, 0);
@@ -270,11 +276,21 @@ fn edit(
             Ok((_, Seen::Closed)) | Err(_) => break,
         }
     }
+    let first = first.unwrap_or(edited);
     (
-        first.map_or(Duration::ZERO, |at| at - edited),
+        first - edited,
         edited.elapsed(),
         count,
+        SystemTime::now() - first.elapsed(),
     )
+}
+
+/// When podium logged the last line holding `needle` (the text format starts with the time).
+fn last_logged(log: &std::path::Path, needle: &str) -> Option<SystemTime> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().rev().find(|l| l.contains(needle))?;
+    let at: jiff::Timestamp = line.split_whitespace().next()?.parse().ok()?;
+    Some(SystemTime::from(at))
 }
 
 async fn db_bytes(store: &Store) -> i64 {

@@ -74,6 +74,10 @@ const BATCH: usize = 100;
 /// edit, and a shutdown or an occupant event waits for one slice at most.
 const SLICE: usize = 1000;
 
+/// Occupants in a pass's first slice, decided at once when the pass starts: small, so the first
+/// changes of a rule edit are on the link within milliseconds.
+const FIRST_SLICE: usize = 100;
+
 /// What the engine wants done.
 #[derive(Debug, Default)]
 pub struct Effects {
@@ -1074,7 +1078,7 @@ impl Engine {
             changes: 0,
             decided: 0,
         });
-        self.work();
+        self.decide_slice(FIRST_SLICE);
     }
 
     /// Whether a pass over every room is under way: the run loop then calls [`Engine::work`]
@@ -1086,12 +1090,16 @@ impl Engine {
     /// Decides the next slice of the pass under way (rooms until about [`SLICE`] occupants) and
     /// queues its changes; at the end of the pass, logs one summary line.
     pub fn work(&mut self) {
+        self.decide_slice(SLICE);
+    }
+
+    fn decide_slice(&mut self, occupants: usize) {
         let Some(mut pass) = self.pass.take() else {
             return;
         };
         let mut decided = 0;
         let mut changes = Vec::new();
-        while decided < SLICE {
+        while decided < occupants {
             let Some(room) = pass.rooms.pop_front() else {
                 break;
             };
