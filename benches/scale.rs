@@ -123,7 +123,10 @@ fn main() {
     // first change the stand-in received.
     if let Some(loaded) = last_logged(&log, "rules loaded") {
         let handed = first_at.duration_since(loaded).unwrap_or_default();
-        println!("  rules loaded -> first change sent  {:>8.0} ms", ms(handed));
+        println!(
+            "  rules loaded -> first change sent  {:>8.0} ms",
+            ms(handed)
+        );
     }
     println!(
         "  global edit -> all {count} changes sent {:>8.0} ms",
