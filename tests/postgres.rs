@@ -175,6 +175,76 @@ async fn audit_texts_are_stored_once_and_read_in_full() {
     store.close().await;
 }
 
+/// The live view is written many rows per statement (an occupant named twice in one batch, the
+/// last row wins), and `podium explain` reads it on PostgreSQL as on SQLite.
+#[tokio::test]
+async fn live_view_rows_are_upserted_and_explain_reads_them() {
+    let db = TestDatabase::create();
+    let store = Store::open_postgres(&db.url)
+        .await
+        .unwrap()
+        .named("shard-1".into());
+    db.psql("INSERT INTO rules (id, room, media, effect) VALUES (1, '*', 'audio', 'allow')");
+    let occupant = |nick: &str, permissions: &str| podium::store::OccupantRow {
+        room: "class@conference.localhost".into(),
+        room_name: "class".into(),
+        nick: nick.into(),
+        real_jid: format!("{nick}@localhost/web"),
+        role: "participant".into(),
+        affiliation: "none".into(),
+        user_id: None,
+        user_name: None,
+        user_email: None,
+        user_group: None,
+        claims: "{}".into(),
+        services: String::new(),
+        joined_at: "2026-11-23T10:00:00Z".into(),
+        hand_raised_at: None,
+        permissions: permissions.into(),
+        reasons: String::new(),
+    };
+    let view = |row| podium::store::Write::View(podium::store::ViewWrite::Occupant(Box::new(row)));
+    store
+        .write(&[
+            view(occupant("ada", "none")),
+            view(occupant("ben", "none")),
+            view(occupant("ada", "audio")),
+        ])
+        .await
+        .unwrap();
+    store
+        .write(&[view(occupant("ben", "audio"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.psql("SELECT instance, nick, permissions FROM occupants ORDER BY nick"),
+        "shard-1|ada|audio\nshard-1|ben|audio\n"
+    );
+    store.close().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("podium.toml");
+    std::fs::write(
+        &config,
+        format!("[xmpp]\nsecret = \"s\"\n[database]\nurl = \"{}\"\n", db.url),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_podium"))
+        .arg("--config")
+        .arg(&config)
+        .args(["explain", "class", "ada"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        report.contains("governed by instance shard-1")
+            && report.contains("may send now: audio (as podium last decided: audio)")
+            && report.contains("audio: may send\n  rule 1 (allow everyone, priority 0): decided"),
+        "{report}"
+    );
+}
+
 #[tokio::test]
 async fn two_shards_share_one_rule_store_and_one_audit_log() {
     let db = TestDatabase::create();
