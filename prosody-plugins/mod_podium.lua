@@ -1516,9 +1516,40 @@ end
 
 --- Queries and decisions from podium -------------------------------------------------------------
 
+-- Prosody 0.12 keeps Nagle's algorithm on for every connection (server_epoll's `nagle`, off only with
+-- network_settings = { nagle = false }, for all of them). On podium's connection that makes each report
+-- wait until podium has acknowledged the previous one, and podium acknowledges late (delayed ACK) when
+-- it has nothing to answer: a join waited about 20 ms before podium heard of it. So Nagle is turned off
+-- on podium's connection alone, when it logs in and, after a reload of this module, at its next request
+-- (podium does the same on its side). Once per connection: the sessions done are remembered weakly.
+local unbuffered_sessions = setmetatable({}, { __mode = "k" });
+
+local function without_nagle(session)
+	if unbuffered_sessions[session] then return; end
+	unbuffered_sessions[session] = true;
+	local conn = session.conn;
+	local ok, set, err = pcall(conn and conn.setoption, conn, "tcp-nodelay", true);
+	if ok and set then
+		module:log("debug", "Nagle's algorithm off on podium's connection");
+	else
+		module:log("warn", "cannot turn Nagle's algorithm off on podium's connection (%s): decisions may wait "
+			.. "up to 40 ms; set network_settings = { nagle = false }", tostring(ok and err or set));
+	end
+end
+
+when_active(podium_component, function (host)
+	module:context(host):hook("component-authenticated", function (event)
+		without_nagle(event.session);
+	end);
+end);
+
 local function is_podium(event)
 	local from = event.stanza.attr.from;
-	return event.origin.type == "component" and jid_node(from) == nil and jid_host(from) == podium_component;
+	if event.origin.type == "component" and jid_node(from) == nil and jid_host(from) == podium_component then
+		without_nagle(event.origin);
+		return true;
+	end
+	return false;
 end
 
 local function refuse(event, text)

@@ -409,6 +409,19 @@ async fn link_survives_idle_and_unparsable_stanzas() {
     .await;
 }
 
+/// Nagle's algorithm on the component link held each report back until podium acknowledged the
+/// previous one (about 20 ms per join, issue 13): both ends of the link have TCP_NODELAY, Prosody's
+/// without any setting of the operator's (the test Prosody keeps `nagle` at its default).
+#[tokio::test]
+async fn the_component_link_runs_without_nagle_at_both_ends() {
+    let (prosody, podium, _db) = start_plain(&["alice"], "").await;
+    let port = prosody.component_port;
+    let prosody_end = common::sockets::nodelay_of(prosody.pid(), |local, _| local == port);
+    let podium_end = common::sockets::nodelay_of(podium.pid(), |_, remote| remote == port);
+    assert_eq!(prosody_end, vec![true], "TCP_NODELAY on Prosody's end");
+    assert_eq!(podium_end, vec![true], "TCP_NODELAY on podium's end");
+}
+
 #[tokio::test]
 async fn focus_and_health_check_rooms_are_not_governed() {
     let (prosody, podium, _db, mut inspector) = start_with_rules(
