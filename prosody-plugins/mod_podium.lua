@@ -66,6 +66,8 @@ local json = require "util.json";
 local base64_decode = require "util.encodings".base64.decode;
 local hmac_sha256 = require "util.hashes".hmac_sha256;
 local uuid = require "util.uuid".generate;
+local random_bytes = require "util.random".bytes;
+local hex = require "util.hex".encode;
 
 local podium = module:require "podium";
 local jingle = module:require "podium_jingle";
@@ -176,6 +178,27 @@ end
 
 --- Enforcement ---------------------------------------------------------------------------------------
 
+-- What carrying out one <permissions/> from podium did, counted while it runs (nil otherwise): the
+-- batch is logged in one line at info, each occupant's part at debug. An edit can change hundreds of
+-- occupants at once; outside a batch (a presence, a Jingle request), each action is logged at info.
+local batch_tally;
+
+local function new_batch_tally()
+	return { decisions = 0; gone = 0; withdrawn = 0; withdrawn_from = 0; released = 0; released_to = 0;
+		mute_iqs = 0; bridge = 0 };
+end
+
+-- Logs an action at debug inside a batch (counting it under `counter`, if any, `amount` times), at
+-- info outside.
+local function log_action(counter, amount, format, ...)
+	if batch_tally then
+		if counter then batch_tally[counter] = batch_tally[counter] + amount; end
+		module:log("debug", format, ...);
+	else
+		module:log("info", format, ...);
+	end
+end
+
 -- IQs this module sent and whose answer it consumes (so it never reaches a client or jicofo):
 -- id -> { purpose, record, batch, at }. Unanswered entries are dropped after a minute.
 local injected = {};
@@ -185,7 +208,9 @@ local injected_count = 0;
 
 local function inject(stanza, purpose, entry)
 	injected_count = injected_count + 1;
-	local id = ("podium-%s-%d-%s"):format(purpose, injected_count, uuid():sub(1, 8));
+	-- Unguessable: the answer is matched by its id alone (consume_injected_answer), and anyone in
+	-- the room can address an answer to an occupant.
+	local id = ("podium-%s-%d-%s"):format(purpose, injected_count, hex(random_bytes(4)));
 	stanza.attr.id = id;
 	entry = entry or {};
 	entry.purpose, entry.at = purpose, os.time();
@@ -327,7 +352,7 @@ local function update_bridge(room_jid, nick, record, attempt)
 		:up();
 	endpoint.applied = desired;
 	inject(request, "bridge", { room_jid = room_jid; nick = nick; record = record; attempt = attempt or 1 });
-	module:log("info", "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
+	log_action("bridge", 1, "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
 		tostring(desired.audio), tostring(desired.video));
 	return true;
 end
@@ -413,20 +438,24 @@ local function enforce_jingle(room_jid, nick, record)
 	for _, source in ipairs(remove.sources) do withdrawn[source.kind] = true; end
 	if #remove.sources > 0 then
 		withdraw(room_jid, nick, record, remove.sources, false);
-		module:log("info", "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
+		log_action("withdrawn_from", 1, "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
+		if batch_tally then batch_tally.withdrawn = batch_tally.withdrawn + #remove.sources; end
 	end
 	if not jingle.is_empty(add) then
 		local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
 			:add_child(jingle.jingle_for("source-add", media.sid, add));
 		inject(iq, "grant", { record = record; batch = add });
-		module:log("info", "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
+		log_action("released_to", 1, "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
+		if batch_tally then batch_tally.released = batch_tally.released + #add.sources; end
 	end
 	return withdrawn;
 end
 
 -- The mute IQs the module sends a client carry this id prefix; lib-jitsi-meet never answers them, and
--- an answer from any client is consumed here (stateless: nothing is kept per mute IQ).
+-- an answer from any client is consumed here (stateless: nothing is kept per mute IQ, so a counter
+-- makes the ids unique; nothing depends on their being unguessable).
 local mute_id_prefix = "podium-mute-";
+local mute_count = 0;
 
 -- Tells the client as jicofo would, so a stock client mutes the track and shows it (lib-jitsi-meet
 -- ChatRoom onMute / onMuteVideo / onMuteDesktop, from the focus occupant only). The kinds told are
@@ -438,7 +467,9 @@ local function tell_client(room_jid, record, kinds)
 	if media then media.told = told; end
 	for _, kind in ipairs(podium.media_kinds) do
 		if kinds[kind] then
-			module:send(jingle.mute_iq(kind, mute_id_prefix .. uuid(), focus_occupant, record.real_jid));
+			mute_count = mute_count + 1;
+			module:send(jingle.mute_iq(kind, mute_id_prefix .. mute_count, focus_occupant, record.real_jid));
+			if batch_tally then batch_tally.mute_iqs = batch_tally.mute_iqs + 1; end
 			if told then told[kind] = true; end
 		end
 	end
@@ -462,7 +493,7 @@ local function tell_withheld(room_jid, record)
 	local news = podium.kinds_to_mute(record.held, withheld_kinds(media), media.told);
 	if next(news) then
 		tell_client(room_jid, record, news);
-		module:log("info", "told %s in %s to mute %s (withheld)", record.real_jid, room_jid, kinds_text(news));
+		log_action(nil, 0, "told %s in %s to mute %s (withheld)", record.real_jid, room_jid, kinds_text(news));
 	end
 end
 
@@ -479,33 +510,36 @@ local function tell_moderation_ui(room_jid, record)
 	end
 end
 
--- Carries a decision out: the bridge first (a revoke is muted there before anything else), then
--- jicofo, the client, and running P2P sessions. Each step is separate: an error in one is logged and
--- does not keep the others from running. `previous` is what the occupant held before.
+-- The steps of carrying a decision out, in order: the bridge first (a revoke is muted there before
+-- anything else), then jicofo, the client, and running P2P sessions. Each is called with (room_jid,
+-- nick, record, revoked), where `revoked` holds the kinds the decision took away.
+local enforce_steps = {
+	{ "bridge", function (room_jid, nick, record) update_bridge(room_jid, nick, record); end };
+	{ "jicofo", function (room_jid, nick, record) enforce_jingle(room_jid, nick, record); end };
+	-- Again: what jicofo now has can change the video mute (see podium_mute); sent only if so.
+	{ "bridge", function (room_jid, nick, record) update_bridge(room_jid, nick, record); end };
+	{ "client", function (room_jid, _, record, revoked)
+		if next(revoked) then tell_client(room_jid, record, revoked); end
+		tell_withheld(room_jid, record);
+	end };
+	{ "client ui", function (room_jid, _, record) tell_moderation_ui(room_jid, record); end };
+	{ "p2p", function (room_jid, _, _, revoked)
+		if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
+			end_p2p_sessions(room_jid);
+		end
+	end };
+};
+
+-- Carries a decision out (enforce_steps). Each step is separate: an error in one is logged and does
+-- not keep the others from running. `previous` is what the occupant held before.
 local function enforce(room_jid, nick, record, previous)
 	local revoked = {};
 	for _, kind in ipairs(podium.media_kinds) do
 		if previous[kind] and not record.held[kind] then revoked[kind] = true; end
 	end
-	local steps = {
-		{ "bridge", function () update_bridge(room_jid, nick, record); end };
-		{ "jicofo", function () enforce_jingle(room_jid, nick, record); end };
-		-- Again: what jicofo now has can change the video mute (see podium_mute); sent only if so.
-		{ "bridge", function () update_bridge(room_jid, nick, record); end };
-		{ "client", function ()
-			tell_client(room_jid, record, revoked);
-			tell_withheld(room_jid, record);
-		end };
-		{ "client ui", function () tell_moderation_ui(room_jid, record); end };
-		{ "p2p", function ()
-			if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
-				end_p2p_sessions(room_jid);
-			end
-		end };
-	};
 	local failed = 0;
-	for _, step in ipairs(steps) do
-		local ok, err = pcall(step[2]);
+	for _, step in ipairs(enforce_steps) do
+		local ok, err = pcall(step[2], room_jid, nick, record, revoked);
 		if not ok then
 			failed = failed + 1;
 			module:log("error", "enforcing for %s/%s (%s): %s", room_jid, nick, step[1], tostring(err));
@@ -1615,17 +1649,10 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":snapshot", function (event)
 	return true;
 end);
 
-module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
-	if not is_podium(event) then
-		return refuse(event, "only the podium component may set permissions");
-	end
-	local entries, err = podium.parse_permissions(event.stanza.tags[1]);
-	if not entries then
-		event.origin.send(st.error_reply(event.stanza, "modify", "bad-request", err));
-		return true;
-	end
+-- Holds and carries out each decision of a <permissions/>; returns how many were applied. The
+-- occupants gone meanwhile are listed in the reply.
+local function apply_permissions(entries, reply)
 	local applied = 0;
-	local reply = st.reply(event.stanza):tag("applied", { xmlns = xmlns_podium });
 	for _, entry in ipairs(entries) do
 		local ok, record, previous = state:apply(entry.jid, entry.real_jid, entry.set);
 		if ok then
@@ -1636,6 +1663,35 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 			reply:tag("gone", { jid = entry.jid }):up();
 		end
 	end
+	return applied;
+end
+
+-- One line for a batch of decisions: what reached jicofo, the clients and the bridge.
+local function log_batch(tally)
+	local acted = tally.withdrawn_from + tally.released_to + tally.mute_iqs + tally.bridge > 0;
+	module:log(acted and "info" or "debug", "held %d decision(s) from podium (%d occupant(s) gone): "
+		.. "withdrew %d source(s) of %d occupant(s) from jicofo, released %d of %d, sent %d mute IQ(s) to "
+		.. "clients and %d force-mute(s) to the bridge", tally.decisions, tally.gone, tally.withdrawn,
+		tally.withdrawn_from, tally.released, tally.released_to, tally.mute_iqs, tally.bridge);
+end
+
+module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
+	if not is_podium(event) then
+		return refuse(event, "only the podium component may set permissions");
+	end
+	local entries, err = podium.parse_permissions(event.stanza.tags[1]);
+	if not entries then
+		event.origin.send(st.error_reply(event.stanza, "modify", "bad-request", err));
+		return true;
+	end
+	local reply = st.reply(event.stanza):tag("applied", { xmlns = xmlns_podium });
+	local tally = new_batch_tally();
+	batch_tally = tally;
+	local ok, applied = pcall(apply_permissions, entries, reply);
+	batch_tally = nil;
+	if not ok then error(applied, 0); end
+	tally.decisions, tally.gone = applied, #entries - applied;
+	log_batch(tally);
 	reply.tags[1].attr.count = tostring(applied);
 	event.origin.send(reply);
 	return true;
