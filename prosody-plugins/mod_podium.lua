@@ -149,6 +149,52 @@ local function when_active(host, setup)
 	end
 end
 
+--- Links without Nagle's algorithm ----------------------------------------------------------------------
+
+-- Prosody 0.12 keeps Nagle's algorithm on for every connection (server_epoll's `nagle`, off only with
+-- network_settings = { nagle = false }, for all of them). On podium's connection that makes each report
+-- wait until podium has acknowledged the previous one, and podium acknowledges late (delayed ACK) when
+-- it has nothing to answer: a join waited about 20 ms before podium heard of it. jicofo's connection
+-- carries what the module releases and withdraws, and every participant's Jingle, the same way. So
+-- Nagle is turned off on these connections alone: podium's when it logs in and, after a reload of this
+-- module, at its next request (podium does the same on its side); jicofo's (podium_focus_jids) when it
+-- binds a resource, and those bound before this module loaded. Once per connection: the sessions done
+-- are remembered weakly.
+local unbuffered_sessions = setmetatable({}, { __mode = "k" });
+
+local function without_nagle(session, whose)
+	if unbuffered_sessions[session] then return; end
+	unbuffered_sessions[session] = true;
+	local conn = session.conn;
+	local ok, set, err = pcall(conn and conn.setoption, conn, "tcp-nodelay", true);
+	if ok and set then
+		module:log("debug", "Nagle's algorithm off on %s connection", whose);
+	else
+		module:log("warn", "cannot turn Nagle's algorithm off on %s connection (%s): stanzas may wait up to "
+			.. "40 ms; set network_settings = { nagle = false }", whose, tostring(ok and err or set));
+	end
+end
+
+when_active(podium_component, function (host)
+	module:context(host):hook("component-authenticated", function (event)
+		without_nagle(event.session, "podium's");
+	end);
+end);
+
+local function unbuffer_focus_sessions(host)
+	module:context(host):hook("resource-bind", function (event)
+		local session = event.session;
+		if focus_jids[jid_bare(session.full_jid or "")] then without_nagle(session, "jicofo's"); end
+	end);
+	local accounts = prosody.hosts[host].sessions or {};
+	for focus_jid in pairs(focus_jids) do
+		local account = jid_host(focus_jid) == host and accounts[jid_node(focus_jid)];
+		for _, session in pairs(account and account.sessions or {}) do
+			without_nagle(session, "jicofo's");
+		end
+	end
+end
+
 --- Breakout rooms --------------------------------------------------------------------------------------
 
 -- On Jitsi's breakout MUC (podium_main_muc set): breakout room JID -> its main room's JID, found once;
@@ -1113,6 +1159,7 @@ else
 	for focus_jid in pairs(focus_jids) do hosts[jid_host(focus_jid)] = true; end
 	for host in pairs(hosts) do
 		when_active(host, guard_focus_host);
+		when_active(host, unbuffer_focus_sessions);
 	end
 end
 
@@ -1550,37 +1597,10 @@ end
 
 --- Queries and decisions from podium -------------------------------------------------------------
 
--- Prosody 0.12 keeps Nagle's algorithm on for every connection (server_epoll's `nagle`, off only with
--- network_settings = { nagle = false }, for all of them). On podium's connection that makes each report
--- wait until podium has acknowledged the previous one, and podium acknowledges late (delayed ACK) when
--- it has nothing to answer: a join waited about 20 ms before podium heard of it. So Nagle is turned off
--- on podium's connection alone, when it logs in and, after a reload of this module, at its next request
--- (podium does the same on its side). Once per connection: the sessions done are remembered weakly.
-local unbuffered_sessions = setmetatable({}, { __mode = "k" });
-
-local function without_nagle(session)
-	if unbuffered_sessions[session] then return; end
-	unbuffered_sessions[session] = true;
-	local conn = session.conn;
-	local ok, set, err = pcall(conn and conn.setoption, conn, "tcp-nodelay", true);
-	if ok and set then
-		module:log("debug", "Nagle's algorithm off on podium's connection");
-	else
-		module:log("warn", "cannot turn Nagle's algorithm off on podium's connection (%s): decisions may wait "
-			.. "up to 40 ms; set network_settings = { nagle = false }", tostring(ok and err or set));
-	end
-end
-
-when_active(podium_component, function (host)
-	module:context(host):hook("component-authenticated", function (event)
-		without_nagle(event.session);
-	end);
-end);
-
 local function is_podium(event)
 	local from = event.stanza.attr.from;
 	if event.origin.type == "component" and jid_node(from) == nil and jid_host(from) == podium_component then
-		without_nagle(event.origin);
+		without_nagle(event.origin, "podium's");
 		return true;
 	end
 	return false;
