@@ -231,7 +231,7 @@ local batch_tally;
 
 local function new_batch_tally()
 	return { decisions = 0; gone = 0; withdrawn = 0; withdrawn_from = 0; released = 0; released_to = 0;
-		mute_iqs = 0; bridge = 0 };
+		mute_iqs = 0; bridge = 0; bridge_requests = 0; force_mutes = {} };
 end
 
 -- Logs an action at debug inside a batch (counting it under `counter`, if any, `amount` times), at
@@ -376,8 +376,47 @@ local function podium_mute(record)
 	return mute;
 end
 
+-- One Colibri2 conference-modify to `bridge_jid` with the force-mute of each of `endpoints` ({ nick,
+-- record, desired, attempt }): JVB takes several endpoints in one request when none of them creates or
+-- changes media, sources or transport (Colibri2ConferenceHandler).
+local function send_force_mutes(room_jid, bridge_jid, meeting_id, endpoints)
+	local request = st.iq({ type = "get"; from = bridge_muc .. "/podium"; to = bridge_jid; id = "" })
+		:tag("conference-modify", { xmlns = jingle.xmlns_colibri2; ["meeting-id"] = meeting_id });
+	for _, one in ipairs(endpoints) do
+		request:tag("endpoint", { id = one.nick }):add_child(jingle.force_mute_tag(one.desired)):up();
+	end
+	inject(request:up(), "bridge", { room_jid = room_jid; endpoints = endpoints });
+end
+
+-- Inside a batch of podium's decisions, force-mutes wait in batch_tally.force_mutes, one request per
+-- room and bridge, the last wish per endpoint; sent when the batch is done.
+local function queue_force_mute(room_jid, bridge_jid, meeting_id, one)
+	local key = room_jid .. " " .. bridge_jid;
+	local request = batch_tally.force_mutes[key];
+	if not request then
+		request = { room_jid = room_jid; bridge_jid = bridge_jid; meeting_id = meeting_id; endpoints = {};
+			by_nick = {} };
+		batch_tally.force_mutes[key] = request;
+	end
+	local index = request.by_nick[one.nick];
+	if not index then
+		index = #request.endpoints + 1;
+		request.by_nick[one.nick] = index;
+	end
+	request.endpoints[index] = one;
+end
+
+local function send_queued_force_mutes(tally)
+	for _, request in pairs(tally.force_mutes) do
+		send_force_mutes(request.room_jid, request.bridge_jid, request.meeting_id, request.endpoints);
+		tally.bridge, tally.bridge_requests = tally.bridge + #request.endpoints, tally.bridge_requests + 1;
+	end
+	tally.force_mutes = {};
+end
+
 -- Tells the bridge the force-mute this endpoint must have: podium's (from what the occupant may send)
--- joined with jicofo's own (podium never lifts a mute jicofo asked for).
+-- joined with jicofo's own (podium never lifts a mute jicofo asked for). Inside a batch of podium's
+-- decisions it is sent with the batch's others for the room (queue_force_mute), else at once.
 -- Returns true when the bridge has that mute or is being told it, false when it cannot be told.
 -- `attempt` counts the tries after the bridge refused (see on_bridge_refused).
 local function update_bridge(room_jid, nick, record, attempt)
@@ -392,13 +431,14 @@ local function update_bridge(room_jid, nick, record, attempt)
 			room_jid, bridge_muc, nick);
 		return false;
 	end
-	local request = st.iq({ type = "get"; from = bridge_muc .. "/podium"; to = bridge_jid; id = "" })
-		:tag("conference-modify", { xmlns = jingle.xmlns_colibri2; ["meeting-id"] = conference.meeting_id })
-			:tag("endpoint", { id = nick }):add_child(jingle.force_mute_tag(desired)):up()
-		:up();
 	endpoint.applied = desired;
-	inject(request, "bridge", { room_jid = room_jid; nick = nick; record = record; attempt = attempt or 1 });
-	log_action("bridge", 1, "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
+	local one = { nick = nick; record = record; desired = desired; attempt = attempt or 1 };
+	if batch_tally then
+		queue_force_mute(room_jid, bridge_jid, conference.meeting_id, one);
+	else
+		send_force_mutes(room_jid, bridge_jid, conference.meeting_id, { one });
+	end
+	log_action(nil, 0, "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
 		tostring(desired.audio), tostring(desired.video));
 	return true;
 end
@@ -557,7 +597,8 @@ local function tell_moderation_ui(room_jid, record)
 end
 
 -- The steps of carrying a decision out, in order: the bridge first (a revoke is muted there before
--- anything else), then jicofo, the client, and running P2P sessions. Each is called with (room_jid,
+-- anything else; in a batch of podium's decisions, once per room when the batch is done, in the same
+-- turn of Prosody's loop), then jicofo, the client, and running P2P sessions. Each is called with (room_jid,
 -- nick, record, revoked), where `revoked` holds the kinds the decision took away.
 local enforce_steps = {
 	{ "bridge", function (room_jid, nick, record) update_bridge(room_jid, nick, record); end };
@@ -704,26 +745,33 @@ end
 
 -- The bridge refused a force-mute: sent again after a while, a bounded number of times; after that,
 -- what jicofo kept of a revoked kind is stopped by ending the session.
-local function on_bridge_refused(entry)
-	local conference = conferences[entry.room_jid];
-	local endpoint = conference and conference.endpoints[entry.nick];
+local function on_force_mute_refused(room_jid, one)
+	local conference = conferences[room_jid];
+	local endpoint = conference and conference.endpoints[one.nick];
 	if not endpoint then return; end
 	endpoint.applied = nil;
-	local record = entry.record;
-	local delay = bridge_retry_delays[entry.attempt];
+	local record = one.record;
+	local delay = bridge_retry_delays[one.attempt];
 	if delay then
 		module:add_timer(delay, function ()
-			if state:get(entry.room_jid, entry.nick) ~= record then return; end
-			if not update_bridge(entry.room_jid, entry.nick, record, entry.attempt + 1) and record.media
+			if state:get(room_jid, one.nick) ~= record then return; end
+			if not update_bridge(room_jid, one.nick, record, one.attempt + 1) and record.media
 				and next(record.media.kept or {}) then
-				end_session(entry.room_jid, entry.nick, record, "the bridge cannot mute sources jicofo kept");
+				end_session(room_jid, one.nick, record, "the bridge cannot mute sources jicofo kept");
 			end
 		end);
 	elseif record and record.media and next(record.media.kept or {}) then
-		end_session(entry.room_jid, entry.nick, record, "the bridge refused to mute sources jicofo kept");
+		end_session(room_jid, one.nick, record, "the bridge refused to mute sources jicofo kept");
 	else
-		module:log("error", "the bridge refused force-mute for %s/%s %d times; giving up", entry.room_jid,
-			entry.nick, entry.attempt);
+		module:log("error", "the bridge refused force-mute for %s/%s %d times; giving up", room_jid,
+			one.nick, one.attempt);
+	end
+end
+
+-- A refused request names one endpoint, or several of a batch: each is sent again on its own.
+local function on_bridge_refused(entry)
+	for _, one in ipairs(entry.endpoints) do
+		on_force_mute_refused(entry.room_jid, one);
 	end
 end
 
@@ -1691,8 +1739,9 @@ local function log_batch(tally)
 	local acted = tally.withdrawn_from + tally.released_to + tally.mute_iqs + tally.bridge > 0;
 	module:log(acted and "info" or "debug", "held %d decision(s) from podium (%d occupant(s) gone): "
 		.. "withdrew %d source(s) of %d occupant(s) from jicofo, released %d of %d, sent %d mute IQ(s) to "
-		.. "clients and %d force-mute(s) to the bridge", tally.decisions, tally.gone, tally.withdrawn,
-		tally.withdrawn_from, tally.released, tally.released_to, tally.mute_iqs, tally.bridge);
+		.. "clients and %d force-mute(s) in %d request(s) to the bridge", tally.decisions, tally.gone,
+		tally.withdrawn, tally.withdrawn_from, tally.released, tally.released_to, tally.mute_iqs, tally.bridge,
+		tally.bridge_requests);
 end
 
 module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
@@ -1709,6 +1758,9 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 	batch_tally = tally;
 	local ok, applied = pcall(apply_permissions, entries, reply);
 	batch_tally = nil;
+	-- Even after an error: these endpoints count as told (endpoint.applied).
+	local sent, send_error = pcall(send_queued_force_mutes, tally);
+	if not sent then module:log("error", "sending the bridge its force-mutes: %s", tostring(send_error)); end
 	if not ok then error(applied, 0); end
 	tally.decisions, tally.gone = applied, #entries - applied;
 	log_batch(tally);

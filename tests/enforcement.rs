@@ -1118,9 +1118,10 @@ async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_wh
 }
 
 /// One rule edit changes everyone in a room at once: podium sends those decisions together, and the
-/// module carries each one out as it would alone (issue 13 batches only its bookkeeping): the focus
-/// gets each participant's camera removed, the bridge mutes each one's video, each client is told to
-/// mute its camera, and the grant back replays each camera. The batch is logged at info in one
+/// module carries each one out (issue 13): the focus gets each participant's camera removed, the
+/// bridge mutes each one's video, each client is told to mute its camera, and the grant back replays
+/// each camera. The bridge hears it in one Colibri2 request per room for the whole batch (JVB takes
+/// several endpoints' force-mutes in one), not one per occupant. The batch is logged at info in one
 /// summary line per <permissions/>, the occupants one by one at debug only.
 #[tokio::test]
 async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
@@ -1139,6 +1140,7 @@ async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
         conference.bridge_force_mute(room, nick, false, false).await;
     }
     let log_mark = conference.prosody.log().len();
+    let bridge_mark = conference.bridge.requests().len();
 
     conference
         .edit("UPDATE rules SET media = 'audio' WHERE id = 1")
@@ -1158,6 +1160,13 @@ async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
     }
     let revoke_log = conference.prosody.log()[log_mark..].to_owned();
     let grant_mark = log_mark + revoke_log.len();
+    let revoke_requests = module_force_mutes(&conference.bridge.requests()[bridge_mark..]);
+    assert_eq!(
+        revoke_requests,
+        vec![3],
+        "one request to the bridge naming the three endpoints"
+    );
+    let bridge_mark = conference.bridge.requests().len();
 
     conference
         .edit("UPDATE rules SET media = 'audio,video' WHERE id = 1")
@@ -1167,6 +1176,11 @@ async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
         conference.bridge_force_mute(room, nick, false, false).await;
     }
     let grant_log = conference.prosody.log()[grant_mark..].to_owned();
+    assert_eq!(
+        module_force_mutes(&conference.bridge.requests()[bridge_mark..]),
+        vec![3],
+        "the grant: one request for the three endpoints"
+    );
 
     for (log, done) in [(&revoke_log, "withdrew"), (&grant_log, "released")] {
         let info: Vec<&str> = log
@@ -1195,6 +1209,23 @@ async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
             .count();
         assert_eq!(per_occupant, nicks.len(), "each occupant at debug");
     }
+}
+
+/// For each force-mute request the module sent the bridge (from `<brewery>/podium`), how many
+/// endpoints it names.
+fn module_force_mutes(requests: &[common::bridge::ColibriRequest]) -> Vec<usize> {
+    requests
+        .iter()
+        .filter(|request| request.from.ends_with("/podium") && request.accepted)
+        .filter_map(|request| request.iq.get_child("conference-modify", COLIBRI2))
+        .map(|modify| {
+            modify
+                .children()
+                .filter(|child| child.is("endpoint", COLIBRI2))
+                .filter(|endpoint| endpoint.get_child("force-mute", COLIBRI2).is_some())
+                .count()
+        })
+        .collect()
 }
 
 /// The number right before `suffix` in `line`.
