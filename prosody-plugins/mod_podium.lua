@@ -66,6 +66,8 @@ local json = require "util.json";
 local base64_decode = require "util.encodings".base64.decode;
 local hmac_sha256 = require "util.hashes".hmac_sha256;
 local uuid = require "util.uuid".generate;
+local random_bytes = require "util.random".bytes;
+local hex = require "util.hex".encode;
 
 local podium = module:require "podium";
 local jingle = module:require "podium_jingle";
@@ -147,6 +149,52 @@ local function when_active(host, setup)
 	end
 end
 
+--- Links without Nagle's algorithm ----------------------------------------------------------------------
+
+-- Prosody 0.12 keeps Nagle's algorithm on for every connection (server_epoll's `nagle`, off only with
+-- network_settings = { nagle = false }, for all of them). On podium's connection that makes each report
+-- wait until podium has acknowledged the previous one, and podium acknowledges late (delayed ACK) when
+-- it has nothing to answer: a join waited about 20 ms before podium heard of it. jicofo's connection
+-- carries what the module releases and withdraws, and every participant's Jingle, the same way. So
+-- Nagle is turned off on these connections alone: podium's when it logs in and, after a reload of this
+-- module, at its next request (podium does the same on its side); jicofo's (podium_focus_jids) when it
+-- binds a resource, and those bound before this module loaded. Once per connection: the sessions done
+-- are remembered weakly.
+local unbuffered_sessions = setmetatable({}, { __mode = "k" });
+
+local function without_nagle(session, whose)
+	if unbuffered_sessions[session] then return; end
+	unbuffered_sessions[session] = true;
+	local conn = session.conn;
+	local ok, set, err = pcall(conn and conn.setoption, conn, "tcp-nodelay", true);
+	if ok and set then
+		module:log("debug", "Nagle's algorithm off on %s connection", whose);
+	else
+		module:log("warn", "cannot turn Nagle's algorithm off on %s connection (%s): stanzas may wait up to "
+			.. "40 ms; set network_settings = { nagle = false }", whose, tostring(ok and err or set));
+	end
+end
+
+when_active(podium_component, function (host)
+	module:context(host):hook("component-authenticated", function (event)
+		without_nagle(event.session, "podium's");
+	end);
+end);
+
+local function unbuffer_focus_sessions(host)
+	module:context(host):hook("resource-bind", function (event)
+		local session = event.session;
+		if focus_jids[jid_bare(session.full_jid or "")] then without_nagle(session, "jicofo's"); end
+	end);
+	local accounts = prosody.hosts[host].sessions or {};
+	for focus_jid in pairs(focus_jids) do
+		local account = jid_host(focus_jid) == host and accounts[jid_node(focus_jid)];
+		for _, session in pairs(account and account.sessions or {}) do
+			without_nagle(session, "jicofo's");
+		end
+	end
+end
+
 --- Breakout rooms --------------------------------------------------------------------------------------
 
 -- On Jitsi's breakout MUC (podium_main_muc set): breakout room JID -> its main room's JID, found once;
@@ -176,6 +224,27 @@ end
 
 --- Enforcement ---------------------------------------------------------------------------------------
 
+-- What carrying out one <permissions/> from podium did, counted while it runs (nil otherwise): the
+-- batch is logged in one line at info, each occupant's part at debug. An edit can change hundreds of
+-- occupants at once; outside a batch (a presence, a Jingle request), each action is logged at info.
+local batch_tally;
+
+local function new_batch_tally()
+	return { decisions = 0; gone = 0; withdrawn = 0; withdrawn_from = 0; released = 0; released_to = 0;
+		mute_iqs = 0; bridge = 0; bridge_requests = 0; force_mutes = {} };
+end
+
+-- Logs an action at debug inside a batch (counting it under `counter`, if any, `amount` times), at
+-- info outside.
+local function log_action(counter, amount, format, ...)
+	if batch_tally then
+		if counter then batch_tally[counter] = batch_tally[counter] + amount; end
+		module:log("debug", format, ...);
+	else
+		module:log("info", format, ...);
+	end
+end
+
 -- IQs this module sent and whose answer it consumes (so it never reaches a client or jicofo):
 -- id -> { purpose, record, batch, at }. Unanswered entries are dropped after a minute.
 local injected = {};
@@ -185,7 +254,9 @@ local injected_count = 0;
 
 local function inject(stanza, purpose, entry)
 	injected_count = injected_count + 1;
-	local id = ("podium-%s-%d-%s"):format(purpose, injected_count, uuid():sub(1, 8));
+	-- Unguessable: the answer is matched by its id alone (consume_injected_answer), and anyone in
+	-- the room can address an answer to an occupant.
+	local id = ("podium-%s-%d-%s"):format(purpose, injected_count, hex(random_bytes(4)));
 	stanza.attr.id = id;
 	entry = entry or {};
 	entry.purpose, entry.at = purpose, os.time();
@@ -305,8 +376,47 @@ local function podium_mute(record)
 	return mute;
 end
 
+-- One Colibri2 conference-modify to `bridge_jid` with the force-mute of each of `endpoints` ({ nick,
+-- record, desired, attempt }): JVB takes several endpoints in one request when none of them creates or
+-- changes media, sources or transport (Colibri2ConferenceHandler).
+local function send_force_mutes(room_jid, bridge_jid, meeting_id, endpoints)
+	local request = st.iq({ type = "get"; from = bridge_muc .. "/podium"; to = bridge_jid; id = "" })
+		:tag("conference-modify", { xmlns = jingle.xmlns_colibri2; ["meeting-id"] = meeting_id });
+	for _, one in ipairs(endpoints) do
+		request:tag("endpoint", { id = one.nick }):add_child(jingle.force_mute_tag(one.desired)):up();
+	end
+	inject(request:up(), "bridge", { room_jid = room_jid; endpoints = endpoints });
+end
+
+-- Inside a batch of podium's decisions, force-mutes wait in batch_tally.force_mutes, one request per
+-- room and bridge, the last wish per endpoint; sent when the batch is done.
+local function queue_force_mute(room_jid, bridge_jid, meeting_id, one)
+	local key = room_jid .. " " .. bridge_jid;
+	local request = batch_tally.force_mutes[key];
+	if not request then
+		request = { room_jid = room_jid; bridge_jid = bridge_jid; meeting_id = meeting_id; endpoints = {};
+			by_nick = {} };
+		batch_tally.force_mutes[key] = request;
+	end
+	local index = request.by_nick[one.nick];
+	if not index then
+		index = #request.endpoints + 1;
+		request.by_nick[one.nick] = index;
+	end
+	request.endpoints[index] = one;
+end
+
+local function send_queued_force_mutes(tally)
+	for _, request in pairs(tally.force_mutes) do
+		send_force_mutes(request.room_jid, request.bridge_jid, request.meeting_id, request.endpoints);
+		tally.bridge, tally.bridge_requests = tally.bridge + #request.endpoints, tally.bridge_requests + 1;
+	end
+	tally.force_mutes = {};
+end
+
 -- Tells the bridge the force-mute this endpoint must have: podium's (from what the occupant may send)
--- joined with jicofo's own (podium never lifts a mute jicofo asked for).
+-- joined with jicofo's own (podium never lifts a mute jicofo asked for). Inside a batch of podium's
+-- decisions it is sent with the batch's others for the room (queue_force_mute), else at once.
 -- Returns true when the bridge has that mute or is being told it, false when it cannot be told.
 -- `attempt` counts the tries after the bridge refused (see on_bridge_refused).
 local function update_bridge(room_jid, nick, record, attempt)
@@ -321,13 +431,14 @@ local function update_bridge(room_jid, nick, record, attempt)
 			room_jid, bridge_muc, nick);
 		return false;
 	end
-	local request = st.iq({ type = "get"; from = bridge_muc .. "/podium"; to = bridge_jid; id = "" })
-		:tag("conference-modify", { xmlns = jingle.xmlns_colibri2; ["meeting-id"] = conference.meeting_id })
-			:tag("endpoint", { id = nick }):add_child(jingle.force_mute_tag(desired)):up()
-		:up();
 	endpoint.applied = desired;
-	inject(request, "bridge", { room_jid = room_jid; nick = nick; record = record; attempt = attempt or 1 });
-	module:log("info", "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
+	local one = { nick = nick; record = record; desired = desired; attempt = attempt or 1 };
+	if batch_tally then
+		queue_force_mute(room_jid, bridge_jid, conference.meeting_id, one);
+	else
+		send_force_mutes(room_jid, bridge_jid, conference.meeting_id, { one });
+	end
+	log_action(nil, 0, "bridge force-mute for %s in %s: audio=%s video=%s", nick, room_jid,
 		tostring(desired.audio), tostring(desired.video));
 	return true;
 end
@@ -413,20 +524,24 @@ local function enforce_jingle(room_jid, nick, record)
 	for _, source in ipairs(remove.sources) do withdrawn[source.kind] = true; end
 	if #remove.sources > 0 then
 		withdraw(room_jid, nick, record, remove.sources, false);
-		module:log("info", "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
+		log_action("withdrawn_from", 1, "withdrew %d source(s) of %s from jicofo", #remove.sources, occupant_jid);
+		if batch_tally then batch_tally.withdrawn = batch_tally.withdrawn + #remove.sources; end
 	end
 	if not jingle.is_empty(add) then
 		local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
 			:add_child(jingle.jingle_for("source-add", media.sid, add));
 		inject(iq, "grant", { record = record; batch = add });
-		module:log("info", "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
+		log_action("released_to", 1, "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
+		if batch_tally then batch_tally.released = batch_tally.released + #add.sources; end
 	end
 	return withdrawn;
 end
 
 -- The mute IQs the module sends a client carry this id prefix; lib-jitsi-meet never answers them, and
--- an answer from any client is consumed here (stateless: nothing is kept per mute IQ).
+-- an answer from any client is consumed here (stateless: nothing is kept per mute IQ, so a counter
+-- makes the ids unique; nothing depends on their being unguessable).
 local mute_id_prefix = "podium-mute-";
+local mute_count = 0;
 
 -- Tells the client as jicofo would, so a stock client mutes the track and shows it (lib-jitsi-meet
 -- ChatRoom onMute / onMuteVideo / onMuteDesktop, from the focus occupant only). The kinds told are
@@ -438,7 +553,9 @@ local function tell_client(room_jid, record, kinds)
 	if media then media.told = told; end
 	for _, kind in ipairs(podium.media_kinds) do
 		if kinds[kind] then
-			module:send(jingle.mute_iq(kind, mute_id_prefix .. uuid(), focus_occupant, record.real_jid));
+			mute_count = mute_count + 1;
+			module:send(jingle.mute_iq(kind, mute_id_prefix .. mute_count, focus_occupant, record.real_jid));
+			if batch_tally then batch_tally.mute_iqs = batch_tally.mute_iqs + 1; end
 			if told then told[kind] = true; end
 		end
 	end
@@ -462,7 +579,7 @@ local function tell_withheld(room_jid, record)
 	local news = podium.kinds_to_mute(record.held, withheld_kinds(media), media.told);
 	if next(news) then
 		tell_client(room_jid, record, news);
-		module:log("info", "told %s in %s to mute %s (withheld)", record.real_jid, room_jid, kinds_text(news));
+		log_action(nil, 0, "told %s in %s to mute %s (withheld)", record.real_jid, room_jid, kinds_text(news));
 	end
 end
 
@@ -479,33 +596,37 @@ local function tell_moderation_ui(room_jid, record)
 	end
 end
 
--- Carries a decision out: the bridge first (a revoke is muted there before anything else), then
--- jicofo, the client, and running P2P sessions. Each step is separate: an error in one is logged and
--- does not keep the others from running. `previous` is what the occupant held before.
+-- The steps of carrying a decision out, in order: the bridge first (a revoke is muted there before
+-- anything else; in a batch of podium's decisions, once per room when the batch is done, in the same
+-- turn of Prosody's loop), then jicofo, the client, and running P2P sessions. Each is called with (room_jid,
+-- nick, record, revoked), where `revoked` holds the kinds the decision took away.
+local enforce_steps = {
+	{ "bridge", function (room_jid, nick, record) update_bridge(room_jid, nick, record); end };
+	{ "jicofo", function (room_jid, nick, record) enforce_jingle(room_jid, nick, record); end };
+	-- Again: what jicofo now has can change the video mute (see podium_mute); sent only if so.
+	{ "bridge", function (room_jid, nick, record) update_bridge(room_jid, nick, record); end };
+	{ "client", function (room_jid, _, record, revoked)
+		if next(revoked) then tell_client(room_jid, record, revoked); end
+		tell_withheld(room_jid, record);
+	end };
+	{ "client ui", function (room_jid, _, record) tell_moderation_ui(room_jid, record); end };
+	{ "p2p", function (room_jid, _, _, revoked)
+		if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
+			end_p2p_sessions(room_jid);
+		end
+	end };
+};
+
+-- Carries a decision out (enforce_steps). Each step is separate: an error in one is logged and does
+-- not keep the others from running. `previous` is what the occupant held before.
 local function enforce(room_jid, nick, record, previous)
 	local revoked = {};
 	for _, kind in ipairs(podium.media_kinds) do
 		if previous[kind] and not record.held[kind] then revoked[kind] = true; end
 	end
-	local steps = {
-		{ "bridge", function () update_bridge(room_jid, nick, record); end };
-		{ "jicofo", function () enforce_jingle(room_jid, nick, record); end };
-		-- Again: what jicofo now has can change the video mute (see podium_mute); sent only if so.
-		{ "bridge", function () update_bridge(room_jid, nick, record); end };
-		{ "client", function ()
-			tell_client(room_jid, record, revoked);
-			tell_withheld(room_jid, record);
-		end };
-		{ "client ui", function () tell_moderation_ui(room_jid, record); end };
-		{ "p2p", function ()
-			if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
-				end_p2p_sessions(room_jid);
-			end
-		end };
-	};
 	local failed = 0;
-	for _, step in ipairs(steps) do
-		local ok, err = pcall(step[2]);
+	for _, step in ipairs(enforce_steps) do
+		local ok, err = pcall(step[2], room_jid, nick, record, revoked);
 		if not ok then
 			failed = failed + 1;
 			module:log("error", "enforcing for %s/%s (%s): %s", room_jid, nick, step[1], tostring(err));
@@ -624,26 +745,33 @@ end
 
 -- The bridge refused a force-mute: sent again after a while, a bounded number of times; after that,
 -- what jicofo kept of a revoked kind is stopped by ending the session.
-local function on_bridge_refused(entry)
-	local conference = conferences[entry.room_jid];
-	local endpoint = conference and conference.endpoints[entry.nick];
+local function on_force_mute_refused(room_jid, one)
+	local conference = conferences[room_jid];
+	local endpoint = conference and conference.endpoints[one.nick];
 	if not endpoint then return; end
 	endpoint.applied = nil;
-	local record = entry.record;
-	local delay = bridge_retry_delays[entry.attempt];
+	local record = one.record;
+	local delay = bridge_retry_delays[one.attempt];
 	if delay then
 		module:add_timer(delay, function ()
-			if state:get(entry.room_jid, entry.nick) ~= record then return; end
-			if not update_bridge(entry.room_jid, entry.nick, record, entry.attempt + 1) and record.media
+			if state:get(room_jid, one.nick) ~= record then return; end
+			if not update_bridge(room_jid, one.nick, record, one.attempt + 1) and record.media
 				and next(record.media.kept or {}) then
-				end_session(entry.room_jid, entry.nick, record, "the bridge cannot mute sources jicofo kept");
+				end_session(room_jid, one.nick, record, "the bridge cannot mute sources jicofo kept");
 			end
 		end);
 	elseif record and record.media and next(record.media.kept or {}) then
-		end_session(entry.room_jid, entry.nick, record, "the bridge refused to mute sources jicofo kept");
+		end_session(room_jid, one.nick, record, "the bridge refused to mute sources jicofo kept");
 	else
-		module:log("error", "the bridge refused force-mute for %s/%s %d times; giving up", entry.room_jid,
-			entry.nick, entry.attempt);
+		module:log("error", "the bridge refused force-mute for %s/%s %d times; giving up", room_jid,
+			one.nick, one.attempt);
+	end
+end
+
+-- A refused request names one endpoint, or several of a batch: each is sent again on its own.
+local function on_bridge_refused(entry)
+	for _, one in ipairs(entry.endpoints) do
+		on_force_mute_refused(entry.room_jid, one);
 	end
 end
 
@@ -1079,6 +1207,7 @@ else
 	for focus_jid in pairs(focus_jids) do hosts[jid_host(focus_jid)] = true; end
 	for host in pairs(hosts) do
 		when_active(host, guard_focus_host);
+		when_active(host, unbuffer_focus_sessions);
 	end
 end
 
@@ -1518,7 +1647,11 @@ end
 
 local function is_podium(event)
 	local from = event.stanza.attr.from;
-	return event.origin.type == "component" and jid_node(from) == nil and jid_host(from) == podium_component;
+	if event.origin.type == "component" and jid_node(from) == nil and jid_host(from) == podium_component then
+		without_nagle(event.origin, "podium's");
+		return true;
+	end
+	return false;
 end
 
 local function refuse(event, text)
@@ -1584,17 +1717,10 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":snapshot", function (event)
 	return true;
 end);
 
-module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
-	if not is_podium(event) then
-		return refuse(event, "only the podium component may set permissions");
-	end
-	local entries, err = podium.parse_permissions(event.stanza.tags[1]);
-	if not entries then
-		event.origin.send(st.error_reply(event.stanza, "modify", "bad-request", err));
-		return true;
-	end
+-- Holds and carries out each decision of a <permissions/>; returns how many were applied. The
+-- occupants gone meanwhile are listed in the reply.
+local function apply_permissions(entries, reply)
 	local applied = 0;
-	local reply = st.reply(event.stanza):tag("applied", { xmlns = xmlns_podium });
 	for _, entry in ipairs(entries) do
 		local ok, record, previous = state:apply(entry.jid, entry.real_jid, entry.set);
 		if ok then
@@ -1605,6 +1731,39 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 			reply:tag("gone", { jid = entry.jid }):up();
 		end
 	end
+	return applied;
+end
+
+-- One line for a batch of decisions: what reached jicofo, the clients and the bridge.
+local function log_batch(tally)
+	local acted = tally.withdrawn_from + tally.released_to + tally.mute_iqs + tally.bridge > 0;
+	module:log(acted and "info" or "debug", "held %d decision(s) from podium (%d occupant(s) gone): "
+		.. "withdrew %d source(s) of %d occupant(s) from jicofo, released %d of %d, sent %d mute IQ(s) to "
+		.. "clients and %d force-mute(s) in %d request(s) to the bridge", tally.decisions, tally.gone,
+		tally.withdrawn, tally.withdrawn_from, tally.released, tally.released_to, tally.mute_iqs, tally.bridge,
+		tally.bridge_requests);
+end
+
+module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
+	if not is_podium(event) then
+		return refuse(event, "only the podium component may set permissions");
+	end
+	local entries, err = podium.parse_permissions(event.stanza.tags[1]);
+	if not entries then
+		event.origin.send(st.error_reply(event.stanza, "modify", "bad-request", err));
+		return true;
+	end
+	local reply = st.reply(event.stanza):tag("applied", { xmlns = xmlns_podium });
+	local tally = new_batch_tally();
+	batch_tally = tally;
+	local ok, applied = pcall(apply_permissions, entries, reply);
+	batch_tally = nil;
+	-- Even after an error: these endpoints count as told (endpoint.applied).
+	local sent, send_error = pcall(send_queued_force_mutes, tally);
+	if not sent then module:log("error", "sending the bridge its force-mutes: %s", tostring(send_error)); end
+	if not ok then error(applied, 0); end
+	tally.decisions, tally.gone = applied, #entries - applied;
+	log_batch(tally);
 	reply.tags[1].attr.count = tostring(applied);
 	event.origin.send(reply);
 	return true;

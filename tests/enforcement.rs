@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::bridge::BRIDGE_NICK;
 use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
-use common::conference::{Conference, jingle_from_since, kept, learns, lecture, relayed, ssrcs};
+use common::conference::{
+    Conference, jingle_from_since, kept, learns, lecture, relayed, sent, ssrcs,
+};
 use common::focus::{FocusOptions, FocusPeer, JingleReceived};
 use common::jingle::{COLIBRI2, MUTE_AUDIO, MUTE_VIDEO, Media, Source, SourceSet, Style};
 use common::participant::{Participant, ParticipantOptions, Shape, Track};
@@ -1113,4 +1115,121 @@ async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_wh
         .wait_held(room, &[("alice", "video,screen")])
         .await;
     conference.focus_holds("alice", &camera(&alice)).await;
+}
+
+/// One rule edit changes everyone in a room at once: podium sends those decisions together, and the
+/// module carries each one out (issue 13): the focus gets each participant's camera removed, the
+/// bridge mutes each one's video, each client is told to mute its camera, and the grant back replays
+/// each camera. The bridge hears it in one Colibri2 request per room for the whole batch (JVB takes
+/// several endpoints' force-mutes in one), not one per occupant. The batch is logged at info in one
+/// summary line per <permissions/>, the occupants one by one at debug only.
+#[tokio::test]
+async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
+    let room = "townhall";
+    let rules = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+        (1, '*', 'everyone', NULL, 'audio,video', 'allow', 0)";
+    let mut conference = start(rules, FocusOptions::default()).await;
+    let nicks = ["alice", "bob", "carol"];
+    let mut participants = Vec::new();
+    for (i, nick) in nicks.iter().enumerate() {
+        let held: Vec<(&str, &str)> = nicks[..=i].iter().map(|n| (*n, "audio,video")).collect();
+        participants.push(conference.join(room, nick, &held).await);
+    }
+    for (nick, participant) in nicks.iter().zip(&participants) {
+        conference.focus_holds(nick, &sent(participant)).await;
+        conference.bridge_force_mute(room, nick, false, false).await;
+    }
+    let log_mark = conference.prosody.log().len();
+    let bridge_mark = conference.bridge.requests().len();
+
+    conference
+        .edit("UPDATE rules SET media = 'audio' WHERE id = 1")
+        .await;
+    for (nick, participant) in nicks.iter().zip(&participants) {
+        conference
+            .focus_holds(nick, &participant.track(Track::Audio))
+            .await;
+        conference.bridge_force_mute(room, nick, false, true).await;
+        participant
+            .wait_until("told to mute its camera", |view| {
+                view.mutes
+                    .iter()
+                    .any(|mute| mute.namespace == MUTE_VIDEO && mute.applied)
+            })
+            .await;
+    }
+    let revoke_log = conference.prosody.log()[log_mark..].to_owned();
+    let grant_mark = log_mark + revoke_log.len();
+    let revoke_requests = module_force_mutes(&conference.bridge.requests()[bridge_mark..]);
+    assert_eq!(
+        revoke_requests,
+        vec![3],
+        "one request to the bridge naming the three endpoints"
+    );
+    let bridge_mark = conference.bridge.requests().len();
+
+    conference
+        .edit("UPDATE rules SET media = 'audio,video' WHERE id = 1")
+        .await;
+    for (nick, participant) in nicks.iter().zip(&participants) {
+        conference.focus_holds(nick, &sent(participant)).await;
+        conference.bridge_force_mute(room, nick, false, false).await;
+    }
+    let grant_log = conference.prosody.log()[grant_mark..].to_owned();
+    assert_eq!(
+        module_force_mutes(&conference.bridge.requests()[bridge_mark..]),
+        vec![3],
+        "the grant: one request for the three endpoints"
+    );
+
+    for (log, done) in [(&revoke_log, "withdrew"), (&grant_log, "released")] {
+        let info: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains(":podium\tinfo\t"))
+            .collect();
+        let (summaries, others): (Vec<&str>, Vec<&str>) = info
+            .iter()
+            .partition(|line| line.contains("decision(s) from podium"));
+        assert!(
+            !others.iter().any(|line| line.contains(done)),
+            "no line per occupant at info: {others:#?}"
+        );
+        let held: usize = summaries
+            .iter()
+            .map(|line| count_before(line, " decision(s) from podium"))
+            .sum();
+        assert_eq!(
+            held,
+            nicks.len(),
+            "the batches hold everyone: {summaries:#?}"
+        );
+        let per_occupant = log
+            .lines()
+            .filter(|line| line.contains(":podium\tdebug\t") && line.contains(done))
+            .count();
+        assert_eq!(per_occupant, nicks.len(), "each occupant at debug");
+    }
+}
+
+/// For each force-mute request the module sent the bridge (from `<brewery>/podium`), how many
+/// endpoints it names.
+fn module_force_mutes(requests: &[common::bridge::ColibriRequest]) -> Vec<usize> {
+    requests
+        .iter()
+        .filter(|request| request.from.ends_with("/podium") && request.accepted)
+        .filter_map(|request| request.iq.get_child("conference-modify", COLIBRI2))
+        .map(|modify| {
+            modify
+                .children()
+                .filter(|child| child.is("endpoint", COLIBRI2))
+                .filter(|endpoint| endpoint.get_child("force-mute", COLIBRI2).is_some())
+                .count()
+        })
+        .collect()
+}
+
+/// The number right before `suffix` in `line`.
+fn count_before(line: &str, suffix: &str) -> usize {
+    let head = &line[..line.find(suffix).expect("a count")];
+    head.rsplit(' ').next().unwrap().parse().unwrap()
 }

@@ -9,8 +9,10 @@ use common::c2s::{C2s, CLIENT, PODIUM, attr, el};
 use common::conference::{
     CLASS_RULES, Class, av_moderation, class, create_breakout, start_plain, start_with_rules,
 };
-use common::podium::Podium;
-use common::prosody::{AV_MODERATION, BREAKOUT_MUC, COMPONENT, MUC, OTHER_COMPONENT, Prosody};
+use common::podium::{Podium, write_config};
+use common::prosody::{
+    AV_MODERATION, BREAKOUT_MUC, COMPONENT, CONFERENCE_OPTIONS, MUC, OTHER_COMPONENT, Prosody,
+};
 use common::{decided, edit_rules, inspect, sqlite3, wait_audit, wait_held};
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
@@ -407,6 +409,38 @@ async fn link_survives_idle_and_unparsable_stanzas() {
         &decided(&[("alice", "audio,video,screen")]),
     )
     .await;
+}
+
+/// Nagle's algorithm on the component link held each report back until podium acknowledged the
+/// previous one (about 20 ms per join, issue 13): both ends of the link have TCP_NODELAY, Prosody's
+/// without any setting of the operator's (the test Prosody keeps `nagle` at its default). So does
+/// Prosody's end of jicofo's connection (`podium_focus_jids`), which carries what the module releases
+/// and withdraws; a participant's connection keeps Prosody's default.
+#[tokio::test]
+async fn the_component_link_and_jicofos_connection_run_without_nagle() {
+    let prosody = Prosody::start_with(&["alice", "focus"], CONFERENCE_OPTIONS);
+    let db = prosody.data_dir().join("rules/podium.db");
+    let podium = Podium::start(&write_config(&prosody, &db, ""));
+    podium.wait_for(&["resync complete"]).await;
+    let port = prosody.component_port;
+    let prosody_end = common::sockets::nodelay_of(prosody.pid(), |local, _| local == port);
+    let podium_end = common::sockets::nodelay_of(podium.pid(), |_, remote| remote == port);
+    assert_eq!(prosody_end, vec![true], "TCP_NODELAY on Prosody's end");
+    assert_eq!(podium_end, vec![true], "TCP_NODELAY on podium's end");
+
+    let focus = C2s::connect(prosody.c2s_port, "focus", "focus").await;
+    let alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    let prosody_end_of = |client: &C2s| {
+        common::sockets::nodelay_of(prosody.pid(), |local, remote| {
+            local == prosody.c2s_port && remote == client.local_port
+        })
+    };
+    assert_eq!(prosody_end_of(&focus), vec![true], "jicofo's connection");
+    assert_eq!(
+        prosody_end_of(&alice),
+        vec![false],
+        "a participant's connection"
+    );
 }
 
 #[tokio::test]

@@ -34,6 +34,8 @@ type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Element>>>>;
 
 pub struct C2s {
     pub jid: String,
+    /// The client's end of the TCP connection (to find Prosody's end of it).
+    pub local_port: u16,
     handle: C2sHandle,
     /// Every stanza that is not the answer to an IQ sent through [`C2s::iq`] or a [`C2sHandle`].
     pub inbox: mpsc::UnboundedReceiver<Element>,
@@ -150,6 +152,7 @@ impl C2s {
     ) -> C2s {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         tcp.set_nodelay(true).unwrap();
+        let local_port = tcp.local_addr().unwrap().port();
         let pending = initiate_stream(BufStream::new(tcp), CLIENT, header(host), Timeouts::tight())
             .await
             .unwrap();
@@ -223,7 +226,12 @@ impl C2s {
             connection: Arc::new(Connection { task }),
             sent: Arc::default(),
         };
-        C2s { jid, handle, inbox }
+        C2s {
+            jid,
+            local_port,
+            handle,
+            inbox,
+        }
     }
 
     pub fn send(&self, element: Element) {

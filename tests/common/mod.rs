@@ -3,7 +3,8 @@
 //! (`participant`) that speak Jingle and Colibri2 over that Prosody (`jingle`: the shared source
 //! model; `peer`: what the stand-ins share), the real lib-jitsi-meet in headless Chromium
 //! (`browser`), and the operator's real jicofo for the opt-in tests (`real_jicofo`); `conformance`
-//! holds the request scenarios and fixtures recorded from the real jicofo.
+//! holds the request scenarios and fixtures recorded from the real jicofo; `sockets` reads a child
+//! process's TCP socket options.
 #![allow(dead_code)]
 
 pub mod bridge;
@@ -21,6 +22,7 @@ pub mod podium;
 pub mod postgres;
 pub mod prosody;
 pub mod real_jicofo;
+pub mod sockets;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
