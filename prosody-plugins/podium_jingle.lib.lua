@@ -62,6 +62,13 @@ end
 -- canonical decimal text, or nil.
 local function parse_ssrc(text)
 	if type(text) ~= "string" then return nil; end
+	-- The text lib-jitsi-meet writes (no sign, no leading zero, at most 10 digits) is its own canonical
+	-- form: returned as it is, with nothing built.
+	if text:find("^[1-9]%d*$") then
+		local length = #text;
+		if length < 10 or (length == 10 and text <= "4294967295") then return text; end
+		return nil;
+	end
 	local sign, digits = text:match("^([+-]?)([0-9]+)$");
 	if not digits or sign == "-" then return nil; end
 	digits = digits:match("^0*([0-9]+)$");
@@ -216,13 +223,14 @@ local check_tag;
 
 -- Checks `tag` (namespace `ns`) against `shape`. Returns nil or the reason to refuse.
 local function check_children(tag, ns, shape)
-	local seen = {};
+	local once, seen = shape.once, nil;
 	for _, child in ipairs(tag.tags) do
 		local child_ns = child.attr.xmlns or ns;
 		local by_ns = shape.by_name and shape.by_name[child.name];
 		local child_shape = by_ns and by_ns[child_ns];
 		if child_shape then
-			if shape.once and shape.once[child.name] then
+			if once and once[child.name] then
+				seen = seen or {};
 				if seen[child.name] then return ("more than one <%s> in <%s>"):format(child.name, tag.name); end
 				seen[child.name] = true;
 			end
@@ -241,12 +249,13 @@ local function check_children(tag, ns, shape)
 end
 
 function check_tag(tag, ns, shape)
-	if prefixed_attribute(tag) then return ("prefixed attribute on <%s>"):format(tag.name); end
-	if shape.attrs then
-		for key in pairs(tag.attr) do
-			if key ~= "xmlns" and not shape.attrs[key] then
-				return ("attribute %q is not allowed on <%s>"):format(tostring(key), tag.name);
-			end
+	local allowed = shape.attrs;
+	for key in pairs(tag.attr) do
+		if type(key) == "string" and key:find("\1", 1, true) then
+			return ("prefixed attribute on <%s>"):format(tag.name);
+		end
+		if allowed and key ~= "xmlns" and not allowed[key] then
+			return ("attribute %q is not allowed on <%s>"):format(tostring(key), tag.name);
 		end
 	end
 	if shape.leaf and #tag.tags > 0 then return ("<%s> has children"):format(tag.name); end
@@ -345,20 +354,33 @@ end
 -- declares its track a screenshare (`declared`: name -> "screen"); "video" otherwise. A source without
 -- a name (lib-jitsi-meet without source names, which has one video track) is its endpoint's first video
 -- track, `<nick>-v0`, the name its presence SourceInfo uses.
-local function video_kind(source_el, declared, nick)
-	if source_el.attr.videoType == "desktop" then return "screen"; end
-	local name = source_el.attr.name or (nick and nick .. "-v0");
+local function video_kind(video_type, name, declared, nick)
+	if video_type == "desktop" then return "screen"; end
+	name = name or (nick and nick .. "-v0");
 	if name and declared and declared[name] == "screen" then return "screen"; end
 	return "video";
 end
 
+-- The <parameter name value/> children of a source (lib-jitsi-meet's msid), flat: { name, value, ... }.
+local function read_parameters(source)
+	local parameters;
+	for parameter in each_child(source, "parameter", xmlns_ssma) do
+		parameters = parameters or {};
+		parameters[#parameters + 1] = parameter.attr.name or "";
+		parameters[#parameters + 1] = parameter.attr.value or "";
+	end
+	return parameters;
+end
+
 -- Reads every source and group of a <jingle>: returns sources (list of
--- { ssrc, name, media, kind, content, el }) and groups (list of { semantics, ssrcs, media, content, el }),
--- or nil and the reason when a source has no valid SSRC or is listed twice (jicofo keys a source by
--- SSRC and media, the module by SSRC alone: the same SSRC under two media would be two sources to
--- jicofo and one to the module).
+-- { ssrc, name, video_type, parameters, media, kind, content }) and groups (list of
+-- { semantics, ssrcs, media, content }), or nil and the reason when a source has no valid SSRC or is
+-- listed twice (jicofo keys a source by SSRC and media, the module by SSRC alone: the same SSRC under
+-- two media would be two sources to jicofo and one to the module).
 -- `declared` maps a source name to "screen" when presence said so (SourceInfo videoType desktop);
--- `nick` is the sender's endpoint id (see video_kind).
+-- `nick` is the sender's endpoint id (see video_kind). Only what a replay needs is kept (source_tag
+-- and group_tag build it again), not the elements: the module holds every participant's sources for
+-- the whole conference.
 local function read_sources(jingle, declared, nick)
 	local sources, groups, seen = {}, {}, {};
 	for content, description in each_description(jingle) do
@@ -370,10 +392,11 @@ local function read_sources(jingle, declared, nick)
 			end
 			if seen[ssrc] then return nil, ("ssrc %s is listed twice"):format(ssrc); end
 			seen[ssrc] = true;
-			local kind = media == "video" and video_kind(source, declared, nick) or "audio";
+			local name, video_type = source.attr.name, source.attr.videoType;
+			local kind = media == "video" and video_kind(video_type, name, declared, nick) or "audio";
 			sources[#sources + 1] = {
-				ssrc = ssrc; name = source.attr.name; media = media; kind = kind;
-				content = content.attr.name or media; el = st.clone(source);
+				ssrc = ssrc; name = name; video_type = video_type; parameters = read_parameters(source);
+				media = media; kind = kind; content = content.attr.name or media;
 			};
 		end
 		for group in each_child(description, "ssrc-group", xmlns_ssma) do
@@ -386,11 +409,32 @@ local function read_sources(jingle, declared, nick)
 			end
 			groups[#groups + 1] = {
 				semantics = group.attr.semantics; ssrcs = ssrcs; media = media;
-				content = content.attr.name or media; el = st.clone(group);
+				content = content.attr.name or media;
 			};
 		end
 	end
 	return sources, groups;
+end
+
+-- A source as the participant signalled it: <source ssrc name videoType><parameter name value/>.
+local function source_tag(source)
+	local tag = st.stanza("source", {
+		xmlns = xmlns_ssma; ssrc = source.ssrc; name = source.name; videoType = source.video_type;
+	});
+	local parameters = source.parameters or {};
+	for i = 1, #parameters, 2 do
+		tag:tag("parameter", { name = parameters[i]; value = parameters[i + 1] }):up();
+	end
+	return tag;
+end
+
+-- A group as the participant signalled it: <ssrc-group semantics><source ssrc/>.
+local function group_tag(group)
+	local tag = st.stanza("ssrc-group", { xmlns = xmlns_ssma; semantics = group.semantics });
+	for _, ssrc in ipairs(group.ssrcs) do
+		tag:tag("source", { ssrc = ssrc }):up();
+	end
+	return tag;
 end
 
 -- Sources of one track must share a kind: a source takes the strictest kind of any source it shares a
@@ -450,7 +494,7 @@ local function reclassify(media, declared, nick)
 	local before = {};
 	for _, source in ipairs(sources) do
 		before[source] = source.kind;
-		source.kind = video_kind(source.el, declared, nick);
+		source.kind = video_kind(source.video_type, source.name, declared, nick);
 	end
 	unify_kinds(sources, media.groups);
 	for _, source in ipairs(sources) do
@@ -658,15 +702,17 @@ local function withhold(jingle, media, sources, groups, allowed)
 			summary.kinds[source.kind] = true;
 		end
 	end
-	local dropped_groups = {};
+	local dropped_groups, dropped = {}, summary.withheld > 0;
 	for _, group in ipairs(groups) do
 		local forwarded = true;
 		for _, ssrc in ipairs(group.ssrcs) do
 			if removed[ssrc] or media.withheld[ssrc] then forwarded = false; end
 		end
 		remember_group(media, group, forwarded);
-		if not forwarded then dropped_groups[group_key(group)] = true; end
+		if not forwarded then dropped_groups[group_key(group)], dropped = true, true; end
 	end
+	-- Everything forwarded (the common case): the request goes on as the participant sent it.
+	if not dropped then return summary; end
 	for _, description in each_description(jingle) do
 		local media_type = description.attr.media;
 		description:maptags(function (tag)
@@ -734,6 +780,7 @@ local function strip_removal(jingle, media, sources, groups)
 		local known = media.group_by_key[group_key(group)];
 		if known then forget_group(media, known); end
 	end
+	if next(local_only) == nil then return 1, removed; end
 	for _, description in each_description(jingle) do
 		description:maptags(function (tag)
 			local ns = tag.attr.xmlns or description.attr.xmlns;
@@ -810,8 +857,8 @@ local function is_empty(batch)
 	return #batch.sources == 0 and #batch.groups == 0;
 end
 
--- <jingle action sid> with one <content><description> per media, holding the batch's elements as the
--- participant sent them (names, msid and videoType intact).
+-- <jingle action sid> with one <content><description> per media, holding the batch's sources and
+-- groups as the participant sent them (names, msid and videoType intact).
 local function jingle_for(action, sid, batch)
 	local jingle = st.stanza("jingle", { xmlns = xmlns_jingle; action = action; sid = sid });
 	local by_media, order = {}, {};
@@ -826,11 +873,11 @@ local function jingle_for(action, sid, batch)
 	end
 	for _, source in ipairs(batch.sources) do
 		local children = description_for(source.media, source.content);
-		children[#children + 1] = source.el;
+		children[#children + 1] = source_tag(source);
 	end
 	for _, group in ipairs(batch.groups) do
 		local children = description_for(group.media, group.content);
-		children[#children + 1] = group.el;
+		children[#children + 1] = group_tag(group);
 	end
 	table.sort(order);
 	for _, media in ipairs(order) do
@@ -838,7 +885,7 @@ local function jingle_for(action, sid, batch)
 		jingle:tag("content", { name = entry.content })
 			:tag("description", { xmlns = xmlns_rtp; media = media });
 		for _, child in ipairs(entry.children) do
-			jingle:add_child(st.clone(child));
+			jingle:add_child(child);
 		end
 		jingle:up():up();
 	end

@@ -196,8 +196,10 @@ describe("plan_change", function ()
 		assert.equal(6, #sources);
 		assert.equal(4, #groups);
 		assert.equal("b-v0", sources[1].name);
-		assert.equal("camera", sources[1].el.attr.videoType);
-		assert.equal("b-v0-track", sources[1].el:get_child("parameter", ssma).attr.value);
+		assert.equal("camera", sources[1].video_type);
+		assert.same({ "msid", "b-v0-track" }, sources[1].parameters);
+		local first = replay.tags[1].tags[1]:get_child("source", ssma);
+		assert.same({ name = "msid"; value = "b-v0-track" }, first.tags[1].attr);
 		assert.equal(7, jingle.count(media.forwarded));
 		-- Nothing left to do a second time.
 		add = jingle.plan_change(media, allow_all);
