@@ -1348,8 +1348,8 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 		-- its sources, so the module keeps its account of them and enforces the default on them until
 		-- podium decides again.
 		record.media = before.media;
-		-- The new session's client was told nothing yet.
-		record.media.told = nil;
+		-- The new session's client was told nothing yet, and its presence decides source kinds afresh.
+		record.media.told, record.media.unsorted = nil, true;
 		state:set_sid(record, before.media.sid);
 		enforce(room.jid, nick, record, before.held);
 	elseif is_new then

@@ -247,6 +247,18 @@ local function read_source_info(text, decode)
 	return table.concat(kinds, " "), declared;
 end
 
+-- Whether two declarations (name -> "screen", or nil) name the same screenshares.
+local function same_declared(a, b)
+	if a == nil or b == nil then return a == b; end
+	for name in pairs(a) do
+		if b[name] == nil then return false; end
+	end
+	for name in pairs(b) do
+		if a[name] == nil then return false; end
+	end
+	return true;
+end
+
 -- Whether lib-jitsi-meet's <jitsi_participant_raisedHand> says the hand is up: Date.now() while it
 -- is, an empty element (its serialised 0) when it goes down; older clients send true/false.
 local function hand_is_up(text)
@@ -258,7 +270,8 @@ end
 -- with a <videoType>desktop</videoType> of a client without source names, its one video track
 -- `<nick>-v0` is a screenshare too), record.hand, and record.features (the <features><feature var/>
 -- list, at most max_features of at most 256 bytes; jibri, jigasi) with record.features_key. The JSON is
--- decoded only when its text changed. Returns true when record.declared changed.
+-- decoded only when its text changed. Returns true when record.declared names other screenshares
+-- than before (a mute toggle changes the text, not the screenshares).
 local function read_presence(record, presence, nick, decode)
 	local ns = presence.attr.xmlns;
 	local source_info, hand, features, legacy_type, legacy_jitmeet;
@@ -284,8 +297,8 @@ local function read_presence(record, presence, nick, decode)
 			declared = declared or {};
 			declared[nick .. "-v0"] = "screen";
 		end
+		declared_changed = not same_declared(declared, record.declared);
 		record.source_info, record.legacy_screen, record.declared = text, legacy_screen, declared;
-		declared_changed = true;
 	end
 	record.hand = hand_is_up(hand and plain_text(hand));
 	if features then

@@ -293,8 +293,13 @@ describe("read_presence", function ()
 		assert.is_true(podium.read_presence(record, presence, "n", decode));
 		assert.is_false(podium.read_presence(record, presence_with('{"n-a0":{"muted":false}}'), "n", decode));
 		assert.equal(1, decoded);
-		assert.is_true(podium.read_presence(record, presence_with('{"n-a0":{"muted":true}}'), "n", decode));
+		-- A mute toggle: other sending kinds, the same (no) screenshares.
+		assert.is_false(podium.read_presence(record, presence_with('{"n-a0":{"muted":true}}'), "n", decode));
+		assert.equal(2, decoded);
 		assert.equal("", record.sending);
+		assert.is_true(podium.read_presence(record,
+			presence_with('{"n-a0":{"muted":true},"n-v1":{"muted":false,"videoType":"desktop"}}'), "n", decode));
+		assert.equal("screen", record.sending);
 	end);
 
 	it("takes a legacy <videoType>desktop</videoType> for the first video track", function ()

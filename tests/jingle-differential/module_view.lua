@@ -105,7 +105,7 @@ local function view_of_sources(list)
 	local out = {};
 	for _, source in ipairs(list) do
 		out[#out + 1] = object("ssrc", source.ssrc, "media", source.media, "name", source.name,
-			"videoType", source.el and source.el.attr.videoType or nil);
+			"videoType", source.video_type);
 	end
 	return out;
 end
