@@ -1315,11 +1315,30 @@ local function occupant_tag(room, occupant, record, affiliation)
 	return tag;
 end
 
+-- Occupant events leave together at the end of the current turn of Prosody's loop, as one message
+-- (podium reads every <occupant/> of a message, in order): under load a turn handles many presences,
+-- and every message costs Prosody a route and a write. Whatever else the module sends podium goes after
+-- what waits (flush_reports first), so podium sees everything in the order it happened.
+local pending_reports;
+local max_reports_per_message = 64;
+
+local function flush_reports()
+	local message = pending_reports;
+	if message == nil then return; end
+	pending_reports = nil;
+	module:send(message);
+end
+
 local function report(kind, room, tag)
 	tag.attr.event = kind;
 	tag.attr.room = room.jid;
 	tag.attr["main-room"] = main_room_of(room);
-	module:send(st.message({ from = module.host; to = podium_component; type = "normal" }):add_child(tag));
+	if pending_reports == nil then
+		pending_reports = st.message({ from = module.host; to = podium_component; type = "normal" });
+		module:add_timer(0, flush_reports);
+	end
+	pending_reports:add_direct_child(tag);
+	if #pending_reports.tags >= max_reports_per_message then flush_reports(); end
 end
 
 -- Fired once per presence the room broadcasts (0.12 muc.lib.lua publicise_occupant_status): joins,
@@ -1491,6 +1510,7 @@ local function on_av_moderation(event)
 	end
 	local occupant = room:get_occupant_by_nick(target);
 	if not occupant or not occupant.jid or not is_governed(room, occupant) then return nil; end
+	flush_reports();
 	module:send(st.message({ from = module.host; to = podium_component; type = "normal" })
 		:tag("approval", {
 			xmlns = xmlns_podium; room = room.jid; nick = nick_of(occupant); ["real-jid"] = occupant.jid;
@@ -1583,6 +1603,7 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":snapshot", function (event)
 		end
 		reply:up();
 	end
+	flush_reports();
 	event.origin.send(reply);
 	return true;
 end);
@@ -1609,6 +1630,7 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 		end
 	end
 	reply.tags[1].attr.count = tostring(applied);
+	flush_reports();
 	event.origin.send(reply);
 	return true;
 end);
@@ -1638,6 +1660,7 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":inspect", function (event)
 			withheld = tostring(media and jingle.count(media.withheld) or 0);
 		})):up();
 	end
+	flush_reports();
 	event.origin.send(reply);
 	return true;
 end);
@@ -1658,6 +1681,7 @@ end, 1); -- above mod_iq's dispatcher (priority 0), which would answer service-u
 -- The sid index is shared with this module on the other MUC host and outlives this instance (a reload):
 -- this instance's sessions leave it.
 function module.unload()
+	flush_reports();
 	for room_jid in pairs(state.rooms) do
 		state:forget_room(room_jid);
 	end
@@ -1668,6 +1692,7 @@ end
 -- podium resyncs when it connects.
 -- From a timer, so that at start-up every host is activated before it is routed.
 module:add_timer(0, function ()
+	flush_reports();
 	module:send(st.message({ from = module.host; to = podium_component; type = "normal" })
 		:tag("reset", { xmlns = xmlns_podium }):up());
 end);
