@@ -51,6 +51,13 @@ local function each_child(parent, name, xmlns)
 	end
 end
 
+-- Whether `tag` (a child of `parent`) is <name xmlns=xmlns>; a child without an xmlns inherits its
+-- parent's. The readers below loop over children with it rather than each_child: no closure is built
+-- per loop for the Jingle of every participant.
+local function is_child(tag, parent, name, xmlns)
+	return tag.name == name and (tag.attr.xmlns or parent.attr.xmlns) == xmlns;
+end
+
 local function jingle_of(iq)
 	return iq:get_child("jingle", xmlns_jingle);
 end
@@ -274,42 +281,53 @@ local description_media_types = { audio = true; video = true; application = true
 local content_names = { audio = true; video = true; data = true };
 
 -- The values jicofo reads from the elements that carry sources, checked as lib-jitsi-meet writes them.
-local function check_values(jingle)
-	for content in each_child(jingle, "content", xmlns_jingle) do
-		local description = content:get_child("description", xmlns_rtp);
-		-- jicofo reads every content's media type (the description's media, else the content's name) and
-		-- fails the whole request on one it does not know (EndpointSourceSet.fromJingle,
-		-- MediaType.parseString). Sources under anything but audio or video are refused below.
-		local media_type = content.attr.name;
-		local known = content_names;
-		if description then media_type, known = description.attr.media, description_media_types; end
-		if not known[media_type] then
-			return ("content media %q is not one lib-jitsi-meet sends"):format(tostring(media_type));
-		end
-		if description then
-			local media = description.attr.media;
-			local has_sources = description:get_child("source", xmlns_ssma)
-				or description:get_child("ssrc-group", xmlns_ssma);
-			if has_sources and media ~= "audio" and media ~= "video" then
+-- check_values for one <content>.
+local function check_content_values(content)
+	local description = content:get_child("description", xmlns_rtp);
+	-- jicofo reads every content's media type (the description's media, else the content's name) and
+	-- fails the whole request on one it does not know (EndpointSourceSet.fromJingle,
+	-- MediaType.parseString). Sources under anything but audio or video are refused below.
+	local media_type = content.attr.name;
+	local known = content_names;
+	if description then media_type, known = description.attr.media, description_media_types; end
+	if not known[media_type] then
+		return ("content media %q is not one lib-jitsi-meet sends"):format(tostring(media_type));
+	end
+	if not description then return nil; end
+	local media = description.attr.media;
+	for _, child in ipairs(description.tags) do
+		if is_child(child, description, "source", xmlns_ssma) then
+			if media ~= "audio" and media ~= "video" then
 				return ("sources under media %q (expected audio or video)"):format(tostring(media));
 			end
-			for source in each_child(description, "source", xmlns_ssma) do
-				if not ssrc_of(source) then return ("invalid ssrc %q"):format(tostring(source.attr.ssrc)); end
-				local video_type = source.attr.videoType;
-				if video_type and video_type ~= "camera" and video_type ~= "desktop" then
-					return ("videoType %q is not camera or desktop"):format(video_type);
+			if not ssrc_of(child) then return ("invalid ssrc %q"):format(tostring(child.attr.ssrc)); end
+			local video_type = child.attr.videoType;
+			if video_type and video_type ~= "camera" and video_type ~= "desktop" then
+				return ("videoType %q is not camera or desktop"):format(video_type);
+			end
+		elseif is_child(child, description, "ssrc-group", xmlns_ssma) then
+			if media ~= "audio" and media ~= "video" then
+				return ("sources under media %q (expected audio or video)"):format(tostring(media));
+			end
+			local semantics = child.attr.semantics;
+			if semantics ~= "FID" and semantics ~= "SIM" then
+				return ("ssrc-group semantics %q is not FID or SIM"):format(tostring(semantics));
+			end
+			if #child.tags == 0 then return "empty <ssrc-group>"; end
+			for _, member in ipairs(child.tags) do
+				if is_child(member, child, "source", xmlns_ssma) and not ssrc_of(member) then
+					return ("invalid ssrc %q"):format(tostring(member.attr.ssrc));
 				end
 			end
-			for group in each_child(description, "ssrc-group", xmlns_ssma) do
-				local semantics = group.attr.semantics;
-				if semantics ~= "FID" and semantics ~= "SIM" then
-					return ("ssrc-group semantics %q is not FID or SIM"):format(tostring(semantics));
-				end
-				if #group.tags == 0 then return "empty <ssrc-group>"; end
-				for member in each_child(group, "source", xmlns_ssma) do
-					if not ssrc_of(member) then return ("invalid ssrc %q"):format(tostring(member.attr.ssrc)); end
-				end
-			end
+		end
+	end
+end
+
+local function check_values(jingle)
+	for _, content in ipairs(jingle.tags) do
+		if is_child(content, jingle, "content", xmlns_jingle) then
+			local problem = check_content_values(content);
+			if problem then return problem; end
 		end
 	end
 end
@@ -364,10 +382,12 @@ end
 -- The <parameter name value/> children of a source (lib-jitsi-meet's msid), flat: { name, value, ... }.
 local function read_parameters(source)
 	local parameters;
-	for parameter in each_child(source, "parameter", xmlns_ssma) do
-		parameters = parameters or {};
-		parameters[#parameters + 1] = parameter.attr.name or "";
-		parameters[#parameters + 1] = parameter.attr.value or "";
+	for _, parameter in ipairs(source.tags) do
+		if is_child(parameter, source, "parameter", xmlns_ssma) then
+			parameters = parameters or {};
+			parameters[#parameters + 1] = parameter.attr.name or "";
+			parameters[#parameters + 1] = parameter.attr.value or "";
+		end
 	end
 	return parameters;
 end
@@ -383,34 +403,41 @@ end
 -- the whole conference.
 local function read_sources(jingle, declared, nick)
 	local sources, groups, seen = {}, {}, {};
-	for content, description in each_description(jingle) do
-		local media = description.attr.media;
-		for source in each_child(description, "source", xmlns_ssma) do
-			local ssrc = ssrc_of(source);
-			if not ssrc then
-				return nil, ("invalid ssrc %q"):format(tostring(source.attr.ssrc));
+	for _, content in ipairs(jingle.tags) do
+		local description = is_child(content, jingle, "content", xmlns_jingle)
+			and content:get_child("description", xmlns_rtp);
+		local media = description and description.attr.media;
+		if media == "audio" or media == "video" then
+			local content_name = content.attr.name or media;
+			for _, child in ipairs(description.tags) do
+				if is_child(child, description, "source", xmlns_ssma) then
+					local ssrc = ssrc_of(child);
+					if not ssrc then
+						return nil, ("invalid ssrc %q"):format(tostring(child.attr.ssrc));
+					end
+					if seen[ssrc] then return nil, ("ssrc %s is listed twice"):format(ssrc); end
+					seen[ssrc] = true;
+					local name, video_type = child.attr.name, child.attr.videoType;
+					local kind = media == "video" and video_kind(video_type, name, declared, nick) or "audio";
+					sources[#sources + 1] = {
+						ssrc = ssrc; name = name; video_type = video_type; parameters = read_parameters(child);
+						media = media; kind = kind; content = content_name;
+					};
+				elseif is_child(child, description, "ssrc-group", xmlns_ssma) then
+					if not child.attr.semantics then
+						return nil, "<ssrc-group> without semantics";
+					end
+					local ssrcs = {};
+					for _, member in ipairs(child.tags) do
+						if is_child(member, child, "source", xmlns_ssma) then
+							ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
+						end
+					end
+					groups[#groups + 1] = {
+						semantics = child.attr.semantics; ssrcs = ssrcs; media = media; content = content_name;
+					};
+				end
 			end
-			if seen[ssrc] then return nil, ("ssrc %s is listed twice"):format(ssrc); end
-			seen[ssrc] = true;
-			local name, video_type = source.attr.name, source.attr.videoType;
-			local kind = media == "video" and video_kind(video_type, name, declared, nick) or "audio";
-			sources[#sources + 1] = {
-				ssrc = ssrc; name = name; video_type = video_type; parameters = read_parameters(source);
-				media = media; kind = kind; content = content.attr.name or media;
-			};
-		end
-		for group in each_child(description, "ssrc-group", xmlns_ssma) do
-			local ssrcs = {};
-			for member in each_child(group, "source", xmlns_ssma) do
-				ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
-			end
-			if not group.attr.semantics then
-				return nil, "<ssrc-group> without semantics";
-			end
-			groups[#groups + 1] = {
-				semantics = group.attr.semantics; ssrcs = ssrcs; media = media;
-				content = content.attr.name or media;
-			};
 		end
 	end
 	return sources, groups;
@@ -535,9 +562,12 @@ end
 -- A new session starts from nothing: the participant's session-accept lists all its sources again.
 -- (The sid is set through the state, which indexes it.)
 local function reset_session(media, focus)
-	media.focus = focus;
-	media.forwarded, media.withheld, media.requests = {}, {}, nil;
-	media.groups, media.group_by_key, media.groups_by_ssrc = {}, {}, {};
+	media.focus, media.requests = focus, nil;
+	-- A fresh media table (the first session) is reused as it is.
+	if next(media.forwarded) or next(media.withheld) or next(media.groups) then
+		media.forwarded, media.withheld = {}, {};
+		media.groups, media.group_by_key, media.groups_by_ssrc = {}, {}, {};
+	end
 end
 
 local function count(map)
@@ -629,10 +659,11 @@ local function check_sources(sources, nick, owner_of, known, limit)
 		return ("SSRC limit (%d) exceeded."):format(limit);
 	end
 	local seen = {};
-	local prefix = nick .. "-";
+	local after = #nick + 2; -- where "<nick>-" ends
 	for _, source in ipairs(sources) do
 		local name = source.name;
-		if name and (name:sub(1, #prefix) ~= prefix or not name:sub(#prefix + 1):match("^[av]%d+$")) then
+		if name and (name:find(nick, 1, true) ~= 1 or name:byte(after - 1) ~= 45 --[[ "-" ]]
+			or not name:find("^[av]%d+$", after)) then
 			return ("source name %q does not belong to endpoint %q"):format(name, nick);
 		end
 		local owner = owner_of(source.ssrc);
