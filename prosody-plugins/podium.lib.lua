@@ -222,7 +222,7 @@ end
 -- says: `sending`, the kinds with an unmuted source as podium's attribute ("audio video", in
 -- media_kinds order; <endpoint>-a<n> is audio, -v<n> a camera, or a screen when its videoType is
 -- desktop), and `declared`, the source names it declares screenshares (name -> "screen"), or nil
--- when it is not a JSON object.
+-- when there is none.
 local function read_source_info(text, decode)
 	if not text or text == "" then return "", nil; end
 	local ok, info = pcall(decode, text);
@@ -244,7 +244,7 @@ local function read_source_info(text, decode)
 	for _, kind in ipairs(media_kinds) do
 		if sending[kind] then kinds[#kinds + 1] = kind; end
 	end
-	return table.concat(kinds, " "), declared;
+	return table.concat(kinds, " "), next(declared) and declared or nil;
 end
 
 -- Whether two declarations (name -> "screen", or nil) name the same screenshares.
@@ -318,16 +318,16 @@ end
 
 -- Whether what podium reads of an occupant (its role and affiliation, and what read_presence kept)
 -- differs from what podium was last told; remembered when it does.
+-- Kept as fields of the record, not a table of its own: one table fewer per occupant for the collector.
 local function presence_changed(record, role, affiliation)
-	local last = record.reported;
-	if last and last.role == role and last.affiliation == affiliation and last.sending == record.sending
-		and last.hand == record.hand and last.features_key == record.features_key then
+	if record.reported and record.reported_role == role and record.reported_affiliation == affiliation
+		and record.reported_sending == record.sending and record.reported_hand == record.hand
+		and record.reported_features == record.features_key then
 		return false;
 	end
-	record.reported = {
-		role = role; affiliation = affiliation; sending = record.sending; hand = record.hand;
-		features_key = record.features_key;
-	};
+	record.reported, record.reported_role, record.reported_affiliation = true, role, affiliation;
+	record.reported_sending, record.reported_hand = record.sending, record.hand;
+	record.reported_features = record.features_key;
 	return true;
 end
 

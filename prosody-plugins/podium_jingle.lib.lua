@@ -379,14 +379,13 @@ local function video_kind(video_type, name, declared, nick)
 	return "video";
 end
 
--- The <parameter name value/> children of a source (lib-jitsi-meet's msid), flat: { name, value, ... }.
+-- The <parameter name value/> children of a source (lib-jitsi-meet's msid), as one string
+-- "name\0value\0…" (a string costs the collector nothing to walk; a table per source would), or nil.
 local function read_parameters(source)
 	local parameters;
 	for _, parameter in ipairs(source.tags) do
 		if is_child(parameter, source, "parameter", xmlns_ssma) then
-			parameters = parameters or {};
-			parameters[#parameters + 1] = parameter.attr.name or "";
-			parameters[#parameters + 1] = parameter.attr.value or "";
+			parameters = (parameters or "") .. (parameter.attr.name or "") .. "\0" .. (parameter.attr.value or "") .. "\0";
 		end
 	end
 	return parameters;
@@ -448,9 +447,8 @@ local function source_tag(source)
 	local tag = st.stanza("source", {
 		xmlns = xmlns_ssma; ssrc = source.ssrc; name = source.name; videoType = source.video_type;
 	});
-	local parameters = source.parameters or {};
-	for i = 1, #parameters, 2 do
-		tag:tag("parameter", { name = parameters[i]; value = parameters[i + 1] }):up();
+	for name, value in (source.parameters or ""):gmatch("(%Z*)%z(%Z*)%z") do
+		tag:tag("parameter", { name = name; value = value }):up();
 	end
 	return tag;
 end
@@ -552,11 +550,11 @@ end
 --   withheld   ssrc -> source kept back from jicofo
 --   groups     list of groups seen, each with .forwarded (jicofo has it) and .seq (arrival order)
 --   group_by_key   group key -> group (the same groups, indexed)
---   groups_by_ssrc ssrc -> { group = true } of the groups naming it
 -- Every table is capped by check_sources and check_groups at jicofo's own per-endpoint limits, and
--- each request touches only the entries it names.
+-- each request touches only the entries it names (or, for the groups of a removed source, the
+-- occupant's capped list of groups).
 local function new_media()
-	return { forwarded = {}; withheld = {}; groups = {}; group_by_key = {}; groups_by_ssrc = {}; group_seq = 0 };
+	return { forwarded = {}; withheld = {}; groups = {}; group_by_key = {}; group_seq = 0 };
 end
 
 -- A new session starts from nothing: the participant's session-accept lists all its sources again.
@@ -566,7 +564,7 @@ local function reset_session(media, focus)
 	-- A fresh media table (the first session) is reused as it is.
 	if next(media.forwarded) or next(media.withheld) or next(media.groups) then
 		media.forwarded, media.withheld = {}, {};
-		media.groups, media.group_by_key, media.groups_by_ssrc = {}, {}, {};
+		media.groups, media.group_by_key = {}, {};
 	end
 end
 
@@ -588,7 +586,7 @@ local function group_key(group)
 	return group.media .. " " .. group.semantics .. " " .. table.concat(group.ssrcs, ",");
 end
 
--- Records a group (or updates the one already known with its key). O(members).
+-- Records a group (or updates the one already known with its key).
 local function remember_group(media, group, forwarded)
 	local key = group_key(group);
 	local known = media.group_by_key[key];
@@ -602,17 +600,9 @@ local function remember_group(media, group, forwarded)
 	group.index = #media.groups + 1;
 	media.groups[group.index] = group;
 	media.group_by_key[key] = group;
-	for _, ssrc in ipairs(group.ssrcs) do
-		local naming = media.groups_by_ssrc[ssrc];
-		if not naming then
-			naming = {};
-			media.groups_by_ssrc[ssrc] = naming;
-		end
-		naming[group] = true;
-	end
 end
 
--- Forgets a known group. O(members): the list keeps no order (batches are sorted by .seq).
+-- Forgets a known group. O(1): the list keeps no order (batches are sorted by .seq).
 local function forget_group(media, group)
 	local groups = media.groups;
 	local last = groups[#groups];
@@ -622,19 +612,21 @@ local function forget_group(media, group)
 		last.index = group.index;
 	end
 	media.group_by_key[group_key(group)] = nil;
-	for _, ssrc in ipairs(group.ssrcs) do
-		local naming = media.groups_by_ssrc[ssrc];
-		if naming then
-			naming[group] = nil;
-			if next(naming) == nil then media.groups_by_ssrc[ssrc] = nil; end
-		end
-	end
 end
 
--- The known groups naming `ssrc` (a list, as a snapshot one may change while walking it).
+-- The known groups naming `ssrc` (a list, as a snapshot one may change while walking it). A walk over
+-- the occupant's groups, which check_groups caps at jicofo's max-ssrc-groups-per-user: an index per
+-- SSRC would be one more table per source for the collector to walk, all conference long.
 local function groups_naming(media, ssrc)
 	local list = {};
-	for group in pairs(media.groups_by_ssrc[ssrc] or {}) do list[#list + 1] = group; end
+	for _, group in ipairs(media.groups) do
+		for _, member in ipairs(group.ssrcs) do
+			if member == ssrc then
+				list[#list + 1] = group;
+				break;
+			end
+		end
+	end
 	return list;
 end
 

@@ -197,7 +197,7 @@ describe("plan_change", function ()
 		assert.equal(4, #groups);
 		assert.equal("b-v0", sources[1].name);
 		assert.equal("camera", sources[1].video_type);
-		assert.same({ "msid", "b-v0-track" }, sources[1].parameters);
+		assert.equal("msid\0b-v0-track\0", sources[1].parameters);
 		local first = replay.tags[1].tags[1]:get_child("source", ssma);
 		assert.same({ name = "msid"; value = "b-v0-track" }, first.tags[1].attr);
 		assert.equal(7, jingle.count(media.forwarded));

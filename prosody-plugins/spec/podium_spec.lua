@@ -290,7 +290,9 @@ describe("read_presence", function ()
 		local record, decoded = {}, 0;
 		local function decode(text) decoded = decoded + 1; return json.decode(text); end
 		local presence = presence_with('{"n-a0":{"muted":false}}');
-		assert.is_true(podium.read_presence(record, presence, "n", decode));
+		-- No screenshare declared, as before the first presence.
+		assert.is_false(podium.read_presence(record, presence, "n", decode));
+		assert.equal("audio", record.sending);
 		assert.is_false(podium.read_presence(record, presence_with('{"n-a0":{"muted":false}}'), "n", decode));
 		assert.equal(1, decoded);
 		-- A mute toggle: other sending kinds, the same (no) screenshares.
