@@ -725,33 +725,32 @@ local function withhold(jingle, media, sources, groups, allowed)
 			summary.kinds[source.kind] = true;
 		end
 	end
-	local dropped_groups, dropped = {}, summary.withheld > 0;
+	local dropped = summary.withheld > 0;
 	for _, group in ipairs(groups) do
 		local forwarded = true;
 		for _, ssrc in ipairs(group.ssrcs) do
 			if removed[ssrc] or media.withheld[ssrc] then forwarded = false; end
 		end
 		remember_group(media, group, forwarded);
-		if not forwarded then dropped_groups[group_key(group)], dropped = true, true; end
+		if not forwarded then dropped = true; end
 	end
 	-- Everything forwarded (the common case): the request goes on as the participant sent it.
 	if not dropped then return summary; end
-	for _, description in each_description(jingle) do
-		local media_type = description.attr.media;
-		description:maptags(function (tag)
-			local ns = tag.attr.xmlns or description.attr.xmlns;
-			if ns ~= xmlns_ssma then return tag; end
-			if tag.name == "source" and removed[ssrc_of(tag) or ""] then return nil; end
-			if tag.name == "ssrc-group" then
-				local ssrcs = {};
-				for member in each_child(tag, "source", xmlns_ssma) do
-					ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
-				end
-				local key = group_key({ media = media_type; semantics = tag.attr.semantics; ssrcs = ssrcs });
-				if dropped_groups[key] then return nil; end
+	-- Out go the withheld sources, and every group naming one (as decided above).
+	local function keep(tag)
+		local ns = tag.attr.xmlns or "";
+		if ns ~= xmlns_ssma then return tag; end
+		if tag.name == "source" and removed[ssrc_of(tag) or ""] then return nil; end
+		if tag.name == "ssrc-group" then
+			for _, member in ipairs(tag.tags) do
+				local ssrc = ssrc_of(member) or tostring(member.attr.ssrc);
+				if removed[ssrc] or media.withheld[ssrc] then return nil; end
 			end
-			return tag;
-		end);
+		end
+		return tag;
+	end
+	for _, description in each_description(jingle) do
+		description:maptags(keep);
 	end
 	return summary;
 end
