@@ -74,7 +74,6 @@ local jingle = module:require "podium_jingle";
 local guard = module:require "podium_guard";
 
 local xmlns_podium = podium.xmlns;
-local xmlns_muc_user = "http://jabber.org/protocol/muc#user";
 
 local podium_component = module:get_option_string("podium_component");
 local default_list = module:get_option_array("podium_default_permissions", {});
@@ -996,6 +995,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 			return answer_error(event, "modify", "bad-request", reason);
 		end
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
+		media.unsorted = true;
 		index_ssrcs(room.jid, nick, sources);
 		remember_request(room, media, event.stanza, summary.added, {});
 		if summary.withheld > 0 then
@@ -1420,32 +1420,54 @@ local function meeting_of(room)
 	return own;
 end
 
--- <occupant nick real-jid joined meeting> with identity, held permissions and the part of the MUC presence
--- podium reads (podium.reported_presence: never the client's whole presence, which could nest deep
--- enough to hurt a parser), with the muc#user item as the room computes it for someone who may see
--- real JIDs. `joined` is the occupant's join sequence number in the room (podium.lib.lua state),
--- podium's queue order after a restart.
-local function occupant_tag(room, occupant, record, presence)
+-- The occupant's affiliation in the room, as XEP-0045 names it.
+local function affiliation_of(room, occupant)
+	return room:get_affiliation(occupant.bare_jid) or "none";
+end
+
+-- <occupant nick real-jid joined meeting> with identity, held permissions and, unless it left, what
+-- podium reads of its presence (podium.read_presence: never the client's presence itself, which
+-- could nest deep enough to hurt a parser), with role and affiliation as the room computed them.
+-- `joined` is the occupant's join sequence number in the room (podium.lib.lua state), podium's queue
+-- order after a restart. The identity is read from the session once per record.
+local function occupant_tag(room, occupant, record, affiliation)
 	local tag = st.stanza("occupant", {
 		xmlns = xmlns_podium; nick = nick_of(occupant); ["real-jid"] = record.real_jid;
 		joined = record.joined and tostring(record.joined) or nil; meeting = meeting_of(room);
 	});
-	local identity = podium.identity_tag(prosody.full_sessions[occupant.jid]);
-	if identity then tag:add_child(identity); end
-	tag:add_child(podium.held_tag(record));
-	if presence then
-		local copy = podium.reported_presence(presence);
-		copy:add_child(room:build_item_list(occupant, st.stanza("x", { xmlns = xmlns_muc_user }), false));
-		tag:add_child(copy);
+	if record.identity == nil then
+		record.identity = podium.identity_tag(prosody.full_sessions[occupant.jid]) or false;
 	end
+	if record.identity then tag:add_child(record.identity); end
+	tag:add_child(podium.held_tag(record));
+	if affiliation then podium.add_presence(tag, record, occupant.role, affiliation); end
 	return tag;
+end
+
+-- Occupant events leave together at the end of the current turn of Prosody's loop, as one message
+-- (podium reads every <occupant/> of a message, in order): under load a turn handles many presences,
+-- and every message costs Prosody a route and a write. Whatever else the module sends podium goes after
+-- what waits (flush_reports first), so podium sees everything in the order it happened.
+local pending_reports;
+local max_reports_per_message = 64;
+
+local function flush_reports()
+	local message = pending_reports;
+	if message == nil then return; end
+	pending_reports = nil;
+	module:send(message);
 end
 
 local function report(kind, room, tag)
 	tag.attr.event = kind;
 	tag.attr.room = room.jid;
 	tag.attr["main-room"] = main_room_of(room);
-	module:send(st.message({ from = module.host; to = podium_component; type = "normal" }):add_child(tag));
+	if pending_reports == nil then
+		pending_reports = st.message({ from = module.host; to = podium_component; type = "normal" });
+		module:add_timer(0, flush_reports);
+	end
+	pending_reports:add_direct_child(tag);
+	if #pending_reports.tags >= max_reports_per_message then flush_reports(); end
 end
 
 -- Fired once per presence the room broadcasts (0.12 muc.lib.lua publicise_occupant_status): joins,
@@ -1474,32 +1496,28 @@ module:hook("muc-broadcast-presence", contained("muc-broadcast-presence", functi
 		-- its sources, so the module keeps its account of them and enforces the default on them until
 		-- podium decides again.
 		record.media = before.media;
-		-- The new session's client was told nothing yet.
-		record.media.told = nil;
+		-- The new session's client was told nothing yet, and its presence decides source kinds afresh.
+		record.media.told, record.media.unsorted = nil, true;
 		state:set_sid(record, before.media.sid);
 		enforce(room.jid, nick, record, before.held);
 	elseif is_new then
 		forget_enforcement(room.jid, nick);
 	end
-	record.declared = podium.declared_kinds(event.stanza:get_child_text("SourceInfo"), json.decode);
-	local legacy_type = event.stanza:get_child_text("videoType")
-		or event.stanza:get_child_text("videoType", "http://jitsi.org/jitmeet/video");
-	if legacy_type == "desktop" then
-		-- Clients without source names say it with <videoType/> (lib-jitsi-meet 2021 puts it in
-		-- jabber:client; older ones in jitmeet/video), for their one video track.
-		record.declared = record.declared or {};
-		record.declared[nick .. "-v0"] = "screen";
+	local declared_changed = podium.read_presence(record, event.stanza, nick, json.decode);
+	local media = record.media;
+	-- A source's kind follows what presence declares (a camera switched to the screen, or back): decided
+	-- again when the declaration changed, or when Jingle brought sources since the last time.
+	if media and (declared_changed or media.unsorted) then
+		media.unsorted = nil;
+		if jingle.reclassify(media, record.declared, nick) then
+			enforce_reclassified(room.jid, nick, record);
+		end
 	end
-	if record.media and jingle.reclassify(record.media, record.declared, nick) then
-		enforce_reclassified(room.jid, nick, record);
-	end
-	local tag = occupant_tag(room, occupant, record, event.stanza);
 	-- A presence that changes nothing podium reads (lib-jitsi-meet resends presence for stats, audio
 	-- levels, …) is not reported again.
-	local text = tostring(tag);
-	if not is_new and record.reported == text then return; end
-	record.reported = text;
-	report(is_new and "joined" or "changed", room, tag);
+	local affiliation = affiliation_of(room, occupant);
+	if not podium.presence_changed(record, occupant.role, affiliation) and not is_new then return; end
+	report(is_new and "joined" or "changed", room, occupant_tag(room, occupant, record, affiliation));
 end));
 
 -- A leave is normally seen above; this catches any path that skips the broadcast.
@@ -1621,6 +1639,7 @@ local function on_av_moderation(event)
 	end
 	local occupant = room:get_occupant_by_nick(target);
 	if not occupant or not occupant.jid or not is_governed(room, occupant) then return nil; end
+	flush_reports();
 	module:send(st.message({ from = module.host; to = podium_component; type = "normal" })
 		:tag("approval", {
 			xmlns = xmlns_podium; room = room.jid; nick = nick_of(occupant); ["real-jid"] = occupant.jid;
@@ -1708,11 +1727,16 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":snapshot", function (event)
 		local entry = by_jid[room_jid];
 		reply:tag("room", { jid = room_jid; ["main-room"] = main_room_of(entry.room) });
 		for _, occupant in ipairs(entry.occupants) do
-			local record = state:track(room_jid, nick_of(occupant), occupant.jid);
-			reply:add_child(occupant_tag(entry.room, occupant, record, occupant:get_presence()));
+			local nick = nick_of(occupant);
+			local record = state:track(room_jid, nick, occupant.jid);
+			podium.read_presence(record, occupant:get_presence(), nick, json.decode);
+			local affiliation = affiliation_of(entry.room, occupant);
+			podium.presence_changed(record, occupant.role, affiliation);
+			reply:add_child(occupant_tag(entry.room, occupant, record, affiliation));
 		end
 		reply:up();
 	end
+	flush_reports();
 	event.origin.send(reply);
 	return true;
 end);
@@ -1765,6 +1789,7 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 	tally.decisions, tally.gone = applied, #entries - applied;
 	log_batch(tally);
 	reply.tags[1].attr.count = tostring(applied);
+	flush_reports();
 	event.origin.send(reply);
 	return true;
 end);
@@ -1794,6 +1819,7 @@ module:hook("iq-get/host/" .. xmlns_podium .. ":inspect", function (event)
 			withheld = tostring(media and jingle.count(media.withheld) or 0);
 		})):up();
 	end
+	flush_reports();
 	event.origin.send(reply);
 	return true;
 end);
@@ -1814,6 +1840,7 @@ end, 1); -- above mod_iq's dispatcher (priority 0), which would answer service-u
 -- The sid index is shared with this module on the other MUC host and outlives this instance (a reload):
 -- this instance's sessions leave it.
 function module.unload()
+	flush_reports();
 	for room_jid in pairs(state.rooms) do
 		state:forget_room(room_jid);
 	end
@@ -1824,6 +1851,7 @@ end
 -- podium resyncs when it connects.
 -- From a timer, so that at start-up every host is activated before it is routed.
 module:add_timer(0, function ()
+	flush_reports();
 	module:send(st.message({ from = module.host; to = podium_component; type = "normal" })
 		:tag("reset", { xmlns = xmlns_podium }):up());
 end);

@@ -192,22 +192,6 @@ function state_mt:apply(occupant_jid, real_jid, set)
 	return true, record, previous;
 end
 
--- Source names presence declares as screenshares: lib-jitsi-meet's <SourceInfo> JSON maps a source
--- name to { muted, videoType }, videoType "desktop" for a screenshare (SignalingLayerImpl.ts).
--- Returns name -> "screen", or nil when there is no valid SourceInfo.
-local function declared_kinds(source_info, decode)
-	if not source_info or source_info == "" then return nil; end
-	local ok, info = pcall(decode, source_info);
-	if not ok or type(info) ~= "table" then return nil; end
-	local kinds = {};
-	for name, entry in pairs(info) do
-		if type(name) == "string" and type(entry) == "table" and entry.videoType == "desktop" then
-			kinds[name] = "screen";
-		end
-	end
-	return kinds;
-end
-
 --- Protocol elements -------------------------------------------------------------------------------
 
 -- <held audio video screen origin/>
@@ -215,44 +199,148 @@ local function held_tag(record)
 	return st.stanza("held", media_attrs(record.held, { xmlns = xmlns_podium; origin = record.origin }));
 end
 
-local xmlns_nick = "http://jabber.org/protocol/nick";
+--- What podium reads from presence ----------------------------------------------------------------
+
+-- Each presence the room broadcasts is read once, into the occupant's record, building only what
+-- changed: lib-jitsi-meet resends its whole presence for every mute toggle, and Prosody pays for every
+-- table and string twice (allocation and collection). Only what podium reads is reported
+-- (src/protocol/presence.rs), and only when it changed (presence_changed).
+local xmlns_jitmeet_video = "http://jitsi.org/jitmeet/video";
 local max_features, max_reported_text = 16, 4096;
 
--- A text child of a presence, if it is plain text (no child elements) of a sane length.
-local function plain_text(presence, name, xmlns)
-	local text = presence:get_child_text(name, xmlns);
-	if text == nil or #text > max_reported_text then return nil; end
+-- The text of an element that holds text only: the stanza's own string when there is one text node
+-- (nothing is built); nil with child elements, or beyond max_reported_text bytes.
+local function plain_text(tag)
+	if #tag.tags > 0 then return nil; end
+	local text = tag[1];
+	if #tag ~= 1 then text = tag:get_text(); end
+	if #text > max_reported_text then return nil; end
 	return text;
 end
 
--- The part of an occupant's presence podium reads (src/rooms/presence.rs), rebuilt flat: the type, the
--- XEP-0172 nick, lib-jitsi-meet's <SourceInfo> and <jitsi_participant_raisedHand> texts, and the
--- <features><feature var/> list (jibri, jigasi). Nothing else the client put in its presence reaches
--- podium: no element deeper than two levels, no text longer than max_reported_text, at most
--- max_features features. The muc#user item is added by the caller, as the room computes it.
-local function reported_presence(presence)
-	local copy = st.stanza("presence", { xmlns = "jabber:client"; type = presence.attr.type });
-	local nick = plain_text(presence, "nick", xmlns_nick);
-	if nick then copy:text_tag("nick", nick, { xmlns = xmlns_nick }); end
-	for _, name in ipairs({ "SourceInfo", "jitsi_participant_raisedHand" }) do
-		local text = plain_text(presence, name);
-		if text then copy:text_tag(name, text); end
-	end
-	local features = presence:get_child("features");
-	if features then
-		copy:tag("features");
-		local count = 0;
-		for feature in features:childtags("feature") do
-			local var = feature.attr.var;
-			if count >= max_features then break; end
-			if type(var) == "string" and #var <= 256 then
-				copy:tag("feature", { var = var }):up();
-				count = count + 1;
+-- What lib-jitsi-meet's <SourceInfo> JSON (source name -> { muted, videoType }, SignalingLayerImpl.ts)
+-- says: `sending`, the kinds with an unmuted source as podium's attribute ("audio video", in
+-- media_kinds order; <endpoint>-a<n> is audio, -v<n> a camera, or a screen when its videoType is
+-- desktop), and `declared`, the source names it declares screenshares (name -> "screen"), or nil
+-- when there is none.
+local function read_source_info(text, decode)
+	if not text or text == "" then return "", nil; end
+	local ok, info = pcall(decode, text);
+	if not ok or type(info) ~= "table" then return "", nil; end
+	local declared, sending = {}, {};
+	for name, entry in pairs(info) do
+		if type(name) == "string" and type(entry) == "table" then
+			local desktop = entry.videoType == "desktop";
+			if desktop then declared[name] = "screen"; end
+			local letter = entry.muted == false and name:match("%-(.)%d+$");
+			if letter == "a" then
+				sending.audio = true;
+			elseif letter == "v" then
+				sending[desktop and "screen" or "video"] = true;
 			end
 		end
-		copy:up();
 	end
-	return copy;
+	local kinds = {};
+	for _, kind in ipairs(media_kinds) do
+		if sending[kind] then kinds[#kinds + 1] = kind; end
+	end
+	return table.concat(kinds, " "), next(declared) and declared or nil;
+end
+
+-- Whether two declarations (name -> "screen", or nil) name the same screenshares.
+local function same_declared(a, b)
+	if a == nil or b == nil then return a == b; end
+	for name in pairs(a) do
+		if b[name] == nil then return false; end
+	end
+	for name in pairs(b) do
+		if a[name] == nil then return false; end
+	end
+	return true;
+end
+
+-- Whether lib-jitsi-meet's <jitsi_participant_raisedHand> says the hand is up: Date.now() while it
+-- is, an empty element (its serialised 0) when it goes down; older clients send true/false.
+local function hand_is_up(text)
+	return text ~= nil and text:find("%S") ~= nil and not text:find("^%s*0%s*$")
+		and not text:find("^%s*false%s*$");
+end
+
+-- Reads a presence into the occupant's record: record.sending and record.declared (read_source_info;
+-- with a <videoType>desktop</videoType> of a client without source names, its one video track
+-- `<nick>-v0` is a screenshare too), record.hand, and record.features (the <features><feature var/>
+-- list, at most max_features of at most 256 bytes; jibri, jigasi) with record.features_key. The JSON is
+-- decoded only when its text changed. Returns true when record.declared names other screenshares
+-- than before (a mute toggle changes the text, not the screenshares).
+local function read_presence(record, presence, nick, decode)
+	local ns = presence.attr.xmlns;
+	local source_info, hand, features, legacy_type, legacy_jitmeet;
+	for _, child in ipairs(presence.tags) do
+		local name, child_ns = child.name, child.attr.xmlns;
+		if child_ns == ns then
+			if name == "SourceInfo" then source_info = source_info or child;
+			elseif name == "jitsi_participant_raisedHand" then hand = hand or child;
+			elseif name == "features" then features = features or child;
+			elseif name == "videoType" then legacy_type = legacy_type or child; end
+		elseif name == "videoType" and child_ns == xmlns_jitmeet_video then
+			legacy_jitmeet = legacy_jitmeet or child;
+		end
+	end
+	local text = source_info and plain_text(source_info) or "";
+	local legacy = legacy_type or legacy_jitmeet;
+	local legacy_screen = legacy ~= nil and legacy:get_text() == "desktop";
+	local declared_changed = false;
+	if text ~= record.source_info or legacy_screen ~= record.legacy_screen then
+		local declared;
+		record.sending, declared = read_source_info(text, decode);
+		if legacy_screen then
+			declared = declared or {};
+			declared[nick .. "-v0"] = "screen";
+		end
+		declared_changed = not same_declared(declared, record.declared);
+		record.source_info, record.legacy_screen, record.declared = text, legacy_screen, declared;
+	end
+	record.hand = hand_is_up(hand and plain_text(hand));
+	if features then
+		local vars = {};
+		for feature in features:childtags("feature") do
+			if #vars >= max_features then break; end
+			local var = feature.attr.var;
+			if type(var) == "string" and #var <= 256 then vars[#vars + 1] = var; end
+		end
+		local key = table.concat(vars, " ");
+		if key ~= record.features_key then record.features, record.features_key = vars, key; end
+	elseif record.features_key ~= "" then
+		record.features, record.features_key = nil, "";
+	end
+	return declared_changed;
+end
+
+-- Whether what podium reads of an occupant (its role and affiliation, and what read_presence kept)
+-- differs from what podium was last told; remembered when it does.
+-- Kept as fields of the record, not a table of its own: one table fewer per occupant for the collector.
+local function presence_changed(record, role, affiliation)
+	if record.reported and record.reported_role == role and record.reported_affiliation == affiliation
+		and record.reported_sending == record.sending and record.reported_hand == record.hand
+		and record.reported_features == record.features_key then
+		return false;
+	end
+	record.reported, record.reported_role, record.reported_affiliation = true, role, affiliation;
+	record.reported_sending, record.reported_hand = record.sending, record.hand;
+	record.reported_features = record.features_key;
+	return true;
+end
+
+-- Adds what podium reads of the presence (read_presence) to an <occupant/> being built.
+local function add_presence(tag, record, role, affiliation)
+	local attr = tag.attr;
+	attr.role, attr.affiliation = role, affiliation;
+	if record.sending and record.sending ~= "" then attr.sending = record.sending; end
+	if record.hand then attr.hand = "true"; end
+	for _, var in ipairs(record.features or {}) do
+		tag:tag("feature", { var = var }):up();
+	end
+	return tag;
 end
 
 -- A token claim as an attribute value: Prosody's util.stanza raises an error on invalid UTF-8 or control
@@ -478,10 +566,11 @@ return {
 	new_state = new_state;
 	held_tag = held_tag;
 	identity_tag = identity_tag;
-	reported_presence = reported_presence;
+	read_presence = read_presence;
+	presence_changed = presence_changed;
+	add_presence = add_presence;
 	claim_text = claim_text;
 	parse_permissions = parse_permissions;
-	declared_kinds = declared_kinds;
 	snapshot_page = snapshot_page;
 	main_room_among = main_room_among;
 	read_av_moderation = read_av_moderation;

@@ -51,6 +51,13 @@ local function each_child(parent, name, xmlns)
 	end
 end
 
+-- Whether `tag` (a child of `parent`) is <name xmlns=xmlns>; a child without an xmlns inherits its
+-- parent's. The readers below loop over children with it rather than each_child: no closure is built
+-- per loop for the Jingle of every participant.
+local function is_child(tag, parent, name, xmlns)
+	return tag.name == name and (tag.attr.xmlns or parent.attr.xmlns) == xmlns;
+end
+
 local function jingle_of(iq)
 	return iq:get_child("jingle", xmlns_jingle);
 end
@@ -62,6 +69,13 @@ end
 -- canonical decimal text, or nil.
 local function parse_ssrc(text)
 	if type(text) ~= "string" then return nil; end
+	-- The text lib-jitsi-meet writes (no sign, no leading zero, at most 10 digits) is its own canonical
+	-- form: returned as it is, with nothing built.
+	if text:find("^[1-9]%d*$") then
+		local length = #text;
+		if length < 10 or (length == 10 and text <= "4294967295") then return text; end
+		return nil;
+	end
 	local sign, digits = text:match("^([+-]?)([0-9]+)$");
 	if not digits or sign == "-" then return nil; end
 	digits = digits:match("^0*([0-9]+)$");
@@ -216,13 +230,14 @@ local check_tag;
 
 -- Checks `tag` (namespace `ns`) against `shape`. Returns nil or the reason to refuse.
 local function check_children(tag, ns, shape)
-	local seen = {};
+	local once, seen = shape.once, nil;
 	for _, child in ipairs(tag.tags) do
 		local child_ns = child.attr.xmlns or ns;
 		local by_ns = shape.by_name and shape.by_name[child.name];
 		local child_shape = by_ns and by_ns[child_ns];
 		if child_shape then
-			if shape.once and shape.once[child.name] then
+			if once and once[child.name] then
+				seen = seen or {};
 				if seen[child.name] then return ("more than one <%s> in <%s>"):format(child.name, tag.name); end
 				seen[child.name] = true;
 			end
@@ -241,12 +256,13 @@ local function check_children(tag, ns, shape)
 end
 
 function check_tag(tag, ns, shape)
-	if prefixed_attribute(tag) then return ("prefixed attribute on <%s>"):format(tag.name); end
-	if shape.attrs then
-		for key in pairs(tag.attr) do
-			if key ~= "xmlns" and not shape.attrs[key] then
-				return ("attribute %q is not allowed on <%s>"):format(tostring(key), tag.name);
-			end
+	local allowed = shape.attrs;
+	for key in pairs(tag.attr) do
+		if type(key) == "string" and key:find("\1", 1, true) then
+			return ("prefixed attribute on <%s>"):format(tag.name);
+		end
+		if allowed and key ~= "xmlns" and not allowed[key] then
+			return ("attribute %q is not allowed on <%s>"):format(tostring(key), tag.name);
 		end
 	end
 	if shape.leaf and #tag.tags > 0 then return ("<%s> has children"):format(tag.name); end
@@ -265,42 +281,53 @@ local description_media_types = { audio = true; video = true; application = true
 local content_names = { audio = true; video = true; data = true };
 
 -- The values jicofo reads from the elements that carry sources, checked as lib-jitsi-meet writes them.
-local function check_values(jingle)
-	for content in each_child(jingle, "content", xmlns_jingle) do
-		local description = content:get_child("description", xmlns_rtp);
-		-- jicofo reads every content's media type (the description's media, else the content's name) and
-		-- fails the whole request on one it does not know (EndpointSourceSet.fromJingle,
-		-- MediaType.parseString). Sources under anything but audio or video are refused below.
-		local media_type = content.attr.name;
-		local known = content_names;
-		if description then media_type, known = description.attr.media, description_media_types; end
-		if not known[media_type] then
-			return ("content media %q is not one lib-jitsi-meet sends"):format(tostring(media_type));
-		end
-		if description then
-			local media = description.attr.media;
-			local has_sources = description:get_child("source", xmlns_ssma)
-				or description:get_child("ssrc-group", xmlns_ssma);
-			if has_sources and media ~= "audio" and media ~= "video" then
+-- check_values for one <content>.
+local function check_content_values(content)
+	local description = content:get_child("description", xmlns_rtp);
+	-- jicofo reads every content's media type (the description's media, else the content's name) and
+	-- fails the whole request on one it does not know (EndpointSourceSet.fromJingle,
+	-- MediaType.parseString). Sources under anything but audio or video are refused below.
+	local media_type = content.attr.name;
+	local known = content_names;
+	if description then media_type, known = description.attr.media, description_media_types; end
+	if not known[media_type] then
+		return ("content media %q is not one lib-jitsi-meet sends"):format(tostring(media_type));
+	end
+	if not description then return nil; end
+	local media = description.attr.media;
+	for _, child in ipairs(description.tags) do
+		if is_child(child, description, "source", xmlns_ssma) then
+			if media ~= "audio" and media ~= "video" then
 				return ("sources under media %q (expected audio or video)"):format(tostring(media));
 			end
-			for source in each_child(description, "source", xmlns_ssma) do
-				if not ssrc_of(source) then return ("invalid ssrc %q"):format(tostring(source.attr.ssrc)); end
-				local video_type = source.attr.videoType;
-				if video_type and video_type ~= "camera" and video_type ~= "desktop" then
-					return ("videoType %q is not camera or desktop"):format(video_type);
+			if not ssrc_of(child) then return ("invalid ssrc %q"):format(tostring(child.attr.ssrc)); end
+			local video_type = child.attr.videoType;
+			if video_type and video_type ~= "camera" and video_type ~= "desktop" then
+				return ("videoType %q is not camera or desktop"):format(video_type);
+			end
+		elseif is_child(child, description, "ssrc-group", xmlns_ssma) then
+			if media ~= "audio" and media ~= "video" then
+				return ("sources under media %q (expected audio or video)"):format(tostring(media));
+			end
+			local semantics = child.attr.semantics;
+			if semantics ~= "FID" and semantics ~= "SIM" then
+				return ("ssrc-group semantics %q is not FID or SIM"):format(tostring(semantics));
+			end
+			if #child.tags == 0 then return "empty <ssrc-group>"; end
+			for _, member in ipairs(child.tags) do
+				if is_child(member, child, "source", xmlns_ssma) and not ssrc_of(member) then
+					return ("invalid ssrc %q"):format(tostring(member.attr.ssrc));
 				end
 			end
-			for group in each_child(description, "ssrc-group", xmlns_ssma) do
-				local semantics = group.attr.semantics;
-				if semantics ~= "FID" and semantics ~= "SIM" then
-					return ("ssrc-group semantics %q is not FID or SIM"):format(tostring(semantics));
-				end
-				if #group.tags == 0 then return "empty <ssrc-group>"; end
-				for member in each_child(group, "source", xmlns_ssma) do
-					if not ssrc_of(member) then return ("invalid ssrc %q"):format(tostring(member.attr.ssrc)); end
-				end
-			end
+		end
+	end
+end
+
+local function check_values(jingle)
+	for _, content in ipairs(jingle.tags) do
+		if is_child(content, jingle, "content", xmlns_jingle) then
+			local problem = check_content_values(content);
+			if problem then return problem; end
 		end
 	end
 end
@@ -345,52 +372,94 @@ end
 -- declares its track a screenshare (`declared`: name -> "screen"); "video" otherwise. A source without
 -- a name (lib-jitsi-meet without source names, which has one video track) is its endpoint's first video
 -- track, `<nick>-v0`, the name its presence SourceInfo uses.
-local function video_kind(source_el, declared, nick)
-	if source_el.attr.videoType == "desktop" then return "screen"; end
-	local name = source_el.attr.name or (nick and nick .. "-v0");
+local function video_kind(video_type, name, declared, nick)
+	if video_type == "desktop" then return "screen"; end
+	name = name or (nick and nick .. "-v0");
 	if name and declared and declared[name] == "screen" then return "screen"; end
 	return "video";
 end
 
+-- The <parameter name value/> children of a source (lib-jitsi-meet's msid), as one string
+-- "name\0value\0…" (a string costs the collector nothing to walk; a table per source would), or nil.
+local function read_parameters(source)
+	local parameters;
+	for _, parameter in ipairs(source.tags) do
+		if is_child(parameter, source, "parameter", xmlns_ssma) then
+			parameters = (parameters or "") .. (parameter.attr.name or "") .. "\0" .. (parameter.attr.value or "") .. "\0";
+		end
+	end
+	return parameters;
+end
+
 -- Reads every source and group of a <jingle>: returns sources (list of
--- { ssrc, name, media, kind, content, el }) and groups (list of { semantics, ssrcs, media, content, el }),
--- or nil and the reason when a source has no valid SSRC or is listed twice (jicofo keys a source by
--- SSRC and media, the module by SSRC alone: the same SSRC under two media would be two sources to
--- jicofo and one to the module).
+-- { ssrc, name, video_type, parameters, media, kind, content }) and groups (list of
+-- { semantics, ssrcs, media, content }), or nil and the reason when a source has no valid SSRC or is
+-- listed twice (jicofo keys a source by SSRC and media, the module by SSRC alone: the same SSRC under
+-- two media would be two sources to jicofo and one to the module).
 -- `declared` maps a source name to "screen" when presence said so (SourceInfo videoType desktop);
--- `nick` is the sender's endpoint id (see video_kind).
+-- `nick` is the sender's endpoint id (see video_kind). Only what a replay needs is kept (source_tag
+-- and group_tag build it again), not the elements: the module holds every participant's sources for
+-- the whole conference.
 local function read_sources(jingle, declared, nick)
 	local sources, groups, seen = {}, {}, {};
-	for content, description in each_description(jingle) do
-		local media = description.attr.media;
-		for source in each_child(description, "source", xmlns_ssma) do
-			local ssrc = ssrc_of(source);
-			if not ssrc then
-				return nil, ("invalid ssrc %q"):format(tostring(source.attr.ssrc));
+	for _, content in ipairs(jingle.tags) do
+		local description = is_child(content, jingle, "content", xmlns_jingle)
+			and content:get_child("description", xmlns_rtp);
+		local media = description and description.attr.media;
+		if media == "audio" or media == "video" then
+			local content_name = content.attr.name or media;
+			for _, child in ipairs(description.tags) do
+				if is_child(child, description, "source", xmlns_ssma) then
+					local ssrc = ssrc_of(child);
+					if not ssrc then
+						return nil, ("invalid ssrc %q"):format(tostring(child.attr.ssrc));
+					end
+					if seen[ssrc] then return nil, ("ssrc %s is listed twice"):format(ssrc); end
+					seen[ssrc] = true;
+					local name, video_type = child.attr.name, child.attr.videoType;
+					local kind = media == "video" and video_kind(video_type, name, declared, nick) or "audio";
+					sources[#sources + 1] = {
+						ssrc = ssrc; name = name; video_type = video_type; parameters = read_parameters(child);
+						media = media; kind = kind; content = content_name;
+					};
+				elseif is_child(child, description, "ssrc-group", xmlns_ssma) then
+					if not child.attr.semantics then
+						return nil, "<ssrc-group> without semantics";
+					end
+					local ssrcs = {};
+					for _, member in ipairs(child.tags) do
+						if is_child(member, child, "source", xmlns_ssma) then
+							ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
+						end
+					end
+					groups[#groups + 1] = {
+						semantics = child.attr.semantics; ssrcs = ssrcs; media = media; content = content_name;
+					};
+				end
 			end
-			if seen[ssrc] then return nil, ("ssrc %s is listed twice"):format(ssrc); end
-			seen[ssrc] = true;
-			local kind = media == "video" and video_kind(source, declared, nick) or "audio";
-			sources[#sources + 1] = {
-				ssrc = ssrc; name = source.attr.name; media = media; kind = kind;
-				content = content.attr.name or media; el = st.clone(source);
-			};
-		end
-		for group in each_child(description, "ssrc-group", xmlns_ssma) do
-			local ssrcs = {};
-			for member in each_child(group, "source", xmlns_ssma) do
-				ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
-			end
-			if not group.attr.semantics then
-				return nil, "<ssrc-group> without semantics";
-			end
-			groups[#groups + 1] = {
-				semantics = group.attr.semantics; ssrcs = ssrcs; media = media;
-				content = content.attr.name or media; el = st.clone(group);
-			};
 		end
 	end
 	return sources, groups;
+end
+
+-- A source as the participant signalled it: <source ssrc name videoType><parameter name value/>.
+local function source_tag(source)
+	local tag = st.stanza("source", {
+		xmlns = xmlns_ssma; ssrc = source.ssrc; name = source.name; videoType = source.video_type;
+	});
+	for name, value in (source.parameters or ""):gmatch("(%Z*)%z(%Z*)%z") do
+		tag:tag("parameter", { name = name; value = value }):up();
+	end
+	return tag;
+end
+
+-- A group as the participant signalled it: <ssrc-group semantics><source ssrc/>.
+local function group_tag(group)
+	local tag = st.stanza("ssrc-group", { xmlns = xmlns_ssma; semantics = group.semantics });
+	for _, ssrc in ipairs(group.ssrcs) do
+		tag:tag("source", { ssrc = ssrc }):up();
+	end
+	return tag;
 end
 
 -- Sources of one track must share a kind: a source takes the strictest kind of any source it shares a
@@ -450,7 +519,7 @@ local function reclassify(media, declared, nick)
 	local before = {};
 	for _, source in ipairs(sources) do
 		before[source] = source.kind;
-		source.kind = video_kind(source.el, declared, nick);
+		source.kind = video_kind(source.video_type, source.name, declared, nick);
 	end
 	unify_kinds(sources, media.groups);
 	for _, source in ipairs(sources) do
@@ -481,19 +550,22 @@ end
 --   withheld   ssrc -> source kept back from jicofo
 --   groups     list of groups seen, each with .forwarded (jicofo has it) and .seq (arrival order)
 --   group_by_key   group key -> group (the same groups, indexed)
---   groups_by_ssrc ssrc -> { group = true } of the groups naming it
 -- Every table is capped by check_sources and check_groups at jicofo's own per-endpoint limits, and
--- each request touches only the entries it names.
+-- each request touches only the entries it names (or, for the groups of a removed source, the
+-- occupant's capped list of groups).
 local function new_media()
-	return { forwarded = {}; withheld = {}; groups = {}; group_by_key = {}; groups_by_ssrc = {}; group_seq = 0 };
+	return { forwarded = {}; withheld = {}; groups = {}; group_by_key = {}; group_seq = 0 };
 end
 
 -- A new session starts from nothing: the participant's session-accept lists all its sources again.
 -- (The sid is set through the state, which indexes it.)
 local function reset_session(media, focus)
-	media.focus = focus;
-	media.forwarded, media.withheld, media.requests = {}, {}, nil;
-	media.groups, media.group_by_key, media.groups_by_ssrc = {}, {}, {};
+	media.focus, media.requests = focus, nil;
+	-- A fresh media table (the first session) is reused as it is.
+	if next(media.forwarded) or next(media.withheld) or next(media.groups) then
+		media.forwarded, media.withheld = {}, {};
+		media.groups, media.group_by_key = {}, {};
+	end
 end
 
 local function count(map)
@@ -514,7 +586,7 @@ local function group_key(group)
 	return group.media .. " " .. group.semantics .. " " .. table.concat(group.ssrcs, ",");
 end
 
--- Records a group (or updates the one already known with its key). O(members).
+-- Records a group (or updates the one already known with its key).
 local function remember_group(media, group, forwarded)
 	local key = group_key(group);
 	local known = media.group_by_key[key];
@@ -528,17 +600,9 @@ local function remember_group(media, group, forwarded)
 	group.index = #media.groups + 1;
 	media.groups[group.index] = group;
 	media.group_by_key[key] = group;
-	for _, ssrc in ipairs(group.ssrcs) do
-		local naming = media.groups_by_ssrc[ssrc];
-		if not naming then
-			naming = {};
-			media.groups_by_ssrc[ssrc] = naming;
-		end
-		naming[group] = true;
-	end
 end
 
--- Forgets a known group. O(members): the list keeps no order (batches are sorted by .seq).
+-- Forgets a known group. O(1): the list keeps no order (batches are sorted by .seq).
 local function forget_group(media, group)
 	local groups = media.groups;
 	local last = groups[#groups];
@@ -548,19 +612,21 @@ local function forget_group(media, group)
 		last.index = group.index;
 	end
 	media.group_by_key[group_key(group)] = nil;
-	for _, ssrc in ipairs(group.ssrcs) do
-		local naming = media.groups_by_ssrc[ssrc];
-		if naming then
-			naming[group] = nil;
-			if next(naming) == nil then media.groups_by_ssrc[ssrc] = nil; end
-		end
-	end
 end
 
--- The known groups naming `ssrc` (a list, as a snapshot one may change while walking it).
+-- The known groups naming `ssrc` (a list, as a snapshot one may change while walking it). A walk over
+-- the occupant's groups, which check_groups caps at jicofo's max-ssrc-groups-per-user: an index per
+-- SSRC would be one more table per source for the collector to walk, all conference long.
 local function groups_naming(media, ssrc)
 	local list = {};
-	for group in pairs(media.groups_by_ssrc[ssrc] or {}) do list[#list + 1] = group; end
+	for _, group in ipairs(media.groups) do
+		for _, member in ipairs(group.ssrcs) do
+			if member == ssrc then
+				list[#list + 1] = group;
+				break;
+			end
+		end
+	end
 	return list;
 end
 
@@ -585,10 +651,11 @@ local function check_sources(sources, nick, owner_of, known, limit)
 		return ("SSRC limit (%d) exceeded."):format(limit);
 	end
 	local seen = {};
-	local prefix = nick .. "-";
+	local after = #nick + 2; -- where "<nick>-" ends
 	for _, source in ipairs(sources) do
 		local name = source.name;
-		if name and (name:sub(1, #prefix) ~= prefix or not name:sub(#prefix + 1):match("^[av]%d+$")) then
+		if name and (name:find(nick, 1, true) ~= 1 or name:byte(after - 1) ~= 45 --[[ "-" ]]
+			or not name:find("^[av]%d+$", after)) then
 			return ("source name %q does not belong to endpoint %q"):format(name, nick);
 		end
 		local owner = owner_of(source.ssrc);
@@ -658,31 +725,32 @@ local function withhold(jingle, media, sources, groups, allowed)
 			summary.kinds[source.kind] = true;
 		end
 	end
-	local dropped_groups = {};
+	local dropped = summary.withheld > 0;
 	for _, group in ipairs(groups) do
 		local forwarded = true;
 		for _, ssrc in ipairs(group.ssrcs) do
 			if removed[ssrc] or media.withheld[ssrc] then forwarded = false; end
 		end
 		remember_group(media, group, forwarded);
-		if not forwarded then dropped_groups[group_key(group)] = true; end
+		if not forwarded then dropped = true; end
+	end
+	-- Everything forwarded (the common case): the request goes on as the participant sent it.
+	if not dropped then return summary; end
+	-- Out go the withheld sources, and every group naming one (as decided above).
+	local function keep(tag)
+		local ns = tag.attr.xmlns or "";
+		if ns ~= xmlns_ssma then return tag; end
+		if tag.name == "source" and removed[ssrc_of(tag) or ""] then return nil; end
+		if tag.name == "ssrc-group" then
+			for _, member in ipairs(tag.tags) do
+				local ssrc = ssrc_of(member) or tostring(member.attr.ssrc);
+				if removed[ssrc] or media.withheld[ssrc] then return nil; end
+			end
+		end
+		return tag;
 	end
 	for _, description in each_description(jingle) do
-		local media_type = description.attr.media;
-		description:maptags(function (tag)
-			local ns = tag.attr.xmlns or description.attr.xmlns;
-			if ns ~= xmlns_ssma then return tag; end
-			if tag.name == "source" and removed[ssrc_of(tag) or ""] then return nil; end
-			if tag.name == "ssrc-group" then
-				local ssrcs = {};
-				for member in each_child(tag, "source", xmlns_ssma) do
-					ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
-				end
-				local key = group_key({ media = media_type; semantics = tag.attr.semantics; ssrcs = ssrcs });
-				if dropped_groups[key] then return nil; end
-			end
-			return tag;
-		end);
+		description:maptags(keep);
 	end
 	return summary;
 end
@@ -734,6 +802,7 @@ local function strip_removal(jingle, media, sources, groups)
 		local known = media.group_by_key[group_key(group)];
 		if known then forget_group(media, known); end
 	end
+	if next(local_only) == nil then return 1, removed; end
 	for _, description in each_description(jingle) do
 		description:maptags(function (tag)
 			local ns = tag.attr.xmlns or description.attr.xmlns;
@@ -810,8 +879,8 @@ local function is_empty(batch)
 	return #batch.sources == 0 and #batch.groups == 0;
 end
 
--- <jingle action sid> with one <content><description> per media, holding the batch's elements as the
--- participant sent them (names, msid and videoType intact).
+-- <jingle action sid> with one <content><description> per media, holding the batch's sources and
+-- groups as the participant sent them (names, msid and videoType intact).
 local function jingle_for(action, sid, batch)
 	local jingle = st.stanza("jingle", { xmlns = xmlns_jingle; action = action; sid = sid });
 	local by_media, order = {}, {};
@@ -826,11 +895,11 @@ local function jingle_for(action, sid, batch)
 	end
 	for _, source in ipairs(batch.sources) do
 		local children = description_for(source.media, source.content);
-		children[#children + 1] = source.el;
+		children[#children + 1] = source_tag(source);
 	end
 	for _, group in ipairs(batch.groups) do
 		local children = description_for(group.media, group.content);
-		children[#children + 1] = group.el;
+		children[#children + 1] = group_tag(group);
 	end
 	table.sort(order);
 	for _, media in ipairs(order) do
@@ -838,7 +907,7 @@ local function jingle_for(action, sid, batch)
 		jingle:tag("content", { name = entry.content })
 			:tag("description", { xmlns = xmlns_rtp; media = media });
 		for _, child in ipairs(entry.children) do
-			jingle:add_child(st.clone(child));
+			jingle:add_child(child);
 		end
 		jingle:up():up();
 	end

@@ -246,42 +246,108 @@ describe("protocol elements", function ()
 	end);
 end);
 
-describe("reported_presence", function ()
-	local xmlns_nick = "http://jabber.org/protocol/nick";
-
-	it("keeps only what podium reads, flat", function ()
-		local presence = st.presence({ from = "r@conference.localhost/n"; id = "p1" })
+describe("read_presence", function ()
+	local json = require "util.json";
+	local function presence_with(source_info)
+		return st.presence({ from = "r@conference.localhost/n" })
 			:tag("stats-id"):text("x"):up()
-			:text_tag("SourceInfo", '{"n-a0":{"muted":false}}')
-			:text_tag("nick", "Alice", { xmlns = xmlns_nick })
+			:text_tag("SourceInfo", source_info)
+			:text_tag("nick", "Alice", { xmlns = "http://jabber.org/protocol/nick" });
+	end
+
+	it("keeps what podium reads: sending kinds, screens declared, hand, features", function ()
+		local record = {};
+		local presence = presence_with('{"n-a0":{"muted":false},"n-v0":{"muted":true},'
+			.. '"n-v1":{"muted":false,"videoType":"desktop"}}')
 			:text_tag("jitsi_participant_raisedHand", "1700000000")
 			:tag("features"):tag("feature", { var = "http://jitsi.org/protocol/jibri" }):up()
 				:tag("feature"):up():up()
 			:tag("custom", { xmlns = "urn:x" }):tag("a"):tag("a"):up():up():up();
-		assert.equal("<presence xmlns='jabber:client'><nick xmlns='" .. xmlns_nick .. "'>Alice</nick>"
-			.. "<SourceInfo>{&quot;n-a0&quot;:{&quot;muted&quot;:false}}</SourceInfo>"
-			.. "<jitsi_participant_raisedHand>1700000000</jitsi_participant_raisedHand>"
-			.. "<features><feature var='http://jitsi.org/protocol/jibri'/></features></presence>",
-			tostring(podium.reported_presence(presence)));
+		assert.is_true(podium.read_presence(record, presence, "n", json.decode));
+		assert.equal("audio screen", record.sending);
+		assert.same({ ["n-v1"] = "screen" }, record.declared);
+		assert.is_true(record.hand);
+		assert.same({ "http://jitsi.org/protocol/jibri" }, record.features);
 	end);
 
-	it("drops a deep element, text with element children and oversized text", function ()
-		local presence = st.presence({ type = "unavailable" }):tag("SourceInfo");
-		for _ = 1, 30000 do presence:tag("a"); end
-		presence:reset();
-		presence:tag("nick", { xmlns = xmlns_nick }):text("x"):tag("b"):up():up()
+	it("reads sending kinds as podium did: unmuted sources named -a<n> or -v<n> only", function ()
+		local cases = {
+			{ '{"e1-a0":{"muted":false},"e1-v0":{"muted":true,"videoType":"camera"},'
+				.. '"e1-v1":{"muted":false,"videoType":"desktop"}}', "audio screen" },
+			{ '{"e1-v0":{"muted":false}}', "video" },
+			{ '{"e1-a0":{},"e1-x":{"muted":false},"e1-a":{"muted":false},"a0":{"muted":false}}', "" },
+			{ "not json", "" },
+			{ "[1,2]", "" },
+		};
+		for _, case in ipairs(cases) do
+			local record = {};
+			podium.read_presence(record, presence_with(case[1]), "e1", json.decode);
+			assert.equal(case[2], record.sending, case[1]);
+		end
+	end);
+
+	it("decodes SourceInfo again only when its text changed", function ()
+		local record, decoded = {}, 0;
+		local function decode(text) decoded = decoded + 1; return json.decode(text); end
+		local presence = presence_with('{"n-a0":{"muted":false}}');
+		-- No screenshare declared, as before the first presence.
+		assert.is_false(podium.read_presence(record, presence, "n", decode));
+		assert.equal("audio", record.sending);
+		assert.is_false(podium.read_presence(record, presence_with('{"n-a0":{"muted":false}}'), "n", decode));
+		assert.equal(1, decoded);
+		-- A mute toggle: other sending kinds, the same (no) screenshares.
+		assert.is_false(podium.read_presence(record, presence_with('{"n-a0":{"muted":true}}'), "n", decode));
+		assert.equal(2, decoded);
+		assert.equal("", record.sending);
+		assert.is_true(podium.read_presence(record,
+			presence_with('{"n-a0":{"muted":true},"n-v1":{"muted":false,"videoType":"desktop"}}'), "n", decode));
+		assert.equal("screen", record.sending);
+	end);
+
+	it("takes a legacy <videoType>desktop</videoType> for the first video track", function ()
+		local record = {};
+		local presence = st.presence():text_tag("videoType", "desktop", { xmlns = "http://jitsi.org/jitmeet/video" });
+		assert.is_true(podium.read_presence(record, presence, "n", json.decode));
+		assert.same({ ["n-v0"] = "screen" }, record.declared);
+		assert.is_true(podium.read_presence(record, st.presence(), "n", json.decode));
+		assert.is_nil(record.declared);
+	end);
+
+	it("drops text with element children, oversized text, and a lowered hand", function ()
+		local record = {};
+		local presence = st.presence():tag("SourceInfo"):text('{"n-a0":{"muted":false}}'):tag("b"):up():up()
 			:text_tag("jitsi_participant_raisedHand", ("9"):rep(5000));
-		-- Compared as a tree: attribute order in a serialised stanza follows Lua's table order.
-		local reported = podium.reported_presence(presence);
-		assert.same({ xmlns = "jabber:client"; type = "unavailable" }, reported.attr);
-		assert.equal(0, #reported);
+		podium.read_presence(record, presence, "n", json.decode);
+		assert.equal("", record.sending);
+		assert.is_false(record.hand);
+		for _, lowered in ipairs({ "", "0", "false", " " }) do
+			podium.read_presence(record, st.presence():text_tag("jitsi_participant_raisedHand", lowered), "n", json.decode);
+			assert.is_false(record.hand, lowered);
+		end
 	end);
 
 	it("bounds the features it keeps", function ()
 		local presence = st.presence():tag("features");
 		for i = 1, 40 do presence:tag("feature", { var = "urn:f:" .. i }):up(); end
-		local _, count = tostring(podium.reported_presence(presence:up())):gsub("<feature ", "");
-		assert.equal(16, count);
+		local record = {};
+		podium.read_presence(record, presence:up(), "n", json.decode);
+		assert.equal(16, #record.features);
+	end);
+end);
+
+describe("presence_changed and add_presence", function ()
+	it("tells podium only what changed, in podium's attributes", function ()
+		local record = { sending = "audio"; hand = false; features_key = "" };
+		assert.is_true(podium.presence_changed(record, "participant", "none"));
+		assert.is_false(podium.presence_changed(record, "participant", "none"));
+		assert.is_true(podium.presence_changed(record, "moderator", "none"));
+		record.sending = "audio video";
+		assert.is_true(podium.presence_changed(record, "moderator", "none"));
+		record.hand, record.features = true, { "urn:f" };
+		local tag = podium.add_presence(st.stanza("occupant", { xmlns = "urn:podium:0" }), record, "moderator", "owner");
+		assert.same({ xmlns = "urn:podium:0"; role = "moderator"; affiliation = "owner"; sending = "audio video";
+			hand = "true" }, tag.attr);
+		assert.equal("urn:f", tag:get_child("feature").attr.var);
 	end);
 end);
 
@@ -396,19 +462,7 @@ describe("web_session_room_jid", function ()
 	end);
 end);
 
-describe("declared_kinds", function ()
-	local json = require "util.json";
-	it("reads screenshares from presence SourceInfo", function ()
-		assert.same({ ["b-v1"] = "screen" }, podium.declared_kinds(
-			'{"b-a0":{"muted":false},"b-v0":{"muted":true},"b-v1":{"muted":false,"videoType":"desktop"}}', json.decode));
-		assert.same({}, podium.declared_kinds('{"b-v0":{"muted":false,"videoType":"camera"}}', json.decode));
-	end);
-	it("ignores what is not SourceInfo", function ()
-		assert.is_nil(podium.declared_kinds(nil, json.decode));
-		assert.is_nil(podium.declared_kinds("not json", json.decode));
-		assert.same({}, podium.declared_kinds("[1,2]", json.decode));
-	end);
-end);
+
 
 describe("kinds_to_mute", function ()
 	local only_audio = { audio = true; video = false; screen = false };

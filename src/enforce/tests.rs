@@ -45,10 +45,9 @@ fn engine(rules: Arc<RuleSet>) -> Engine {
 fn occupant_xml(event: &str, nick: &str, role: &str, held: &str, origin: &str) -> String {
     let [a, v, s] = ["audio", "video", "screen"].map(|k| held.split(',').any(|h| h == k));
     format!(
-        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x' meeting='m-1'>\
+        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x' meeting='m-1' \
+         role='{role}' affiliation='none'>\
          <held audio='{a}' video='{v}' screen='{s}' origin='{origin}'/>\
-         <presence xmlns='jabber:client' from='{ROOM}/{nick}'>\
-         <x xmlns='http://jabber.org/protocol/muc#user'><item role='{role}' affiliation='none'/></x></presence>\
          </occupant>"
     )
 }
@@ -707,13 +706,12 @@ fn test_window_edges_are_decided_at_the_edge() {
     assert_eq!(engine.next_edge(), None);
 }
 
-/// An occupant event whose presence carries `extra` (raised hand, SourceInfo).
+/// An occupant event whose presence facts carry `extra` attributes (hand, sending).
 fn occupant_with(event: &str, nick: &str, extra: &str) -> String {
     format!(
-        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x'>\
+        "<occupant xmlns='urn:podium:0' event='{event}' room='{ROOM}' nick='{nick}' real-jid='{nick}@localhost/x' \
+         role='participant' affiliation='none' {extra}>\
          <held audio='false' video='false' screen='false' origin='default'/>\
-         <presence xmlns='jabber:client' from='{ROOM}/{nick}'>{extra}\
-         <x xmlns='http://jabber.org/protocol/muc#user'><item role='participant' affiliation='none'/></x></presence>\
          </occupant>"
     )
 }
@@ -741,7 +739,7 @@ fn queue_rows(effects: &super::Effects) -> Vec<Vec<(String, i64, String)>> {
         .collect()
 }
 
-const HAND: &str = "<jitsi_participant_raisedHand>1700000000000</jitsi_participant_raisedHand>";
+const HAND: &str = "hand='true'";
 
 #[test]
 fn test_raised_hands_queue_for_one_slot_and_a_leave_frees_it() {
@@ -800,7 +798,7 @@ fn test_raised_hands_queue_for_one_slot_and_a_leave_frees_it() {
     // Lowering the hand gives the slot up.
     engine.stanza(event_from(
         MUC,
-        &occupant_with("changed", "bob", "<jitsi_participant_raisedHand/>"),
+        &occupant_with("changed", "bob", "hand='false'"),
     ));
     let sent = sent_permissions(&engine.take_effects().stanzas);
     assert_eq!((sent[0].1.as_str(), sent[0].2.as_str()), ("bob", "none"));
@@ -811,7 +809,7 @@ fn test_an_idle_holder_yields_at_the_idle_edge() {
     let mut engine = engine(capped_rules("video", "allow", 1));
     engine.set_idle(Some(std::time::Duration::from_secs(60)));
     live(&mut engine);
-    let muted = "<SourceInfo>{\"alice-v0\":{\"muted\":true}}</SourceInfo>";
+    let muted = "";
     engine.stanza(event_from(MUC, &occupant_with("joined", "alice", muted)));
     let sent = sent_permissions(&engine.take_effects().stanzas);
     assert_eq!(sent[0].2, "video");
@@ -856,7 +854,7 @@ fn test_an_unmuted_holder_is_not_idle() {
     let mut engine = engine(capped_rules("video", "allow", 1));
     engine.set_idle(Some(std::time::Duration::from_secs(60)));
     live(&mut engine);
-    let sending = "<SourceInfo>{\"alice-v0\":{\"muted\":false}}</SourceInfo>";
+    let sending = "sending='video'";
     engine.stanza(event_from(MUC, &occupant_with("joined", "alice", sending)));
     let sent = sent_permissions(&engine.take_effects().stanzas);
     ack(&mut engine, &sent[0].0);

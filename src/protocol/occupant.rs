@@ -1,18 +1,17 @@
 //! `<occupant/>`: one MUC occupant as the module sees it, and the join/change/leave event carrying it.
 //!
 //! The module sends an [`OccupantEvent`] in a `<message/>` for every presence the room broadcasts
-//! (Prosody 0.12 `muc-broadcast-presence`): the first for an occupant is `joined`, a presence with no
-//! role left is `left`, everything else `changed`. The event embeds the MUC presence itself, with the
-//! `muc#user` item (role, affiliation, real JID) the room computed, so podium reads nick, role,
-//! affiliation and Jitsi's presence extensions (`SourceInfo`, `jitsi_participant_*`, `features`) from the
-//! real presence. It also says what the module holds for the occupant right now (`<held/>`).
+//! (Prosody 0.12 `muc-broadcast-presence`) that changes what podium reads: the first for an occupant is
+//! `joined`, a presence with no role left is `left`, everything else `changed`. It carries what podium
+//! reads of the presence ([`PresenceFacts`]: role and affiliation as the room computed them, and the
+//! Jitsi extensions the module read) and what the module holds for the occupant right now (`<held/>`).
 //!
 //! ```xml
 //! <occupant xmlns='urn:podium:0' event='joined' room='room1@conference.meet.example'
-//!           nick='4f2a9c1e' real-jid='alice@meet.example/web-1'>
+//!           nick='4f2a9c1e' real-jid='alice@meet.example/web-1' joined='1' meeting='m-1'
+//!           role='participant' affiliation='none' sending='audio'>
 //!   <identity id='u-42' name='Alice' group='acme'/>
 //!   <held audio='false' video='false' screen='false' origin='default'/>
-//!   <presence xmlns='jabber:client' from='room1@conference.meet.example/4f2a9c1e'>…</presence>
 //! </occupant>
 //! ```
 //!
@@ -26,8 +25,8 @@ use minidom::Element;
 use xmpp_parsers::jid::{BareJid, Jid};
 
 use super::{
-    Identity, PayloadError, expect, optional_parsed, read_media_attrs, required, required_parsed,
-    write_media_attrs,
+    Identity, PayloadError, PresenceFacts, expect, optional_parsed, read_media_attrs, required,
+    required_parsed, write_media_attrs,
 };
 use crate::media::MediaSet;
 use crate::xmpp::ns;
@@ -128,7 +127,8 @@ impl Held {
     }
 }
 
-/// One occupant: nick, real JID, server-known identity, what the module holds, and its MUC presence.
+/// One occupant: nick, real JID, server-known identity, what the module holds, and what podium reads of
+/// its MUC presence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OccupantState {
     /// The occupant's nick (the resource of its occupant JID); for Jitsi, the endpoint id.
@@ -139,8 +139,8 @@ pub struct OccupantState {
     pub identity: Option<Identity>,
     /// What the module holds for the occupant (absent only in `left` events).
     pub held: Option<Held>,
-    /// The MUC presence as the room broadcast it, with the `muc#user` item.
-    pub presence: Option<Element>,
+    /// What podium reads of the MUC presence (absent only in `left` events).
+    pub presence: Option<PresenceFacts>,
     /// The occupant's join sequence number in the room (`joined`): the module counts joins per room,
     /// so podium can keep queue order by arrival across its own restart, never by a client-chosen
     /// nick.
@@ -162,7 +162,7 @@ impl OccupantState {
             real_jid: required_parsed(element, "real-jid")?,
             identity: None,
             held: None,
-            presence: None,
+            presence: PresenceFacts::from_occupant(element)?,
             joined: optional_parsed(element, "joined")?,
             meeting: element
                 .attr("meeting")
@@ -184,13 +184,8 @@ impl OccupantState {
                     ));
                 }
                 state.held = Some(Held::from_element(child)?);
-            } else if child.is("presence", ns::JABBER_CLIENT) {
-                if state.presence.is_some() {
-                    return Err(PayloadError::invalid(
-                        "Presence element present twice in occupant.",
-                    ));
-                }
-                state.presence = Some(child.clone());
+            } else if child.is("feature", ns::PODIUM) {
+                // Read with the presence facts.
             } else {
                 return Err(PayloadError::invalid(format!(
                     "Unknown child '{}' in occupant element.",
@@ -215,7 +210,7 @@ impl OccupantState {
             builder = builder.append(held.to_element());
         }
         if let Some(presence) = &self.presence {
-            builder = builder.append(presence.clone());
+            builder = presence.write(builder);
         }
         builder
     }
@@ -278,12 +273,10 @@ mod tests {
     use crate::media::Media;
 
     const JOINED: &str = "<occupant xmlns='urn:podium:0' event='joined' room='room1@conference.localhost' \
-        nick='alice' real-jid='alice@localhost/web'>\
+        nick='alice' real-jid='alice@localhost/web' role='participant' affiliation='none'>\
         <identity id='u1' group='acme'/>\
         <held audio='false' video='false' screen='false' origin='default'/>\
-        <presence xmlns='jabber:client' from='room1@conference.localhost/alice'>\
-        <x xmlns='http://jabber.org/protocol/muc#user'><item role='participant' affiliation='none'/></x>\
-        </presence></occupant>";
+        </occupant>";
 
     #[test]
     fn test_simple() {
@@ -299,12 +292,9 @@ mod tests {
         let held = event.occupant.held.unwrap();
         assert_eq!(held.permissions, MediaSet::NONE);
         assert_eq!(held.origin, HeldOrigin::Default);
-        assert!(
-            event
-                .occupant
-                .presence
-                .unwrap()
-                .is("presence", ns::JABBER_CLIENT)
+        assert_eq!(
+            event.occupant.presence.unwrap().role,
+            crate::protocol::Role::Participant
         );
     }
 

@@ -11,9 +11,9 @@
 //! <!-- module → podium, iq result -->
 //! <snapshot xmlns='urn:podium:0' next='room1@conference.meet.example'>
 //!   <room jid='room1@conference.meet.example'>
-//!     <occupant nick='4f2a9c1e' real-jid='alice@meet.example/web-1'>
+//!     <occupant nick='4f2a9c1e' real-jid='alice@meet.example/web-1' role='participant'
+//!               affiliation='none' sending='audio video'>
 //!       <held audio='true' video='true' screen='false' origin='podium'/>
-//!       <presence xmlns='jabber:client' …>…</presence>
 //!     </occupant>
 //!   </room>
 //! </snapshot>

@@ -4,9 +4,7 @@
 //! snapshot pages travel on the same component stream, so replacing a room wholesale when its snapshot
 //! page arrives is always consistent with the events before and after it.
 
-mod presence;
-
-pub use presence::{Affiliation, PresenceFacts, Role};
+pub use crate::protocol::{Affiliation, PresenceFacts, Role};
 
 use std::collections::HashMap;
 
@@ -60,11 +58,7 @@ pub struct Occupant {
 impl Occupant {
     /// Builds an occupant from the module's report, seen at `now`.
     pub fn from_state(state: OccupantState, now: Timestamp) -> Occupant {
-        let presence = state
-            .presence
-            .as_ref()
-            .map(PresenceFacts::from_presence)
-            .unwrap_or_default();
+        let presence = state.presence.unwrap_or_default();
         let mut occupant = Occupant {
             nick: state.nick,
             real_jid: state.real_jid,
@@ -87,8 +81,8 @@ impl Occupant {
 
     /// Applies a later report about the same occupant, seen at `now`, keeping podium's own decision.
     pub fn update(&mut self, state: OccupantState, now: Timestamp) {
-        if let Some(presence) = &state.presence {
-            self.observe(PresenceFacts::from_presence(presence), now);
+        if let Some(presence) = state.presence {
+            self.observe(presence, now);
         }
         if let Some(held) = state.held {
             self.held = Some(held);

@@ -105,7 +105,7 @@ local function view_of_sources(list)
 	local out = {};
 	for _, source in ipairs(list) do
 		out[#out + 1] = object("ssrc", source.ssrc, "media", source.media, "name", source.name,
-			"videoType", source.el and source.el.attr.videoType or nil);
+			"videoType", source.video_type);
 	end
 	return out;
 end
@@ -155,9 +155,9 @@ local function remove(payload, nick)
 	local sources, groups = jingle.read_sources(payload, {}, nick);
 	if not sources then return groups; end
 	if #sources == 0 then return nil, {}, groups; end
+	-- jicofo holds them: as the module records a request it forwarded whole.
 	local media = jingle.new_media();
-	for _, source in ipairs(sources) do media.forwarded[source.ssrc] = source; end
-	for _, group in ipairs(groups) do group.forwarded = true; media.groups[#media.groups + 1] = group; end
+	jingle.withhold(payload, media, sources, groups, { audio = true; video = true; screen = true });
 	local remaining, removed = jingle.strip_removal(payload, media, sources, groups);
 	if not remaining then return removed; end
 	return nil, removed, groups;
