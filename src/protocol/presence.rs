@@ -117,7 +117,9 @@ impl PresenceFacts {
                 .filter(|word| !word.is_empty())
                 .map(str::parse::<Media>)
                 .collect::<Result<MediaSet, _>>()
-                .map_err(|e| PayloadError::invalid(format!("Invalid 'sending' on occupant element: {e}.")))?,
+                .map_err(|e| {
+                    PayloadError::invalid(format!("Invalid 'sending' on occupant element: {e}."))
+                })?,
         };
         let raised_hand = match element.attr("hand") {
             None | Some("false") | Some("0") => false,
@@ -154,11 +156,19 @@ impl PresenceFacts {
         &self,
         builder: minidom::element::ElementBuilder,
     ) -> minidom::element::ElementBuilder {
-        let sending = self.sending.iter().map(Media::as_str).collect::<Vec<_>>().join(" ");
+        let sending = self
+            .sending
+            .iter()
+            .map(Media::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut builder = builder
             .attr(ns::attr("role"), self.role.as_str())
             .attr(ns::attr("affiliation"), self.affiliation.as_str())
-            .attr(ns::attr("sending"), (!sending.is_empty()).then_some(sending))
+            .attr(
+                ns::attr("sending"),
+                (!sending.is_empty()).then_some(sending),
+            )
             .attr(ns::attr("hand"), self.raised_hand.then_some("true"));
         for var in &self.features {
             builder = builder.append(
@@ -192,7 +202,10 @@ mod tests {
         assert_eq!(facts.role, Role::Moderator);
         assert_eq!(facts.affiliation, Affiliation::Owner);
         assert!(facts.raised_hand);
-        assert_eq!(facts.sending, MediaSet::only(Media::Audio).with(Media::Screen));
+        assert_eq!(
+            facts.sending,
+            MediaSet::only(Media::Audio).with(Media::Screen)
+        );
         assert_eq!(
             facts.features,
             vec!["http://jitsi.org/protocol/jibri".to_owned()]
@@ -218,14 +231,18 @@ mod tests {
 
     #[test]
     fn test_no_presence_without_role() {
-        assert_eq!(PresenceFacts::from_occupant(&occupant("", "")).unwrap(), None);
+        assert_eq!(
+            PresenceFacts::from_occupant(&occupant("", "")).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn test_defaults_and_lenient_unknown_role() {
-        let facts = PresenceFacts::from_occupant(&occupant("role='emperor' affiliation='member'", ""))
-            .unwrap()
-            .unwrap();
+        let facts =
+            PresenceFacts::from_occupant(&occupant("role='emperor' affiliation='member'", ""))
+                .unwrap()
+                .unwrap();
         assert_eq!(facts.role, Role::None);
         assert_eq!(facts.affiliation, Affiliation::Member);
         assert_eq!(facts.sending, MediaSet::NONE);

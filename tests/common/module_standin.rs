@@ -141,8 +141,8 @@ fn snapshot_page(order: &[(String, usize)], after: Option<&str>, max: usize) -> 
     )
 }
 
-/// One occupant as mod_podium reports it: a token identity for most, the room's item, a nick and
-/// the sources' mute state; everyone still on the module's default (nothing allowed).
+/// One occupant as mod_podium reports it: a token identity for most, role and affiliation, the kinds
+/// it sends; everyone still on the module's default (nothing allowed).
 fn occupant(r: usize, o: usize) -> String {
     let nick = format!("{r:05x}{o:03x}");
     let (role, affiliation) = if o == 0 {
@@ -170,14 +170,9 @@ fn occupant(r: usize, o: usize) -> String {
         )
     };
     format!(
-        "<occupant nick='{nick}' real-jid='{jid}'>{identity}\
-         <held audio='false' video='false' screen='false' origin='default'/>\
-         <presence xmlns='jabber:client'>\
-         <nick xmlns='http://jabber.org/protocol/nick'>User {r}-{o}</nick>\
-         <SourceInfo>{{\"{nick}-a0\":{{\"muted\":false}},\"{nick}-v0\":{{\"muted\":false}}}}</SourceInfo>\
-         <x xmlns='http://jabber.org/protocol/muc#user'>\
-         <item affiliation='{affiliation}' role='{role}' jid='{jid}'/></x>\
-         </presence></occupant>"
+        "<occupant nick='{nick}' real-jid='{jid}' role='{role}' affiliation='{affiliation}' \
+         sending='audio video'>{identity}\
+         <held audio='false' video='false' screen='false' origin='default'/></occupant>"
     )
 }
 
