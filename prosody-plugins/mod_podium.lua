@@ -1233,11 +1233,13 @@ local error_types = { ["bad-request"] = "modify"; ["not-allowed"] = "cancel"; ["
 
 -- Why IQ `stanza` may not reach a client: condition, text; nil when it may.
 local function ungoverned_jingle(stanza)
-	if stanza.attr.type ~= "set" then return nil; end
+	if stanza.attr.type ~= "set" or not guard.marks_jingle(stanza) then return nil; end
+	local from, to = stanza.attr.from, stanza.attr.to;
+	-- jicofo's own Jingle, either way, before walking it: jicofo's session-initiate is the biggest stanza
+	-- of a conference.
+	if focus_jids[jid_bare(to)] or focus_jids[jid_bare(from)] then return nil; end
 	local shape = guard.jingle_shape(stanza);
 	if not shape then return nil; end
-	local from, to = stanza.attr.from, stanza.attr.to;
-	if focus_jids[jid_bare(to)] or focus_jids[jid_bare(from)] then return nil; end
 	if shape == "disguised" then
 		return "bad-request", "Jingle must be one <jingle xmlns='urn:xmpp:jingle:1'> child of the IQ";
 	end

@@ -37,6 +37,15 @@ local function any_descendant(root, visit)
 	return false;
 end
 
+-- Whether Strophe would hand IQ `iq` to lib-jitsi-meet's Jingle handler at all: a direct child in the
+-- Jingle namespace. Cheap (no walk); jingle_shape says how it would read it.
+local function marks_jingle(iq)
+	for _, child in ipairs(iq.tags) do
+		if child.attr.xmlns == xmlns_jingle then return true; end
+	end
+	return false;
+end
+
 -- How a client reads IQ set `iq`: nil when it is not Jingle to lib-jitsi-meet; "jingle", payload for
 -- the one shape both the client and a module agree on (a single direct <jingle> in the Jingle
 -- namespace, and no other element named jingle or child in that namespace); "disguised" otherwise.
@@ -89,6 +98,7 @@ end
 return {
 	xmlns_jingle = xmlns_jingle;
 	source_actions = source_actions;
+	marks_jingle = marks_jingle;
 	jingle_shape = jingle_shape;
 	names_a_source = names_a_source;
 	visitor_refusal = visitor_refusal;

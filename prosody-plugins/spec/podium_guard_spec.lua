@@ -20,6 +20,14 @@ describe("jingle_shape", function ()
 		assert.equal("session-initiate", payload.attr.action);
 	end);
 
+	it("marks_jingle agrees with jingle_shape on what is Jingle to a client at all", function ()
+		for _, children in ipairs({ offer, "<query xmlns='jabber:iq:version'/>",
+			"<x xmlns='urn:x'><jingle action='session-initiate'/></x>", "<x xmlns='urn:xmpp:jingle:1'/>" }) do
+			local stanza = iq(children);
+			assert.equal(guard.jingle_shape(stanza) ~= nil, guard.marks_jingle(stanza), children);
+		end
+	end);
+
 	it("ignores IQs that are not Jingle to a client", function ()
 		assert.is_nil(guard.jingle_shape(iq("<query xmlns='jabber:iq:version'/>")));
 		-- Strophe calls onJingle only when a direct child is in the Jingle namespace.
