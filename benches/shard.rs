@@ -17,12 +17,13 @@
 //!   sends each new occupant a session-initiate and answers every IQ. Prosody's CPU is utime+stime
 //!   from /proc/<pid>/stat from before the focus connects until it left every room; RSS is VmHWM.
 //! * `join`: per pair and rate, a fresh plain Prosody and a fresh Prosody + podium, one after the
-//!   other on the same CPU (order alternating). Participants log in first (not timed), then join at
-//!   the rate, each with one write holding the join presence and a session-accept carrying only its
-//!   sources (as the yardstick does: a 7 KB accept would span two of Prosody's reads). Figures:
-//!   join -> self-presence, join -> podium decided (the timestamp of podium's "decision" log line),
-//!   join -> the focus holds the participant's sources (the accept if it came with them, otherwise
-//!   the module's source-add releasing them), p50/p99 per run.
+//!   other on the same CPU (order alternating). Participants log in first (not timed), then send
+//!   their join presence at the rate; the focus answers each join with its session-initiate, the
+//!   participant with its session-accept (mod_podium takes a session only from jicofo's initiate).
+//!   Figures, p50/p99 per run: join -> self-presence; join -> podium decided (the timestamp of
+//!   podium's "decision" log line); join -> the focus holds the participant's sources (the accept if
+//!   it came with them, otherwise the module's source-add releasing them). Plain Prosody's join ->
+//!   focus holds the sources is the same path without the module.
 //! * `edit`: 50 rooms x 10 participants holding audio and camera; one SQL UPDATE revokes video for
 //!   everyone, one grants it back, timed from just before the UPDATE until the focus has a
 //!   source-remove (source-add) from every occupant. SQLite polled every `--poll-ms`, or PostgreSQL
@@ -1032,24 +1033,6 @@ fn with_id(stanza: &str, id: &str) -> String {
     format!("{}{id}{}", &stanza[..start], &stanza[end..])
 }
 
-/// Removes every `<tag ...>...</tag>` and `<tag .../>` (none nests its own name).
-fn strip(xml: &str, tag: &str) -> String {
-    let open = format!("<{tag} ");
-    let open_bare = format!("<{tag}/>");
-    let close = format!("</{tag}>");
-    let mut out = xml.replace(&open_bare, "");
-    while let Some(start) = out.find(&open) {
-        let head_end = start + out[start..].find('>').unwrap();
-        let end = if out.as_bytes()[head_end - 1] == b'/' {
-            head_end + 1
-        } else {
-            start + out[start..].find(&close).unwrap() + close.len()
-        };
-        out.replace_range(start..end, "");
-    }
-    out
-}
-
 struct ParticipantPlan {
     /// Where it is in [`Plan::rooms`].
     room: usize,
@@ -1059,8 +1042,6 @@ struct ParticipantPlan {
     occupant: String,
     join: Vec<u8>,
     accept: Vec<u8>,
-    /// The accept with only what the module reads (sources and groups): 2.7 KB instead of 5.8.
-    compact_accept: Vec<u8>,
     add: Vec<u8>,
     remove: Vec<u8>,
     updates: [Vec<u8>; UPDATES],
@@ -1127,18 +1108,6 @@ fn participant_plan(
     let occupant = person.occupant();
     let own = |t: &str| person.personalise(t, templates);
     let accept = with_id(&own(&templates.accept), "acc");
-    let mut compact = accept.clone();
-    for tag in [
-        "payload-type",
-        "rtp-hdrext",
-        "extmap-allow-mixed",
-        "rtcp-mux",
-        "transport",
-        "traceparent",
-        "group",
-    ] {
-        compact = strip(&compact, tag);
-    }
     let add = with_id(&own(&templates.source_add), "add");
     let remove = with_id(
         &add.replace("action=\"source-add\"", "action=\"source-remove\""),
@@ -1160,7 +1129,6 @@ fn participant_plan(
         resource: person.resource.clone(),
         join: own(&templates.join).into_bytes(),
         accept: accept.into_bytes(),
-        compact_accept: compact.into_bytes(),
         add: add.into_bytes(),
         remove: remove.into_bytes(),
         updates: templates.updates.clone().map(|u| own(&u).into_bytes()),
@@ -1371,7 +1339,15 @@ impl Client {
     /// Reads until `done` holds, noting self-presences, the session-initiate and IQ results.
     async fn until(&mut self, done: impl Fn(&Client) -> bool) -> Res<()> {
         while !done(self) {
-            let s = self.link.next().await?;
+            let s = self.link.next().await.map_err(|e| {
+                format!(
+                    "{e} (self-presences {}, session-initiate {}, results {:?}, left {})",
+                    self.self_presences, self.initiated, self.results, self.left
+                )
+            })?;
+            if s.typ() == Some("error") {
+                return Err(format!("{}: error reply: {}", self.occupant, s.xml).into());
+            }
             match s.kind {
                 Kind::Presence if s.from() == self.occupant => {
                     if s.typ() == Some("unavailable") {
@@ -1676,7 +1652,7 @@ fn log_time(podium: &Podium, mark: usize, message: &str) -> Option<i128> {
 async fn join_run(bed: &Bed, plan: &Arc<Plan>, rate: f64) -> Res<JoinRun> {
     let errors: Arc<Errors> = Arc::default();
     let window = Semaphore::new(LOGIN_WINDOW);
-    let focus = Focus::start(bed.port(), plan, false, &errors, &window).await?;
+    let focus = Focus::start(bed.port(), plan, true, &errors, &window).await?;
     // Round-robin over the rooms, so every room fills at the same pace.
     let per_room = plan.rooms[0].participants.len();
     let order: Vec<&ParticipantPlan> = (0..per_room)
@@ -1712,13 +1688,14 @@ async fn join_run(bed: &Bed, plan: &Arc<Plan>, rate: f64) -> Res<JoinRun> {
             p.occupant.clone(),
             (at, jiff::Timestamp::now().as_nanosecond()),
         );
-        client
-            .link
-            .send([p.join.clone(), p.compact_accept.clone()].concat());
+        client.link.send(p.join.clone());
+        let accept = p.accept.clone();
         waits.spawn(async move {
             client
-                .until(|c| c.self_presences >= 1 && c.results.contains("acc"))
+                .until(|c| c.self_presences >= 1 && c.initiated)
                 .await?;
+            client.link.send(accept);
+            client.result("acc").await?;
             Ok::<_, Box<dyn Error + Send + Sync>>((
                 client.occupant.clone(),
                 client.first_self_presence.unwrap(),
