@@ -1357,10 +1357,10 @@ impl Client {
                         self.first_self_presence.get_or_insert(s.at);
                     }
                 }
-                Kind::Iq if s.typ() == Some("set") => {
-                    if s.jingle_action() == Some("session-initiate") {
-                        self.initiated = true;
-                    }
+                Kind::Iq
+                    if s.typ() == Some("set") && s.jingle_action() == Some("session-initiate") =>
+                {
+                    self.initiated = true;
                 }
                 Kind::Iq if s.typ() == Some("result") => {
                     if let Some(id) = s.attr("id") {
@@ -1378,14 +1378,19 @@ impl Client {
     }
 }
 
+/// Everyone in a room has joined; everyone in a room is done.
+struct RoomBarriers {
+    joined: Barrier,
+    done: Barrier,
+}
+
 /// The `cpu` workload of one participant (the yardstick's order of stanzas).
 async fn participant_load(
     port: u16,
     plan: Arc<Plan>,
     room: usize,
     index: usize,
-    all_joined: Arc<Barrier>,
-    all_done: Arc<Barrier>,
+    barriers: Arc<RoomBarriers>,
     errors: Arc<Errors>,
     window: Arc<Semaphore>,
 ) -> Res<()> {
@@ -1394,7 +1399,7 @@ async fn participant_load(
     c.link.send(p.join.clone());
     c.until(|c| c.self_presences >= 1 && c.initiated).await?;
     c.link.send(p.accept.clone());
-    all_joined.wait().await;
+    barriers.joined.wait().await;
     c.link.send(p.updates[0].clone());
     c.result("acc").await?;
     c.link
@@ -1404,7 +1409,7 @@ async fn participant_load(
         .send([p.remove.clone(), p.updates[3].clone(), p.updates[4].clone()].concat());
     c.result("rem").await?;
     c.until(|c| c.self_presences > UPDATES).await?;
-    all_done.wait().await;
+    barriers.done.wait().await;
     c.link.send(p.leave.clone());
     c.until(|c| c.left).await?;
     c.link.send("</stream:stream>");
@@ -1431,7 +1436,8 @@ struct CpuRun {
     podium_cpu_s: f64,
     podium_peak_mib: f64,
     wall_s: f64,
-    focus_jingle: usize,
+    /// Jingle requests the focus received, by action.
+    focus_jingle: String,
 }
 
 async fn cpu_workload(bed: &Bed, plan: Arc<Plan>, errors: Arc<Errors>) -> Res<CpuRun> {
@@ -1443,15 +1449,17 @@ async fn cpu_workload(bed: &Bed, plan: Arc<Plan>, errors: Arc<Errors>) -> Res<Cp
     let mut tasks = JoinSet::new();
     for (r, room) in plan.rooms.iter().enumerate() {
         let n = room.participants.len();
-        let (joined, done) = (Arc::new(Barrier::new(n)), Arc::new(Barrier::new(n)));
+        let barriers = Arc::new(RoomBarriers {
+            joined: Barrier::new(n),
+            done: Barrier::new(n),
+        });
         for i in 0..n {
             tasks.spawn(participant_load(
                 bed.port(),
                 Arc::clone(&plan),
                 r,
                 i,
-                Arc::clone(&joined),
-                Arc::clone(&done),
+                Arc::clone(&barriers),
                 Arc::clone(&errors),
                 Arc::clone(&window),
             ));
@@ -1466,7 +1474,13 @@ async fn cpu_workload(bed: &Bed, plan: Arc<Plan>, errors: Arc<Errors>) -> Res<Cp
         (Some(b), Some(a)) => (a.cpu_s - b.cpu_s, a.peak_rss_mib),
         _ => (0.0, 0.0),
     };
-    let focus_jingle = focus.log.arrivals.lock().unwrap().len();
+    let focus_jingle = {
+        let mut by_action: std::collections::BTreeMap<String, usize> = Default::default();
+        for a in focus.log.arrivals.lock().unwrap().iter() {
+            *by_action.entry(a.action.clone()).or_default() += 1;
+        }
+        format!("{by_action:?}")
+    };
     Ok(CpuRun {
         prosody_cpu_s: after.cpu_s - before.cpu_s,
         prosody_peak_mib: after.peak_rss_mib,
