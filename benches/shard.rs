@@ -330,6 +330,44 @@ fn usage(pid: i32) -> Res<Usage> {
     })
 }
 
+/// A process's time on a CPU and waiting for one (seconds, from /proc/<pid>/schedstat of its main
+/// thread: Prosody has one). Waiting means another process held the CPU: the machine's noise.
+fn sched(pid: i32) -> Res<(f64, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>());
+    let run = fields.next().ok_or("empty schedstat")??;
+    let wait = fields.next().ok_or("short schedstat")??;
+    Ok((run / 1e9, wait / 1e9))
+}
+
+/// Prosody's share of a wall-clock interval on a CPU and waiting for one, as "on-cpu 45% waiting 30%".
+struct Busy {
+    at: Instant,
+    run: f64,
+    wait: f64,
+}
+
+impl Busy {
+    fn start(pid: i32) -> Res<Busy> {
+        let (run, wait) = sched(pid)?;
+        Ok(Busy {
+            at: Instant::now(),
+            run,
+            wait,
+        })
+    }
+
+    fn show(&self, pid: i32) -> Res<String> {
+        let (run, wait) = sched(pid)?;
+        let wall = self.at.elapsed().as_secs_f64();
+        Ok(format!(
+            "on-cpu {:.0}% waiting-for-cpu {:.0}%",
+            100.0 * (run - self.run) / wall,
+            100.0 * (wait - self.wait) / wall
+        ))
+    }
+}
+
 fn own_cpu_s() -> f64 {
     usage(std::process::id() as i32).map_or(0.0, |u| u.cpu_s)
 }
@@ -1438,6 +1476,7 @@ struct CpuRun {
     wall_s: f64,
     /// Jingle requests the focus received, by action.
     focus_jingle: String,
+    prosody_busy: String,
 }
 
 async fn cpu_workload(bed: &Bed, plan: Arc<Plan>, errors: Arc<Errors>) -> Res<CpuRun> {
@@ -1445,6 +1484,7 @@ async fn cpu_workload(bed: &Bed, plan: Arc<Plan>, errors: Arc<Errors>) -> Res<Cp
     let before = usage(bed.pid)?;
     let podium_before = bed.podium_pid().map(usage).transpose()?;
     let started = Instant::now();
+    let busy = Busy::start(bed.pid)?;
     let focus = Focus::start(bed.port(), &plan, true, &errors, &window).await?;
     let mut tasks = JoinSet::new();
     for (r, room) in plan.rooms.iter().enumerate() {
@@ -1468,6 +1508,7 @@ async fn cpu_workload(bed: &Bed, plan: Arc<Plan>, errors: Arc<Errors>) -> Res<Cp
     join_all(tasks).await?;
     focus.leave().await?;
     let wall_s = started.elapsed().as_secs_f64();
+    let prosody_busy = busy.show(bed.pid)?;
     let after = usage(bed.pid)?;
     let podium_after = bed.podium_pid().map(usage).transpose()?;
     let (podium_cpu_s, podium_peak_mib) = match (podium_before, podium_after) {
@@ -1489,6 +1530,7 @@ async fn cpu_workload(bed: &Bed, plan: Arc<Plan>, errors: Arc<Errors>) -> Res<Cp
         podium_peak_mib,
         wall_s,
         focus_jingle,
+        prosody_busy,
     })
 }
 
@@ -1548,7 +1590,7 @@ async fn cpu_figure(
         println!(
             "pair {}/{pairs} ({} first): prosody cpu plain {:.2} s, podium {:.2} s -> ratio {:.3} | \
              (prosody+podium)/plain {:.3} | rss peak {:.1} / {:.1} MiB | podium {:.2} s cpu, {:.1} MiB | \
-             wall {:.1} / {:.1} s | focus jingle {} / {} | generator {:.2} s | errors 0",
+             wall {:.1} / {:.1} s | prosody {} / {} | focus jingle {} / {} | generator {:.2} s | errors 0",
             pair + 1,
             order[0].name(),
             plain.prosody_cpu_s,
@@ -1561,6 +1603,8 @@ async fn cpu_figure(
             podium.podium_peak_mib,
             plain.wall_s,
             podium.wall_s,
+            plain.prosody_busy,
+            podium.prosody_busy,
             plain.focus_jingle,
             podium.focus_jingle,
             generator_s,
@@ -1615,6 +1659,7 @@ struct JoinRun {
     sources_held_ms: Vec<f64>,
     decided_ms: Vec<f64>,
     not_stripped: usize,
+    prosody_busy: String,
 }
 
 /// The wall-clock time of each "decision" (cause joined) podium logged, by occupant JID.
@@ -1693,6 +1738,7 @@ async fn join_run(bed: &Bed, plan: &Arc<Plan>, rate: f64) -> Res<JoinRun> {
     let mut waits = JoinSet::new();
     let mut sent: HashMap<String, (Instant, i128)> = HashMap::new();
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
+    let busy = Busy::start(bed.pid)?;
     let first = Instant::now();
     for (i, (_, mut client)) in clients.into_iter().enumerate() {
         tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
@@ -1730,6 +1776,7 @@ async fn join_run(bed: &Bed, plan: &Arc<Plan>, rate: f64) -> Res<JoinRun> {
             occupants.iter().all(|o| held.contains_key(o))
         })
         .await?;
+    let prosody_busy = busy.show(bed.pid)?;
     let held = focus.log.sources_held();
     let sources_held_ms = occupants.iter().map(|o| ms(held[o] - sent[o].0)).collect();
     let accepts = focus
@@ -1754,6 +1801,7 @@ async fn join_run(bed: &Bed, plan: &Arc<Plan>, rate: f64) -> Res<JoinRun> {
         sources_held_ms,
         decided_ms,
         not_stripped,
+        prosody_busy,
     })
 }
 
@@ -1802,7 +1850,7 @@ async fn join_figure(
             println!(
                 "{rate}/s pair {}/{pairs}: plain self-presence p50 {:.1} p99 {:.1}, focus has sources p50 {:.1} p99 {:.1} | \
                  podium self-presence p50 {:.1} p99 {:.1}, decided p50 {:.1} p99 {:.1} (n {}), focus has sources p50 {:.1} p99 {:.1} \
-                 (accepts not stripped {}) ms | achieved {:.0} / {:.0} joins/s",
+                 (accepts not stripped {}) ms | achieved {:.0} / {:.0} joins/s | prosody {} / {}",
                 pair + 1,
                 pct(&plain.self_presence_ms, 50.0),
                 pct(&plain.self_presence_ms, 99.0),
@@ -1818,6 +1866,8 @@ async fn join_figure(
                 podium.not_stripped,
                 plain.achieved_rate,
                 podium.achieved_rate,
+                plain.prosody_busy,
+                podium.prosody_busy,
             );
             runs.push((plain, podium));
         }
