@@ -1899,6 +1899,7 @@ struct Edit {
     focus_first_ms: f64,
     noticed_ms: Option<f64>,
     redecided_ms: Option<f64>,
+    prosody_busy: String,
 }
 
 enum Editor {
@@ -1942,6 +1943,7 @@ async fn edit_once(
 ) -> Res<Edit> {
     let podium = bed.podium.as_ref().unwrap();
     let mark = podium.mark();
+    let busy = Busy::start(bed.pid)?;
     let t0 = Instant::now();
     let wall0 = jiff::Timestamp::now().as_nanosecond();
     editor.run(sql).await?;
@@ -1952,6 +1954,7 @@ async fn edit_once(
             occupants.iter().all(|o| got.contains_key(o))
         })
         .await?;
+    let prosody_busy = busy.show(bed.pid)?;
     let got = focus.log.first_since(action, t0);
     let times: Vec<f64> = occupants.iter().map(|o| ms(got[o].at - t0)).collect();
     Ok(Edit {
@@ -1960,6 +1963,7 @@ async fn edit_once(
         noticed_ms: log_time(podium, mark, "rules changed").map(|t| (t - wall0) as f64 / 1e6),
         redecided_ms: log_time(podium, mark, "re-decided after rule change")
             .map(|t| (t - wall0) as f64 / 1e6),
+        prosody_busy,
     })
 }
 
@@ -2063,17 +2067,20 @@ async fn edit_figure(
         for (revoke, grant) in &edits {
             println!(
                 "run {}/{runs}: revoke -> focus has all {} source-removes {:.0} ms (first {:.0}, podium noticed {:.0}, \
-                 re-decided {:.0}) | grant -> all source-adds {:.0} ms (first {:.0}, noticed {:.0}, re-decided {:.0})",
+                 re-decided {:.0}; prosody {}) | grant -> all source-adds {:.0} ms (first {:.0}, noticed {:.0}, \
+                 re-decided {:.0}; prosody {})",
                 run + 1,
                 plan.count(),
                 revoke.focus_all_ms,
                 revoke.focus_first_ms,
                 revoke.noticed_ms.unwrap_or(f64::NAN),
                 revoke.redecided_ms.unwrap_or(f64::NAN),
+                revoke.prosody_busy,
                 grant.focus_all_ms,
                 grant.focus_first_ms,
                 grant.noticed_ms.unwrap_or(f64::NAN),
                 grant.redecided_ms.unwrap_or(f64::NAN),
+                grant.prosody_busy,
             );
         }
         all.extend(edits);
