@@ -112,6 +112,11 @@ impl Podium {
         }
     }
 
+    /// The process id of the running podium (for /proc figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// How many log lines so far (a mark for [`Podium::wait_for_after`]).
     pub fn mark(&self) -> usize {
         self.lines.lock().unwrap().len()

@@ -136,6 +136,27 @@ impl Prosody {
         prosody
     }
 
+    /// A Prosody on a config file the caller writes whole (`config` gets the new Prosody, for its
+    /// ports and directory), with `users` as accounts: the shard bench's lean, Jitsi-shaped config
+    /// (benches/shard.rs), which leaves out the test modules so that their cost does not dilute a
+    /// CPU ratio.
+    pub fn start_custom(users: &[&str], config: impl FnOnce(&Prosody) -> String) -> Prosody {
+        let mut prosody = Prosody::new_dir(None);
+        std::fs::create_dir_all(prosody.dir.path().join("data")).unwrap();
+        std::fs::create_dir_all(prosody.dir.path().join("certs")).unwrap();
+        std::fs::write(prosody.config_path(), config(&prosody)).unwrap();
+        for user in users {
+            prosody.add_user(user);
+        }
+        prosody.launch();
+        prosody
+    }
+
+    /// The process id of the running Prosody (for /proc figures and CPU pinning).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// A Jitsi visitor Prosody ("vnode"): the same `localhost` accounts (jicofo signs in there with
     /// its usual JID, as Jitsi's `prosody.cfg.lua.visitor.template` does), the visitors' MUC
     /// [`VISITOR_MUC`] without mod_podium, and `mod_podium_visitor` on every VirtualHost (global
