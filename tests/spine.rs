@@ -423,17 +423,24 @@ async fn the_component_link_and_jicofos_connection_run_without_nagle() {
     let podium = Podium::start(&write_config(&prosody, &db, ""));
     podium.wait_for(&["resync complete"]).await;
     let port = prosody.component_port;
-    let prosody_end = common::sockets::nodelay_of(prosody.pid(), |local, _| local == port);
-    let podium_end = common::sockets::nodelay_of(podium.pid(), |_, remote| remote == port);
+    let prosody_end =
+        common::sockets::nodelay_of(prosody.pid().expect("prosody is running"), |local, _| {
+            local == port
+        });
+    let podium_end =
+        common::sockets::nodelay_of(podium.pid().expect("podium is running"), |_, remote| {
+            remote == port
+        });
     assert_eq!(prosody_end, vec![true], "TCP_NODELAY on Prosody's end");
     assert_eq!(podium_end, vec![true], "TCP_NODELAY on podium's end");
 
     let focus = C2s::connect(prosody.c2s_port, "focus", "focus").await;
     let alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
     let prosody_end_of = |client: &C2s| {
-        common::sockets::nodelay_of(prosody.pid(), |local, remote| {
-            local == prosody.c2s_port && remote == client.local_port
-        })
+        common::sockets::nodelay_of(
+            prosody.pid().expect("prosody is running"),
+            |local, remote| local == prosody.c2s_port && remote == client.local_port,
+        )
     };
     assert_eq!(prosody_end_of(&focus), vec![true], "jicofo's connection");
     assert_eq!(

@@ -163,11 +163,6 @@ impl Podium {
         self.wait_for_after(0, needles).await
     }
 
-    /// The running podium's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("podium is running").id()
-    }
-
     /// SIGKILL: no goodbye, nothing flushed.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -478,11 +478,6 @@ Component "{LOBBY_MUC}" "muc"
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// The running Prosody's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("prosody is running").id()
-    }
-
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
