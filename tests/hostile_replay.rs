@@ -158,17 +158,28 @@ async fn an_oddly_spelled_withheld_screenshare_reaches_jicofo_as_sent_on_grant_a
     assert_eq!(groups, vec![vec!["4242", "4243"]]);
     let alice_learns: BTreeSet<u32> = bob_own.iter().copied().chain([4242, 4243]).collect();
     learns(&alice, "bob", relayed_with(&bob, &alice_learns)).await;
-    let at_bridge = conference
+    conference
         .bridge
-        .endpoint(room, "bob")
-        .expect("bob at the bridge");
-    assert!(at_bridge.video_ssrcs.contains(&4242), "{at_bridge:?}");
+        .wait_until("the bridge holds bob's screenshare", |view| {
+            view.endpoint(room, "bob").is_some_and(|endpoint| {
+                endpoint.video_ssrcs.contains(&4242) && endpoint.video_ssrcs.contains(&4243)
+            })
+        })
+        .await;
 
     // Revoked: both leave jicofo, the bridge and alice.
     conference.edit("DELETE FROM rules WHERE id = 2").await;
     let own: Vec<u32> = bob_own.iter().copied().collect();
     conference.focus_has_exactly("bob", &own).await;
     learns(&alice, "bob", relayed(&sent(&bob))).await;
+    conference
+        .bridge
+        .wait_until("the bridge no longer holds bob's screenshare", |view| {
+            view.endpoint(room, "bob").is_some_and(|endpoint| {
+                !endpoint.video_ssrcs.contains(&4242) && !endpoint.video_ssrcs.contains(&4243)
+            })
+        })
+        .await;
 }
 
 /// What alice learns of bob: what jicofo relays of his own tracks, and the screenshare's two SSRCs.
