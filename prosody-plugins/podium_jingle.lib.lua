@@ -381,14 +381,22 @@ end
 
 -- The <parameter name value/> children of a source (lib-jitsi-meet's msid), as one string
 -- "name\0value\0…" (a string costs the collector nothing to walk; a table per source would), or nil.
+-- One parameter (lib-jitsi-meet) builds nothing else; from the second on the pairs are joined once,
+-- so a source with thousands of them costs time linear in their number.
 local function read_parameters(source)
-	local parameters;
+	local first, more;
 	for _, parameter in ipairs(source.tags) do
 		if is_child(parameter, source, "parameter", xmlns_ssma) then
-			parameters = (parameters or "") .. (parameter.attr.name or "") .. "\0" .. (parameter.attr.value or "") .. "\0";
+			local pair = (parameter.attr.name or "") .. "\0" .. (parameter.attr.value or "") .. "\0";
+			if not first then
+				first = pair;
+			else
+				more = more or { first };
+				more[#more + 1] = pair;
+			end
 		end
 	end
-	return parameters;
+	return more and table.concat(more) or first;
 end
 
 -- Reads every source and group of a <jingle>: returns sources (list of

@@ -658,6 +658,36 @@ describe("work per stanza", function ()
 	end);
 end);
 
+describe("work per source's parameters", function ()
+	-- lib-jitsi-meet sends one <parameter> (msid), older clients four; jicofo takes any number. A
+	-- source with thousands of them (a stanza at Prosody's size limit, or beyond where an operator
+	-- raised it) must cost time linear in their number, not quadratic (a string grown pair by pair).
+	local function cost(count)
+		local parameters = {};
+		for i = 1, count do parameters[i] = "<parameter name='m' value='x'/>"; end
+		local payload = jingle.jingle_of(jingle_iq("source-add",
+			("<source xmlns='%s' ssrc='5' name='n-a0'>%s</source>"):format(ssma, table.concat(parameters))));
+		collectgarbage("collect");
+		collectgarbage("stop");
+		local started = os.clock();
+		local sources = jingle.read_sources(payload);
+		local spent = os.clock() - started;
+		collectgarbage("restart");
+		assert.equal(count * 4, #sources[1].parameters);
+		return spent;
+	end
+	it("reads them in time linear in their number", function ()
+		local few, many = cost(2000), cost(16000);
+		assert.is_true(many < 24 * few + 0.005, ("2,000: %.4fs, 16,000: %.4fs"):format(few, many));
+	end);
+	it("keeps them as the client sent them", function ()
+		local payload = jingle.jingle_of(jingle_iq("source-add", ("<source xmlns='%s' ssrc='5' name='n-a0'>"
+			.. "<parameter name='cname' value='c'/><parameter name='msid' value='s t'/><parameter/></source>"):format(ssma)));
+		local sources = jingle.read_sources(payload);
+		assert.equal("cname\0c\0msid\0s t\0\0\0", sources[1].parameters);
+	end);
+end);
+
 describe("work per source-remove", function ()
 	-- One occupant with 4,000 FID groups over 8,000 video SSRCs (caps lifted, as an operator may set
 	-- podium_max_ssrc_groups_per_user): a source-remove naming 200 of them must cost about what one
