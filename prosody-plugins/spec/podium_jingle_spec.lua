@@ -546,11 +546,13 @@ describe("check_shape", function ()
 			assert.equal(("invalid ssrc %q"):format(text), ssrc_shape(text), text);
 		end
 		-- Out of jicofo's range 1..0xFFFFFFFF.
-		for _, text in ipairs({ "0", "-5", "4294967296", "99999999999999999999" }) do
+		for _, text in ipairs({ "0", "-5", "4294967296", "99999999999999999999", "9999999999", "+4294967296",
+			"00004294967296", "+0", "-0", "+-5" }) do
 			assert.equal(("invalid ssrc %q"):format(text), ssrc_shape(text), text);
 		end
 		-- parseLong reads a plus sign and leading zeros: the module reads the same number.
 		for text, canonical in pairs({ ["+5"] = "5"; ["0005"] = "5"; ["4294967295"] = "4294967295";
+			["1000000000"] = "1000000000"; ["+04294967295"] = "4294967295"; ["999999999"] = "999999999";
 			["00000000000000000000042"] = "42" }) do
 			assert.is_nil(ssrc_shape(text), text);
 			local sources = jingle.read_sources(parse(("<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'>%s</jingle>")
