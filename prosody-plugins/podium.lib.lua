@@ -308,7 +308,8 @@ local function read_presence(record, presence, nick, decode)
 			local var = feature.attr.var;
 			if type(var) == "string" and #var <= 256 then vars[#vars + 1] = var; end
 		end
-		local key = table.concat(vars, " ");
+		-- Each var ends in "\0", which no XML text holds: two lists have one key only when equal.
+		local key = #vars > 0 and table.concat(vars, "\0") .. "\0" or "";
 		if key ~= record.features_key then record.features, record.features_key = vars, key; end
 	elseif record.features_key ~= "" then
 		record.features, record.features_key = nil, "";

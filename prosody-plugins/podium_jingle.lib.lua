@@ -381,14 +381,22 @@ end
 
 -- The <parameter name value/> children of a source (lib-jitsi-meet's msid), as one string
 -- "name\0value\0…" (a string costs the collector nothing to walk; a table per source would), or nil.
+-- One parameter (lib-jitsi-meet) builds nothing else; from the second on the pairs are joined once,
+-- so a source with thousands of them costs time linear in their number.
 local function read_parameters(source)
-	local parameters;
+	local first, more;
 	for _, parameter in ipairs(source.tags) do
 		if is_child(parameter, source, "parameter", xmlns_ssma) then
-			parameters = (parameters or "") .. (parameter.attr.name or "") .. "\0" .. (parameter.attr.value or "") .. "\0";
+			local pair = (parameter.attr.name or "") .. "\0" .. (parameter.attr.value or "") .. "\0";
+			if not first then
+				first = pair;
+			else
+				more = more or { first };
+				more[#more + 1] = pair;
+			end
 		end
 	end
-	return parameters;
+	return more and table.concat(more) or first;
 end
 
 -- Reads every source and group of a <jingle>: returns sources (list of
@@ -614,14 +622,17 @@ local function forget_group(media, group)
 	media.group_by_key[group_key(group)] = nil;
 end
 
--- The known groups naming `ssrc` (a list, as a snapshot one may change while walking it). A walk over
--- the occupant's groups, which check_groups caps at jicofo's max-ssrc-groups-per-user: an index per
--- SSRC would be one more table per source for the collector to walk, all conference long.
-local function groups_naming(media, ssrc)
+-- The known groups naming any SSRC of the set `ssrcs` (ssrc -> true; a list, as a snapshot one may
+-- change while walking it). One walk over the occupant's groups, which check_groups caps at jicofo's
+-- max-ssrc-groups-per-user, for a whole request (never one per SSRC: with the caps raised that is
+-- sources x groups): an index per SSRC would be one more table per source for the collector to walk,
+-- all conference long.
+local function groups_naming(media, ssrcs)
 	local list = {};
+	if next(ssrcs) == nil then return list; end
 	for _, group in ipairs(media.groups) do
 		for _, member in ipairs(group.ssrcs) do
-			if member == ssrc then
+			if ssrcs[member] then
 				list[#list + 1] = group;
 				break;
 			end
@@ -758,10 +769,12 @@ end
 -- jicofo refused a participant's request: the sources it added are not forwarded after all (and the
 -- groups naming them are not either). Withheld sources of that request stay withheld.
 local function forget_added(media, ssrcs)
+	local refused = {};
 	for _, ssrc in ipairs(ssrcs) do
 		media.forwarded[ssrc] = nil;
-		for _, group in ipairs(groups_naming(media, ssrc)) do group.forwarded = false; end
+		refused[ssrc] = true;
 	end
+	for _, group in ipairs(groups_naming(media, refused)) do group.forwarded = false; end
 end
 
 -- True when a <jingle> still carries at least one <source> in a description.
@@ -787,7 +800,7 @@ local function strip_removal(jingle, media, sources, groups)
 			return nil, ("Source does not exist or is not owned by endpoint (ssrc=%s)."):format(source.ssrc);
 		end
 	end
-	local local_only, removed = {}, {};
+	local local_only, removed, named = {}, {}, {};
 	for _, source in ipairs(sources) do
 		if media.withheld[source.ssrc] then
 			local_only[source.ssrc] = true;
@@ -796,8 +809,9 @@ local function strip_removal(jingle, media, sources, groups)
 			removed[#removed + 1] = media.forwarded[source.ssrc];
 			media.forwarded[source.ssrc] = nil;
 		end
-		for _, group in ipairs(groups_naming(media, source.ssrc)) do forget_group(media, group); end
+		named[source.ssrc] = true;
 	end
+	for _, group in ipairs(groups_naming(media, named)) do forget_group(media, group); end
 	for _, group in ipairs(groups) do
 		local known = media.group_by_key[group_key(group)];
 		if known then forget_group(media, known); end

@@ -546,11 +546,13 @@ describe("check_shape", function ()
 			assert.equal(("invalid ssrc %q"):format(text), ssrc_shape(text), text);
 		end
 		-- Out of jicofo's range 1..0xFFFFFFFF.
-		for _, text in ipairs({ "0", "-5", "4294967296", "99999999999999999999" }) do
+		for _, text in ipairs({ "0", "-5", "4294967296", "99999999999999999999", "9999999999", "+4294967296",
+			"00004294967296", "+0", "-0", "+-5" }) do
 			assert.equal(("invalid ssrc %q"):format(text), ssrc_shape(text), text);
 		end
 		-- parseLong reads a plus sign and leading zeros: the module reads the same number.
 		for text, canonical in pairs({ ["+5"] = "5"; ["0005"] = "5"; ["4294967295"] = "4294967295";
+			["1000000000"] = "1000000000"; ["+04294967295"] = "4294967295"; ["999999999"] = "999999999";
 			["00000000000000000000042"] = "42" }) do
 			assert.is_nil(ssrc_shape(text), text);
 			local sources = jingle.read_sources(parse(("<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'>%s</jingle>")
@@ -655,6 +657,80 @@ describe("work per stanza", function ()
 		end
 		local first, last = sum(2, 6), sum(36, 40);
 		assert.is_true(last < 4 * first + 0.005, ("first five %.4fs, last five %.4fs"):format(first, last));
+	end);
+end);
+
+describe("work per source's parameters", function ()
+	-- lib-jitsi-meet sends one <parameter> (msid), older clients four; jicofo takes any number. A
+	-- source with thousands of them (a stanza at Prosody's size limit, or beyond where an operator
+	-- raised it) must cost time linear in their number, not quadratic (a string grown pair by pair).
+	local function cost(count)
+		local parameters = {};
+		for i = 1, count do parameters[i] = "<parameter name='m' value='x'/>"; end
+		local payload = jingle.jingle_of(jingle_iq("source-add",
+			("<source xmlns='%s' ssrc='5' name='n-a0'>%s</source>"):format(ssma, table.concat(parameters))));
+		collectgarbage("collect");
+		collectgarbage("stop");
+		local started = os.clock();
+		local sources = jingle.read_sources(payload);
+		local spent = os.clock() - started;
+		collectgarbage("restart");
+		assert.equal(count * 4, #sources[1].parameters);
+		return spent;
+	end
+	it("reads them in time linear in their number", function ()
+		local few, many = cost(2000), cost(16000);
+		assert.is_true(many < 24 * few + 0.005, ("2,000: %.4fs, 16,000: %.4fs"):format(few, many));
+	end);
+	it("keeps them as the client sent them", function ()
+		local payload = jingle.jingle_of(jingle_iq("source-add", ("<source xmlns='%s' ssrc='5' name='n-a0'>"
+			.. "<parameter name='cname' value='c'/><parameter name='msid' value='s t'/><parameter/></source>"):format(ssma)));
+		local sources = jingle.read_sources(payload);
+		assert.equal("cname\0c\0msid\0s t\0\0\0", sources[1].parameters);
+	end);
+end);
+
+describe("work per source-remove", function ()
+	-- One occupant with 4,000 FID groups over 8,000 video SSRCs (caps lifted, as an operator may set
+	-- podium_max_ssrc_groups_per_user): a source-remove naming 200 of them must cost about what one
+	-- naming a single source costs, not 200 walks over every group (one walk over the occupant's
+	-- groups per stanza at most).
+	local groups_count = 4000;
+	local function filled()
+		local out = {};
+		for i = 0, groups_count - 1 do
+			local a = 1000 + 2 * i;
+			out[#out + 1] = ("<source xmlns='%s' ssrc='%d'/><source xmlns='%s' ssrc='%d'/>"):format(ssma, a, ssma, a + 1);
+			out[#out + 1] = ("<ssrc-group xmlns='%s' semantics='FID'><source ssrc='%d'/><source ssrc='%d'/></ssrc-group>")
+				:format(ssma, a, a + 1);
+		end
+		local payload = jingle.jingle_of(jingle_iq("source-add", nil, table.concat(out)));
+		local media = jingle.new_media();
+		local sources, groups = jingle.read_sources(payload);
+		jingle.withhold(payload, media, sources, groups, allow_all);
+		assert.equal(groups_count, #media.groups);
+		return media;
+	end
+	local function removal_cost(count)
+		local media = filled();
+		local out = {};
+		for i = 0, count - 1 do
+			out[#out + 1] = ("<source xmlns='%s' ssrc='%d'/>"):format(ssma, 1000 + 2 * i);
+		end
+		local payload = jingle.jingle_of(jingle_iq("source-remove", nil, table.concat(out)));
+		local sources, groups = jingle.read_sources(payload);
+		collectgarbage("collect");
+		collectgarbage("stop");
+		local started = os.clock();
+		assert.equal(1, jingle.strip_removal(payload, media, sources, groups));
+		local cost = os.clock() - started;
+		collectgarbage("restart");
+		assert.equal(groups_count - count, #media.groups);
+		return cost;
+	end
+	it("walks the occupant's groups once, whatever the number of sources removed", function ()
+		local one, many = removal_cost(1), removal_cost(200);
+		assert.is_true(many < 20 * one + 0.005, ("one source %.4fs, 200 sources %.4fs"):format(one, many));
 	end);
 end);
 

@@ -333,6 +333,25 @@ describe("read_presence", function ()
 		podium.read_presence(record, presence:up(), "n", json.decode);
 		assert.equal(16, #record.features);
 	end);
+
+	it("tells features apart whatever their text (a var may hold a space)", function ()
+		local function with_features(vars)
+			local presence = st.presence():tag("features");
+			for _, var in ipairs(vars) do presence:tag("feature", { var = var }):up(); end
+			return presence:up();
+		end
+		local record = {};
+		podium.read_presence(record, with_features({ "urn:a urn:b" }), "n", json.decode);
+		assert.same({ "urn:a urn:b" }, record.features);
+		podium.read_presence(record, with_features({ "urn:a", "urn:b" }), "n", json.decode);
+		assert.same({ "urn:a", "urn:b" }, record.features);
+		podium.read_presence(record, with_features({ "urn:a", "urn:b", "" }), "n", json.decode);
+		assert.same({ "urn:a", "urn:b", "" }, record.features);
+		podium.read_presence(record, with_features({ "" }), "n", json.decode);
+		assert.same({ "" }, record.features);
+		podium.read_presence(record, with_features({}), "n", json.decode);
+		assert.same({}, record.features);
+	end);
 end);
 
 describe("presence_changed and add_presence", function ()
