@@ -4,7 +4,7 @@
 //! model; `peer`: what the stand-ins share), the real lib-jitsi-meet in headless Chromium
 //! (`browser`), and the operator's real jicofo for the opt-in tests (`real_jicofo`); `conformance`
 //! holds the request scenarios and fixtures recorded from the real jicofo; `sockets` reads a child
-//! process's TCP socket options.
+//! process's TCP socket options; `raw` a c2s client that writes raw XML.
 #![allow(dead_code)]
 
 pub mod bridge;
@@ -21,6 +21,7 @@ pub mod peer;
 pub mod podium;
 pub mod postgres;
 pub mod prosody;
+pub mod raw;
 pub mod real_jicofo;
 pub mod sockets;
 
