@@ -1266,3 +1266,43 @@ fn test_a_rule_edit_during_a_resync_pass_keeps_it_a_resync() {
         .count();
     assert_eq!(video, 3000, "everyone decided again with the newest rules");
 }
+
+/// Rule reloads arriving faster than a pass takes (a moderator toggling A/V-moderation approvals
+/// rewrites `grants`, each write reloads the rules) must not starve the rooms at the end of the
+/// pass: a revoke by an earlier edit reaches every occupant.
+#[test]
+fn test_rule_reloads_faster_than_a_pass_do_not_starve_the_last_rooms() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    big_resync(&mut engine);
+    let mut sent = sent_permissions(&engine.take_effects().stanzas);
+    while engine.busy() {
+        engine.work();
+        sent.extend(sent_permissions(&engine.take_effects().stanzas));
+    }
+    for (id, ..) in &sent {
+        ack(&mut engine, id);
+    }
+    engine.take_effects();
+    // The edit revokes audio everywhere; then reloads of the same rules keep coming.
+    let video = || rules(&[("*", "everyone", None, "video", "allow", 0)]);
+    engine.rules_changed(video());
+    let mut revoked = std::collections::HashSet::new();
+    for _ in 0..50 {
+        for (_, nick, permissions) in sent_permissions(&engine.take_effects().stanzas) {
+            if permissions == "video" {
+                revoked.insert(nick);
+            }
+        }
+        if !engine.busy() {
+            break;
+        }
+        engine.work();
+        engine.rules_changed(video());
+    }
+    for (_, nick, permissions) in sent_permissions(&engine.take_effects().stanzas) {
+        if permissions == "video" {
+            revoked.insert(nick);
+        }
+    }
+    assert_eq!(revoked.len(), 3000, "occupants whose audio was revoked");
+}
