@@ -1059,10 +1059,13 @@ impl Engine {
     }
 
     /// Starts deciding every occupant again, and decides the first slice now; [`Engine::work`]
-    /// decides the rest. A pass under way starts over: every room is decided with the newest rules.
-    /// A resync stays a resync until its pass is done ("resync complete" is the sign it is).
+    /// decides the rest. A pass under way starts over: every room is decided with the newest rules,
+    /// the rooms it had not reached first (so reloads faster than a pass never keep the same rooms
+    /// waiting). A resync stays a resync until its pass is done ("resync complete" is the sign it is).
     fn decide_all(&mut self, mut cause: Cause) {
+        let mut rooms: std::collections::VecDeque<BareJid> = std::collections::VecDeque::new();
         if let Some(pass) = &self.pass {
+            rooms.extend(pass.rooms.iter().cloned());
             debug!(
                 cause = pass.cause.as_str(),
                 rooms_left = pass.rooms.len(),
@@ -1072,9 +1075,16 @@ impl Engine {
                 cause = Cause::Resync;
             }
         }
+        let waiting: std::collections::HashSet<BareJid> = rooms.iter().cloned().collect();
+        rooms.extend(
+            self.rooms
+                .iter()
+                .map(|(jid, _)| jid.clone())
+                .filter(|jid| !waiting.contains(jid)),
+        );
         self.pass = Some(Pass {
             cause,
-            rooms: self.rooms.iter().map(|(jid, _)| jid.clone()).collect(),
+            rooms,
             changes: 0,
             decided: 0,
         });

@@ -3,8 +3,9 @@
 //! The engine hands records to an [`AuditWriter`] and moves on; a task writes them in batches, one
 //! transaction each. A failed write is retried with backoff, and on shutdown the queue is drained
 //! before the task ends, so a decision is never sent without its record being attempted. The writer
-//! counts what is queued ([`AuditWriter::backlog`]); a pass over every room waits while it is above
-//! [`BACKLOG`], which bounds both the memory the queue takes and the drain at shutdown.
+//! counts what is queued ([`AuditWriter::backlog`]). A pass over every room does not wait for it:
+//! enforcement never waits on the database (a pass that did held revokes back during an outage), so
+//! during a long outage the queue grows with the changes made (issue 14 makes the audit durable).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,8 +80,7 @@ impl AuditWriter {
         (AuditWriter { queue, backlog }, task)
     }
 
-    /// How many writes are queued and not yet written: the run loop decides no further while
-    /// this is above [`BACKLOG`], so memory and the drain at shutdown stay bounded.
+    /// How many writes are queued and not yet written.
     pub fn backlog(&self) -> usize {
         self.backlog.load(Ordering::Relaxed)
     }
@@ -104,9 +104,6 @@ impl AuditWriter {
 
 const BATCH: usize = 1024;
 
-/// Queued writes above which a pass over every room waits for the writer (a few seconds of
-/// decisions at most; the writer drains it in well under a second).
-pub const BACKLOG: usize = 10_000;
 const ATTEMPTS: u32 = 5;
 
 async fn write_batches(

@@ -518,8 +518,8 @@ impl Store {
         // fail (tried again at the next prune).
         sqlx::query(
             "DELETE FROM audit_texts WHERE \
-             id NOT IN (SELECT inputs_id FROM decisions WHERE inputs_id IS NOT NULL) AND \
-             id NOT IN (SELECT explanation_id FROM decisions WHERE explanation_id IS NOT NULL)",
+             NOT EXISTS (SELECT 1 FROM decisions d WHERE d.inputs_id = audit_texts.id) AND \
+             NOT EXISTS (SELECT 1 FROM decisions d WHERE d.explanation_id = audit_texts.id)",
         )
         .execute(&mut *tx)
         .await?;
