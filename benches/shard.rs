@@ -533,7 +533,9 @@ impl Bed {
 /// mod_podium for the podium arm), podium's component slot, log level info as Jitsi ships it.
 fn prosody_config(prosody: &Prosody, arm: Arm, options: &BedOptions) -> String {
     let dir = prosody.data_dir().display().to_string();
-    let plugins = concat!(env!("CARGO_MANIFEST_DIR"), "/prosody-plugins");
+    // SHARD_PLUGIN_PATH: another copy of prosody-plugins/ (a profiling copy of the module, say).
+    let plugins = std::env::var("SHARD_PLUGIN_PATH")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/prosody-plugins").to_owned());
     let muc_podium = match arm {
         Arm::Plain => String::new(),
         Arm::Podium => format!(

@@ -486,13 +486,14 @@ local function forget_room_enforcement(room_jid)
 	ssrc_owners[room_jid] = nil;
 end
 
--- A source-remove of `sources` to jicofo in the occupant's name. Sources only: jicofo drops the groups
--- of removed sources itself, and refuses a whole removal that names a group it does not have
+-- A source-remove of `sources` to jicofo in the occupant's name. Their SSRCs only: jicofo removes a
+-- source by its SSRC and tells the others the source as it holds it, drops the groups of removed
+-- sources itself, and refuses a whole removal that names a group it does not have
 -- (ValidatingConferenceSourceMap.tryToRemove). `single`: a retry naming one SSRC.
 local function withdraw(room_jid, nick, record, sources, single)
 	local media = record.media;
-	local iq = st.iq({ type = "set"; from = room_jid .. "/" .. nick; to = media.focus; id = "" })
-		:add_child(jingle.jingle_for("source-remove", media.sid, { sources = sources; groups = {} }));
+	local iq = jingle.iq_set(room_jid .. "/" .. nick, media.focus,
+		jingle.jingle_for("source-remove", media.sid, { sources = sources; groups = {} }, true));
 	inject(iq, "revoke", {
 		record = record; room_jid = room_jid; nick = nick; sid = media.sid; sources = sources; single = single;
 	});
@@ -527,8 +528,7 @@ local function enforce_jingle(room_jid, nick, record)
 		if batch_tally then batch_tally.withdrawn = batch_tally.withdrawn + #remove.sources; end
 	end
 	if not jingle.is_empty(add) then
-		local iq = st.iq({ type = "set"; from = occupant_jid; to = media.focus; id = "" })
-			:add_child(jingle.jingle_for("source-add", media.sid, add));
+		local iq = jingle.iq_set(occupant_jid, media.focus, jingle.jingle_for("source-add", media.sid, add));
 		inject(iq, "grant", { record = record; batch = add });
 		log_action("released_to", 1, "released %d withheld source(s) of %s to jicofo", #add.sources, occupant_jid);
 		if batch_tally then batch_tally.released = batch_tally.released + #add.sources; end

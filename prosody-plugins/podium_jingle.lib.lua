@@ -405,8 +405,8 @@ end
 -- listed twice (jicofo keys a source by SSRC and media, the module by SSRC alone: the same SSRC under
 -- two media would be two sources to jicofo and one to the module).
 -- `declared` maps a source name to "screen" when presence said so (SourceInfo videoType desktop);
--- `nick` is the sender's endpoint id (see video_kind). Only what a replay needs is kept (source_tag
--- and group_tag build it again), not the elements: the module holds every participant's sources for
+-- `nick` is the sender's endpoint id (see video_kind). Only what a replay needs is kept
+-- (source_element and group_element build it again), not the elements: the module holds every participant's sources for
 -- the whole conference.
 local function read_sources(jingle, declared, nick)
 	local sources, groups, seen = {}, {}, {};
@@ -448,26 +448,6 @@ local function read_sources(jingle, declared, nick)
 		end
 	end
 	return sources, groups;
-end
-
--- A source as the participant signalled it: <source ssrc name videoType><parameter name value/>.
-local function source_tag(source)
-	local tag = st.stanza("source", {
-		xmlns = xmlns_ssma; ssrc = source.ssrc; name = source.name; videoType = source.video_type;
-	});
-	for name, value in (source.parameters or ""):gmatch("(%Z*)%z(%Z*)%z") do
-		tag:tag("parameter", { name = name; value = value }):up();
-	end
-	return tag;
-end
-
--- A group as the participant signalled it: <ssrc-group semantics><source ssrc/>.
-local function group_tag(group)
-	local tag = st.stanza("ssrc-group", { xmlns = xmlns_ssma; semantics = group.semantics });
-	for _, ssrc in ipairs(group.ssrcs) do
-		tag:tag("source", { ssrc = ssrc }):up();
-	end
-	return tag;
 end
 
 -- Sources of one track must share a kind: a source takes the strictest kind of any source it shares a
@@ -893,39 +873,105 @@ local function is_empty(batch)
 	return #batch.sources == 0 and #batch.groups == 0;
 end
 
--- <jingle action sid> with one <content><description> per media, holding the batch's sources and
--- groups as the participant sent them (names, msid and videoType intact).
-local function jingle_for(action, sid, batch)
-	local jingle = st.stanza("jingle", { xmlns = xmlns_jingle; action = action; sid = sid });
-	local by_media, order = {}, {};
-	local function description_for(media, content_name)
-		local entry = by_media[media];
-		if not entry then
-			entry = { content = content_name; children = {} };
-			by_media[media] = entry;
-			order[#order + 1] = media;
-		end
-		return entry.children;
+--- Building what the module sends --------------------------------------------------------------------
+
+-- An element for a stanza the module sends. Its name is a constant here and each attribute value a
+-- string the XML parser produced (an attribute of a participant's or jicofo's stanza) or the module
+-- made (canonical SSRCs, numbered ids, JIDs Prosody prepped), so util.stanza's checks of every name
+-- and value, and the `last_add` table of its builder, are left out: a revoke or a grant for hundreds
+-- of occupants builds thousands of elements in one turn of Prosody's loop, and Prosody 0.12's
+-- collector charges every byte allocated there again (CHANGELOG, issue 13 point 3).
+local stanza_mt = st.stanza_mt;
+
+local function element(name, attr)
+	return setmetatable({ name = name; attr = attr; tags = {} }, stanza_mt);
+end
+
+-- Appends `child` (an element) to `parent`; returns the child.
+local function append(parent, child)
+	local tags = parent.tags;
+	tags[#tags + 1] = child;
+	parent[#parent + 1] = child;
+	return child;
+end
+
+-- A source as the participant signalled it: <source ssrc name videoType><parameter name value/>;
+-- with `ssrc_only`, <source ssrc/> (enough for a source-remove: jicofo removes by SSRC and tells the
+-- others the source as it holds it, ValidatingConferenceSourceMap.tryToRemove).
+local function source_element(source, ssrc_only)
+	if ssrc_only then
+		return element("source", { xmlns = xmlns_ssma; ssrc = source.ssrc });
 	end
+	local tag = element("source", {
+		xmlns = xmlns_ssma; ssrc = source.ssrc; name = source.name; videoType = source.video_type;
+	});
+	local parameters = source.parameters;
+	if parameters then
+		for name, value in parameters:gmatch("(%Z*)%z(%Z*)%z") do
+			append(tag, element("parameter", { name = name; value = value }));
+		end
+	end
+	return tag;
+end
+
+-- A group as the participant signalled it: <ssrc-group semantics><source ssrc/>.
+local function group_element(group)
+	local tag = element("ssrc-group", { xmlns = xmlns_ssma; semantics = group.semantics });
+	for _, ssrc in ipairs(group.ssrcs) do
+		append(tag, element("source", { ssrc = ssrc }));
+	end
+	return tag;
+end
+
+-- The media read_sources keeps, in the order their contents go out.
+local media_order = { "audio", "video" };
+
+-- The description of `media` in `jingle` (made by jingle_for), or nil.
+local function description_of(jingle, media)
+	for _, content in ipairs(jingle.tags) do
+		local description = content.tags[1];
+		if description.attr.media == media then return description; end
+	end
+	return nil;
+end
+
+-- The content name of the first source or group of `media` in `batch`, or nil.
+local function content_name_of(batch, media)
 	for _, source in ipairs(batch.sources) do
-		local children = description_for(source.media, source.content);
-		children[#children + 1] = source_tag(source);
+		if source.media == media then return source.content; end
 	end
 	for _, group in ipairs(batch.groups) do
-		local children = description_for(group.media, group.content);
-		children[#children + 1] = group_tag(group);
+		if group.media == media then return group.content; end
 	end
-	table.sort(order);
-	for _, media in ipairs(order) do
-		local entry = by_media[media];
-		jingle:tag("content", { name = entry.content })
-			:tag("description", { xmlns = xmlns_rtp; media = media });
-		for _, child in ipairs(entry.children) do
-			jingle:add_child(child);
+	return nil;
+end
+
+-- <jingle action sid> with one <content><description> per media (audio first), holding the batch's
+-- sources and groups as the participant sent them (names, msid and videoType intact), or the sources'
+-- SSRCs alone (`ssrc_only`, for a source-remove).
+local function jingle_for(action, sid, batch, ssrc_only)
+	local jingle = element("jingle", { xmlns = xmlns_jingle; action = action; sid = sid });
+	for _, media in ipairs(media_order) do
+		local content_name = content_name_of(batch, media);
+		if content_name then
+			append(append(jingle, element("content", { name = content_name })),
+				element("description", { xmlns = xmlns_rtp; media = media }));
 		end
-		jingle:up():up();
+	end
+	for _, source in ipairs(batch.sources) do
+		append(description_of(jingle, source.media), source_element(source, ssrc_only));
+	end
+	for _, group in ipairs(batch.groups) do
+		append(description_of(jingle, group.media), group_element(group));
 	end
 	return jingle;
+end
+
+-- <iq type='set'> from `from` to `to` (id set by the sender) holding `payload`.
+local function iq_set(from, to, payload)
+	local iq = element("iq", { type = "set"; from = from; to = to; id = "" });
+	append(iq, payload);
+	return iq;
 end
 
 -- The force-mute the bridge must apply for these permissions: audio when audio is refused, video
@@ -963,8 +1009,9 @@ end
 -- The mute IQ jicofo sends a participant (jitsi-xmpp-extensions MuteIq; lib-jitsi-meet ChatRoom.ts acts
 -- on it only when `from` is the focus occupant JID, and never answers it).
 local function mute_iq(kind, id, focus_occupant, to)
-	return st.iq({ type = "set"; id = id; from = focus_occupant; to = to })
-		:tag("mute", { xmlns = xmlns_mute[kind]; actor = focus_occupant }):text("true"):up();
+	local iq = element("iq", { type = "set"; id = id; from = focus_occupant; to = to });
+	append(iq, element("mute", { xmlns = xmlns_mute[kind]; actor = focus_occupant }))[1] = "true";
+	return iq;
 end
 
 -- The kind a participant's self-unmute is about, or nil: lib-jitsi-meet, muted by the focus, tells
@@ -1009,6 +1056,7 @@ return {
 	undo_add = undo_add;
 	is_empty = is_empty;
 	jingle_for = jingle_for;
+	iq_set = iq_set;
 	force_mute_for = force_mute_for;
 	read_force_mute = read_force_mute;
 	set_force_mute = set_force_mute;

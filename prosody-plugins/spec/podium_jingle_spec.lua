@@ -752,3 +752,130 @@ describe("self_unmute_kind", function ()
 		assert.is_nil(jingle.self_unmute_kind(st.iq({ type = "set"; id = "2" }), me));
 	end);
 end);
+
+describe("what a grant or revoke builds", function ()
+	-- The batches of one occupant with audio and a simulcast camera (6 SSRCs, 4 groups), all allowed.
+	local function camera_batch()
+		local media = jingle.new_media();
+		local payload = jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 10, 1), track("b-v0", 20, 6, "camera")));
+		local s, g = jingle.read_sources(payload);
+		jingle.withhold(payload, media, s, g, audio_only);
+		local add = jingle.plan_change(media, allow_all);
+		return media, add;
+	end
+	-- The same <jingle>, built with util.stanza's checked builder (what the module sent before).
+	local function checked_jingle(action, sid, batch, ssrc_only)
+		local jingle_tag = st.stanza("jingle", { xmlns = "urn:xmpp:jingle:1"; action = action; sid = sid });
+		for _, media in ipairs({ "audio", "video" }) do
+			local content
+			for _, item in ipairs(batch.sources) do
+				if item.media == media then content = content or item.content; end
+			end
+			for _, item in ipairs(batch.groups) do
+				if item.media == media then content = content or item.content; end
+			end
+			if content then
+				jingle_tag:tag("content", { name = content })
+					:tag("description", { xmlns = "urn:xmpp:jingle:apps:rtp:1"; media = media });
+				for _, source in ipairs(batch.sources) do
+					if source.media == media then
+						if ssrc_only then
+							jingle_tag:tag("source", { xmlns = ssma; ssrc = source.ssrc }):up();
+						else
+							jingle_tag:tag("source", { xmlns = ssma; ssrc = source.ssrc; name = source.name;
+								videoType = source.video_type });
+							for name, value in (source.parameters or ""):gmatch("(%Z*)%z(%Z*)%z") do
+								jingle_tag:tag("parameter", { name = name; value = value }):up();
+							end
+							jingle_tag:up();
+						end
+					end
+				end
+				for _, group in ipairs(batch.groups) do
+					if group.media == media then
+						jingle_tag:tag("ssrc-group", { xmlns = ssma; semantics = group.semantics });
+						for _, ssrc in ipairs(group.ssrcs) do jingle_tag:tag("source", { ssrc = ssrc }):up(); end
+						jingle_tag:up();
+					end
+				end
+				jingle_tag:up():up();
+			end
+		end
+		return jingle_tag;
+	end
+	-- Bytes allocated by one call of f(), averaged over 100 whose results are kept (the collector held
+	-- meanwhile).
+	local results = {};
+	local function allocated(f)
+		for i = 1, 100 do results[i] = false; end
+		collectgarbage(); collectgarbage("stop");
+		local before = collectgarbage("count");
+		for i = 1, 100 do results[i] = f(); end
+		local bytes = (collectgarbage("count") - before) * 1024 / #results;
+		collectgarbage("restart");
+		return bytes;
+	end
+	-- A stanza as text with each element's attributes in name order (util.stanza writes them in the
+	-- order of the attribute table, which says nothing about the XML).
+	local function canonical(stanza)
+		local keys = {};
+		for key in pairs(stanza.attr) do keys[#keys + 1] = key; end
+		table.sort(keys);
+		local out = { "<", stanza.name };
+		for _, key in ipairs(keys) do out[#out + 1] = (" %s='%s'"):format(key, stanza.attr[key]); end
+		out[#out + 1] = ">";
+		for _, child in ipairs(stanza) do
+			out[#out + 1] = type(child) == "table" and canonical(child) or child;
+		end
+		out[#out + 1] = "</" .. stanza.name .. ">";
+		return table.concat(out);
+	end
+
+	it("replays sources and groups as util.stanza builds them, to the byte", function ()
+		local _, add = camera_batch();
+		local built = jingle.iq_set("r@c/b", "focus@localhost/f", jingle.jingle_for("source-add", "s2", add));
+		local checked = st.iq({ type = "set"; from = "r@c/b"; to = "focus@localhost/f"; id = "" })
+			:add_child(checked_jingle("source-add", "s2", add));
+		assert.equal(canonical(checked), canonical(built));
+		assert.is_truthy(st.is_stanza(built));
+		assert.equal(canonical(built), canonical(st.clone(built)));
+		assert.equal(canonical(built), canonical(st.deserialize(st.preserialize(built))));
+		local sources, groups = jingle.read_sources(jingle.jingle_of(built));
+		assert.equal(6, #sources);
+		assert.equal(4, #groups);
+	end);
+	-- What mod_podium's withdraw() sends: the sources without their groups.
+	local function camera_removal()
+		local media = camera_batch();
+		local _, remove = jingle.plan_change(media, audio_only);
+		return { sources = remove.sources; groups = {} };
+	end
+	it("names the SSRCs alone in a source-remove (jicofo removes by SSRC)", function ()
+		local remove = camera_removal();
+		assert.equal(6, #remove.sources);
+		local built = jingle.jingle_for("source-remove", "s2", remove, true);
+		assert.equal(canonical(checked_jingle("source-remove", "s2", remove, true)), canonical(built));
+		local description = built:get_child("content"):get_child("description", "urn:xmpp:jingle:apps:rtp:1");
+		for source in description:childtags("source", ssma) do
+			assert.same({ "ssrc", "xmlns" }, (function ()
+				local keys = {};
+				for key in pairs(source.attr) do keys[#keys + 1] = key; end
+				table.sort(keys);
+				return keys;
+			end)());
+		end
+	end);
+	it("builds a camera's source-remove in under 4 KB (11.5 KB with util.stanza's builder and every field)", function ()
+		local remove = camera_removal();
+		local bytes = allocated(function ()
+			return jingle.iq_set("r@conference.localhost/b102bb02", "focus@localhost/focus",
+				jingle.jingle_for("source-remove", "s2", remove, true));
+		end);
+		assert.is_true(bytes < 4096, ("%d bytes"):format(bytes));
+	end);
+	it("builds the mute IQ as util.stanza does", function ()
+		local checked = st.iq({ type = "set"; id = "m1"; from = "r@c/focus"; to = "bob@localhost/x" })
+			:tag("mute", { xmlns = "http://jitsi.org/jitmeet/video"; actor = "r@c/focus" }):text("true"):up();
+		assert.equal(canonical(checked), canonical(jingle.mute_iq("video", "m1", "r@c/focus", "bob@localhost/x")));
+	end);
+end);
