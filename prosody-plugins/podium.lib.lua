@@ -555,6 +555,21 @@ local function internal_room_jid(name, muc_host)
 	return ("[%s]%s@%s"):format(tenant, node, muc_host);
 end
 
+-- Calls f(...) in pcall with Lua's collector held when `count` (work items, say decisions) is at most
+-- `max_count` and the collector runs; it runs again afterwards, also when f fails, and what f
+-- allocated meanwhile is not counted as the collector's debt (Lua 5.4 "restart"). Prosody 0.12's
+-- collector (incremental, pause 105%) marks the whole heap again for every few MB allocated: for a
+-- bounded burst of short-lived stanzas this skips that marking, and their garbage is swept in the
+-- collector's next cycles like any other. A collector someone else stopped stays stopped. Returns
+-- pcall's results.
+local function pcall_collector_held(count, max_count, f, ...)
+	local held = count <= max_count and collectgarbage("isrunning");
+	if held then collectgarbage("stop"); end
+	local results = table.pack(pcall(f, ...));
+	if held then collectgarbage("restart"); end
+	return table.unpack(results, 1, results.n);
+end
+
 return {
 	xmlns = xmlns_podium;
 	media_kinds = media_kinds;
@@ -578,6 +593,7 @@ return {
 	read_av_moderation_off = read_av_moderation_off;
 	web_session_room_jid = web_session_room_jid;
 	internal_room_jid = internal_room_jid;
+	pcall_collector_held = pcall_collector_held;
 	kinds_to_mute = kinds_to_mute;
 	moderation_ui_bodies = moderation_ui_bodies;
 };

@@ -826,6 +826,9 @@ end
 -- { sources = {...}, groups = {...} }: `add` (newly allowed, for a source-add to jicofo) and `remove`
 -- (newly refused, for a source-remove). Groups travel with their sources: a group is added once all its
 -- members are forwarded, and removed when any member stops being forwarded.
+local function ssrc_order(a, b) return tonumber(a.ssrc) < tonumber(b.ssrc); end
+local function arrival_order(a, b) return a.seq < b.seq; end
+
 local function plan_change(media, allowed)
 	local add, remove = { sources = {}; groups = {} }, { sources = {}; groups = {} };
 	for ssrc, source in pairs(media.forwarded) do
@@ -850,12 +853,10 @@ local function plan_change(media, allowed)
 			add.groups[#add.groups + 1] = group;
 		end
 	end
-	local function by_ssrc(a, b) return tonumber(a.ssrc) < tonumber(b.ssrc); end
-	local function by_arrival(a, b) return a.seq < b.seq; end
-	table.sort(add.sources, by_ssrc);
-	table.sort(remove.sources, by_ssrc);
-	table.sort(add.groups, by_arrival);
-	table.sort(remove.groups, by_arrival);
+	table.sort(add.sources, ssrc_order);
+	table.sort(remove.sources, ssrc_order);
+	table.sort(add.groups, arrival_order);
+	table.sort(remove.groups, arrival_order);
 	return add, remove;
 end
 

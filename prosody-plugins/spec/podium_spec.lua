@@ -536,3 +536,42 @@ describe("moderation_ui_bodies", function ()
 			{ audio = true; video = false; screen = false }, {}, "r@c")));
 	end);
 end);
+
+describe("pcall_collector_held", function ()
+	it("holds the collector during f, and it runs again after, also when f fails", function ()
+		local during;
+		assert.same({ true, "done", 2 }, { podium.pcall_collector_held(100, 128, function (a)
+			during = collectgarbage("isrunning");
+			return a, 2;
+		end, "done") });
+		assert.is_false(during);
+		assert.is_true(collectgarbage("isrunning"));
+		local ok, err = podium.pcall_collector_held(1, 128, function () error("broken", 0); end);
+		assert.is_false(ok);
+		assert.equal("broken", err);
+		assert.is_true(collectgarbage("isrunning"));
+	end);
+	it("does not count what f allocated as the collector's debt", function ()
+		-- 4 MB of short-lived tables: with the collector on, Prosody's settings make it mark the heap
+		-- for it; held, nothing is collected during f.
+		local function churn()
+			local before = collectgarbage("count");
+			for _ = 1, 40000 do local _ = { 1, 2, 3, 4, 5, 6, 7, 8 }; end
+			return collectgarbage("count") - before;
+		end
+		collectgarbage();
+		local _, grown = podium.pcall_collector_held(100, 128, churn);
+		assert.is_true(grown > 3000, ("grew %.0f KB"):format(grown));
+		assert.is_true(collectgarbage("isrunning"));
+	end);
+	it("leaves a big batch, and a collector stopped by someone else, alone", function ()
+		local during;
+		podium.pcall_collector_held(129, 128, function () during = collectgarbage("isrunning"); end);
+		assert.is_true(during);
+		collectgarbage("stop");
+		podium.pcall_collector_held(1, 128, function () end);
+		local after = collectgarbage("isrunning");
+		collectgarbage("restart");
+		assert.is_false(after);
+	end);
+end);
