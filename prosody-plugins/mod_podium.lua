@@ -1775,10 +1775,10 @@ end
 -- Carrying out a batch of podium's decisions allocates some KB per decision (what jicofo and the
 -- client are sent, built, routed and serialised: about 12 KB for a camera's revoke, 24 KB for its
 -- grant, most of it in Prosody's routing and util.stanza), and Prosody 0.12's collector charged an edit
--- for 500 occupants more in marking than the work itself. The collector is held while one batch is
--- carried out (podium.pcall_collector_held): podium sends at most 100 decisions per <permissions/>, and
--- a bigger batch runs with the collector on.
-local max_held_batch = 128;
+-- for 500 occupants more in marking than the work itself. The collector is slowed while one batch is
+-- carried out (podium.pcall_collector_slowed): podium sends at most 100 decisions per <permissions/>,
+-- and a bigger batch runs with the collector at its pace.
+local max_slowed_batch = 128;
 
 module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 	if not is_podium(event) then
@@ -1792,7 +1792,7 @@ module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 	local reply = st.reply(event.stanza):tag("applied", { xmlns = xmlns_podium });
 	local tally = new_batch_tally();
 	batch_tally = tally;
-	local ok, applied = podium.pcall_collector_held(#entries, max_held_batch, apply_permissions, entries, reply);
+	local ok, applied = podium.pcall_collector_slowed(#entries, max_slowed_batch, apply_permissions, entries, reply);
 	batch_tally = nil;
 	-- Even after an error: these endpoints count as told (endpoint.applied).
 	local sent, send_error = pcall(send_queued_force_mutes, tally);
