@@ -1470,7 +1470,11 @@ local function report(kind, room, tag)
 		module:add_timer(0, flush_reports);
 	end
 	pending_reports:add_direct_child(tag);
-	if #pending_reports.tags >= max_reports_per_message then flush_reports(); end
+	-- A join leaves at once (with what waits before it): until podium decides, the joiner's sources
+	-- are withheld from jicofo, and jicofo's session-initiate and the client's accept race the
+	-- decision. At the end of the turn, the report waited behind every other event Prosody handled in
+	-- it, while the joiner's presence reached jicofo in the same turn (issue 13 point 2).
+	if kind == "joined" or #pending_reports.tags >= max_reports_per_message then flush_reports(); end
 end
 
 -- Fired once per presence the room broadcasts (0.12 muc.lib.lua publicise_occupant_status): joins,
