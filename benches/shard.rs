@@ -535,7 +535,9 @@ fn prosody_config(prosody: &Prosody, arm: Arm, options: &BedOptions) -> String {
     let dir = prosody.data_dir().display().to_string();
     // SHARD_PLUGIN_PATH: another copy of prosody-plugins/ (a profiling copy of the module, say).
     let plugins = std::env::var("SHARD_PLUGIN_PATH")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/prosody-plugins").to_owned());
+        .ok()
+        .filter(|path| !path.is_empty())
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/prosody-plugins").to_owned());
     let muc_podium = match arm {
         Arm::Plain => String::new(),
         Arm::Podium => format!(
