@@ -557,9 +557,10 @@ end
 
 -- Calls f(...) in pcall with Lua's incremental collector slowed to a crawl (step multiplier 1) when
 -- `count` (work items, say decisions) is at most `max_count`; its own multiplier is restored
--- afterwards, also when f fails. Prosody 0.12's collector (pause 105%, step multiplier 500) marks
--- about 64 bytes of heap for every byte allocated, so a bounded burst of short-lived stanzas paid more
--- in marking than in building them; slowed, the cycle under way is only stretched by what f allocated
+-- afterwards, also when f fails. Prosody 0.12's collector (pause 105%, step multiplier 500, five times
+-- Lua's default) takes a step of marking for every few KB allocated and starts a new cycle as soon as
+-- one ends, so a bounded burst of short-lived stanzas paid more in marking (about 10 ms per MB on a
+-- 40 MB heap) than in building them; slowed, the cycle under way is only stretched by what f allocated
 -- (its garbage is swept in the collector's next cycles, as any other). Unlike stopping and restarting
 -- the collector, this keeps its debt and its pause between cycles: a restart sets the debt to zero,
 -- which starts a new cycle at once, and one per call made each join cost Prosody more.
