@@ -362,8 +362,11 @@ local function add_presence(tag, record, role, affiliation)
 	attr.role, attr.affiliation = role, affiliation;
 	if record.sending and record.sending ~= "" then attr.sending = record.sending; end
 	if record.hand then attr.hand = "true"; end
-	for _, var in ipairs(record.features or {}) do
-		tag:tag("feature", { var = var }):up();
+	local features = record.features;
+	if features then
+		for _, var in ipairs(features) do
+			tag:tag("feature", { var = var }):up();
+		end
 	end
 	return tag;
 end
