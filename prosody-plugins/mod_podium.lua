@@ -132,9 +132,20 @@ local function nick_of(occupant)
 	return jid_resource(occupant.nick);
 end
 
+-- The occupant with this occupant JID, read where the room keeps it: Prosody 0.12's
+-- room:get_occupant_by_nick returns a copy (two tables, muc.lib.lua), and each Jingle IQ looks up its
+-- sender and its recipient. Only read, never changed or kept; a MUC without `_occupants` is asked.
+local function peek_occupant(room, occupant_jid)
+	local occupants = rawget(room, "_occupants");
+	if type(occupants) ~= "table" then return room:get_occupant_by_nick(occupant_jid); end
+	return occupant_jid ~= nil and occupants[occupant_jid] or nil;
+end
+
 local function is_governed(room, occupant)
 	if podium.is_healthcheck_room(room.jid) then return false; end
-	return not podium.is_focus(nick_of(occupant), occupant.bare_jid, focus_jids);
+	-- The nick matters only without podium_focus_jids (is_focus).
+	local nick = next(focus_jids) == nil and nick_of(occupant) or nil;
+	return not podium.is_focus(nick, occupant.bare_jid, focus_jids);
 end
 
 -- Calls setup(host) once the host exists: now, or when Prosody activates it.
@@ -827,13 +838,22 @@ local function sender_hash(room, sender)
 	return hmac_sha256(room:get_salt(), sender):sub(1, 8);
 end
 
+-- What a request added or removed when it is nothing: shared, never written to.
+local no_sources = {};
+
 function remember_request(room, media, request, added, removed, terminate)
 	local id = request.attr.id;
+	added, removed = added or no_sources, removed or no_sources;
 	if not id or (#added == 0 and #removed == 0 and not terminate) then return; end
 	local requests = media.requests or {};
 	media.requests = requests;
+	-- An occupant sends from one session: its hash is computed once, not per request.
+	local sender = request.attr.from;
+	if media.sender ~= sender then
+		media.sender, media.sender_hash = sender, sender_hash(room, sender);
+	end
 	requests[#requests + 1] = {
-		id = id; sender = sender_hash(room, request.attr.from); added = added; removed = removed;
+		id = id; sender = media.sender_hash; added = added; removed = removed;
 		terminate = terminate; at = os.time();
 	};
 end
@@ -881,7 +901,7 @@ end
 -- jicofo's answer to a participant's request, on its way back through the MUC (before mod_muc
 -- restores the original id): the request it answers is settled, a refused one rolled back.
 local function on_focus_answer(room, stanza)
-	local occupant = room:get_occupant_by_nick(stanza.attr.to);
+	local occupant = peek_occupant(room, stanza.attr.to);
 	if not occupant or not is_governed(room, occupant) then return; end
 	local record = state:get(room.jid, nick_of(occupant));
 	local requests = record and record.media and record.media.requests;
@@ -893,6 +913,8 @@ local function on_focus_answer(room, stanza)
 	for i, request in ipairs(requests) do
 		if request.id == original_id and request.sender == hash then
 			table.remove(requests, i);
+			-- Nothing in flight (the common case between requests): no empty list kept per occupant.
+			if requests[1] == nil then record.media.requests = nil; end
 			if request.terminate and terminate_ended_session(stanza) then
 				state:set_sid(record, nil);
 				reset_session(record.media, nil);
@@ -998,7 +1020,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 		local summary = jingle.withhold(payload, media, sources, groups, record.held);
 		media.unsorted = true;
 		index_ssrcs(room.jid, nick, sources);
-		remember_request(room, media, event.stanza, summary.added, {});
+		remember_request(room, media, event.stanza, summary.added, nil);
 		if summary.withheld > 0 then
 			module:log("info", "withheld %d source(s) (%s) of %s in %s", summary.withheld,
 				kinds_text(summary.kinds), occupant.nick, action);
@@ -1026,7 +1048,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 				event.origin.send(st.reply(event.stanza));
 				return true;
 			end
-			remember_request(room, media, event.stanza, {}, removed);
+			remember_request(room, media, event.stanza, nil, removed);
 		end
 	elseif action == "session-terminate" and sid == media.sid then
 		-- jicofo may refuse it (a wrong bridge-session id) and keep the session and its sources: the
@@ -1035,7 +1057,7 @@ local function to_focus(event, room, occupant, focus_occupant, payload)
 		if too_many_requests(media) then
 			return answer_error(event, "wait", "resource-constraint", "too many Jingle requests in flight");
 		end
-		remember_request(room, media, event.stanza, {}, {}, true);
+		remember_request(room, media, event.stanza, nil, nil, true);
 	end
 	-- What jicofo has of this participant changed: the bridge's video mute may follow (a camera
 	-- forwarded beside a withheld screenshare lifts it). Nothing is sent when it stands.
@@ -1152,8 +1174,8 @@ local function on_muc_iq(event)
 		return nil;
 	end
 	local from_occupant_jid = stanza.attr.from and room:get_occupant_jid(stanza.attr.from);
-	local from_occupant = from_occupant_jid and room:get_occupant_by_nick(from_occupant_jid);
-	local to_occupant = room:get_occupant_by_nick(stanza.attr.to);
+	local from_occupant = from_occupant_jid and peek_occupant(room, from_occupant_jid);
+	local to_occupant = peek_occupant(room, stanza.attr.to);
 	if not from_occupant or not to_occupant then return nil; end -- mod_muc answers these
 	if not is_governed(room, from_occupant) then
 		return from_focus(room, from_occupant, to_occupant, payload, stanza);
@@ -1434,9 +1456,12 @@ end
 -- `joined` is the occupant's join sequence number in the room (podium.lib.lua state), podium's queue
 -- order after a restart. The identity is read from the session once per record.
 local function occupant_tag(room, occupant, record, affiliation)
+	-- Every attribute an <occupant/> can get is named here, so the table is built at its final size
+	-- (report and add_presence fill in the rest; Lua sizes a constructor by its fields, nil or not).
 	local tag = st.stanza("occupant", {
 		xmlns = xmlns_podium; nick = nick_of(occupant); ["real-jid"] = record.real_jid;
 		joined = record.joined and tostring(record.joined) or nil; meeting = meeting_of(room);
+		event = nil; room = nil; ["main-room"] = nil; role = nil; affiliation = nil; sending = nil; hand = nil;
 	});
 	if record.identity == nil then
 		record.identity = podium.identity_tag(prosody.full_sessions[occupant.jid]) or false;

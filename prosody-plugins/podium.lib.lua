@@ -70,9 +70,12 @@ local function media_attrs(set, attr)
 end
 
 -- jicofo's health checks create rooms named __jicofo-health-check-*; they are never governed.
+-- Checked on every Jingle IQ and presence: the room JID's node is found in place, no substring built.
 local function is_healthcheck_room(room_jid)
-	local node = jid.node(room_jid);
-	return node ~= nil and node:sub(1, #healthcheck_prefix) == healthcheck_prefix;
+	if type(room_jid) ~= "string" then return false; end
+	local at = room_jid:find("@", 1, true);
+	-- The node is what precedes the first "@" (a room JID has no resource).
+	return at ~= nil and at > #healthcheck_prefix and room_jid:find(healthcheck_prefix, 1, true) == 1;
 end
 
 -- The focus (jicofo) is identified by its bare JID when podium_focus_jids is set, else by nick "focus"
@@ -194,9 +197,19 @@ end
 
 --- Protocol elements -------------------------------------------------------------------------------
 
--- <held audio video screen origin/>
+-- <held audio video screen origin/>: one element per combination (eight sets, two origins), built once
+-- and shared by every report (a report only serialises it; nothing changes an element once sent).
+local held_tags = {};
+
 local function held_tag(record)
-	return st.stanza("held", media_attrs(record.held, { xmlns = xmlns_podium; origin = record.origin }));
+	local held = record.held;
+	local key = (held.audio and 1 or 0) + (held.video and 2 or 0) + (held.screen and 4 or 0)
+		+ (record.origin == "podium" and 8 or 0);
+	local tag = held_tags[key];
+	if tag and tag.attr.origin == record.origin then return tag; end
+	tag = st.stanza("held", media_attrs(held, { xmlns = xmlns_podium; origin = record.origin }));
+	if record.origin == "podium" or record.origin == "default" then held_tags[key] = tag; end
+	return tag;
 end
 
 --- What podium reads from presence ----------------------------------------------------------------
@@ -223,28 +236,36 @@ end
 -- media_kinds order; <endpoint>-a<n> is audio, -v<n> a camera, or a screen when its videoType is
 -- desktop), and `declared`, the source names it declares screenshares (name -> "screen"), or nil
 -- when there is none.
+-- podium's `sending` text for each set of kinds (audio 1, video 2, screen 4): chosen, not built, on
+-- every mute toggle.
+local sending_texts = {
+	[0] = ""; "audio"; "video"; "audio video"; "screen"; "audio screen"; "video screen"; "audio video screen";
+};
+
 local function read_source_info(text, decode)
 	if not text or text == "" then return "", nil; end
 	local ok, info = pcall(decode, text);
 	if not ok or type(info) ~= "table" then return "", nil; end
-	local declared, sending = {}, {};
+	local declared;
+	local audio, video, screen = false, false, false;
 	for name, entry in pairs(info) do
 		if type(name) == "string" and type(entry) == "table" then
 			local desktop = entry.videoType == "desktop";
-			if desktop then declared[name] = "screen"; end
-			local letter = entry.muted == false and name:match("%-(.)%d+$");
-			if letter == "a" then
-				sending.audio = true;
-			elseif letter == "v" then
-				sending[desktop and "screen" or "video"] = true;
+			if desktop then
+				declared = declared or {};
+				declared[name] = "screen";
+			end
+			-- The kind letter of <endpoint>-<letter><digits>, found in place (no substring is built).
+			local at = entry.muted == false and name:find("%-[av]%d+$");
+			local letter = at and name:byte(at + 1);
+			if letter == 97 --[[ a ]] then
+				audio = true;
+			elseif letter == 118 --[[ v ]] then
+				if desktop then screen = true; else video = true; end
 			end
 		end
 	end
-	local kinds = {};
-	for _, kind in ipairs(media_kinds) do
-		if sending[kind] then kinds[#kinds + 1] = kind; end
-	end
-	return table.concat(kinds, " "), next(declared) and declared or nil;
+	return sending_texts[(audio and 1 or 0) + (video and 2 or 0) + (screen and 4 or 0)], declared;
 end
 
 -- Whether two declarations (name -> "screen", or nil) name the same screenshares.
@@ -288,7 +309,8 @@ local function read_presence(record, presence, nick, decode)
 	end
 	local text = source_info and plain_text(source_info) or "";
 	local legacy = legacy_type or legacy_jitmeet;
-	local legacy_screen = legacy ~= nil and legacy:get_text() == "desktop";
+	-- true or nil (not false): a field the record need not hold (see presence_changed).
+	local legacy_screen = legacy ~= nil and legacy:get_text() == "desktop" or nil;
 	local declared_changed = false;
 	if text ~= record.source_info or legacy_screen ~= record.legacy_screen then
 		local declared;
@@ -319,14 +341,16 @@ end
 
 -- Whether what podium reads of an occupant (its role and affiliation, and what read_presence kept)
 -- differs from what podium was last told; remembered when it does.
--- Kept as fields of the record, not a table of its own: one table fewer per occupant for the collector.
+-- Kept as fields of the record, not a table of its own: one table fewer per occupant for the collector;
+-- and no more fields than needed (a record of up to 16 fields takes half the memory of one of 17): an
+-- occupant in the room always has a role, so a record never reported has none.
 local function presence_changed(record, role, affiliation)
-	if record.reported and record.reported_role == role and record.reported_affiliation == affiliation
+	if record.reported_role ~= nil and record.reported_role == role and record.reported_affiliation == affiliation
 		and record.reported_sending == record.sending and record.reported_hand == record.hand
 		and record.reported_features == record.features_key then
 		return false;
 	end
-	record.reported, record.reported_role, record.reported_affiliation = true, role, affiliation;
+	record.reported_role, record.reported_affiliation = role, affiliation;
 	record.reported_sending, record.reported_hand = record.sending, record.hand;
 	record.reported_features = record.features_key;
 	return true;
@@ -338,8 +362,11 @@ local function add_presence(tag, record, role, affiliation)
 	attr.role, attr.affiliation = role, affiliation;
 	if record.sending and record.sending ~= "" then attr.sending = record.sending; end
 	if record.hand then attr.hand = "true"; end
-	for _, var in ipairs(record.features or {}) do
-		tag:tag("feature", { var = var }):up();
+	local features = record.features;
+	if features then
+		for _, var in ipairs(features) do
+			tag:tag("feature", { var = var }):up();
+		end
 	end
 	return tag;
 end

@@ -37,6 +37,38 @@ local function any_descendant(root, visit)
 	return false;
 end
 
+-- How many elements below `root` are named `name`, counting up to `enough` (then it stops). The walk
+-- of every participant's Jingle on its client host: no closure, and the stack it uses is kept for the
+-- next walk (empty between walks), so a walk builds nothing once the stack has grown.
+local walk_stack = {};
+
+-- A stanza nested deep leaves a big stack: it is not kept past such a walk.
+local kept_stack_depth = 256;
+
+local function count_named(root, name, enough)
+	local stack, depth, deepest, count = walk_stack, 1, 1, 0;
+	stack[1] = root;
+	while depth > 0 and count < enough do
+		local tag = stack[depth];
+		stack[depth] = nil;
+		depth = depth - 1;
+		local tags = tag.tags;
+		for i = 1, #tags do
+			local child = tags[i];
+			if child.name == name then count = count + 1; end
+			depth = depth + 1;
+			stack[depth] = child;
+		end
+		if depth > deepest then deepest = depth; end
+	end
+	if deepest > kept_stack_depth then
+		walk_stack = {};
+	else
+		for i = 1, depth do stack[i] = nil; end
+	end
+	return count;
+end
+
 -- Whether Strophe would hand IQ `iq` to lib-jitsi-meet's Jingle handler at all: a direct child in the
 -- Jingle namespace. Cheap (no walk); jingle_shape says how it would read it.
 local function marks_jingle(iq)
@@ -57,15 +89,12 @@ local function jingle_shape(iq)
 	-- Without a child in the Jingle namespace Strophe never calls onJingle, whatever lies deeper; so
 	-- only Jingle requests pay for the walk below.
 	if marked == 0 then return nil; end
-	local named = 0;
-	any_descendant(iq, function (tag)
-		if tag.name == "jingle" then named = named + 1; end
-	end);
+	if marked > 1 then return "disguised"; end
 	local payload = iq:get_child("jingle", xmlns_jingle);
-	if marked == 1 and named == 1 and payload and payload.attr.xmlns == xmlns_jingle then
-		return "jingle", payload;
+	if not (payload and payload.attr.xmlns == xmlns_jingle) or count_named(iq, "jingle", 2) ~= 1 then
+		return "disguised";
 	end
-	return "disguised";
+	return "jingle", payload;
 end
 
 -- Whether jicofo could read a source or a source group anywhere in `iq`.

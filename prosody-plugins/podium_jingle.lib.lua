@@ -220,45 +220,32 @@ local function index_children(shape)
 end
 index_children(shapes.jingle);
 
+-- Attribute names already seen without a namespace prefix (Prosody writes a prefixed one as
+-- "<namespace>\1<name>"): the names lib-jitsi-meet uses, about 40, are then a table lookup, not a
+-- search, on every element of every request. At most plain_names_max are kept.
+local plain_names, plain_names_count, plain_names_max = {}, 0, 256;
+
+local function is_prefixed(key)
+	if plain_names[key] then return false; end
+	if type(key) ~= "string" then return false; end
+	if key:find("\1", 1, true) then return true; end
+	if plain_names_count < plain_names_max then
+		plain_names[key], plain_names_count = true, plain_names_count + 1;
+	end
+	return false;
+end
+
 local function prefixed_attribute(tag)
 	for key in pairs(tag.attr) do
-		if type(key) == "string" and key:find("\1", 1, true) then return key; end
+		if is_prefixed(key) then return key; end
 	end
 end
 
-local check_tag;
-
--- Checks `tag` (namespace `ns`) against `shape`. Returns nil or the reason to refuse.
-local function check_children(tag, ns, shape)
-	local once, seen = shape.once, nil;
-	for _, child in ipairs(tag.tags) do
-		local child_ns = child.attr.xmlns or ns;
-		local by_ns = shape.by_name and shape.by_name[child.name];
-		local child_shape = by_ns and by_ns[child_ns];
-		if child_shape then
-			if once and once[child.name] then
-				seen = seen or {};
-				if seen[child.name] then return ("more than one <%s> in <%s>"):format(child.name, tag.name); end
-				seen[child.name] = true;
-			end
-			local problem = check_tag(child, child_ns, child_shape);
-			if problem then return problem; end
-		elseif reserved_names[child.name] then
-			return ("<%s xmlns='%s'> is not allowed in <%s>"):format(child.name, child_ns, tag.name);
-		elseif not shape.open then
-			return ("<%s xmlns='%s'> is not allowed in <%s>"):format(child.name, child_ns, tag.name);
-		elseif #child.tags > 0 then
-			return ("unknown <%s xmlns='%s'> in <%s> has children"):format(child.name, child_ns, tag.name);
-		elseif prefixed_attribute(child) then
-			return ("prefixed attribute on <%s>"):format(child.name);
-		end
-	end
-end
-
-function check_tag(tag, ns, shape)
+-- The checks on an element itself: its attributes, children under a leaf, text. nil or the reason.
+local function check_own(tag, shape)
 	local allowed = shape.attrs;
 	for key in pairs(tag.attr) do
-		if type(key) == "string" and key:find("\1", 1, true) then
+		if not plain_names[key] and is_prefixed(key) then
 			return ("prefixed attribute on <%s>"):format(tag.name);
 		end
 		if allowed and key ~= "xmlns" and not allowed[key] then
@@ -272,7 +259,84 @@ function check_tag(tag, ns, shape)
 	if not shape.leaf and #tag.tags ~= #tag then
 		return ("text in <%s>"):format(tag.name);
 	end
-	return check_children(tag, ns, shape);
+end
+
+-- Why `child` (namespace `child_ns`), which `shape` (that of its parent `tag`) does not list, is
+-- refused; nil when it is a tolerated unknown leaf.
+local function check_unknown(child, child_ns, tag, shape)
+	if reserved_names[child.name] or not shape.open then
+		return ("<%s xmlns='%s'> is not allowed in <%s>"):format(child.name, child_ns, tag.name);
+	elseif #child.tags > 0 then
+		return ("unknown <%s xmlns='%s'> in <%s> has children"):format(child.name, child_ns, tag.name);
+	elseif prefixed_attribute(child) then
+		return ("prefixed attribute on <%s>"):format(child.name);
+	end
+end
+
+-- Whether `name`, a child allowed at most once, was seen already among its siblings; `seen` is false,
+-- the one name seen so far, or a set of them. Returns the answer and the new `seen`.
+local function seen_before(seen, name)
+	if not seen then return false, name; end
+	if seen == name then return true, seen; end
+	if type(seen) == "string" then seen = { [seen] = true }; end
+	if seen[name] then return true, seen; end
+	seen[name] = true;
+	return false, seen;
+end
+
+-- The elements being checked, one per level, with their namespace, shape, next child and the `once`
+-- children seen: kept from one check to the next (emptied after each) so that checking a Jingle
+-- request builds nothing, and walked in a loop, not by recursion: every level of recursion grows the
+-- Lua stack of the client's session (Prosody runs each stanza in its session's coroutine, whose stack
+-- the collector shrinks again), which costs as much as building a table.
+local walk_tags, walk_nss, walk_shapes, walk_next, walk_seen = {}, {}, {}, {}, {};
+
+-- Checks `root` (namespace `root_ns`) and everything below it against `root_shape`, element by element
+-- in document order (each element before its children, its children before its next sibling). Returns
+-- nil or the reason to refuse.
+local function check_tree(root, root_ns, root_shape)
+	local problem = check_own(root, root_shape);
+	if problem then return problem; end
+	local depth = 1;
+	walk_tags[1], walk_nss[1], walk_shapes[1], walk_next[1], walk_seen[1] = root, root_ns, root_shape, 1, false;
+	while depth > 0 do
+		local tag, shape, i = walk_tags[depth], walk_shapes[depth], walk_next[depth];
+		local child = tag.tags[i];
+		if child == nil then
+			walk_tags[depth], walk_nss[depth], walk_shapes[depth], walk_seen[depth] = nil, nil, nil, nil;
+			depth = depth - 1;
+		else
+			walk_next[depth] = i + 1;
+			local child_ns = child.attr.xmlns or walk_nss[depth];
+			local by_ns = shape.by_name and shape.by_name[child.name];
+			local child_shape = by_ns and by_ns[child_ns];
+			if child_shape then
+				local once = shape.once;
+				if once and once[child.name] then
+					local again;
+					again, walk_seen[depth] = seen_before(walk_seen[depth], child.name);
+					if again then
+						problem = ("more than one <%s> in <%s>"):format(child.name, tag.name);
+						break;
+					end
+				end
+				problem = check_own(child, child_shape);
+				if problem then break; end
+				if #child.tags > 0 then
+					depth = depth + 1;
+					walk_tags[depth], walk_nss[depth], walk_shapes[depth] = child, child_ns, child_shape;
+					walk_next[depth], walk_seen[depth] = 1, false;
+				end
+			else
+				problem = check_unknown(child, child_ns, tag, shape);
+				if problem then break; end
+			end
+		end
+	end
+	for level = 1, depth do
+		walk_tags[level], walk_nss[level], walk_shapes[level], walk_seen[level] = nil, nil, nil, nil;
+	end
+	return problem;
 end
 
 -- The media types lib-jitsi-meet gives its contents: an rtp description's `media` (audio, video, and
@@ -355,7 +419,7 @@ local function check_traceparent(jingle)
 end
 
 local function check_shape(jingle)
-	return check_tag(jingle, jingle.attr.xmlns or xmlns_jingle, shapes.jingle) or check_values(jingle)
+	return check_tree(jingle, jingle.attr.xmlns or xmlns_jingle, shapes.jingle) or check_values(jingle)
 		or check_traceparent(jingle);
 end
 
@@ -440,8 +504,10 @@ local function read_sources(jingle, declared, nick)
 							ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
 						end
 					end
+					local semantics = child.attr.semantics;
 					groups[#groups + 1] = {
-						semantics = child.attr.semantics; ssrcs = ssrcs; media = media; content = content_name;
+						semantics = semantics; ssrcs = ssrcs; media = media; content = content_name;
+						key = media .. " " .. semantics .. " " .. table.concat(ssrcs, ",");
 					};
 				end
 			end
@@ -497,7 +563,35 @@ end
 -- Jingle): decides the kind of each of its known video sources again, as read_sources would now, with
 -- the strictest kind of a track winning. Returns true when any source changed kind; plan_change then
 -- moves it between forwarded and withheld.
+-- Whether a video source of `map` is a screenshare by its own signalling (video_kind).
+local function declares_screen(map, declared, nick)
+	for _, source in pairs(map) do
+		if source.media == "video" and video_kind(source.video_type, source.name, declared, nick) == "screen" then
+			return true;
+		end
+	end
+	return false;
+end
+
+-- Makes every video source of `map` a camera; returns true when one was not.
+local function all_cameras(map)
+	local changed = false;
+	for _, source in pairs(map) do
+		if source.media == "video" and source.kind ~= "video" then
+			source.kind, changed = "video", true;
+		end
+	end
+	return changed;
+end
+
 local function reclassify(media, declared, nick)
+	-- The common case, on every Jingle request and every changed declaration: no video source is a
+	-- screenshare by itself, so none can make another one a screenshare (unify_kinds only raises a kind
+	-- to one a source of its track has), and every video source is a camera. Decided with nothing built.
+	if not declares_screen(media.forwarded, declared, nick) and not declares_screen(media.withheld, declared, nick) then
+		local changed = all_cameras(media.forwarded);
+		return all_cameras(media.withheld) or changed;
+	end
 	local sources = {};
 	for _, map in ipairs({ media.forwarded, media.withheld }) do
 		for _, source in pairs(map) do
@@ -570,8 +664,9 @@ local function group_members_in(group, map)
 end
 
 -- jicofo tells groups apart by semantics, SSRCs (in order) and media (SsrcGroup is a data class).
+-- read_sources builds it once per group (group.key), kept with the group.
 local function group_key(group)
-	return group.media .. " " .. group.semantics .. " " .. table.concat(group.ssrcs, ",");
+	return group.key or (group.media .. " " .. group.semantics .. " " .. table.concat(group.ssrcs, ","));
 end
 
 -- Records a group (or updates the one already known with its key).
@@ -698,10 +793,12 @@ end
 
 -- Removes from `jingle` (in place) every source of a kind `allowed` does not include, and every group
 -- naming a removed or already withheld SSRC; records both in `media`. Returns a summary
--- { kept = n, withheld = n, kinds = { kind = true }, added = { ssrc } } of this request.
+-- { kept = n, withheld = n, kinds = { kind = true } (only when withheld > 0), added = { ssrc } } of this
+-- request. A request nothing is withheld from builds only the summary and its list.
+local none = {};
 local function withhold(jingle, media, sources, groups, allowed)
-	local removed = {};
-	local summary = { kept = 0; withheld = 0; kinds = {}; added = {} };
+	local removed = none;
+	local summary = { kept = 0; withheld = 0; added = {} };
 	for _, source in ipairs(sources) do
 		if allowed[source.kind] then
 			if not media.forwarded[source.ssrc] then summary.added[#summary.added + 1] = source.ssrc; end
@@ -711,16 +808,21 @@ local function withhold(jingle, media, sources, groups, allowed)
 		else
 			media.withheld[source.ssrc] = source;
 			media.forwarded[source.ssrc] = nil;
+			if removed == none then removed, summary.kinds = {}, {}; end
 			removed[source.ssrc] = true;
 			summary.withheld = summary.withheld + 1;
 			summary.kinds[source.kind] = true;
 		end
 	end
 	local dropped = summary.withheld > 0;
+	local withheld = media.withheld;
+	local any_withheld = next(withheld) ~= nil;
 	for _, group in ipairs(groups) do
 		local forwarded = true;
-		for _, ssrc in ipairs(group.ssrcs) do
-			if removed[ssrc] or media.withheld[ssrc] then forwarded = false; end
+		if any_withheld then
+			for _, ssrc in ipairs(group.ssrcs) do
+				if removed[ssrc] or withheld[ssrc] then forwarded = false; end
+			end
 		end
 		remember_group(media, group, forwarded);
 		if not forwarded then dropped = true; end

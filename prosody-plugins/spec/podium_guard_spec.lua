@@ -63,6 +63,25 @@ describe("jingle_shape", function ()
 			tag:up();
 		end
 		assert.equal("disguised", (guard.jingle_shape(stanza)));
+		-- The next one is read as ever.
+		assert.equal("jingle", (guard.jingle_shape(iq("<jingle xmlns='urn:xmpp:jingle:1' action='source-add'>"
+			.. "<content name='video'/></jingle>"))));
+	end);
+
+	it("classifies a Jingle IQ building nothing (every participant's Jingle passes here)", function ()
+		local stanza = iq("<jingle xmlns='urn:xmpp:jingle:1' action='session-accept'>"
+			.. ("<content name='video'><description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'>"
+			.. "<payload-type id='100'><parameter name='x' value='y'/></payload-type></description></content>"):rep(3)
+			.. "</jingle>");
+		guard.jingle_shape(stanza);
+		collectgarbage("collect");
+		collectgarbage("stop");
+		local before = collectgarbage("count");
+		local shape = guard.jingle_shape(stanza);
+		local built = collectgarbage("count") - before;
+		collectgarbage("restart");
+		assert.equal("jingle", shape);
+		assert.equal(0, built);
 	end);
 end);
 

@@ -879,3 +879,67 @@ describe("what a grant or revoke builds", function ()
 		assert.equal(canonical(checked), canonical(jingle.mute_iq("video", "m1", "r@c/focus", "bob@localhost/x")));
 	end);
 end);
+
+-- Kilobytes the Lua heap grew by while `fn` ran (the collector stopped), after one call to warm up.
+local function kilobytes_built(fn)
+	fn();
+	collectgarbage("collect");
+	collectgarbage("stop");
+	local before = collectgarbage("count");
+	fn();
+	local built = collectgarbage("count") - before;
+	collectgarbage("restart");
+	return built;
+end
+
+describe("what checking a request builds (Prosody pays every table twice, issue 13)", function ()
+	local function recorded(name)
+		local file = assert(io.open("spec/fixtures/" .. name, "r"));
+		local text = file:read("a"):gsub("<!%-%-.-%-%->", ""):gsub(">%s+<", "><");
+		file:close();
+		return jingle.jingle_of(xml.parse(text));
+	end
+
+	it("checks a session-accept's shape building nothing", function ()
+		local payload = recorded("current-session-accept.xml");
+		assert.is_nil(jingle.check_shape(payload));
+		assert.equal(0, kilobytes_built(function () jingle.check_shape(payload); end));
+	end);
+
+	it("still refuses a prefixed attribute after hundreds of plain attribute names", function ()
+		local rtp = "urn:xmpp:jingle:apps:rtp:1";
+		local names = {};
+		for i = 1, 300 do names[#names + 1] = ("a%d='1'"):format(i); end
+		local function shape(description_attrs)
+			return jingle.check_shape(jingle.jingle_of(xml.parse(("<iq xmlns='jabber:client' type='set' id='x'>"
+				.. "<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'><content name='video'>"
+				.. "<description xmlns='%s' media='video'><payload-type %s/>%s</description></content></jingle></iq>")
+				:format(rtp, description_attrs, track("b-v0", 20, 1)))));
+		end
+		assert.is_nil(shape(table.concat(names, " ")));
+		assert.equal("prefixed attribute on <payload-type>", shape("xmlns:p='urn:x' p:a1='1'"));
+		assert.equal("prefixed attribute on <payload-type>", shape("xmlns:p='urn:x' p:a299='1'"));
+	end);
+
+	it("reclassifies without a screenshare building nothing, every video source a camera again", function ()
+		local media = jingle.new_media();
+		local payload = jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 1, 1), track("b-v0", 20, 6)));
+		local sources, groups = jingle.read_sources(payload, { ["b-v0"] = "screen" }, "b");
+		jingle.unify_kinds(sources, groups);
+		jingle.withhold(payload, media, sources, groups, allow_all);
+		for _, source in pairs(media.forwarded) do
+			if source.media == "video" then assert.equal("screen", source.kind); end
+		end
+		local changed;
+		assert.equal(0, kilobytes_built(function () changed = jingle.reclassify(media, nil, "b"); end));
+		assert.is_false(changed, "the warm-up call made them cameras already");
+		for _, source in pairs(media.forwarded) do
+			assert.equal(source.media == "video" and "video" or "audio", source.kind);
+		end
+		-- And back: a declared screenshare takes the whole track, as before.
+		assert.is_true(jingle.reclassify(media, { ["b-v0"] = "screen" }, "b"));
+		for _, source in pairs(media.forwarded) do
+			assert.equal(source.media == "video" and "screen" or "audio", source.kind);
+		end
+	end);
+end);

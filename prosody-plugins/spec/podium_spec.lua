@@ -46,6 +46,12 @@ describe("what is governed", function ()
 	it("skips jicofo health-check rooms", function ()
 		assert.is_true(podium.is_healthcheck_room("__jicofo-health-check-1a2b@conference.localhost"));
 		assert.is_false(podium.is_healthcheck_room("standup@conference.localhost"));
+		-- Only the node counts, and only its start.
+		assert.is_true(podium.is_healthcheck_room("__jicofo-health-check@conference.localhost"));
+		assert.is_false(podium.is_healthcheck_room("x__jicofo-health-check-1@conference.localhost"));
+		assert.is_false(podium.is_healthcheck_room("__jicofo-health-chec@k.conference.localhost"));
+		assert.is_false(podium.is_healthcheck_room("__jicofo-health-check.conference.localhost"));
+		assert.is_false(podium.is_healthcheck_room(nil));
 	end);
 	it("knows the focus by nick, or by JID when configured", function ()
 		assert.is_true(podium.is_focus("focus", "focus@auth.localhost", {}));
@@ -185,6 +191,21 @@ describe("protocol elements", function ()
 		assert.equal("held", tag.name);
 		assert.equal("urn:podium:0", tag.attr.xmlns);
 		assert.same({ "true", "false", "false", "podium" }, { tag.attr.audio, tag.attr.video, tag.attr.screen, tag.attr.origin });
+	end);
+
+	it("shares one held element per set and origin, built once (every report carries one)", function ()
+		local function held(audio, video, screen, origin)
+			return podium.held_tag({ held = { audio = audio; video = video; screen = screen }; origin = origin });
+		end
+		local first = held(true, false, true, "podium");
+		assert.equal(first, held(true, false, true, "podium"));
+		assert.are_not.equal(first, held(true, false, true, "default"));
+		assert.are_not.equal(first, held(true, true, true, "podium"));
+		local default = held(false, false, false, "default");
+		assert.same({ "false", "false", "false", "default" },
+			{ default.attr.audio, default.attr.video, default.attr.screen, default.attr.origin });
+		assert.same({ "true", "false", "true", "podium" },
+			{ first.attr.audio, first.attr.video, first.attr.screen, first.attr.origin });
 	end);
 
 	it("writes the server-known identity, and nothing without one", function ()
