@@ -72,7 +72,7 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     db.psql("TRUNCATE rules");
     // One move per statement (the trigger is per statement on PostgreSQL).
     assert_eq!(store.rules_version().await.unwrap(), 4);
-    assert!(store.load_rules().await.unwrap().is_empty());
+    assert!(store.load_rules().await.unwrap().rows.is_empty());
     // Grants move it too, and read back with the cap column beside them.
     db.psql(
         "INSERT INTO grants (room, who, who_value, media, expires_at, granted_by) \
@@ -80,7 +80,7 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     );
     db.psql("DELETE FROM grants");
     assert_eq!(store.rules_version().await.unwrap(), 6);
-    assert!(store.load_grants().await.unwrap().is_empty());
+    assert!(store.load_grants().await.unwrap().rows.is_empty());
     // An A/V-moderation approval written by podium, twice, then withdrawn: one row, then none, and
     // every step moves the version (so every shard re-decides).
     let key = podium::store::ApprovalKey {
@@ -108,10 +108,10 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
         .apply_grant_change(&podium::store::GrantChange::Withdraw(key))
         .await
         .unwrap();
-    assert!(store.load_grants().await.unwrap().is_empty());
+    assert!(store.load_grants().await.unwrap().rows.is_empty());
     assert!(store.rules_version().await.unwrap() > version);
     db.psql("INSERT INTO rules (effect, note) VALUES ('deny', 'defaults')");
-    let rows = store.load_rules().await.unwrap();
+    let rows = store.load_rules().await.unwrap().rows;
     assert_eq!(
         (
             rows[0].room.as_str(),
