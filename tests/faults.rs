@@ -223,6 +223,11 @@ async fn a_decision_is_stamped_between_the_edit_and_its_enforcement() {
         .await;
         let stamped = sqlite3(&conference.db, query);
         let at: jiff::Timestamp = stamped.lines().last().unwrap().parse().unwrap();
+        eprintln!(
+            "edit {round}: decided {} ms after the edit, {} ms before the focus held it",
+            (at - edited).total(jiff::Unit::Millisecond).unwrap(),
+            (enforced - at).total(jiff::Unit::Millisecond).unwrap()
+        );
         assert!(
             edited <= at && at <= enforced,
             "edit {round}: decided at {at}, edited at {edited}, enforced by {enforced} \

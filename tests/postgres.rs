@@ -378,3 +378,94 @@ fn a_refused_connection_names_the_server_but_never_the_password() {
     );
     assert!(!stderr.contains("hunter9"), "{stderr}");
 }
+
+/// Runs `sql` with psql and expects it refused; returns psql's error message.
+fn psql_refused(db: &TestDatabase, sql: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url, "-c", sql])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "psql accepted {sql:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Issue 14, point 1, on PostgreSQL: upgrading a rule store whose rows the new constraints refuse
+/// moves those rows to `rules_rejected` (nothing lost, the upgrade does not fail, the rules in force
+/// stay), every instance hears that the rules changed, and from then on the database refuses such
+/// values at the INSERT, naming the constraint.
+#[tokio::test]
+async fn the_upgrade_sets_refused_rows_aside_and_the_database_refuses_them_from_then_on() {
+    let db = TestDatabase::create();
+    Store::migrate_before(&db.url, 20261208000002)
+        .await
+        .unwrap();
+    db.psql(
+        "INSERT INTO rules (id, who, who_value, media, effect, priority, enabled, dry_run, cap) VALUES
+           (1, 'everyone', NULL,        'all',              'allow',   0, 1, 0, NULL),
+           (2, ' Role ',   'moderator', 'Audio, camera',    ' DENY',   3, 7, 0, NULL),
+           (3, 'everyone', NULL,        'screenshare none', 'Request', 0, 1, 0, 0),
+           (4, 'wizard',   NULL,        'all',              'allow',   0, 1, 0, NULL),
+           (5, 'everyone', NULL,        'none',             'allow',   0, 1, 0, NULL),
+           (6, 'everyone', NULL,        'all',              'perhaps', 0, 1, 0, NULL),
+           (7, 'everyone', NULL,        'audio',            'allow',   0, 1, 0, -1)",
+    );
+    let version = db.psql("SELECT version FROM rules_version");
+    let store = Store::open_postgres(&db.url).await.unwrap();
+    assert!(store.rules_version().await.unwrap() > version.trim().parse().unwrap());
+    let rows = store.load_rules().await.unwrap();
+    assert!(rows.unreadable.is_empty(), "{:?}", rows.unreadable);
+    assert_eq!(
+        rows.rows
+            .iter()
+            .map(|r| (r.id, r.enabled))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 1), (3, 1)]
+    );
+    assert_eq!(
+        db.psql("SELECT id || ' ' || reason FROM rules_rejected ORDER BY id"),
+        "4 who 'wizard' is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service\n\
+         5 media 'none' is not audio, video, screen, all or a list of them\n\
+         6 effect 'perhaps' is not allow, deny or request\n\
+         7 cap -1 is not NULL or a whole number, 0 or more\n"
+    );
+    assert_eq!(store.load_rejected_rules().await.unwrap().len(), 4);
+    store.close().await;
+    // Migrating again is a no-op.
+    let store = Store::open_postgres(&db.url).await.unwrap();
+    assert_eq!(store.load_rules().await.unwrap(), rows);
+
+    for (sql, refused) in [
+        (
+            "UPDATE rules SET effect = 'perhaps' WHERE id = 1",
+            "violates check constraint \"effect is allow, deny or request\"",
+        ),
+        (
+            "INSERT INTO rules (who, effect) VALUES ('nick', 'allow')",
+            "violates check constraint \"who is a kind the README lists: everyone, role, user, ...\"",
+        ),
+        (
+            "INSERT INTO rules (media, effect) VALUES ('audio;video', 'allow')",
+            "violates check constraint \"media is audio, video, screen, all or a list of them\"",
+        ),
+        (
+            "UPDATE rules SET enabled = 2 WHERE id = 1",
+            "violates check constraint \"enabled is 0 or 1\"",
+        ),
+        (
+            "UPDATE rules SET dry_run = -1 WHERE id = 1",
+            "violates check constraint \"dry_run is 0 or 1\"",
+        ),
+        (
+            "UPDATE rules SET cap = -1 WHERE id = 1",
+            "violates check constraint \"cap is NULL or a whole number, 0 or more\"",
+        ),
+        (
+            "UPDATE rules SET priority = 'high' WHERE id = 1",
+            "invalid input syntax for type bigint",
+        ),
+    ] {
+        let error = psql_refused(&db, sql);
+        assert!(error.contains(refused), "{sql}: {error}");
+    }
+    store.close().await;
+}

@@ -13,8 +13,18 @@
 
 LOCK TABLE rules IN SHARE ROW EXCLUSIVE MODE;
 
-UPDATE rules SET enabled = 1 WHERE enabled NOT IN (0, 1);
-UPDATE rules SET dry_run = 1 WHERE dry_run NOT IN (0, 1);
+-- Statement triggers move rules_version (and NOTIFY) even for no row: touch the table only when
+-- there is something to change, so an upgrade that changes nothing moves nothing.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM rules WHERE enabled NOT IN (0, 1)) THEN
+        UPDATE rules SET enabled = 1 WHERE enabled NOT IN (0, 1);
+    END IF;
+    IF EXISTS (SELECT 1 FROM rules WHERE dry_run NOT IN (0, 1)) THEN
+        UPDATE rules SET dry_run = 1 WHERE dry_run NOT IN (0, 1);
+    END IF;
+END
+$$;
 
 CREATE TABLE rules_rejected (
     id          BIGINT PRIMARY KEY,
@@ -73,7 +83,13 @@ SELECT r.id, r.room, r.who, r.who_value, r.media, r.effect, r.priority, r.enable
 FROM rules r JOIN verdicts v ON v.id = r.id
 WHERE v.reason IS NOT NULL;
 
-DELETE FROM rules WHERE id IN (SELECT id FROM rules_rejected);
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM rules_rejected) THEN
+        DELETE FROM rules WHERE id IN (SELECT id FROM rules_rejected);
+    END IF;
+END
+$$;
 
 ALTER TABLE rules
     ADD CONSTRAINT "who is a kind the README lists: everyone, role, user, ..." CHECK (

@@ -157,5 +157,6 @@ BEGIN
     UPDATE rules_version SET version = version + 1 WHERE id = 1;
 END;
 
--- The rows in force may have changed (rows moved aside): every podium reads them again.
-UPDATE rules_version SET version = version + 1 WHERE id = 1;
+-- When rows were moved aside, the rows changed: every podium reads them again.
+UPDATE rules_version SET version = version + 1
+WHERE id = 1 AND EXISTS (SELECT 1 FROM rules_rejected);

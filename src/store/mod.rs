@@ -8,6 +8,9 @@
 //! instances starting together do not race. [`watch`] notices rule edits made by other processes
 //! (and, on PostgreSQL, hears them by LISTEN/NOTIFY); [`audit`] writes decisions in batches off the
 //! decision path, each with the name of the instance that decided.
+//!
+//! [`rows`] reads the tables admins write (`rules`, `grants`) a value at a time, so that one bad value
+//! skips its own row, never the reload.
 
 pub mod audit;
 pub mod grants;
@@ -206,6 +209,35 @@ impl Store {
             backend: Backend::Sqlite,
             instance: String::new(),
         })
+    }
+
+    /// Creates or migrates the database at `url` (`sqlite://…` or `postgres://…`) only up to the last
+    /// migration before `version`: the state an older podium left, for tests of an upgrade.
+    #[doc(hidden)]
+    pub async fn migrate_before(url: &str, version: i64) -> Result<(), StoreError> {
+        install_default_drivers();
+        let migrator = if url.starts_with("postgres") {
+            &MIGRATOR_POSTGRES
+        } else {
+            &MIGRATOR_SQLITE
+        };
+        let target = migrator
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| *v < version)
+            .max()
+            .unwrap_or_default();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: redact_url(url),
+                source,
+            })?;
+        let migrated = migrator.run_to(target, &pool).await;
+        pool.close().await;
+        Ok(migrated?)
     }
 
     /// Every row of `rules`, valid or not (checking is the rule model's job); a row with a value of
