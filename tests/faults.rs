@@ -1,17 +1,26 @@
-//! Faults and mistakes (issue 14): a bad row written by an admin, and the time a decision is stamped
-//! with. A real Prosody with mod_podium, the real podium binary on real SQLite edited with the
-//! `sqlite3` CLI from another process, and the jicofo stand-in, which shows what was enforced.
+//! Faults and mistakes (issue 14): a bad row written by an admin, the time a decision is stamped with,
+//! and a join that arrives while podium resyncs. A real Prosody with mod_podium, the real podium binary
+//! on real SQLite edited with the `sqlite3` CLI from another process, the jicofo stand-in, which shows
+//! what was enforced, and a TCP relay on podium's component link that can hold podium's requests.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
 
 use common::c2s::C2s;
 use common::conference::{Conference, EVERYTHING};
 use common::participant::Track;
 use common::podium::Podium;
+use common::podium::write_config;
+use common::prosody::Prosody;
 use common::{decided, edit_rules, settle, sqlite3, wait_held};
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "inspector"];
@@ -235,4 +244,164 @@ async fn a_decision_is_stamped_between_the_edit_and_its_enforcement() {
             (edited - at).total(jiff::Unit::Millisecond).unwrap()
         );
     }
+}
+
+/// A relay between podium and Prosody's component port. It can cut the link (podium reconnects, and
+/// resyncs) and, once armed, hold podium's next snapshot request, and everything podium sends after
+/// it, until released: the network is slow on the way to Prosody; nothing is reordered.
+struct Relay {
+    port: u16,
+    armed: Arc<AtomicBool>,
+    holding: Arc<Notify>,
+    release: Arc<Notify>,
+    cut: watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(upstream: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let relay = Relay {
+            port,
+            armed: Arc::default(),
+            holding: Arc::default(),
+            release: Arc::default(),
+            cut: watch::channel(0).0,
+        };
+        let (armed, holding, release, cut) = (
+            Arc::clone(&relay.armed),
+            Arc::clone(&relay.holding),
+            Arc::clone(&relay.release),
+            relay.cut.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok((podium, _)) = listener.accept().await {
+                let prosody = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                let (mut from_podium, mut to_podium) = podium.into_split();
+                let (mut from_prosody, mut to_prosody) = prosody.into_split();
+                let (armed, holding, release) = (
+                    Arc::clone(&armed),
+                    Arc::clone(&holding),
+                    Arc::clone(&release),
+                );
+                let mut cut_up = cut.subscribe();
+                let mut cut_down = cut.subscribe();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 65536];
+                    loop {
+                        let read = tokio::select! {
+                            _ = cut_up.changed() => break,
+                            read = from_podium.read(&mut buffer) => read,
+                        };
+                        let Ok(n @ 1..) = read else { break };
+                        let chunk = &buffer[..n];
+                        if armed.load(Ordering::SeqCst)
+                            && chunk.windows(9).any(|w| w == b"<snapshot")
+                        {
+                            armed.store(false, Ordering::SeqCst);
+                            holding.notify_one();
+                            release.notified().await;
+                        }
+                        if to_prosody.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 65536];
+                    loop {
+                        let read = tokio::select! {
+                            _ = cut_down.changed() => break,
+                            read = from_prosody.read(&mut buffer) => read,
+                        };
+                        let Ok(n @ 1..) = read else { break };
+                        if to_podium.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        relay
+    }
+
+    /// Cuts the link podium has now; the next snapshot request podium sends is held.
+    fn cut_and_hold_the_next_snapshot(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
+
+/// Issue 14, point 5. During a resync podium learns the rooms page by page; a join that arrives
+/// before its room's page used to be decided from a view holding only the newcomer, so a capped slot
+/// went to the newcomer while the holder (whom the module kept holding) still had it: two holders
+/// under a cap of one. Now a room's decisions wait for its page (or the end of the resync): the
+/// newcomer waits in line, and holders never exceed the cap.
+#[tokio::test]
+async fn a_join_inside_a_resync_never_takes_a_capped_slot_someone_holds() {
+    let prosody = Prosody::start(&["ada", "bob", "inspector"]);
+    let relay = Relay::start(prosody.component_port).await;
+    let db = prosody.data_dir().join("rules/podium.db");
+    let config = write_config(&prosody, &db, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("port = {}", prosody.component_port),
+        &format!("port = {}", relay.port),
+    );
+    std::fs::write(&config, text).unwrap();
+    let podium = Podium::start(&config);
+    podium.wait_for(&["resync complete"]).await;
+    edit_rules(
+        &podium,
+        &db,
+        "INSERT INTO rules (id, room, media, effect, cap) VALUES (1, 'class', 'audio', 'allow', 1)",
+    )
+    .await;
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let mut ada = C2s::connect(prosody.c2s_port, "ada", "web").await;
+    ada.join("class", "ada").await;
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("ada", "audio")]),
+    )
+    .await;
+
+    // The link drops; podium reconnects and asks for the snapshot, which is held on its way.
+    let mark = podium.mark();
+    let holding = relay.holding.notified();
+    relay.cut_and_hold_the_next_snapshot();
+    holding.await;
+    // bob joins meanwhile: the module reports him before it answers the snapshot.
+    let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
+    bob.join("class", "bob").await;
+    podium
+        .wait_for_after(mark, &["occupant event", "\"occupant\":\"bob\""])
+        .await;
+    relay.release.notify_one();
+    podium.wait_for_after(mark, &["resync complete"]).await;
+
+    // ada keeps the slot, bob waits; podium never gave bob audio, so the module never held two.
+    common::wait_audit(
+        &podium,
+        &db,
+        "SELECT count(*) FROM decisions WHERE nick = 'bob'",
+        "1\n",
+    )
+    .await;
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT granted, cause FROM decisions WHERE nick = 'bob'"
+        ),
+        "none|resync\n"
+    );
+    wait_held(
+        &mut inspector,
+        &podium,
+        "class",
+        &decided(&[("ada", "audio"), ("bob", "none")]),
+    )
+    .await;
+    drop((ada, bob));
 }
