@@ -866,7 +866,7 @@ impl Engine {
                 }
                 debug!(room = %room, occupant = %nick, event = %kind, "occupant event");
                 if !self.view_is_complete(&room) {
-                    debug!(room = %room, occupant = %nick, "decided when the room's page is in");
+                    debug!(room = %room, occupant = %nick, "decided at the end of the resync");
                     return;
                 }
                 let cause = if kind == EventKind::Joined {
