@@ -1839,13 +1839,77 @@ module:hook("iq/host", function (event)
 	end
 end, 1); -- above mod_iq's dispatcher (priority 0), which would answer service-unavailable
 
+--- A reload of this module (or of mod_muc, which reloads it) -------------------------------------------
+
+-- Prosody 0.12 keeps what module.save returns for the next instance's module.restore
+-- (core/modulemanager.lua do_reload_module); reloading mod_muc reloads this module too (its
+-- module:depends("muc") hooks module-reloaded), and mod_muc keeps its rooms and occupants (it saves
+-- them to storage on unload and restores them on demand). Without this, a reload in the middle of a
+-- conference would lose every withheld and forwarded source, every sid and every conference at the
+-- bridge: a revoke would remove nothing from jicofo, a grant replay nothing, and jicofo's next Colibri2
+-- would lift the bridge's force-mute. The rooms map is copied, as module.unload empties it.
+function module.save()
+	flush_reports();
+	local rooms, joins = {}, {};
+	for room_jid, room in pairs(state.rooms) do rooms[room_jid] = room; end
+	for room_jid, joined in pairs(state.joins) do joins[room_jid] = joined; end
+	return {
+		format = podium.saved_format; rooms = rooms; joins = joins; conferences = conferences;
+		meeting_rooms = meeting_rooms; p2p_sessions = p2p_sessions; injected = injected;
+		injected_count = injected_count; own_meeting_ids = own_meeting_ids;
+	};
+end
+
 -- The sid index is shared with this module on the other MUC host and outlives this instance (a reload):
--- this instance's sessions leave it.
+-- this instance's sessions leave it (module.restore indexes them again).
 function module.unload()
 	flush_reports();
 	for room_jid in pairs(state.rooms) do
 		state:forget_room(room_jid);
 	end
+end
+
+local function copy_into(to, from)
+	for key, value in pairs(from) do to[key] = value; end
+end
+
+-- A state this code cannot read (saved by another version, or by none): nothing of it is trusted.
+-- Every occupant starts from podium_default_permissions until podium's resync decides (the <reset/>
+-- below), and every Jingle session that can still be named is ended with a restart: jicofo drops its
+-- sources and invites the participant again, and the new session-accept is filtered like a first one.
+-- A session that cannot be named stays unknown: its Jingle is refused (to_focus) until jicofo invites
+-- the participant again.
+local function restart_unknown_sessions(saved, why)
+	local handles = podium.session_handles(saved);
+	module:log("warn", "the state of the previous instance cannot be used (%s): %d Jingle session(s) restarted, "
+		.. "everyone held at the default until podium resyncs", why, #handles);
+	for _, handle in ipairs(handles) do
+		local record = state:track(handle.room_jid, handle.nick, handle.real_jid);
+		local media = media_of(record);
+		state:set_sid(record, handle.sid);
+		media.focus, media.focus_occupant, media.bridge_session = handle.focus, handle.focus_occupant,
+			handle.bridge_session;
+		end_session(handle.room_jid, handle.nick, record, "this module was reloaded and lost track of its sources");
+	end
+end
+
+function module.restore(saved)
+	local problem = podium.check_saved(saved, jingle.new_media());
+	if problem then
+		restart_unknown_sessions(saved, problem);
+		return;
+	end
+	local records, dropped = state:adopt(saved);
+	copy_into(conferences, saved.conferences);
+	copy_into(meeting_rooms, saved.meeting_rooms);
+	copy_into(p2p_sessions, saved.p2p_sessions);
+	copy_into(injected, saved.injected);
+	injected_count = saved.injected_count;
+	if type(saved.own_meeting_ids) == "table" then copy_into(own_meeting_ids, saved.own_meeting_ids); end
+	-- SSRC collisions are checked against every restored source from the first request on.
+	for room_jid in pairs(state.rooms) do rebuild_ssrc_owners(room_jid); end
+	module:log("info", "kept across the reload: %d occupant(s), %d conference(s) at the bridge; %d session(s) "
+		.. "claimed elsewhere dropped", records, jingle.count(conferences), dropped);
 end
 
 -- Tell podium this module starts with no held state (first load, or a reload with mod_muc): podium

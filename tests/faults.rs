@@ -15,12 +15,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
+use std::collections::BTreeSet;
+
+/// jicofo's namespace (`<bridge-session>` in Jingle).
+const FOCUS: &str = "http://jitsi.org/protocol/focus";
+
 use common::c2s::C2s;
-use common::conference::{Conference, EVERYTHING};
-use common::participant::Track;
+use common::conference::{Conference, EVERYTHING, jingle_from_since, sent, ssrcs};
+use common::focus::FocusOptions;
+use common::jingle::{JINGLE, SourceSet};
+use common::participant::{Participant, Track};
+use common::peer::is_result;
 use common::podium::Podium;
 use common::podium::write_config;
-use common::prosody::Prosody;
+use common::prosody::{CONFERENCE_OPTIONS, Prosody};
 use common::{decided, edit_rules, settle, sqlite3, wait_held};
 
 const USERS: &[&str] = &["focus", "jvb", "alice", "inspector"];
@@ -404,4 +412,229 @@ async fn a_join_inside_a_resync_never_takes_a_capped_slot_someone_holds() {
     )
     .await;
     drop((ada, bob));
+}
+
+/// Everyone may send everything, but bob may not send audio in `reload-*` rooms.
+const BOB_WITHOUT_AUDIO: &str =
+    "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
+    (1, '*',        'everyone', NULL,    'all',   'allow', 0),
+    (2, 'reload-*', 'jid',      'bob@*', 'audio', 'deny',  10)";
+const RELOAD_USERS: &[&str] = &["focus", "jvb", "alice", "bob", "inspector"];
+const RELOAD_ROOM: &str = "reload-1";
+
+/// A conference on a Prosody with its admin console: alice may send everything, bob everything but
+/// audio. bob's session-accept carried audio and camera: the focus holds his camera (forwarded), the
+/// module keeps his audio back (withheld), and the bridge force-mutes his audio.
+async fn conference_before_a_reload() -> (Conference, Participant, Participant) {
+    let prosody = Prosody::start_with_console(RELOAD_USERS, CONFERENCE_OPTIONS);
+    let mut conference = Conference::around(prosody, FocusOptions::default()).await;
+    conference.start_podium("").await;
+    edit_rules(conference.podium(), &conference.db, BOB_WITHOUT_AUDIO).await;
+    let everything = "audio,video,screen";
+    let alice = conference
+        .join(RELOAD_ROOM, "alice", &[("alice", everything)])
+        .await;
+    let bob = conference
+        .join(
+            RELOAD_ROOM,
+            "bob",
+            &[("alice", everything), ("bob", "video,screen")],
+        )
+        .await;
+    conference.focus_holds("alice", &sent(&alice)).await;
+    conference
+        .focus_holds("bob", &bob.track(Track::Camera))
+        .await;
+    conference
+        .bridge_force_mute(RELOAD_ROOM, "bob", true, false)
+        .await;
+    (conference, alice, bob)
+}
+
+/// Runs `command` on Prosody's admin console and waits until podium has resynced with the reloaded
+/// module (it sends `<reset/>` when it loads).
+async fn reload(conference: &Conference, command: &str, reloaded: &str) {
+    let mark = conference.podium().mark();
+    let answer = conference.prosody.console(command).await;
+    assert!(
+        answer.contains(reloaded) && !answer.contains("! "),
+        "the console answered {answer:?}"
+    );
+    conference
+        .podium()
+        .wait_for_after(mark, &["resync complete"])
+        .await;
+}
+
+/// After the reload: jicofo's force-mute update cannot lift podium's mute at the bridge; a revoke
+/// withdraws bob's forwarded camera from the focus under his session and mutes him at the bridge; a
+/// grant replays every source the module withheld (his audio from before the reload, his camera since).
+async fn enforced_after_the_reload(conference: &Conference, bob: &Participant) {
+    let sid = bob.sid().expect("bob has a session");
+    assert_eq!(
+        conference.focus.sid("bob"),
+        Some(sid.clone()),
+        "the reload left bob's session alone"
+    );
+    let bob_audio = bob.track(Track::Audio);
+    let bob_camera = bob.track(Track::Camera);
+
+    // jicofo's own force-mute update (its view: nothing muted) names the conference by meeting-id only.
+    let answer = conference.focus.force_mute("bob", false, false).await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference
+        .bridge_force_mute(RELOAD_ROOM, "bob", true, false)
+        .await;
+
+    let focus_mark = conference.focus.jingle_received().len();
+    conference
+        .edit("INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES (3, 'reload-*', 'jid', 'bob@*', 'all', 'deny', 20)")
+        .await;
+    conference.focus_holds("bob", &SourceSet::default()).await;
+    let removes: Vec<_> = jingle_from_since(&conference.focus, focus_mark, RELOAD_ROOM, "bob")
+        .into_iter()
+        .filter(|(received, _)| received.action == "source-remove")
+        .collect();
+    assert_eq!(removes.len(), 1, "{removes:?}");
+    assert_eq!(removes[0].0.sid, sid, "under bob's session");
+    assert_eq!(ssrcs(&removes[0].1), ssrcs(&bob_camera));
+    conference
+        .bridge_force_mute(RELOAD_ROOM, "bob", true, true)
+        .await;
+    let answer = conference.focus.force_mute("bob", false, false).await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference
+        .bridge_force_mute(RELOAD_ROOM, "bob", true, true)
+        .await;
+
+    let focus_mark = conference.focus.jingle_received().len();
+    conference
+        .edit("UPDATE rules SET enabled = 0 WHERE id IN (2, 3)")
+        .await;
+    conference
+        .focus_holds("bob", &bob_audio.union(&bob_camera))
+        .await;
+    let replayed: BTreeSet<u32> =
+        jingle_from_since(&conference.focus, focus_mark, RELOAD_ROOM, "bob")
+            .into_iter()
+            .filter(|(received, _)| received.action == "source-add" && received.sid == sid)
+            .flat_map(|(_, sources)| sources.ssrcs())
+            .collect();
+    assert_eq!(
+        replayed,
+        ssrcs(&bob_audio.union(&bob_camera)),
+        "the grant replayed bob's audio and camera under his session"
+    );
+    conference
+        .bridge_force_mute(RELOAD_ROOM, "bob", false, false)
+        .await;
+}
+
+/// Issue 14, point 4. An operator reloads mod_podium through Prosody's admin console in the middle of
+/// a conference. Before module.save/module.restore the new instance started empty: no sid, no
+/// withheld or forwarded source, no conference at the bridge, so the revoke below removed nothing
+/// from the focus, the grant replayed nothing, and jicofo's force-mute update lifted bob's audio mute.
+#[tokio::test]
+async fn a_reload_of_mod_podium_mid_conference_keeps_what_it_withholds_forwards_and_mutes() {
+    let (conference, _alice, bob) = conference_before_a_reload().await;
+    reload(
+        &conference,
+        r#"module:reload("podium", "conference.localhost")"#,
+        "Module reloaded on 1 host",
+    )
+    .await;
+    enforced_after_the_reload(&conference, &bob).await;
+}
+
+/// Issue 14, point 4, through mod_muc: reloading mod_muc keeps the rooms and their occupants (0.12
+/// saves them to storage on unload and restores them when next used) and reloads mod_podium with it
+/// (module:depends("muc") hooks module-reloaded), which keeps its state the same way.
+#[tokio::test]
+async fn a_reload_of_mod_muc_mid_conference_keeps_what_podium_withholds_forwards_and_mutes() {
+    let (conference, _alice, bob) = conference_before_a_reload().await;
+    reload(
+        &conference,
+        r#"module:reload("muc", "conference.localhost")"#,
+        "Module reloaded on 1 host",
+    )
+    .await;
+    assert!(
+        conference
+            .prosody
+            .log()
+            .contains("Auto-reloading due to reload of conference.localhost:muc"),
+        "mod_podium was reloaded with mod_muc"
+    );
+    enforced_after_the_reload(&conference, &bob).await;
+}
+
+/// Issue 14, point 4: a state the new instance cannot read (saved by another version of the module,
+/// here announced as format 0) is not used. Every session it can still name is restarted: the focus
+/// gets a session-terminate asking for a restart, invites bob again, and bob's new session-accept is
+/// filtered afresh (his audio withheld again, muted at the bridge); nothing was granted meanwhile.
+#[tokio::test]
+async fn a_reload_from_a_state_of_another_shape_restarts_the_sessions_and_grants_nothing() {
+    let (conference, _alice, bob) = conference_before_a_reload().await;
+    let old_sid = bob.sid().expect("bob has a session");
+    let patched = conference
+        .prosody
+        .console(
+            r#">local m = require "core.modulemanager".get_module("conference.localhost", "podium"); local save = m.module.save; m.module.save = function () local saved = save and save() or {}; saved.format = 0; return saved; end"#,
+        )
+        .await;
+    assert!(!patched.contains("! "), "{patched:?}");
+    let focus_mark = conference.focus.jingle_received().len();
+    reload(
+        &conference,
+        r#"module:reload("podium", "conference.localhost")"#,
+        "Module reloaded on 1 host",
+    )
+    .await;
+    assert!(
+        conference.prosody.log().contains(
+            "the state of the previous instance cannot be used (saved format 0, this module reads"
+        ),
+        "the new instance refused the saved state"
+    );
+    let terminates: Vec<_> = jingle_from_since(&conference.focus, focus_mark, RELOAD_ROOM, "bob")
+        .into_iter()
+        .filter(|(received, _)| received.action == "session-terminate")
+        .collect();
+    assert!(
+        terminates
+            .iter()
+            .any(|(received, _)| received.sid == old_sid
+                && received
+                    .iq
+                    .get_child("jingle", JINGLE)
+                    .and_then(|jingle| jingle.get_child("bridge-session", FOCUS))
+                    .is_some_and(|bridge| bridge.attr("restart") == Some("true"))),
+        "bob's session was ended with a restart: {terminates:?}"
+    );
+    bob.wait_until("bob accepted a new session", |view| {
+        view.accept_answers.len() == 2
+    })
+    .await;
+    let new_sid = conference.focus.sid("bob").expect("a new session");
+    assert_ne!(new_sid, old_sid);
+    conference
+        .focus_holds("bob", &bob.track(Track::Camera))
+        .await;
+    conference
+        .bridge_force_mute(RELOAD_ROOM, "bob", true, false)
+        .await;
+    assert!(
+        ssrcs_received_since(&conference, focus_mark, "bob")
+            .is_disjoint(&ssrcs(&bob.track(Track::Audio))),
+        "no audio SSRC of bob reached the focus"
+    );
+}
+
+/// Every SSRC the focus received from `nick` in an adding request after the first `since` requests.
+fn ssrcs_received_since(conference: &Conference, since: usize, nick: &str) -> BTreeSet<u32> {
+    jingle_from_since(&conference.focus, since, RELOAD_ROOM, nick)
+        .into_iter()
+        .filter(|(received, _)| received.action != "source-remove")
+        .flat_map(|(_, sources)| sources.ssrcs())
+        .collect()
 }
