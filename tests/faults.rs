@@ -1,10 +1,12 @@
 //! Faults and mistakes (issue 14): a bad row written by an admin, the time a decision is stamped with,
-//! and a join that arrives while podium resyncs. A real Prosody with mod_podium, the real podium binary
+//! a join that arrives while podium resyncs, and a reload of mod_podium or mod_muc through Prosody's
+//! admin console in the middle of a conference. A real Prosody with mod_podium, the real podium binary
 //! on real SQLite edited with the `sqlite3` CLI from another process, the jicofo stand-in, which shows
 //! what was enforced, and a TCP relay on podium's component link that can hold podium's requests.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -14,11 +16,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
-
-use std::collections::BTreeSet;
-
-/// jicofo's namespace (`<bridge-session>` in Jingle).
-const FOCUS: &str = "http://jitsi.org/protocol/focus";
 
 use common::c2s::C2s;
 use common::conference::{Conference, EVERYTHING, jingle_from_since, sent, ssrcs};
@@ -31,6 +28,8 @@ use common::podium::write_config;
 use common::prosody::{CONFERENCE_OPTIONS, Prosody};
 use common::{decided, edit_rules, settle, sqlite3, wait_held};
 
+/// jicofo's namespace (`<bridge-session>` in Jingle).
+const FOCUS: &str = "http://jitsi.org/protocol/focus";
 const USERS: &[&str] = &["focus", "jvb", "alice", "inspector"];
 const ROOM: &str = "standup";
 
@@ -455,7 +454,9 @@ async fn conference_before_a_reload() -> (Conference, Participant, Participant) 
 /// module (it sends `<reset/>` when it loads).
 async fn reload(conference: &Conference, command: &str, reloaded: &str) {
     let mark = conference.podium().mark();
+    let started = std::time::Instant::now();
     let answer = conference.prosody.console(command).await;
+    let answered = started.elapsed();
     assert!(
         answer.contains(reloaded) && !answer.contains("! "),
         "the console answered {answer:?}"
@@ -464,6 +465,10 @@ async fn reload(conference: &Conference, command: &str, reloaded: &str) {
         .podium()
         .wait_for_after(mark, &["resync complete"])
         .await;
+    println!(
+        "{command}: console answered in {answered:?}, podium resynced {:?} after the command",
+        started.elapsed()
+    );
 }
 
 /// After the reload: jicofo's force-mute update cannot lift podium's mute at the bridge; a revoke
