@@ -1905,7 +1905,9 @@ function module.restore(saved)
 	copy_into(p2p_sessions, saved.p2p_sessions);
 	copy_into(injected, saved.injected);
 	injected_count = saved.injected_count;
-	if type(saved.own_meeting_ids) == "table" then copy_into(own_meeting_ids, saved.own_meeting_ids); end
+	for room, meeting_id in pairs(type(saved.own_meeting_ids) == "table" and saved.own_meeting_ids or {}) do
+		if type(meeting_id) == "string" then own_meeting_ids[room] = meeting_id; end
+	end
 	-- SSRC collisions are checked against every restored source from the first request on.
 	for room_jid in pairs(state.rooms) do rebuild_ssrc_owners(room_jid); end
 	module:log("info", "kept across the reload: %d occupant(s), %d conference(s) at the bridge; %d session(s) "

@@ -233,8 +233,36 @@ local function check_sources(sources, where)
 	return nil;
 end
 
+-- media.groups: a list of groups, each { semantics, media, ssrcs = list, seq, index } at its index;
+-- media.group_by_key: key -> one of them.
+local function check_groups(media, where)
+	for index, group in pairs(media.groups) do
+		if type(group) ~= "table" or group.index ~= index or type(group.ssrcs) ~= "table"
+			or type(group.semantics) ~= "string" or not source_media[group.media] or math.type(group.seq) ~= "integer" then
+			return ("%s.groups[%s] is not a group"):format(where, tostring(index));
+		end
+	end
+	for key, group in pairs(media.group_by_key) do
+		if type(key) ~= "string" or type(group) ~= "table" or media.groups[group.index] ~= group then
+			return ("%s.group_by_key[%s] is not a known group"):format(where, tostring(key));
+		end
+	end
+	return nil;
+end
+
+-- media.requests: the participant's requests in flight, each { id, sender, added, removed, at }.
+local function check_requests(requests, where)
+	for i, request in pairs(requests) do
+		if type(request) ~= "table" or type(request.id) ~= "string" or type(request.sender) ~= "string"
+			or type(request.added) ~= "table" or type(request.removed) ~= "table" or type(request.at) ~= "number" then
+			return ("%s.requests[%s] is not a request"):format(where, tostring(i));
+		end
+	end
+	return nil;
+end
+
 -- An occupant's media (podium_jingle.lib.lua new_media): every field of `template` (a fresh
--- new_media()) with the same type, the session's strings, and sources of the shape above.
+-- new_media()) with the same type, the session's strings, and sources and groups of the shapes above.
 local function check_media(media, template, where)
 	if type(media) ~= "table" then return where .. " is not a table"; end
 	for key, value in pairs(template) do
@@ -248,8 +276,18 @@ local function check_media(media, template, where)
 	end
 	return check_sources(media.forwarded, where .. ".forwarded")
 		or check_sources(media.withheld, where .. ".withheld")
-		or (media.kept ~= nil and check_sources(media.kept, where .. ".kept")) or nil;
+		or (media.kept ~= nil and check_sources(media.kept, where .. ".kept"))
+		or check_groups(media, where)
+		or (media.requests ~= nil and check_requests(media.requests, where)) or nil;
 end
+
+-- What read_presence, presence_changed and the reports keep in a record, by type (all optional).
+local presence_fields = {
+	sending = "string"; hand = "boolean"; features = "table"; features_key = "string"; source_info = "string";
+	legacy_screen = "boolean"; declared = "table"; reported = "boolean"; reported_role = "string";
+	reported_affiliation = "string"; reported_sending = "string"; reported_hand = "boolean";
+	reported_features = "string";
+};
 
 local origins = { default = true; podium = true };
 
@@ -260,6 +298,12 @@ local function check_record(record, template, where)
 	if not origins[record.origin] then return where .. ".origin is neither default nor podium"; end
 	if not is_count(record.joined) then return where .. ".joined is not a positive integer"; end
 	if not optional(record.moderation_ui, "table") then return where .. ".moderation_ui is not a table"; end
+	if record.identity ~= false and not optional(record.identity, "table") then
+		return where .. ".identity is not a stanza";
+	end
+	for key, kind in pairs(presence_fields) do
+		if not optional(record[key], kind) then return ("%s.%s is not a %s"):format(where, key, kind); end
+	end
 	if record.media ~= nil then return check_media(record.media, template, where .. ".media"); end
 	return nil;
 end

@@ -475,6 +475,13 @@ async fn reload(conference: &Conference, command: &str, reloaded: &str) {
 /// withdraws bob's forwarded camera from the focus under his session and mutes him at the bridge; a
 /// grant replays every source the module withheld (his audio from before the reload, his camera since).
 async fn enforced_after_the_reload(conference: &Conference, bob: &Participant) {
+    assert!(
+        conference
+            .prosody
+            .log()
+            .contains("kept across the reload: 2 occupant(s), 1 conference(s) at the bridge"),
+        "the new instance took the old one's state"
+    );
     let sid = bob.sid().expect("bob has a session");
     assert_eq!(
         conference.focus.sid("bob"),

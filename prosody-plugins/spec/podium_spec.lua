@@ -552,6 +552,10 @@ describe("a state saved across a reload", function ()
 		media.focus, media.focus_occupant, media.bridge_session = "focus@localhost/f", room_jid .. "/focus", "bs-1";
 		media.forwarded["11"] = { ssrc = "11"; kind = "video"; media = "video"; name = "bob-v0" };
 		media.withheld["22"] = { ssrc = "22"; kind = "audio"; media = "audio"; name = "bob-a0" };
+		local group = { semantics = "FID"; media = "video"; ssrcs = { "11", "12" }; seq = 1; index = 1; forwarded = true };
+		media.groups[1], media.group_by_key["video FID 11,12"], media.group_seq = group, group, 1;
+		media.requests = { { id = "r1"; sender = "abcdefgh"; added = {}; removed = {}; at = 1 } };
+		bob.sending, bob.hand, bob.features_key = "video", false, "";
 		local rooms, joins = {}, {};
 		for jid, room in pairs(state.rooms) do rooms[jid] = room; end
 		for jid, joined in pairs(state.joins) do joins[jid] = joined; end
@@ -613,6 +617,13 @@ describe("a state saved across a reload", function ()
 			room_jid .. "/bob.media.withheld[22] is not a source");
 		refused(function (_, bob) bob.media.group_by_key = nil; end, room_jid .. "/bob.media.group_by_key is not a table");
 		refused(function (_, bob) bob.media.sid = 7; end, room_jid .. "/bob.media.sid is not a string");
+		refused(function (_, bob) bob.media.groups[1].ssrcs = "11 12"; end, room_jid .. "/bob.media.groups[1] is not a group");
+		refused(function (_, bob) bob.media.groups[1] = nil; end,
+			room_jid .. "/bob.media.group_by_key[video FID 11,12] is not a known group");
+		refused(function (_, bob) bob.media.requests[1].added = nil; end,
+			room_jid .. "/bob.media.requests[1] is not a request");
+		refused(function (_, bob) bob.hand = "true"; end, room_jid .. "/bob.hand is not a boolean");
+		refused(function (_, bob) bob.features = "x"; end, room_jid .. "/bob.features is not a table");
 		refused(function (saved) saved.joins = {}; end, "the joins of " .. room_jid .. " are not counted");
 		refused(function (saved) saved.conferences[room_jid].endpoints.bob.jicofo = { audio = "no" }; end,
 			"endpoint bob of " .. room_jid .. " is not an endpoint");
