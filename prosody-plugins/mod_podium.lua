@@ -1873,13 +1873,22 @@ local function copy_into(to, from)
 	for key, value in pairs(from) do to[key] = value; end
 end
 
--- A state this code cannot read (saved by another version, or by none): nothing of it is trusted.
--- Every occupant starts from podium_default_permissions until podium's resync decides (the <reset/>
--- below), and every Jingle session that can still be named is ended with a restart: jicofo drops its
--- sources and invites the participant again, and the new session-accept is filtered like a first one.
--- A session that cannot be named stays unknown: its Jingle is refused (to_focus) until jicofo invites
--- the participant again.
+-- A state this code cannot read (saved by another version, or by none): no decision or source of it is
+-- trusted. Every occupant starts from podium_default_permissions until podium's resync decides (the
+-- <reset/> below), and every Jingle session that can still be named is ended with a restart: jicofo
+-- drops its sources and invites the participant again, and the new session-accept is filtered like a
+-- first one. A session that cannot be named stays unknown: its Jingle is refused (to_focus) until
+-- jicofo invites the participant again. The conferences at the bridge are kept when their shape is
+-- the one this code reads (jicofo names a conference only when it creates it; a re-invite's
+-- allocation carries the meeting id alone), with nothing counted as told to the bridge.
 local function restart_unknown_sessions(saved, why)
+	if type(saved) == "table" and not podium.check_conferences(saved.conferences, saved.meeting_rooms) then
+		copy_into(conferences, saved.conferences);
+		copy_into(meeting_rooms, saved.meeting_rooms);
+		for _, conference in pairs(conferences) do
+			for _, endpoint in pairs(conference.endpoints) do endpoint.applied = nil; end
+		end
+	end
 	local handles = podium.session_handles(saved);
 	module:log("warn", "the state of the previous instance cannot be used (%s): %d Jingle session(s) restarted, "
 		.. "everyone held at the default until podium resyncs", why, #handles);

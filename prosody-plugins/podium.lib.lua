@@ -804,6 +804,7 @@ return {
 	new_state = new_state;
 	saved_format = saved_format;
 	check_saved = check_saved;
+	check_conferences = check_conferences;
 	session_handles = session_handles;
 	held_tag = held_tag;
 	identity_tag = identity_tag;

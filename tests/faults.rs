@@ -583,15 +583,18 @@ async fn a_reload_of_mod_muc_mid_conference_keeps_what_podium_withholds_forwards
 /// Issue 14, point 4: a state the new instance cannot read (saved by another version of the module,
 /// here announced as format 0) is not used. Every session it can still name is restarted: the focus
 /// gets a session-terminate asking for a restart, invites bob again, and bob's new session-accept is
-/// filtered afresh (his audio withheld again, muted at the bridge); nothing was granted meanwhile.
+/// filtered afresh (his audio withheld again); nothing was granted meanwhile. alice's session cannot
+/// be named (her bridge-session id is taken out of the saved state) and stays: jicofo's allocation for
+/// bob's new session names the conference by meeting id alone, and bob is muted at the bridge all the
+/// same, from the conferences kept.
 #[tokio::test]
 async fn a_reload_from_a_state_of_another_shape_restarts_the_sessions_and_grants_nothing() {
-    let (conference, _alice, bob) = conference_before_a_reload().await;
+    let (conference, alice, bob) = conference_before_a_reload().await;
     let old_sid = bob.sid().expect("bob has a session");
     let patched = conference
         .prosody
         .console(
-            r#">local m = require "core.modulemanager".get_module("conference.localhost", "podium"); local save = m.module.save; m.module.save = function () local saved = save and save() or {}; saved.format = 0; return saved; end"#,
+            r#">local m = require "core.modulemanager".get_module("conference.localhost", "podium"); local save = m.module.save; m.module.save = function () local saved = save and save() or {}; saved.format = 0; local alice = (saved.rooms or {})["reload-1@conference.localhost"]; alice = alice and alice.alice; if alice and alice.media then alice.media.bridge_session = nil; end; return saved; end"#,
         )
         .await;
     assert!(!patched.contains("! "), "{patched:?}");
@@ -629,6 +632,11 @@ async fn a_reload_from_a_state_of_another_shape_restarts_the_sessions_and_grants
     .await;
     let new_sid = conference.focus.sid("bob").expect("a new session");
     assert_ne!(new_sid, old_sid);
+    assert_eq!(
+        conference.focus.sid("alice"),
+        alice.sid(),
+        "alice's session, which the module could not name, was not restarted"
+    );
     conference
         .focus_holds("bob", &bob.track(Track::Camera))
         .await;
