@@ -471,6 +471,16 @@ async fn reload(conference: &Conference, command: &str, reloaded: &str) {
     );
 }
 
+/// jicofo's own force-mute update for bob (its view: nothing muted), which names the conference by
+/// meeting id only, leaves the bridge muting bob's `audio` and `video` as podium wants.
+async fn jicofo_cannot_lift_bobs_mute(conference: &Conference, audio: bool, video: bool) {
+    let answer = conference.focus.force_mute("bob", false, false).await;
+    assert!(is_result(&answer), "{answer:?}");
+    conference
+        .bridge_force_mute(RELOAD_ROOM, "bob", audio, video)
+        .await;
+}
+
 /// After the reload: jicofo's force-mute update cannot lift podium's mute at the bridge; a revoke
 /// withdraws bob's forwarded camera from the focus under his session and mutes him at the bridge; a
 /// grant replays every source the module withheld (his audio from before the reload, his camera since).
@@ -491,12 +501,7 @@ async fn enforced_after_the_reload(conference: &Conference, bob: &Participant) {
     let bob_audio = bob.track(Track::Audio);
     let bob_camera = bob.track(Track::Camera);
 
-    // jicofo's own force-mute update (its view: nothing muted) names the conference by meeting-id only.
-    let answer = conference.focus.force_mute("bob", false, false).await;
-    assert!(is_result(&answer), "{answer:?}");
-    conference
-        .bridge_force_mute(RELOAD_ROOM, "bob", true, false)
-        .await;
+    jicofo_cannot_lift_bobs_mute(conference, true, false).await;
 
     let focus_mark = conference.focus.jingle_received().len();
     conference
@@ -513,11 +518,7 @@ async fn enforced_after_the_reload(conference: &Conference, bob: &Participant) {
     conference
         .bridge_force_mute(RELOAD_ROOM, "bob", true, true)
         .await;
-    let answer = conference.focus.force_mute("bob", false, false).await;
-    assert!(is_result(&answer), "{answer:?}");
-    conference
-        .bridge_force_mute(RELOAD_ROOM, "bob", true, true)
-        .await;
+    jicofo_cannot_lift_bobs_mute(conference, true, true).await;
 
     let focus_mark = conference.focus.jingle_received().len();
     conference
