@@ -1873,6 +1873,16 @@ local function copy_into(to, from)
 	for key, value in pairs(from) do to[key] = value; end
 end
 
+-- Ends a session the previous instance had (see restart_unknown_sessions) in the participant's name.
+local function restart_session(handle)
+	local record = state:track(handle.room_jid, handle.nick, handle.real_jid);
+	local media = media_of(record);
+	state:set_sid(record, handle.sid);
+	media.focus, media.focus_occupant = handle.focus, handle.focus_occupant;
+	media.bridge_session = handle.bridge_session;
+	end_session(handle.room_jid, handle.nick, record, "this module was reloaded and lost track of its sources");
+end
+
 -- A state this code cannot read (saved by another version, or by none): no decision or source of it is
 -- trusted. Every occupant starts from podium_default_permissions until podium's resync decides (the
 -- <reset/> below), and every Jingle session that can still be named is ended with a restart: jicofo
@@ -1889,17 +1899,16 @@ local function restart_unknown_sessions(saved, why)
 			for _, endpoint in pairs(conference.endpoints) do endpoint.applied = nil; end
 		end
 	end
-	local handles = podium.session_handles(saved);
-	module:log("warn", "the state of the previous instance cannot be used (%s): %d Jingle session(s) restarted, "
-		.. "everyone held at the default until podium resyncs", why, #handles);
-	for _, handle in ipairs(handles) do
-		local record = state:track(handle.room_jid, handle.nick, handle.real_jid);
-		local media = media_of(record);
-		state:set_sid(record, handle.sid);
-		media.focus, media.focus_occupant, media.bridge_session = handle.focus, handle.focus_occupant,
-			handle.bridge_session;
-		end_session(handle.room_jid, handle.nick, record, "this module was reloaded and lost track of its sources");
+	local restarted = 0;
+	for _, handle in ipairs(podium.session_handles(saved)) do
+		-- A sid the other MUC host's instance holds is that instance's to end.
+		if state.sids[handle.sid] == nil then
+			restart_session(handle);
+			restarted = restarted + 1;
+		end
 	end
+	module:log("warn", "the state of the previous instance cannot be used (%s): %d Jingle session(s) restarted, "
+		.. "everyone held at the default until podium resyncs", why, restarted);
 end
 
 function module.restore(saved)
@@ -1923,9 +1932,9 @@ function module.restore(saved)
 		.. "claimed elsewhere dropped", records, jingle.count(conferences), dropped);
 end
 
--- Tell podium this module starts with no held state (first load, or a reload with mod_muc): podium
--- resyncs, as after a reconnect. If podium is not connected yet, Prosody bounces this harmlessly and
--- podium resyncs when it connects.
+-- Tell podium this module (re)started: podium resyncs, as after a reconnect, and corrects whatever the
+-- module holds (nothing after a first load, the previous instance's state after a reload). If podium
+-- is not connected yet, Prosody bounces this harmlessly and podium resyncs when it connects.
 -- From a timer, so that at start-up every host is activated before it is routed.
 module:add_timer(0, function ()
 	flush_reports();
