@@ -1892,7 +1892,10 @@ end
 -- the one this code reads (jicofo names a conference only when it creates it; a re-invite's
 -- allocation carries the meeting id alone), with nothing counted as told to the bridge.
 local function restart_unknown_sessions(saved, why)
-	if type(saved) == "table" and not podium.check_conferences(saved.conferences, saved.meeting_rooms) then
+	-- Each walk of the unknown state is guarded: what raises there counts as unreadable.
+	local walked, conference_problem = pcall(podium.check_conferences, type(saved) == "table" and saved.conferences,
+		type(saved) == "table" and saved.meeting_rooms);
+	if walked and not conference_problem then
 		copy_into(conferences, saved.conferences);
 		copy_into(meeting_rooms, saved.meeting_rooms);
 		for _, conference in pairs(conferences) do
@@ -1900,7 +1903,8 @@ local function restart_unknown_sessions(saved, why)
 		end
 	end
 	local restarted = 0;
-	for _, handle in ipairs(podium.session_handles(saved)) do
+	local named, handles = pcall(podium.session_handles, saved);
+	for _, handle in ipairs(named and handles or {}) do
 		-- A sid the other MUC host's instance holds is that instance's to end.
 		if state.sids[handle.sid] == nil then
 			restart_session(handle);
@@ -1908,12 +1912,12 @@ local function restart_unknown_sessions(saved, why)
 		end
 	end
 	module:log("warn", "the state of the previous instance cannot be used (%s): %d Jingle session(s) restarted, "
-		.. "everyone held at the default until podium resyncs", why, restarted);
+		.. "everyone held at the default until podium resyncs", tostring(why), restarted);
 end
 
 function module.restore(saved)
-	local problem = podium.check_saved(saved, jingle.new_media());
-	if problem then
+	local walked, problem = pcall(podium.check_saved, saved, jingle.new_media());
+	if not walked or problem then
 		restart_unknown_sessions(saved, problem);
 		return;
 	end
