@@ -559,7 +559,8 @@ impl Load {
 
 /// One console line: counts what mod_podium on the conference MUC would save for a reload.
 const TABLES: &str = concat!(
-    r#">local s = prosody.hosts["conference.localhost"].modules.podium.module.save(); "#,
+    r#">collectgarbage("collect"); "#,
+    r#"local s = prosody.hosts["conference.localhost"].modules.podium.module.save(); "#,
     r#"local function c(t) local n = 0; for _ in pairs(t or {}) do n = n + 1; end return n; end; "#,
     r#"local rooms, occupants, forwarded, withheld, sids = 0, 0, 0, 0, 0; "#,
     r#"for _, room in pairs(s.rooms) do rooms = rooms + 1; for _, r in pairs(room) do "#,
@@ -568,7 +569,7 @@ const TABLES: &str = concat!(
     r#"return ("rooms=%d occupants=%d forwarded=%d withheld=%d sids=%d joins=%d conferences=%d "#,
     r#"meeting_rooms=%d p2p=%d injected=%d lua_kib=%d"):format(rooms, occupants, forwarded, "#,
     r#"withheld, sids, c(s.joins), c(s.conferences), c(s.meeting_rooms), c(s.p2p_sessions), "#,
-    r#"c(s.injected), collectgarbage("count"))"#
+    r#"c(s.injected), math.floor(collectgarbage("count")))"#
 );
 
 /// VmRSS of `pid`, KiB.
