@@ -120,11 +120,19 @@ async fn sample(load: &Load) -> String {
     let (podium, prosody) = load.rss();
     let tables = load.module_tables().await;
     let rows = common::sqlite3(&load.conference.db, "SELECT count(*) FROM decisions");
+    // The database's size: podium's SQLite page cache (4 connections, 2 MiB each by default) grows
+    // with it up to its bound.
+    let file = |suffix: &str| {
+        let mut path = load.conference.db.clone().into_os_string();
+        path.push(suffix);
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    };
     format!(
-        "podium {} prosody {} | {tables} | decisions {}",
+        "podium {} prosody {} | {tables} | decisions {} | database {}",
         mib(podium),
         mib(prosody),
-        rows.trim()
+        rows.trim(),
+        mib((file("") + file("-wal")) / 1024)
     )
 }
 

@@ -425,8 +425,9 @@ impl Load {
                                 endpoint.is_some_and(|e| e.session == Some(SessionState::Active));
                             let found = endpoint.map(|e| ssrcs(&e.sources)).unwrap_or_default();
                             (!active || found != occupant.ssrcs).then(|| {
+                                let session = endpoint.map(|e| (e.session, e.invites, e.restarts.len()));
                                 format!(
-                                    "{key}: active {active}, holds {found:?}, expected {:?}",
+                                    "{key}: (session, invites, restarts) {session:?}, holds {found:?}, expected {:?}",
                                     occupant.ssrcs
                                 )
                             })
@@ -546,8 +547,8 @@ impl Load {
 
     /// The module's tables on the conference MUC (what `module.save` hands to a reload: rooms,
     /// occupants, forwarded and withheld sources, Jingle sessions, conferences at the bridge, P2P
-    /// sessions, IQs in flight) and Prosody's Lua heap, as `name=count` pairs, through the admin
-    /// console.
+    /// sessions, IQs in flight), Prosody's c2s sessions and its live Lua heap (after a full
+    /// collection), as `name=count` pairs, through the admin console.
     pub async fn module_tables(&self) -> String {
         let answer = self.conference.prosody.console(TABLES).await;
         answer
@@ -567,9 +568,10 @@ const TABLES: &str = concat!(
     r#"occupants = occupants + 1; local m = r.media; if m then forwarded = forwarded + c(m.forwarded); "#,
     r#"withheld = withheld + c(m.withheld); if m.sid then sids = sids + 1; end end end end; "#,
     r#"return ("rooms=%d occupants=%d forwarded=%d withheld=%d sids=%d joins=%d conferences=%d "#,
-    r#"meeting_rooms=%d p2p=%d injected=%d lua_kib=%d"):format(rooms, occupants, forwarded, "#,
-    r#"withheld, sids, c(s.joins), c(s.conferences), c(s.meeting_rooms), c(s.p2p_sessions), "#,
-    r#"c(s.injected), math.floor(collectgarbage("count")))"#
+    r#"meeting_rooms=%d p2p=%d injected=%d sessions=%d lua_kib=%d"):format(rooms, occupants, "#,
+    r#"forwarded, withheld, sids, c(s.joins), c(s.conferences), c(s.meeting_rooms), "#,
+    r#"c(s.p2p_sessions), c(s.injected), c(prosody.full_sessions), "#,
+    r#"math.floor(collectgarbage("count")))"#
 );
 
 /// VmRSS of `pid`, KiB.
