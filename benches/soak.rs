@@ -23,7 +23,6 @@
 //! (rooms, occupants, forwarded and withheld sources, Jingle sessions, bridge conferences, P2P
 //! sessions, IQs in flight).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -99,18 +98,6 @@ fn uptime() -> String {
     )
 }
 
-fn counters(load: &Load) -> String {
-    let c = &load.counters;
-    format!(
-        "joins {} leaves {} toggles {} edits {} failures {}",
-        c.joins.load(Ordering::Relaxed),
-        c.leaves.load(Ordering::Relaxed),
-        c.toggles.load(Ordering::Relaxed),
-        c.edits.load(Ordering::Relaxed),
-        c.failures.load(Ordering::Relaxed),
-    )
-}
-
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
@@ -172,7 +159,7 @@ async fn cycles_figure(load: &mut Load, cycles: usize) {
             ms(converged.view),
         );
     }
-    println!("{}", counters(load));
+    println!("{}", load.counters);
 }
 
 async fn soak_figure(load: &mut Load, minutes: f64, sample_secs: u64) {
@@ -185,7 +172,7 @@ async fn soak_figure(load: &mut Load, minutes: f64, sample_secs: u64) {
             "{:>6.0} s: {} | {}",
             started.elapsed().as_secs_f64(),
             sample(load).await,
-            counters(load)
+            load.counters
         );
         if Instant::now() >= end {
             break;

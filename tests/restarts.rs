@@ -14,19 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::churn::{Load, LoadOptions};
 
-/// Prints what the load did so far.
-fn counters(load: &Load) -> String {
-    let c = &load.counters;
-    format!(
-        "joins {} leaves {} toggles {} edits {} failures {}",
-        c.joins.load(Ordering::Relaxed),
-        c.leaves.load(Ordering::Relaxed),
-        c.toggles.load(Ordering::Relaxed),
-        c.edits.load(Ordering::Relaxed),
-        c.failures.load(Ordering::Relaxed),
-    )
-}
-
 /// Two `kill -9` cycles of podium and one restart of Prosody under the load: after each, everyone
 /// present holds exactly what the rules decide at the module, at the focus and in podium's view,
 /// and every decision a podium still running logged has its audit row (what a killed podium had
@@ -47,7 +34,7 @@ async fn kill_and_restart_under_load_converge_to_the_rules_with_every_decision_a
         let (paused, converged) = load.converge().await;
         println!(
             "kill -9 cycle {cycle}: resync complete {resynced:?} after the kill; then {converged:?} after the load paused; {}",
-            counters(&load)
+            load.counters
         );
         load.wait_audited().await;
         drop(paused);
@@ -58,7 +45,7 @@ async fn kill_and_restart_under_load_converge_to_the_rules_with_every_decision_a
     let (paused, converged) = load.converge().await;
     println!(
         "Prosody restart: podium resynced {resynced:?} and everyone back in {back:?} after the kill; then {converged:?} after the load paused; {}",
-        counters(&load)
+        load.counters
     );
     load.wait_audited().await;
     drop(paused);

@@ -96,6 +96,21 @@ pub struct Counters {
     pub failures: AtomicU64,
 }
 
+impl std::fmt::Display for Counters {
+    /// `joins 12 leaves 30 toggles 98 edits 3 failures 0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "joins {} leaves {} toggles {} edits {} failures {}",
+            self.joins.load(Ordering::Relaxed),
+            self.leaves.load(Ordering::Relaxed),
+            self.toggles.load(Ordering::Relaxed),
+            self.edits.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// The load on a whole conference.
 pub struct Load {
     // The load's tasks go first, before what they use.
