@@ -3,7 +3,8 @@ std = "lua54"
 max_line_length = 150
 files["mod_podium.lua"] = {
 	read_globals = { "module", "prosody" };
-	globals = { "module.unload" }; -- Prosody calls it before unloading or reloading the module
+	-- Prosody calls unload before unloading or reloading the module, save and restore around a reload
+	globals = { "module.unload", "module.save", "module.restore" };
 }
 files["mod_podium_visitor.lua"] = {
 	read_globals = { "module", "prosody" };

@@ -1878,8 +1878,29 @@ module:hook("iq/host", function (event)
 	end
 end, 1); -- above mod_iq's dispatcher (priority 0), which would answer service-unavailable
 
+--- A reload of this module (or of mod_muc, which reloads it) -------------------------------------------
+
+-- Prosody 0.12 keeps what module.save returns for the next instance's module.restore
+-- (core/modulemanager.lua do_reload_module); reloading mod_muc reloads this module too (its
+-- module:depends("muc") hooks module-reloaded), and mod_muc keeps its rooms and occupants (it saves
+-- them to storage on unload and restores them on demand). Without this, a reload in the middle of a
+-- conference would lose every withheld and forwarded source, every sid and every conference at the
+-- bridge: a revoke would remove nothing from jicofo, a grant replay nothing, and jicofo's next Colibri2
+-- would lift the bridge's force-mute. The rooms map is copied, as module.unload empties it.
+function module.save()
+	flush_reports();
+	local rooms, joins = {}, {};
+	for room_jid, room in pairs(state.rooms) do rooms[room_jid] = room; end
+	for room_jid, joined in pairs(state.joins) do joins[room_jid] = joined; end
+	return {
+		format = podium.saved_format; rooms = rooms; joins = joins; conferences = conferences;
+		meeting_rooms = meeting_rooms; p2p_sessions = p2p_sessions; injected = injected;
+		injected_count = injected_count; own_meeting_ids = own_meeting_ids;
+	};
+end
+
 -- The sid index is shared with this module on the other MUC host and outlives this instance (a reload):
--- this instance's sessions leave it.
+-- this instance's sessions leave it (module.restore indexes them again).
 function module.unload()
 	flush_reports();
 	for room_jid in pairs(state.rooms) do
@@ -1887,9 +1908,76 @@ function module.unload()
 	end
 end
 
--- Tell podium this module starts with no held state (first load, or a reload with mod_muc): podium
--- resyncs, as after a reconnect. If podium is not connected yet, Prosody bounces this harmlessly and
--- podium resyncs when it connects.
+local function copy_into(to, from)
+	for key, value in pairs(from) do to[key] = value; end
+end
+
+-- Ends a session the previous instance had (see restart_unknown_sessions) in the participant's name.
+local function restart_session(handle)
+	local record = state:track(handle.room_jid, handle.nick, handle.real_jid);
+	local media = media_of(record);
+	state:set_sid(record, handle.sid);
+	media.focus, media.focus_occupant = handle.focus, handle.focus_occupant;
+	media.bridge_session = handle.bridge_session;
+	end_session(handle.room_jid, handle.nick, record, "this module was reloaded and lost track of its sources");
+end
+
+-- A state this code cannot read (saved by another version, or by none): no decision or source of it is
+-- trusted. Every occupant starts from podium_default_permissions until podium's resync decides (the
+-- <reset/> below), and every Jingle session that can still be named is ended with a restart: jicofo
+-- drops its sources and invites the participant again, and the new session-accept is filtered like a
+-- first one. A session that cannot be named stays unknown: its Jingle is refused (to_focus) until
+-- jicofo invites the participant again. The conferences at the bridge are kept when their shape is
+-- the one this code reads (jicofo names a conference only when it creates it; a re-invite's
+-- allocation carries the meeting id alone), with nothing counted as told to the bridge.
+local function restart_unknown_sessions(saved, why)
+	-- Each walk of the unknown state is guarded: what raises there counts as unreadable.
+	local walked, conference_problem = pcall(podium.check_conferences, type(saved) == "table" and saved.conferences,
+		type(saved) == "table" and saved.meeting_rooms);
+	if walked and not conference_problem then
+		copy_into(conferences, saved.conferences);
+		copy_into(meeting_rooms, saved.meeting_rooms);
+		for _, conference in pairs(conferences) do
+			for _, endpoint in pairs(conference.endpoints) do endpoint.applied = nil; end
+		end
+	end
+	local restarted = 0;
+	local named, handles = pcall(podium.session_handles, saved);
+	for _, handle in ipairs(named and handles or {}) do
+		-- A sid the other MUC host's instance holds is that instance's to end.
+		if state.sids[handle.sid] == nil then
+			restart_session(handle);
+			restarted = restarted + 1;
+		end
+	end
+	module:log("warn", "the state of the previous instance cannot be used (%s): %d Jingle session(s) restarted, "
+		.. "everyone held at the default until podium resyncs", tostring(why), restarted);
+end
+
+function module.restore(saved)
+	local walked, problem = pcall(podium.check_saved, saved, jingle.new_media());
+	if not walked or problem then
+		restart_unknown_sessions(saved, problem);
+		return;
+	end
+	local records, dropped = state:adopt(saved);
+	copy_into(conferences, saved.conferences);
+	copy_into(meeting_rooms, saved.meeting_rooms);
+	copy_into(p2p_sessions, saved.p2p_sessions);
+	copy_into(injected, saved.injected);
+	injected_count = saved.injected_count;
+	for room, meeting_id in pairs(type(saved.own_meeting_ids) == "table" and saved.own_meeting_ids or {}) do
+		if type(meeting_id) == "string" then own_meeting_ids[room] = meeting_id; end
+	end
+	-- SSRC collisions are checked against every restored source from the first request on.
+	for room_jid in pairs(state.rooms) do rebuild_ssrc_owners(room_jid); end
+	module:log("info", "kept across the reload: %d occupant(s), %d conference(s) at the bridge; %d session(s) "
+		.. "claimed elsewhere dropped", records, jingle.count(conferences), dropped);
+end
+
+-- Tell podium this module (re)started: podium resyncs, as after a reconnect, and corrects whatever the
+-- module holds (nothing after a first load, the previous instance's state after a reload). If podium
+-- is not connected yet, Prosody bounces this harmlessly and podium resyncs when it connects.
 -- From a timer, so that at start-up every host is activated before it is routed.
 module:add_timer(0, function ()
 	flush_reports();

@@ -195,6 +195,243 @@ function state_mt:apply(occupant_jid, real_jid, set)
 	return true, record, previous;
 end
 
+--- Held state across a reload of the module --------------------------------------------------------
+--
+-- Prosody 0.12 hands what the old instance's module.save returned to the new instance's
+-- module.restore (core/modulemanager.lua do_reload_module), in the same Lua state: the tables are the
+-- old instance's own. The new instance may run other code (an upgrade), so nothing is adopted before
+-- it is checked against the shape this code reads. saved_format names that shape: raise it whenever a
+-- saved table changes (a record, its media and sources, a conference, a P2P session, an IQ in flight).
+local saved_format = 1;
+
+local function is_set(set)
+	return type(set) == "table" and type(set.audio) == "boolean" and type(set.video) == "boolean"
+		and type(set.screen) == "boolean";
+end
+
+local function is_mute(mute)
+	return type(mute) == "table" and type(mute.audio) == "boolean" and type(mute.video) == "boolean";
+end
+
+local function is_count(value)
+	return math.type(value) == "integer" and value > 0;
+end
+
+local function optional(value, kind)
+	return value == nil or type(value) == kind;
+end
+
+local source_media = { audio = true; video = true };
+local kind_names = { audio = true; video = true; screen = true };
+
+-- ssrc -> source, each keyed by its own SSRC, with the kind and media every plan reads.
+local function check_sources(sources, where)
+	if type(sources) ~= "table" then return where .. " is not a table"; end
+	for ssrc, source in pairs(sources) do
+		if type(ssrc) ~= "string" or type(source) ~= "table" or source.ssrc ~= ssrc
+			or not kind_names[source.kind] or not source_media[source.media] then
+			return ("%s[%s] is not a source"):format(where, tostring(ssrc));
+		end
+	end
+	return nil;
+end
+
+-- media.groups: a list of groups, each { semantics, media, ssrcs = list, seq, index } at its index;
+-- media.group_by_key: key -> one of them.
+local function check_groups(media, where)
+	for index, group in pairs(media.groups) do
+		if type(group) ~= "table" or group.index ~= index or type(group.ssrcs) ~= "table"
+			or type(group.semantics) ~= "string" or not source_media[group.media] or math.type(group.seq) ~= "integer" then
+			return ("%s.groups[%s] is not a group"):format(where, tostring(index));
+		end
+	end
+	for key, group in pairs(media.group_by_key) do
+		if type(key) ~= "string" or type(group) ~= "table" or media.groups[group.index] ~= group then
+			return ("%s.group_by_key[%s] is not a known group"):format(where, tostring(key));
+		end
+	end
+	return nil;
+end
+
+-- media.requests: the participant's requests in flight, each { id, sender, added, removed, at }.
+local function check_requests(requests, where)
+	for i, request in pairs(requests) do
+		if type(request) ~= "table" or type(request.id) ~= "string" or type(request.sender) ~= "string"
+			or type(request.added) ~= "table" or type(request.removed) ~= "table" or type(request.at) ~= "number" then
+			return ("%s.requests[%s] is not a request"):format(where, tostring(i));
+		end
+	end
+	return nil;
+end
+
+-- An occupant's media (podium_jingle.lib.lua new_media): every field of `template` (a fresh
+-- new_media()) with the same type, the session's strings, and sources and groups of the shapes above.
+local function check_media(media, template, where)
+	if type(media) ~= "table" then return where .. " is not a table"; end
+	for key, value in pairs(template) do
+		if type(media[key]) ~= type(value) then return ("%s.%s is not a %s"):format(where, key, type(value)); end
+	end
+	for _, key in ipairs({ "sid", "focus", "focus_occupant", "bridge_session", "ending" }) do
+		if not optional(media[key], "string") then return ("%s.%s is not a string"):format(where, key); end
+	end
+	for _, key in ipairs({ "requests", "told" }) do
+		if not optional(media[key], "table") then return ("%s.%s is not a table"):format(where, key); end
+	end
+	return check_sources(media.forwarded, where .. ".forwarded")
+		or check_sources(media.withheld, where .. ".withheld")
+		or (media.kept ~= nil and check_sources(media.kept, where .. ".kept"))
+		or check_groups(media, where)
+		or (media.requests ~= nil and check_requests(media.requests, where)) or nil;
+end
+
+-- What read_presence, presence_changed and the reports keep in a record, by type (all optional).
+local presence_fields = {
+	sending = "string"; hand = "boolean"; features = "table"; features_key = "string"; source_info = "string";
+	legacy_screen = "boolean"; declared = "table"; reported = "boolean"; reported_role = "string";
+	reported_affiliation = "string"; reported_sending = "string"; reported_hand = "boolean";
+	reported_features = "string";
+};
+
+local origins = { default = true; podium = true };
+
+local function check_record(record, template, where)
+	if type(record) ~= "table" then return where .. " is not a table"; end
+	if type(record.real_jid) ~= "string" then return where .. ".real_jid is not a string"; end
+	if not is_set(record.held) then return where .. ".held is not a set of three booleans"; end
+	if not origins[record.origin] then return where .. ".origin is neither default nor podium"; end
+	if not is_count(record.joined) then return where .. ".joined is not a positive integer"; end
+	if not optional(record.moderation_ui, "table") then return where .. ".moderation_ui is not a table"; end
+	if record.identity ~= false and not optional(record.identity, "table") then
+		return where .. ".identity is not a stanza";
+	end
+	for key, kind in pairs(presence_fields) do
+		if not optional(record[key], kind) then return ("%s.%s is not a %s"):format(where, key, kind); end
+	end
+	if record.media ~= nil then return check_media(record.media, template, where .. ".media"); end
+	return nil;
+end
+
+-- conferences: room_jid -> { meeting_id, endpoints = nick -> { bridge, jicofo = mute, applied = mute } }
+local function check_conferences(conferences, meeting_rooms)
+	if type(conferences) ~= "table" or type(meeting_rooms) ~= "table" then return "conferences are not tables"; end
+	for room_jid, conference in pairs(conferences) do
+		if type(room_jid) ~= "string" or type(conference) ~= "table" or type(conference.meeting_id) ~= "string"
+			or type(conference.endpoints) ~= "table" then
+			return ("conference %s is not a conference"):format(tostring(room_jid));
+		end
+		for nick, endpoint in pairs(conference.endpoints) do
+			if type(nick) ~= "string" or type(endpoint) ~= "table" or not optional(endpoint.bridge, "string")
+				or not is_mute(endpoint.jicofo) or (endpoint.applied ~= nil and not is_mute(endpoint.applied)) then
+				return ("endpoint %s of %s is not an endpoint"):format(tostring(nick), room_jid);
+			end
+		end
+	end
+	for meeting_id, room_jid in pairs(meeting_rooms) do
+		if type(meeting_id) ~= "string" or type(room_jid) ~= "string" then return "meeting_rooms is not a map of strings"; end
+	end
+	return nil;
+end
+
+-- p2p_sessions: room_jid -> sid -> { a, b, a_real, b_real } (occupant JIDs and real JIDs).
+local function check_p2p_sessions(p2p_sessions)
+	if type(p2p_sessions) ~= "table" then return "p2p_sessions is not a table"; end
+	for room_jid, sessions in pairs(p2p_sessions) do
+		if type(room_jid) ~= "string" or type(sessions) ~= "table" then return "p2p_sessions is not a map of rooms"; end
+		for sid, session in pairs(sessions) do
+			if type(sid) ~= "string" or type(session) ~= "table" or type(session.a) ~= "string"
+				or type(session.b) ~= "string" or type(session.a_real) ~= "string" or type(session.b_real) ~= "string" then
+				return ("P2P session %s in %s is not a session"):format(tostring(sid), room_jid);
+			end
+		end
+	end
+	return nil;
+end
+
+-- injected: id -> { purpose, at, … } (IQs the module sent, whose answers it consumes).
+local function check_injected(injected)
+	if type(injected) ~= "table" then return "injected is not a table"; end
+	for id, entry in pairs(injected) do
+		if type(id) ~= "string" or type(entry) ~= "table" or type(entry.purpose) ~= "string"
+			or type(entry.at) ~= "number" then
+			return ("injected %s is not an entry"):format(tostring(id));
+		end
+	end
+	return nil;
+end
+
+-- Whether `saved` (what module.save returned) is what this code saves: nil when it is, else the first
+-- reason it is not. `template` is a fresh new_media(). Every table is walked once.
+local function check_saved(saved, template)
+	if type(saved) ~= "table" then return "nothing was saved"; end
+	if saved.format ~= saved_format then
+		return ("saved format %s, this module reads %d"):format(tostring(saved.format), saved_format);
+	end
+	if type(saved.rooms) ~= "table" or type(saved.joins) ~= "table" then return "rooms are not tables"; end
+	for room_jid, room in pairs(saved.rooms) do
+		if type(room_jid) ~= "string" or type(room) ~= "table" then return "rooms is not a map of rooms"; end
+		if next(room) ~= nil and not is_count(saved.joins[room_jid]) then return ("the joins of %s are not counted"):format(room_jid); end
+		for nick, record in pairs(room) do
+			if type(nick) ~= "string" then return ("a nick of %s is not a string"):format(room_jid); end
+			local problem = check_record(record, template, ("%s/%s"):format(room_jid, nick));
+			if problem then return problem; end
+		end
+	end
+	if math.type(saved.injected_count) ~= "integer" or saved.injected_count < 0 then
+		return "injected_count is not a count";
+	end
+	return check_conferences(saved.conferences, saved.meeting_rooms) or check_p2p_sessions(saved.p2p_sessions)
+		or check_injected(saved.injected);
+end
+
+-- Takes the checked rooms of `saved` as this state's: records are indexed again (real JIDs, and sids in
+-- the index shared with the other MUC host, unless a session there already claims one: that record
+-- then keeps no session, and its Jingle is refused until jicofo invites it again). Returns the number
+-- of records taken and of sessions dropped.
+function state_mt:adopt(saved)
+	local records, dropped = 0, 0;
+	for room_jid, room in pairs(saved.rooms) do
+		if next(room) ~= nil then
+			self.rooms[room_jid], self.joins[room_jid] = room, saved.joins[room_jid];
+			for _, record in pairs(room) do
+				records = records + 1;
+				self.real_jids[record.real_jid] = (self.real_jids[record.real_jid] or 0) + 1;
+				local sid = record.media and record.media.sid;
+				if sid and self.sids[sid] ~= nil and self.sids[sid] ~= record then
+					record.media.sid, dropped = nil, dropped + 1;
+				elseif sid then
+					self.sids[sid] = record;
+				end
+			end
+		end
+	end
+	return records, dropped;
+end
+
+-- After a reload from a state this code cannot read: the Jingle sessions with jicofo that can still
+-- be told from it, as { room_jid, nick, real_jid, sid, focus, focus_occupant, bridge_session } (all
+-- strings), so that they can be ended and jicofo invites each participant again. Walks whatever shape
+-- it is given without raising; anything that is not a string there is skipped.
+local function session_handles(saved)
+	local handles = {};
+	local rooms = type(saved) == "table" and saved.rooms;
+	if type(rooms) ~= "table" then return handles; end
+	for room_jid, room in pairs(rooms) do
+		for nick, record in pairs(type(room_jid) == "string" and type(room) == "table" and room or {}) do
+			local media = type(nick) == "string" and type(record) == "table" and record.media;
+			local handle = type(media) == "table" and {
+				room_jid = room_jid; nick = nick; real_jid = record.real_jid; sid = media.sid; focus = media.focus;
+				focus_occupant = media.focus_occupant; bridge_session = media.bridge_session;
+			};
+			if handle and type(handle.real_jid) == "string" and type(handle.sid) == "string"
+				and type(handle.focus) == "string" and type(handle.focus_occupant) == "string"
+				and type(handle.bridge_session) == "string" then
+				handles[#handles + 1] = handle;
+			end
+		end
+	end
+	return handles;
+end
+
 --- Protocol elements -------------------------------------------------------------------------------
 
 -- <held audio video screen origin/>: one element per combination (eight sets, two origins), built once
@@ -609,6 +846,10 @@ return {
 	is_healthcheck_room = is_healthcheck_room;
 	is_focus = is_focus;
 	new_state = new_state;
+	saved_format = saved_format;
+	check_saved = check_saved;
+	check_conferences = check_conferences;
+	session_handles = session_handles;
 	held_tag = held_tag;
 	identity_tag = identity_tag;
 	read_presence = read_presence;

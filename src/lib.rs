@@ -58,6 +58,24 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
+/// What woke the run loop.
+enum Woke {
+    /// A rule window, a grant's expiry or an idle slot holder's time came.
+    Edge,
+    /// `shutdown` completed.
+    Shutdown,
+    /// The rule watcher or the link stopped.
+    Closed,
+    /// The rules changed.
+    Rules(Arc<rules::RuleSet>),
+    /// Every [`enforce::TICK`].
+    Tick,
+    /// A pass over every room is under way: its next slice.
+    Work,
+    /// The link to Prosody.
+    Link(LinkEvent),
+}
+
 /// Runs podium until `shutdown` completes: opens the database, starts watching rules, keeps the link
 /// to Prosody up and decides. Returns once every task has stopped and the audit log is written.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
@@ -80,6 +98,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let version = store.rules_version().await?;
     let rules = Arc::new(store::watch::load_rule_set(&store, default).await?);
+    store::watch::warn_rejected_rules(&store).await;
 
     let cancel = CancellationToken::new();
     let (rules_tx, mut rules_rx) = watch::channel(Arc::clone(&rules));
@@ -138,41 +157,44 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let wait = edge.duration_since(now).unsigned_abs();
             tokio::time::Instant::now() + wait + Duration::from_millis(5)
         });
-        tokio::select! {
+        let woke = tokio::select! {
             _ = async {
                 match edge {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
-            } => {
-                engine.set_now(jiff::Timestamp::now());
-                engine.edge();
-            }
-            _ = &mut shutdown => {
-                info!("shutting down");
-                break;
-            }
-            changed = rules_rx.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let rules = Arc::clone(&rules_rx.borrow_and_update());
-                engine.rules_changed(rules);
-            }
-            _ = ticker.tick() => engine.tick(),
+            } => Woke::Edge,
+            _ = &mut shutdown => Woke::Shutdown,
+            changed = rules_rx.changed() => match changed {
+                Ok(()) => Woke::Rules(Arc::clone(&rules_rx.borrow_and_update())),
+                Err(_) => Woke::Closed,
+            },
+            _ = ticker.tick() => Woke::Tick,
             // A pass over every room goes on a slice at a time between events, each slice's
             // changes sent before the next is decided. It never waits for the audit log: a revoke
             // is enforced whether or not the database keeps up (issue 13 review).
-            _ = std::future::ready(()), if engine.busy() => engine.work(),
-            event = events.recv() => match event {
-                Some(LinkEvent::Up { generation: g }) => {
-                    generation = g;
-                    engine.link_up();
-                }
-                Some(LinkEvent::Down) => engine.link_down(),
-                Some(LinkEvent::Stanza(stanza)) => engine.stanza(*stanza),
-                None => break,
-            },
+            _ = std::future::ready(()), if engine.busy() => Woke::Work,
+            event = events.recv() => event.map_or(Woke::Closed, Woke::Link),
+        };
+        // The time of the event, not of the loop's last wake: the wait above can last seconds, and
+        // decisions, explanations, queue and hand times and grant expiries are stamped with this.
+        engine.set_now(jiff::Timestamp::now());
+        match woke {
+            Woke::Edge => engine.edge(),
+            Woke::Shutdown => {
+                info!("shutting down");
+                break;
+            }
+            Woke::Closed => break,
+            Woke::Rules(rules) => engine.rules_changed(rules),
+            Woke::Tick => engine.tick(),
+            Woke::Work => engine.work(),
+            Woke::Link(LinkEvent::Up { generation: g }) => {
+                generation = g;
+                engine.link_up();
+            }
+            Woke::Link(LinkEvent::Down) => engine.link_down(),
+            Woke::Link(LinkEvent::Stanza(stanza)) => engine.stanza(*stanza),
         }
         let effects = engine.take_effects();
         for stanza in effects.stanzas {

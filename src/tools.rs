@@ -31,12 +31,19 @@ pub enum ToolError {
 /// error.
 pub async fn rules_check(config: &Config, now: Timestamp) -> Result<(String, bool), ToolError> {
     let store = Store::open(&config.database, String::new()).await?;
-    let rows = store.load_rules().await;
-    let grants = store.load_grants().await;
+    let loaded = async {
+        Ok::<_, StoreError>((
+            store.load_rules().await?,
+            store.load_grants().await?,
+            store.load_rejected_rules().await?,
+        ))
+    }
+    .await;
     store.close().await;
-    let (rows, grants) = (rows?, grants?);
-    let mut findings: Vec<Finding> = check_rows(&rows, now);
-    findings.extend(check_grants(&grants));
+    let (rows, grants, rejected) = loaded?;
+    let skipped: Vec<_> = rows.unreadable.iter().chain(&rejected).cloned().collect();
+    let mut findings: Vec<Finding> = check_rows(&rows.rows, &skipped, now);
+    findings.extend(check_grants(&grants.rows, &grants.unreadable));
     let mut out = String::new();
     for finding in &findings {
         let _ = writeln!(out, "{finding}");
@@ -48,11 +55,11 @@ pub async fn rules_check(config: &Config, now: Timestamp) -> Result<(String, boo
     let _ = write!(
         out,
         "{} rows, {errors} errors, {} warnings",
-        rows.len(),
+        rows.count() + rejected.len(),
         findings.len() - errors
     );
-    if !grants.is_empty() {
-        let _ = write!(out, " ({} grants checked)", grants.len());
+    if grants.count() > 0 {
+        let _ = write!(out, " ({} grants checked)", grants.count());
     }
     out.push('\n');
     Ok((out, errors > 0))
@@ -107,7 +114,8 @@ pub async fn explain_occupant(
             )
         }));
     }
-    let (set, problems) = RuleSet::from_tables(&rules, &grants, default);
+    let (set, mut problems) = RuleSet::from_tables(&rules.rows, &grants.rows, default);
+    problems.extend(rules.unreadable.iter().chain(&grants.unreadable).cloned());
     let mut out = String::new();
     for problem in &problems {
         let _ = writeln!(out, "note: {problem}");

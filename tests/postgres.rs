@@ -72,7 +72,7 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     db.psql("TRUNCATE rules");
     // One move per statement (the trigger is per statement on PostgreSQL).
     assert_eq!(store.rules_version().await.unwrap(), 4);
-    assert!(store.load_rules().await.unwrap().is_empty());
+    assert!(store.load_rules().await.unwrap().rows.is_empty());
     // Grants move it too, and read back with the cap column beside them.
     db.psql(
         "INSERT INTO grants (room, who, who_value, media, expires_at, granted_by) \
@@ -80,7 +80,7 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     );
     db.psql("DELETE FROM grants");
     assert_eq!(store.rules_version().await.unwrap(), 6);
-    assert!(store.load_grants().await.unwrap().is_empty());
+    assert!(store.load_grants().await.unwrap().rows.is_empty());
     // An A/V-moderation approval written by podium, twice, then withdrawn: one row, then none, and
     // every step moves the version (so every shard re-decides).
     let key = podium::store::ApprovalKey {
@@ -108,10 +108,10 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
         .apply_grant_change(&podium::store::GrantChange::Withdraw(key))
         .await
         .unwrap();
-    assert!(store.load_grants().await.unwrap().is_empty());
+    assert!(store.load_grants().await.unwrap().rows.is_empty());
     assert!(store.rules_version().await.unwrap() > version);
     db.psql("INSERT INTO rules (effect, note) VALUES ('deny', 'defaults')");
-    let rows = store.load_rules().await.unwrap();
+    let rows = store.load_rules().await.unwrap().rows;
     assert_eq!(
         (
             rows[0].room.as_str(),
@@ -377,4 +377,95 @@ fn a_refused_connection_names_the_server_but_never_the_password() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter9"), "{stderr}");
+}
+
+/// Runs `sql` with psql and expects it refused; returns psql's error message.
+fn psql_refused(db: &TestDatabase, sql: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url, "-c", sql])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "psql accepted {sql:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Issue 14, point 1, on PostgreSQL: upgrading a rule store whose rows the new constraints refuse
+/// moves those rows to `rules_rejected` (nothing lost, the upgrade does not fail, the rules in force
+/// stay), every instance hears that the rules changed, and from then on the database refuses such
+/// values at the INSERT, naming the constraint.
+#[tokio::test]
+async fn the_upgrade_sets_refused_rows_aside_and_the_database_refuses_them_from_then_on() {
+    let db = TestDatabase::create();
+    Store::migrate_before(&db.url, 20261208000002)
+        .await
+        .unwrap();
+    db.psql(
+        "INSERT INTO rules (id, who, who_value, media, effect, priority, enabled, dry_run, cap) VALUES
+           (1, 'everyone', NULL,        'all',              'allow',   0, 1, 0, NULL),
+           (2, ' Role ',   'moderator', 'Audio, camera',    ' DENY',   3, 7, 0, NULL),
+           (3, 'everyone', NULL,        'screenshare none', 'Request', 0, 1, 0, 0),
+           (4, 'wizard',   NULL,        'all',              'allow',   0, 1, 0, NULL),
+           (5, 'everyone', NULL,        'none',             'allow',   0, 1, 0, NULL),
+           (6, 'everyone', NULL,        'all',              'perhaps', 0, 1, 0, NULL),
+           (7, 'everyone', NULL,        'audio',            'allow',   0, 1, 0, -1)",
+    );
+    let version = db.psql("SELECT version FROM rules_version");
+    let store = Store::open_postgres(&db.url).await.unwrap();
+    assert!(store.rules_version().await.unwrap() > version.trim().parse().unwrap());
+    let rows = store.load_rules().await.unwrap();
+    assert!(rows.unreadable.is_empty(), "{:?}", rows.unreadable);
+    assert_eq!(
+        rows.rows
+            .iter()
+            .map(|r| (r.id, r.enabled))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 1), (3, 1)]
+    );
+    assert_eq!(
+        db.psql("SELECT id || ' ' || reason FROM rules_rejected ORDER BY id"),
+        "4 who 'wizard' is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service\n\
+         5 media 'none' is not audio, video, screen, all or a list of them\n\
+         6 effect 'perhaps' is not allow, deny or request\n\
+         7 cap -1 is not NULL or a whole number, 0 or more\n"
+    );
+    assert_eq!(store.load_rejected_rules().await.unwrap().len(), 4);
+    store.close().await;
+    // Migrating again is a no-op.
+    let store = Store::open_postgres(&db.url).await.unwrap();
+    assert_eq!(store.load_rules().await.unwrap(), rows);
+
+    for (sql, refused) in [
+        (
+            "UPDATE rules SET effect = 'perhaps' WHERE id = 1",
+            "violates check constraint \"effect is allow, deny or request\"",
+        ),
+        (
+            "INSERT INTO rules (who, effect) VALUES ('nick', 'allow')",
+            "violates check constraint \"who is a kind the README lists: everyone, role, user, ...\"",
+        ),
+        (
+            "INSERT INTO rules (media, effect) VALUES ('audio;video', 'allow')",
+            "violates check constraint \"media is audio, video, screen, all or a list of them\"",
+        ),
+        (
+            "UPDATE rules SET enabled = 2 WHERE id = 1",
+            "violates check constraint \"enabled is 0 or 1\"",
+        ),
+        (
+            "UPDATE rules SET dry_run = -1 WHERE id = 1",
+            "violates check constraint \"dry_run is 0 or 1\"",
+        ),
+        (
+            "UPDATE rules SET cap = -1 WHERE id = 1",
+            "violates check constraint \"cap is NULL or a whole number, 0 or more\"",
+        ),
+        (
+            "UPDATE rules SET priority = 'high' WHERE id = 1",
+            "invalid input syntax for type bigint",
+        ),
+    ] {
+        let error = psql_refused(&db, sql);
+        assert!(error.contains(refused), "{sql}: {error}");
+    }
+    store.close().await;
 }

@@ -92,11 +92,12 @@ async fn decisions_follow_sql_rules_live_edits_presence_and_leave() {
     )
     .await;
 
-    // A row podium cannot understand is skipped with its id, and podium goes on.
+    // A row podium cannot understand is skipped with its id, and podium goes on. (The database
+    // refuses an unknown `who` itself; a role is checked by podium.)
     let mark = podium.mark();
     sqlite3(
         &db,
-        "INSERT INTO rules (id, who, media, effect) VALUES (9, 'wizard', 'all', 'allow');",
+        "INSERT INTO rules (id, who, who_value, media, effect) VALUES (9, 'role', 'wizard', 'all', 'allow');",
     );
     let skipped = podium.wait_for_after(mark, &["rule skipped"]).await;
     assert!(skipped.contains("\"rule_id\":9"), "{skipped}");
@@ -533,18 +534,33 @@ async fn nick_change_moves_the_occupant_and_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn token_claims_email_and_domain_decide_and_nicks_never_do() {
-    let (prosody, podium, _db, mut inspector) = start_with_rules(
+    let (prosody, podium, db, mut inspector) = start_with_rules(
         &["token-sales-ann", "token-sam", "dave", "inspector"],
         "",
         "INSERT INTO rules (id, room, who, who_value, media, effect, priority) VALUES
            (1, '*', 'email',  '*@EXAMPLE.com',             'audio',  'allow', 0),
            (2, '*', 'claim',  'user.department=sales',     'video',  'allow', 0),
            (3, '*', 'claim',  'features.screen-sharing',   'screen', 'allow', 0),
-           (4, '*', 'domain', 'localhost',                 'audio',  'allow', 0),
-           (5, '*', 'nick',   'ann',                       'all',    'allow', 99)",
+           (4, '*', 'domain', 'localhost',                 'audio',  'allow', 0)",
     )
     .await;
-    // Rule 5 is refused when loaded: a nick is the client's choice.
+    // A rule on the nick is refused by the database, and, should it get past that (constraints
+    // switched off), by podium when loaded: a nick is the client's choice.
+    let nick_rule = "INSERT INTO rules (id, room, who, who_value, media, effect, priority) \
+                     VALUES (5, '*', 'nick', 'ann', 'all', 'allow', 99)";
+    let refused = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(nick_rule)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("CHECK constraint failed: who is"),
+        "{refused:?}"
+    );
+    sqlite3(
+        &db,
+        &format!("PRAGMA ignore_check_constraints = ON; {nick_rule}"),
+    );
     podium
         .wait_for(&["rule skipped", "\"rule_id\":5", "never key on the nick"])
         .await;

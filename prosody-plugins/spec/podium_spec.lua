@@ -623,3 +623,116 @@ describe("pcall_collector_slowed", function ()
 		assert.equal(stepmul(), during);
 	end);
 end);
+
+describe("a state saved across a reload", function ()
+	local new_media = dofile("podium_jingle.lib.lua").new_media;
+	local room_jid = "reload@conference.localhost";
+
+	-- What module.save returns for bob, who sends a forwarded camera and a withheld microphone.
+	local function saved_state()
+		local state = podium.new_state(none, {});
+		local bob = state:track(room_jid, "bob", "bob@localhost/web");
+		state:apply(room_jid .. "/bob", "bob@localhost/web", { audio = false; video = true; screen = true });
+		local media = new_media();
+		bob.media = media;
+		state:set_sid(bob, "sid-1");
+		media.focus, media.focus_occupant, media.bridge_session = "focus@localhost/f", room_jid .. "/focus", "bs-1";
+		media.forwarded["11"] = { ssrc = "11"; kind = "video"; media = "video"; name = "bob-v0" };
+		media.withheld["22"] = { ssrc = "22"; kind = "audio"; media = "audio"; name = "bob-a0" };
+		local group = { semantics = "FID"; media = "video"; ssrcs = { "11", "12" }; seq = 1; index = 1; forwarded = true };
+		media.groups[1], media.group_by_key["video FID 11,12"], media.group_seq = group, group, 1;
+		media.requests = { { id = "r1"; sender = "abcdefgh"; added = {}; removed = {}; at = 1 } };
+		bob.sending, bob.hand, bob.features_key = "video", false, "";
+		local rooms, joins = {}, {};
+		for jid, room in pairs(state.rooms) do rooms[jid] = room; end
+		for jid, joined in pairs(state.joins) do joins[jid] = joined; end
+		return {
+			format = podium.saved_format; rooms = rooms; joins = joins; injected = {}; injected_count = 0;
+			conferences = { [room_jid] = { meeting_id = "m-1"; endpoints = {
+				bob = { bridge = "jvbbrewery@internal.localhost/jvb"; jicofo = { audio = false; video = false };
+					applied = { audio = true; video = false } };
+			} } };
+			meeting_rooms = { ["m-1"] = room_jid }; p2p_sessions = {};
+		}, bob;
+	end
+
+	it("is taken whole when this code saved it: records, sids, real JIDs and join order", function ()
+		local saved, bob = saved_state();
+		assert.is_nil(podium.check_saved(saved, new_media()));
+		local sids = { ["sid-other"] = {} };
+		local state = podium.new_state(none, sids);
+		assert.same({ 1, 0 }, { state:adopt(saved) });
+		assert.equal(bob, state:get(room_jid, "bob"));
+		assert.equal(bob, sids["sid-1"]);
+		assert.equal(1, state.real_jids["bob@localhost/web"]);
+		-- the next occupant comes after bob, and bob's decision stands until podium's next one
+		assert.equal(2, select(1, state:track(room_jid, "carol", "carol@localhost/web")).joined);
+		assert.same({ audio = false; video = true; screen = true }, state:get(room_jid, "bob").held);
+	end);
+
+	it("drops a session another occupant holds in the shared sid index", function ()
+		local saved = saved_state();
+		local sids = { ["sid-1"] = { real_jid = "mallory@localhost/x" } };
+		local state = podium.new_state(none, sids);
+		assert.same({ 1, 1 }, { state:adopt(saved) });
+		assert.is_nil(state:get(room_jid, "bob").media.sid);
+		assert.equal("mallory@localhost/x", sids["sid-1"].real_jid);
+	end);
+
+	it("is refused when another version saved it, or when any part has another shape", function ()
+		local function refused(change, reason)
+			local saved = saved_state();
+			change(saved, saved.rooms[room_jid].bob);
+			assert.equal(reason, podium.check_saved(saved, new_media()));
+		end
+		assert.equal("nothing was saved", podium.check_saved(nil, new_media()));
+		refused(function (saved) saved.format = nil; end, ("saved format nil, this module reads %d"):format(podium.saved_format));
+		refused(function (saved) saved.format = podium.saved_format + 1; end,
+			("saved format %d, this module reads %d"):format(podium.saved_format + 1, podium.saved_format));
+		-- a grant must never come from a value this code does not read as false
+		refused(function (_, bob) bob.held.audio = "false"; end, room_jid .. "/bob.held is not a set of three booleans");
+		refused(function (_, bob) bob.held = { audio = true; video = true }; end,
+			room_jid .. "/bob.held is not a set of three booleans");
+		refused(function (_, bob) bob.origin = "jicofo"; end, room_jid .. "/bob.origin is neither default nor podium");
+		refused(function (_, bob) bob.joined = 1.5; end, room_jid .. "/bob.joined is not a positive integer");
+		-- an older layout of the sources (a list, or sources without their kind)
+		refused(function (_, bob) bob.media.forwarded = { { ssrc = "11"; kind = "video"; media = "video" } }; end,
+			room_jid .. "/bob.media.forwarded[1] is not a source");
+		refused(function (_, bob) bob.media.withheld["22"].kind = nil; end,
+			room_jid .. "/bob.media.withheld[22] is not a source");
+		refused(function (_, bob) bob.media.withheld["22"] = "audio"; end,
+			room_jid .. "/bob.media.withheld[22] is not a source");
+		refused(function (_, bob) bob.media.group_by_key = nil; end, room_jid .. "/bob.media.group_by_key is not a table");
+		refused(function (_, bob) bob.media.sid = 7; end, room_jid .. "/bob.media.sid is not a string");
+		refused(function (_, bob) bob.media.groups[1].ssrcs = "11 12"; end, room_jid .. "/bob.media.groups[1] is not a group");
+		refused(function (_, bob) bob.media.groups[1] = nil; end,
+			room_jid .. "/bob.media.group_by_key[video FID 11,12] is not a known group");
+		refused(function (_, bob) bob.media.requests[1].added = nil; end,
+			room_jid .. "/bob.media.requests[1] is not a request");
+		refused(function (_, bob) bob.hand = "true"; end, room_jid .. "/bob.hand is not a boolean");
+		refused(function (_, bob) bob.features = "x"; end, room_jid .. "/bob.features is not a table");
+		refused(function (saved) saved.joins = {}; end, "the joins of " .. room_jid .. " are not counted");
+		refused(function (saved) saved.conferences[room_jid].endpoints.bob.jicofo = { audio = "no" }; end,
+			"endpoint bob of " .. room_jid .. " is not an endpoint");
+		refused(function (saved) saved.meeting_rooms["m-1"] = true; end, "meeting_rooms is not a map of strings");
+		refused(function (saved) saved.p2p_sessions[room_jid] = { s = { a = "x" } }; end,
+			"P2P session s in " .. room_jid .. " is not a session");
+		refused(function (saved) saved.injected.x = { purpose = "grant" }; end, "injected x is not an entry");
+		refused(function (saved) saved.rooms = "rooms"; end, "rooms are not tables");
+	end);
+
+	it("still names the sessions of a state it refuses, and nothing else, without raising", function ()
+		local saved = saved_state();
+		saved.format = 0;
+		assert.same({ {
+			room_jid = room_jid; nick = "bob"; real_jid = "bob@localhost/web"; sid = "sid-1"; focus = "focus@localhost/f";
+			focus_occupant = room_jid .. "/focus"; bridge_session = "bs-1";
+		} }, podium.session_handles(saved));
+		saved.rooms[room_jid].bob.media.bridge_session = nil;
+		assert.same({}, podium.session_handles(saved));
+		for _, garbage in ipairs({ nil, 3, "x", { rooms = 1 }, { rooms = { [1] = { bob = 2 } } },
+			{ rooms = { [room_jid] = { bob = { media = "m" } } } } }) do
+			assert.same({}, podium.session_handles(garbage));
+		end
+	end);
+end);

@@ -23,7 +23,7 @@
 //! Decisions in flight are counted per occupant, so an event the module sent before it applied a
 //! decision does not make podium send the same decision twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -201,6 +201,8 @@ pub struct Engine {
     rule_edge: Option<Timestamp>,
     /// The view before a resync, so joins, hands and slots carry over for the same people.
     before_resync: Rooms,
+    /// During a resync, the rooms whose snapshot page is in: only their view is complete.
+    paged: HashSet<BareJid>,
     /// The pass over every room under way, if any.
     pass: Option<Pass>,
     effects: Effects,
@@ -229,6 +231,7 @@ impl Engine {
             idle_edges: HashMap::new(),
             rule_edge: None,
             before_resync: Rooms::default(),
+            paged: HashSet::new(),
             pass: None,
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
@@ -352,6 +355,7 @@ impl Engine {
         if before.occupant_count() > 0 {
             self.before_resync = before;
         }
+        self.paged.clear();
         self.effects.view.push(ViewWrite::Clear);
         info!("resync started");
         self.request_snapshot(self.muc.clone(), None);
@@ -811,6 +815,7 @@ impl Engine {
                 })
                 .collect();
             self.rooms.replace(&room.jid, main_room.as_ref(), occupants);
+            self.paged.insert(room.jid);
         }
         match page.next {
             Some(next) => self.request_snapshot(host, Some(next)),
@@ -822,6 +827,7 @@ impl Engine {
     fn finish_resync(&mut self) {
         self.phase = Phase::Live;
         self.before_resync = Rooms::default();
+        self.paged = HashSet::new();
         self.decide_all(Cause::Resync);
     }
 
@@ -859,6 +865,10 @@ impl Engine {
                     }
                 }
                 debug!(room = %room, occupant = %nick, event = %kind, "occupant event");
+                if !self.view_is_complete(&room) {
+                    debug!(room = %room, occupant = %nick, "decided at the end of the resync");
+                    return;
+                }
                 let cause = if kind == EventKind::Joined {
                     Cause::Joined
                 } else {
@@ -885,10 +895,24 @@ impl Engine {
                     nick: nick.clone(),
                 });
                 // A holder leaving frees its slot for the next in line.
+                if !self.view_is_complete(&room) {
+                    return;
+                }
                 let changes = self.decide_room(&room, Cause::Queue, Some(("", Cause::Queue)));
                 self.send_permissions(changes);
             }
         }
+    }
+
+    /// Whether podium's view of `room` is complete enough to decide in it. During a resync, a room
+    /// whose snapshot page has not come yet holds only the occupants whose events came first: in a
+    /// capped room that view would hand a newcomer the slot a holder (whom the module keeps holding)
+    /// still has. An event in such a room only updates the view (the page, which the module builds
+    /// after the event, replaces it); the room is decided with every room at the end of the resync,
+    /// as a room created after its place in the paging is. The module keeps its held decisions, and
+    /// gives a newcomer its default, meanwhile (issue 14, point 5).
+    fn view_is_complete(&self, room: &BareJid) -> bool {
+        self.phase != Phase::Resyncing || self.paged.contains(room)
     }
 
     /// Decides occupants of one room and returns the entries to send. With `subject`

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::model::{Effect, Rule, RuleRow};
+use super::model::{Effect, Rule, RuleProblem, RuleRow};
 use crate::media::MediaSet;
 
 /// How bad a finding is.
@@ -32,6 +32,18 @@ pub struct Finding {
     pub ids: Vec<i64>,
     /// What is wrong, precisely.
     pub message: String,
+}
+
+impl Finding {
+    /// The error for a row podium skips.
+    pub fn skipped(problem: &RuleProblem) -> Finding {
+        Finding {
+            table: problem.table,
+            severity: Severity::Error,
+            ids: vec![problem.id],
+            message: problem.reason.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Finding {
@@ -60,19 +72,16 @@ impl fmt::Display for Finding {
 /// time window (rows in force at different times do not meet).
 type Scope = (String, String, String, i64, String);
 
-/// Examines every row at time `now`; findings come ordered by first row id.
-pub fn check_rows(rows: &[RuleRow], now: jiff::Timestamp) -> Vec<Finding> {
-    let mut findings = Vec::new();
+/// Examines every row at time `now`, with the rows skipped before they could be examined (`skipped`:
+/// a value of the wrong type, or a row the schema upgrade set aside); findings come ordered by first
+/// row id.
+pub fn check_rows(rows: &[RuleRow], skipped: &[RuleProblem], now: jiff::Timestamp) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = skipped.iter().map(Finding::skipped).collect();
     // Valid enabled rows, grouped by what they apply to and their priority.
     let mut groups: HashMap<Scope, Vec<(&RuleRow, Rule)>> = HashMap::new();
     for row in rows {
         match Rule::from_row(row) {
-            Err(problem) => findings.push(Finding {
-                table: "rule",
-                severity: Severity::Error,
-                ids: vec![row.id],
-                message: problem.reason,
-            }),
+            Err(problem) => findings.push(Finding::skipped(&problem)),
             Ok(None) => {}
             Ok(Some(rule)) => {
                 if let Some(message) = cap_warning(row, &rule) {
@@ -171,17 +180,17 @@ fn cap_warning(row: &RuleRow, rule: &Rule) -> Option<String> {
     }
 }
 
-/// Examines every row of `grants`: errors are rows podium skips.
-pub fn check_grants(rows: &[super::model::GrantRow]) -> Vec<Finding> {
-    rows.iter()
+/// Examines every row of `grants`, with the rows podium could not read: errors are rows podium
+/// skips.
+pub fn check_grants(rows: &[super::model::GrantRow], unreadable: &[RuleProblem]) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = rows
+        .iter()
         .filter_map(|row| super::model::Grant::from_row(row).err())
-        .map(|problem| Finding {
-            table: "grant",
-            severity: Severity::Error,
-            ids: vec![problem.id],
-            message: problem.reason,
-        })
-        .collect()
+        .chain(unreadable.iter().cloned())
+        .map(|problem| Finding::skipped(&problem))
+        .collect();
+    findings.sort_by(|a, b| a.ids.cmp(&b.ids));
+    findings
 }
 
 #[cfg(test)]
@@ -213,7 +222,7 @@ mod tests {
             },
         ];
         let now = "2026-11-23T10:00:00Z".parse().unwrap();
-        let findings: Vec<String> = check_rows(&rows, now)
+        let findings: Vec<String> = check_rows(&rows, &[], now)
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -237,6 +246,6 @@ mod tests {
             row(2, "*", "everyone", None, "video", "deny", 0),
             row(3, "*", "role", Some("moderator"), "video", "allow", 10),
         ];
-        assert!(check_rows(&rows, "2026-11-23T10:00:00Z".parse().unwrap()).is_empty());
+        assert!(check_rows(&rows, &[], "2026-11-23T10:00:00Z".parse().unwrap()).is_empty());
     }
 }

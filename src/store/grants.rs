@@ -141,7 +141,7 @@ mod tests {
             .apply_grant_change(&approve("2026-11-23T12:00:00Z"))
             .await
             .unwrap();
-        let rows = store.load_grants().await.unwrap();
+        let rows = store.load_grants().await.unwrap().rows;
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].expires_at, "2026-11-23T12:00:00Z");
         assert_eq!(rows[0].granted_by, "teacher@localhost");
@@ -161,7 +161,7 @@ mod tests {
             .apply_grant_change(&GrantChange::Withdraw(key.clone()))
             .await
             .unwrap();
-        let rows = store.load_grants().await.unwrap();
+        let rows = store.load_grants().await.unwrap().rows;
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].granted_by, "admin");
     }

@@ -8,9 +8,13 @@
 //! instances starting together do not race. [`watch`] notices rule edits made by other processes
 //! (and, on PostgreSQL, hears them by LISTEN/NOTIFY); [`audit`] writes decisions in batches off the
 //! decision path, each with the name of the instance that decided.
+//!
+//! [`rows`] reads the tables admins write (`rules`, `grants`) a value at a time, so that one bad value
+//! skips its own row, never the reload.
 
 pub mod audit;
 pub mod grants;
+pub mod rows;
 pub mod view;
 pub mod watch;
 
@@ -25,7 +29,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor};
 use tracing::instrument;
 
 use crate::config::DatabaseConfig;
-use crate::rules::{GrantRow, RuleRow};
+use crate::rules::{GrantRow, RuleProblem, RuleRow};
 
 /// `postgres://user:password@host:5432/db` → `postgres://host:5432/db`: what a log may show.
 pub fn redact_url(url: &str) -> String {
@@ -40,6 +44,7 @@ pub fn redact_url(url: &str) -> String {
 
 pub use audit::{AuditRecord, AuditWriter, Write};
 pub use grants::{AV_MODERATION, ApprovalKey, GrantChange};
+pub use rows::Rows;
 pub use view::{OccupantRow, QueueRow, ViewWrite};
 
 static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -206,26 +211,66 @@ impl Store {
         })
     }
 
-    /// Every row of `rules`, valid or not (checking is the rule model's job).
-    #[instrument(skip_all)]
-    pub async fn load_rules(&self) -> Result<Vec<RuleRow>, StoreError> {
-        Ok(sqlx::query_as::<_, RuleRow>(
-            "SELECT id, room, who, who_value, media, effect, priority, enabled, dry_run, \
-             cap, not_before, not_after, schedule, time_zone FROM rules ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+    /// Creates or migrates the database at `url` (`sqlite://…` or `postgres://…`) only up to the last
+    /// migration before `version`: the state an older podium left, for tests of an upgrade.
+    #[doc(hidden)]
+    pub async fn migrate_before(url: &str, version: i64) -> Result<(), StoreError> {
+        install_default_drivers();
+        let migrator = if url.starts_with("postgres") {
+            &MIGRATOR_POSTGRES
+        } else {
+            &MIGRATOR_SQLITE
+        };
+        let target = migrator
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| *v < version)
+            .max()
+            .unwrap_or_default();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: redact_url(url),
+                source,
+            })?;
+        let migrated = migrator.run_to(target, &pool).await;
+        pool.close().await;
+        Ok(migrated?)
     }
 
-    /// Every row of `grants`, expired or not.
+    /// Every row of `rules`, valid or not (checking is the rule model's job); a row with a value of
+    /// the wrong type is skipped alone, with its reason (see [`rows`]).
     #[instrument(skip_all)]
-    pub async fn load_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
-        Ok(sqlx::query_as::<_, GrantRow>(
-            "SELECT id, room, who, who_value, media, expires_at, granted_by, source, meeting \
-             FROM grants ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+    pub async fn load_rules(&self) -> Result<Rows<RuleRow>, StoreError> {
+        rows::load_rules(&self.pool).await
+    }
+
+    /// Every row of `grants`, expired or not, read as [`Store::load_rules`] reads `rules`.
+    #[instrument(skip_all)]
+    pub async fn load_grants(&self) -> Result<Rows<GrantRow>, StoreError> {
+        rows::load_grants(&self.pool).await
+    }
+
+    /// The rule rows the upgrade to schema 20261208000002 moved to `rules_rejected` (values its
+    /// constraints refuse), each with its reason, until the admin deletes them there.
+    pub async fn load_rejected_rules(&self) -> Result<Vec<RuleProblem>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, reason FROM rules_rejected ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, reason)| RuleProblem {
+                table: "rule",
+                id,
+                reason: format!(
+                    "set aside in rules_rejected by the schema upgrade: {reason}; fix it, insert it \
+                     into rules and delete it from rules_rejected"
+                ),
+            })
+            .collect())
     }
 
     /// The change counter the triggers move on every edit of `rules` and `grants`.
@@ -781,7 +826,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.rules_version().await.unwrap(), 3);
-        assert!(store.load_rules().await.unwrap().is_empty());
+        assert_eq!(store.load_rules().await.unwrap(), Rows::default());
     }
 
     #[tokio::test]
@@ -792,7 +837,7 @@ mod tests {
             .execute(store.pool())
             .await
             .unwrap();
-        let rows = store.load_rules().await.unwrap();
+        let rows = store.load_rules().await.unwrap().rows;
         assert_eq!(rows[0].room, "*");
         assert_eq!(rows[0].who, "everyone");
         assert_eq!(rows[0].media, "all");

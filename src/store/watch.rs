@@ -24,22 +24,44 @@ use super::{Backend, Store, StoreError};
 use crate::media::MediaSet;
 use crate::rules::RuleSet;
 
-/// Loads every rule row and builds the rule set, logging each skipped row with its id.
+/// Loads every rule row and builds the rule set, logging each skipped row with its id: a row with a
+/// value of the wrong type or one the rule model does not understand is skipped alone, and every
+/// other row applies. Fails only when the database cannot be read (the caller keeps the rules in
+/// force).
 pub async fn load_rule_set(store: &Store, default: MediaSet) -> Result<RuleSet, StoreError> {
     let rows = store.load_rules().await?;
     let grants = store.load_grants().await?;
-    let (set, problems) = RuleSet::from_tables(&rows, &grants, default);
+    let (set, mut problems) = RuleSet::from_tables(&rows.rows, &grants.rows, default);
+    problems.extend(rows.unreadable.iter().chain(&grants.unreadable).cloned());
     for problem in &problems {
-        warn!(rule_id = problem.id, reason = %problem.reason, "rule skipped");
+        warn!(
+            table = problem.table,
+            rule_id = problem.id,
+            reason = %problem.reason,
+            "rule skipped"
+        );
     }
     info!(
-        rows = rows.len(),
+        rows = rows.count(),
         in_force = set.len(),
-        grants = grants.len(),
+        grants = grants.count(),
         skipped = problems.len(),
         "rules loaded"
     );
     Ok(set)
+}
+
+/// Logs the rule rows the schema upgrade set aside in `rules_rejected` (once, at start-up): they
+/// are not in force until the admin puts them back.
+pub async fn warn_rejected_rules(store: &Store) {
+    match store.load_rejected_rules().await {
+        Ok(rejected) => {
+            for problem in rejected {
+                warn!(rule_id = problem.id, reason = %problem.reason, "rule set aside");
+            }
+        }
+        Err(error) => warn!(%error, "cannot read rules_rejected"),
+    }
 }
 
 /// The NOTIFY channel the PostgreSQL trigger sends on (migrations/postgres/).

@@ -76,7 +76,12 @@ impl Conference {
         muc_options: &str,
         focus: FocusOptions,
     ) -> Conference {
-        let prosody = Prosody::start_with(users, muc_options);
+        Conference::around(Prosody::start_with(users, muc_options), focus).await
+    }
+
+    /// The inspector, the bridge and the focus on a Prosody the caller started (say, with its admin
+    /// console); podium not yet started.
+    pub async fn around(prosody: Prosody, focus: FocusOptions) -> Conference {
         let db = prosody.data_dir().join("rules/podium.db");
         let inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
         let bridge = BridgePeer::connect(prosody.c2s_port).await;

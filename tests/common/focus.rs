@@ -508,6 +508,17 @@ impl FocusPeer {
         self.core.recorder.wait_until(what, condition).await;
     }
 
+    /// Waits until `mismatch` returns `None` on the focus's view; panics after `limit` with the last
+    /// mismatch.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mismatch: impl Fn(&FocusView) -> Option<String>,
+    ) {
+        self.core.recorder.wait_for(what, limit, mismatch).await;
+    }
+
     /// The connection, e.g. to send something raw as the focus.
     pub fn handle(&self) -> &C2sHandle {
         &self.core.handle

@@ -11,6 +11,7 @@ pub mod bridge;
 pub mod bridge_conformance;
 pub mod browser;
 pub mod c2s;
+pub mod churn;
 pub mod conference;
 pub mod conformance;
 pub mod focus;

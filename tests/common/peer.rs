@@ -72,6 +72,28 @@ impl<View: Clone + Debug> Recorder<View> {
             }
         }
     }
+
+    /// Waits until `mismatch` finds nothing wrong (returns `None`), re-checking after every change;
+    /// panics after `limit` with `what` and the last mismatch (not the whole view, which for a
+    /// load of hundreds of participants is megabytes).
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mismatch: impl Fn(&View) -> Option<String>,
+    ) {
+        let mut changes = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let Some(wrong) = self.read(&mismatch) else {
+                return;
+            };
+            let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                panic!("{what}: not reached within {limit:?}: {wrong}");
+            }
+        }
+    }
 }
 
 /// Aborts a peer's background task when the peer is dropped (which also closes its connection).

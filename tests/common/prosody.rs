@@ -85,6 +85,9 @@ pub struct Prosody {
     /// The loopback HTTP port where `mod_websocket` serves `/xmpp-websocket`, when started with
     /// [`Prosody::start_with_websocket`] (for the real lib-jitsi-meet in a browser).
     pub http_port: Option<u16>,
+    /// The loopback port of Prosody's admin console (`mod_admin_telnet`), when started with
+    /// [`Prosody::start_with_console`]; talk to it with [`Prosody::console`].
+    pub console_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -97,14 +100,54 @@ impl Prosody {
     /// Like [`Prosody::start`], with `muc_options` (config lines, e.g. [`CONFERENCE_OPTIONS`])
     /// appended verbatim to the conference MUC's component section.
     pub fn start_with(users: &[&str], muc_options: &str) -> Prosody {
-        Prosody::start_configured(users, muc_options, false, false)
+        Prosody::start_configured(users, muc_options, false, false, false)
+    }
+
+    /// Like [`Prosody::start_with`], with Prosody's admin console on a free loopback port
+    /// (`mod_admin_telnet` with `console_ports`; Debian's 0.12 runs its commands through
+    /// `mod_admin_shell`), for the tests that reload modules as an operator would.
+    pub fn start_with_console(users: &[&str], muc_options: &str) -> Prosody {
+        Prosody::start_configured(users, muc_options, false, false, true)
+    }
+
+    /// Runs one admin console command (e.g. `module:reload("podium", "conference.localhost")`) and
+    /// returns what the console printed for it. The console ends each answer with a NUL byte.
+    pub async fn console(&self, command: &str) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let port = self.console_port.expect("started with start_with_console");
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("the admin console accepts");
+        let (read, mut write) = stream.into_split();
+        let mut read = tokio::io::BufReader::new(read);
+        async fn answer(
+            read: &mut tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+        ) -> Vec<u8> {
+            let mut answer = Vec::new();
+            read.read_until(0, &mut answer)
+                .await
+                .expect("the console answers");
+            assert_eq!(answer.pop(), Some(0), "the console closed: {answer:?}");
+            answer
+        }
+        let answer = tokio::time::timeout(Duration::from_secs(20), async {
+            answer(&mut read).await; // the banner
+            write
+                .write_all(format!("{command}\n").as_bytes())
+                .await
+                .unwrap();
+            answer(&mut read).await
+        })
+        .await
+        .expect("the console answered within 20 s");
+        String::from_utf8_lossy(&answer).into_owned()
     }
 
     /// Like [`Prosody::start_with`], plus Jitsi's guest domain: the VirtualHost [`GUEST_DOMAIN`] with
     /// `authentication = "anonymous"` (SASL ANONYMOUS, a random node per session), whose sessions
     /// mod_podium treats as proving no identity.
     pub fn start_with_guests(users: &[&str], muc_options: &str) -> Prosody {
-        Prosody::start_configured(users, muc_options, false, true)
+        Prosody::start_configured(users, muc_options, false, true, false)
     }
 
     /// Like [`Prosody::start_with`], and also serves XMPP over WebSocket on a free loopback HTTP port
@@ -115,7 +158,7 @@ impl Prosody {
     /// `whois=anyone`): lib-jitsi-meet recognises the focus by the real JID of occupant `focus`
     /// (`focusjid + '/'`), and otherwise rejects its session-initiate as from a non-focus.
     pub fn start_with_websocket(users: &[&str], muc_options: &str) -> Prosody {
-        Prosody::start_configured(users, muc_options, true, false)
+        Prosody::start_configured(users, muc_options, true, false, false)
     }
 
     /// Like [`Prosody::start`], without mod_podium on the conference and breakout MUCs: every Jingle
@@ -181,6 +224,7 @@ impl Prosody {
             c2s_port: free_port(),
             component_port: free_port(),
             http_port,
+            console_port: None,
             dir,
             child: None,
         }
@@ -238,6 +282,7 @@ Component "{OTHER_COMPONENT}"
         muc_options: &str,
         websocket: bool,
         guests: bool,
+        console: bool,
     ) -> Prosody {
         let dir = tempfile::Builder::new()
             .prefix("podium-it-")
@@ -247,6 +292,7 @@ Component "{OTHER_COMPONENT}"
             c2s_port: free_port(),
             component_port: free_port(),
             http_port: websocket.then(free_port),
+            console_port: console.then(free_port),
             dir,
             child: None,
         };
@@ -326,6 +372,16 @@ Component "{OTHER_COMPONENT}"
             ),
             None => (String::new(), r#""podium"; "test_breakout""#),
         };
+        // Empty unless started with `start_with_console`: the admin console, on loopback only.
+        let (console_module, console_options) = match self.console_port {
+            Some(port) => (
+                r#" "admin_telnet";"#,
+                format!(
+                    "console_ports = {{ {port} }}\nconsole_interfaces = {{ \"127.0.0.1\" }}\nconsole_banner = \"short\"\n"
+                ),
+            ),
+            None => ("", String::new()),
+        };
         // Empty unless started with `start_with_guests`.
         let guest_host = if guests {
             format!("VirtualHost \"{GUEST_DOMAIN}\"\n    authentication = \"anonymous\"\n")
@@ -348,7 +404,7 @@ component_ports = {{ {component} }}
 component_interfaces = {{ "127.0.0.1" }}
 http_ports = {{ {http_ports} }}
 https_ports = {{ }}
-{websocket_options}modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "test_identity"; {identity_modules} "test_jitsi_session";{websocket_module} }}
+{websocket_options}{console_options}modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "test_identity"; {identity_modules} "test_jitsi_session";{websocket_module}{console_module} }}
 test_jitsi_session_muc = "{MUC}"
 test_room_metadata_muc = "{MUC}"
 modules_disabled = {{ "s2s"; "tls"; "offline"; }}
