@@ -44,8 +44,8 @@ use crate::protocol::{
 };
 use crate::rooms::Role;
 use crate::rooms::{Occupant, Rooms};
-use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, explain, settle};
-use crate::store::{ApprovalKey, AuditRecord, GrantChange, QueueRow, ViewWrite};
+use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, room_rules_text, rules_text, settle};
+use crate::store::{ApprovalKey, AuditRecord, AuditText, GrantChange, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
 /// Logs a per-occupant line at INFO for one occupant's event, at DEBUG inside a pass over every
@@ -156,6 +156,17 @@ struct Pass {
     decided: usize,
 }
 
+/// The part every stored explanation shares, and what it was made from.
+#[derive(Debug)]
+struct SharedText {
+    /// The rule set (weak: its memory is not reused for another while this is held, so the same
+    /// address is the same rules).
+    rules: std::sync::Weak<RuleSet>,
+    /// The next rule window edge after it was made: from then on some rule's state may differ.
+    until: Option<Timestamp>,
+    text: Arc<AuditText>,
+}
+
 /// Where the engine is in a resync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -203,6 +214,9 @@ pub struct Engine {
     before_resync: Rooms,
     /// The pass over every room under way, if any.
     pass: Option<Pass>,
+    /// The part of every stored explanation all rooms share ([`rules_text`]), for the rule set it
+    /// was made from (by address) until the next rule window edge.
+    shared_text: Option<SharedText>,
     effects: Effects,
     now: jiff::Timestamp,
 }
@@ -230,6 +244,7 @@ impl Engine {
             rule_edge: None,
             before_resync: Rooms::default(),
             pass: None,
+            shared_text: None,
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
         }
@@ -902,8 +917,13 @@ impl Engine {
         subject: Option<(&str, Cause)>,
     ) -> Vec<OccupantPermissions> {
         let rules = Arc::clone(&self.rules);
-        let Some(view) = self.rooms.get(room) else {
+        if self.rooms.get(room).is_none() {
             self.idle_edges.remove(room);
+            return Vec::new();
+        }
+        let (now, shared) = (self.now, self.shared_text());
+        let room_text = std::cell::OnceCell::new();
+        let Some(view) = self.rooms.get(room) else {
             return Vec::new();
         };
         let name = view.name.clone();
@@ -972,19 +992,26 @@ impl Engine {
                 &occupant.services(&self.trusted_service_domains),
                 self.now,
             );
-            let explain = |decision: &Decision| {
-                let input = &input;
-                let services = input.parsed_services();
-                let facts = input.facts(&services);
-                (input.stored_json(), explain(&room_rules, &facts, decision))
+            // Made only for a record: the inputs per occupant, the explanation once per room.
+            let texts = || {
+                let explanation = room_text.get_or_init(|| {
+                    AuditText::new(
+                        room_rules_text(&room_rules, &name, now),
+                        Some(Arc::clone(&shared)),
+                    )
+                });
+                (
+                    AuditText::new(input.stored_json(), None),
+                    Arc::clone(explanation),
+                )
             };
             if let Some(entry) =
-                self.apply_decision(room, &seat.nick, seat.decision, cause, &explain)
+                self.apply_decision(room, &seat.nick, seat.decision, cause, &texts)
             {
                 changes.push(entry);
             }
             if let Some(trial) = trials.get(i) {
-                self.note_would(room, &seat.nick, trial.decision, cause, &explain);
+                self.note_would(room, &seat.nick, trial.decision, cause, &texts);
             }
         }
         if queued || self.rooms.get(room).is_some_and(|r| !r.queue.is_empty()) {
@@ -1155,7 +1182,7 @@ impl Engine {
         nick: &str,
         decision: Decision,
         cause: Cause,
-        explain: &dyn Fn(&Decision) -> (String, String),
+        texts: &dyn Fn() -> (Arc<AuditText>, Arc<AuditText>),
     ) -> Option<OccupantPermissions> {
         let occupant_jid = match FullJid::from_str(&format!("{room}/{nick}")) {
             Ok(jid) => jid,
@@ -1187,7 +1214,7 @@ impl Engine {
         }
         if dry_run {
             // Nothing is enforced: compare with what the module holds and say what would change.
-            self.note_would(room, nick, decision, cause, explain);
+            self.note_would(room, nick, decision, cause, texts);
             return None;
         }
         let occupant = self.occupant_mut(room, nick)?;
@@ -1219,10 +1246,10 @@ impl Engine {
             Some(&decision),
             cause,
         );
-        let (inputs, explanation) = explain(&decision);
+        let (inputs, explanation) = texts();
         self.effects.audit.push(AuditRecord {
-            inputs,
-            explanation,
+            inputs: Some(inputs),
+            explanation: Some(explanation),
             ..record
         });
         Some(entry)
@@ -1236,7 +1263,7 @@ impl Engine {
         nick: &str,
         would: Decision,
         cause: Cause,
-        explain: &dyn Fn(&Decision) -> (String, String),
+        texts: &dyn Fn() -> (Arc<AuditText>, Arc<AuditText>),
     ) {
         let dry_run = self.dry_run;
         let Some(occupant) = self.occupant_mut(room, nick) else {
@@ -1280,11 +1307,11 @@ impl Engine {
             Some(&would),
             cause,
         );
-        let (inputs, explanation) = explain(&would);
+        let (inputs, explanation) = texts();
         self.effects.audit.push(AuditRecord {
             dry_run: true,
-            inputs,
-            explanation,
+            inputs: Some(inputs),
+            explanation: Some(explanation),
             ..record
         });
     }
@@ -1365,13 +1392,38 @@ impl Engine {
                         .join(",")
                 })
                 .unwrap_or_default(),
-            reasons: decision
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "left the room".into()),
+            reasons: AuditText::new(
+                decision
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "left the room".into()),
+                None,
+            ),
             cause: cause.as_str().into(),
             dry_run: false,
-            inputs: String::new(),
-            explanation: String::new(),
+            inputs: None,
+            explanation: None,
+        }
+    }
+
+    /// The part of every stored explanation all rooms share, made once per rule set (and again
+    /// after a rule window edge).
+    fn shared_text(&mut self) -> Arc<AuditText> {
+        match &self.shared_text {
+            Some(shared)
+                if std::ptr::eq(shared.rules.as_ptr(), Arc::as_ptr(&self.rules))
+                    && shared.until.is_none_or(|until| self.now < until) =>
+            {
+                Arc::clone(&shared.text)
+            }
+            _ => {
+                let text = AuditText::new(rules_text(&self.rules, self.now), None);
+                self.shared_text = Some(SharedText {
+                    rules: Arc::downgrade(&self.rules),
+                    until: self.rules.next_edge(self.now),
+                    text: Arc::clone(&text),
+                });
+                text
+            }
         }
     }
 

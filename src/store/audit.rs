@@ -17,6 +17,45 @@ use tracing::{debug, error, warn};
 use super::Store;
 use super::view::ViewWrite;
 
+/// A text stored once in `audit_texts` and referred to by decision rows (an explanation, the
+/// reasons, the inputs). Its key is computed once, where the text is made, and every record that
+/// refers to it shares it: a pass over 100,000 occupants makes one explanation per room, not one per
+/// occupant, and neither copies nor hashes it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditText {
+    /// The key in `audit_texts`: the first 64 bits of the SHA-256 of the body and of the key of
+    /// `head` ([`super::text_id`]).
+    pub id: i64,
+    /// The text.
+    pub body: Arc<str>,
+    /// The text shown before this one (stored once too: the part of explanations every room
+    /// shares).
+    pub head: Option<Arc<AuditText>>,
+}
+
+impl AuditText {
+    /// A text and its key.
+    pub fn new(body: String, head: Option<Arc<AuditText>>) -> Arc<AuditText> {
+        let id = match &head {
+            None => super::text_id(&body),
+            Some(head) => super::text_id(&format!("{}\0{body}", head.id)),
+        };
+        Arc::new(AuditText {
+            id,
+            body: body.into(),
+            head,
+        })
+    }
+
+    /// The whole text, as `decisions_full` shows it.
+    pub fn full(&self) -> String {
+        match &self.head {
+            None => self.body.to_string(),
+            Some(head) => format!("{}{}", head.full(), self.body),
+        }
+    }
+}
+
 /// One row of `decisions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -42,16 +81,17 @@ pub struct AuditRecord {
     pub granted: String,
     /// Deciding rule ids, comma-separated.
     pub rule_ids: String,
-    /// Per-kind reasons.
-    pub reasons: String,
+    /// Per-kind reasons (the same for everyone decided the same way: stored once).
+    pub reasons: Arc<AuditText>,
     /// What triggered the decision: joined, changed, left, rules, resync.
     pub cause: String,
     /// A dry-run record: what podium *would* have changed (`previous` → `granted`), not enforced.
     pub dry_run: bool,
-    /// The evaluator's inputs, JSON ([`crate::rules::Inputs`]).
-    pub inputs: String,
-    /// Why each kind was decided and why the other rules lost ([`crate::rules::explain()`]).
-    pub explanation: String,
+    /// The evaluator's inputs, JSON ([`crate::rules::Inputs::stored_json`]); `None` for a leave.
+    pub inputs: Option<Arc<AuditText>>,
+    /// The rules and grants of the room as they stood ([`crate::rules::rules_text`], then
+    /// [`crate::rules::room_rules_text`]); `None` for a leave.
+    pub explanation: Option<Arc<AuditText>>,
 }
 
 /// One write of the audit writer: a decision record, or a change to the live view.

@@ -38,7 +38,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-pub use audit::{AuditRecord, AuditWriter, Write};
+pub use audit::{AuditRecord, AuditText, AuditWriter, Write};
 pub use grants::{AV_MODERATION, ApprovalKey, GrantChange};
 pub use view::{OccupantRow, QueueRow, ViewWrite};
 
@@ -85,7 +85,7 @@ pub fn text_id(body: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
-/// Rows per multi-row INSERT (19 values each, well under SQLite's and PostgreSQL's limits).
+/// Rows per multi-row INSERT (20 values each, well under SQLite's and PostgreSQL's limits).
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values on PostgreSQL, `(?, ?), (?, ?)` on
@@ -301,43 +301,57 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts audit records with one statement, after their texts.
+    /// Inserts audit records with one statement, after the texts they refer to that this
+    /// transaction has not stored yet (each with `ON CONFLICT DO NOTHING`: an earlier transaction
+    /// may have stored it, and a prune since may have deleted it again).
     async fn insert_records(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         texts: &mut HashSet<i64>,
         records: &[&AuditRecord],
     ) -> Result<(), StoreError> {
-        let text_id = |body: &str| (!body.is_empty()).then(|| text_id(body));
-        let ids: Vec<(Option<i64>, Option<i64>)> = records
-            .iter()
-            .map(|r| (text_id(&r.inputs), text_id(&r.explanation)))
-            .collect();
-        let new: Vec<(i64, &str)> = records
-            .iter()
-            .zip(&ids)
-            .flat_map(|(r, (i, e))| [(*i, r.inputs.as_str()), (*e, r.explanation.as_str())])
-            .filter_map(|(id, body)| id.filter(|id| texts.insert(*id)).map(|id| (id, body)))
-            .collect();
+        fn collect<'a>(text: &'a AuditText, texts: &mut HashSet<i64>, new: &mut Vec<&'a AuditText>) {
+            if texts.contains(&text.id) {
+                return;
+            }
+            // The text shown before it first: this one refers to it.
+            if let Some(head) = &text.head {
+                collect(head, texts, new);
+            }
+            texts.insert(text.id);
+            new.push(text);
+        }
+        let mut new = Vec::new();
+        for r in records {
+            for text in [Some(&r.reasons), r.inputs.as_ref(), r.explanation.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                collect(text, texts, &mut new);
+            }
+        }
         for chunk in new.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO audit_texts (id, body) VALUES {} ON CONFLICT (id) DO NOTHING",
-                placeholders(&self.backend, chunk.len(), 2)
+                "INSERT INTO audit_texts (id, body, head_id) VALUES {} ON CONFLICT (id) DO NOTHING",
+                placeholders(&self.backend, chunk.len(), 3)
             );
             let mut insert = sqlx::query(AssertSqlSafe(sql));
-            for (id, body) in chunk {
-                insert = insert.bind(*id).bind(*body);
+            for text in chunk {
+                insert = insert
+                    .bind(text.id)
+                    .bind(&*text.body)
+                    .bind(text.head.as_ref().map(|head| head.id));
             }
             insert.execute(&mut **tx).await?;
         }
         let sql = format!(
             "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
              user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
-             explanation, inputs_id, explanation_id) VALUES {}",
-            placeholders(&self.backend, records.len(), 19)
+             explanation, inputs_id, explanation_id, reasons_id) VALUES {}",
+            placeholders(&self.backend, records.len(), 20)
         );
         let mut insert = sqlx::query(AssertSqlSafe(sql));
-        for (r, (inputs, explanation)) in records.iter().zip(&ids) {
+        for r in records {
             insert = insert
                 .bind(&r.at)
                 .bind(&r.room)
@@ -350,14 +364,15 @@ impl Store {
                 .bind(&r.previous)
                 .bind(&r.granted)
                 .bind(&r.rule_ids)
-                .bind(&r.reasons)
+                .bind("")
                 .bind(&r.cause)
                 .bind(&self.instance)
                 .bind(i64::from(r.dry_run))
                 .bind("")
                 .bind("")
-                .bind(*inputs)
-                .bind(*explanation);
+                .bind(r.inputs.as_ref().map(|t| t.id))
+                .bind(r.explanation.as_ref().map(|t| t.id))
+                .bind(r.reasons.id);
         }
         insert.execute(&mut **tx).await?;
         Ok(())
@@ -516,13 +531,19 @@ impl Store {
         // A writer storing a record in the meantime holds its texts in its own transaction: on
         // SQLite the two are serialised, on PostgreSQL the foreign key makes this delete wait and
         // fail (tried again at the next prune).
-        sqlx::query(
-            "DELETE FROM audit_texts WHERE \
-             NOT EXISTS (SELECT 1 FROM decisions d WHERE d.inputs_id = audit_texts.id) AND \
-             NOT EXISTS (SELECT 1 FROM decisions d WHERE d.explanation_id = audit_texts.id)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        // Twice: a room's explanation goes first, then the part every room shares, once no
+        // explanation shows it.
+        for _ in 0..2 {
+            sqlx::query(
+                "DELETE FROM audit_texts WHERE \
+                 NOT EXISTS (SELECT 1 FROM decisions d WHERE d.inputs_id = audit_texts.id) AND \
+                 NOT EXISTS (SELECT 1 FROM decisions d WHERE d.explanation_id = audit_texts.id) AND \
+                 NOT EXISTS (SELECT 1 FROM decisions d WHERE d.reasons_id = audit_texts.id) AND \
+                 NOT EXISTS (SELECT 1 FROM audit_texts t WHERE t.head_id = audit_texts.id)",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(result.rows_affected())
     }
