@@ -765,17 +765,21 @@ fn test_raised_hands_queue_for_one_slot_and_a_leave_frees_it() {
         vec![vec![("audio".to_owned(), 1, "bob".to_owned())]]
     );
     let bob = &effects.audit[0];
-    assert!(
-        bob.explanation
-            .starts_with("audio: may not send (waits for a slot: position 1)\n"),
-        "{}",
-        bob.explanation
+    assert_eq!(
+        &*bob.reasons.body,
+        "audio: request by rule 1 (priority 0, cap 1): waiting for a slot, position 1; \
+         video: deny by default; screen: deny by default"
     );
+    // The explanation is the room's rules as they stood, shared by the room.
+    let explanation = bob.explanation.as_ref().unwrap().full();
     assert!(
-        bob.inputs
-            .contains("\"hand_raised_at\":\"2026-11-23T10:00:05Z\""),
-        "{}",
-        bob.inputs
+        explanation.contains("\n  rule 1 (request everyone, audio, priority 0, cap 1)\n"),
+        "{explanation}"
+    );
+    let inputs = &bob.inputs.as_ref().unwrap().body;
+    assert!(
+        inputs.contains("\"hand_raised_at\":\"2026-11-23T10:00:05Z\""),
+        "{inputs}"
     );
     ack(&mut engine, &sent[0].0);
 
@@ -894,7 +898,7 @@ fn test_a_grant_allows_until_it_expires_then_the_rules_decide_again() {
     let effects = engine.take_effects();
     let sent = sent_permissions(&effects.stanzas);
     assert_eq!(sent[0].2, "audio", "the grant wins over the deny");
-    assert!(effects.audit[0].reasons.starts_with(
+    assert!(effects.audit[0].reasons.body.starts_with(
         "audio: allow by grant 4 (until 2026-11-23T10:05:00Z); video: deny by rule 1"
     ));
     ack(&mut engine, &sent[0].0);

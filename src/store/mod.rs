@@ -562,6 +562,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn test_prune_decisions_before_a_cutoff() {
@@ -674,91 +675,138 @@ mod tests {
         );
     }
 
-    fn record(nick: &str, inputs: &str, explanation: &str) -> AuditRecord {
+    fn record(
+        nick: &str,
+        room: &str,
+        inputs: &Arc<AuditText>,
+        explanation: &Arc<AuditText>,
+    ) -> AuditRecord {
         AuditRecord {
             at: "2026-11-23T10:00:00Z".into(),
-            room: "r@conference.localhost".into(),
+            room: format!("{room}@conference.localhost"),
             nick: nick.into(),
             real_jid: format!("{nick}@localhost/x"),
-            user_id: None,
+            user_id: (nick == "ben").then(|| "u-ben".into()),
             user_name: None,
             user_email: None,
             user_group: None,
             previous: "none".into(),
             granted: "audio".into(),
             rule_ids: "1".into(),
-            reasons: "audio: allow by rule 1 (priority 0)".into(),
+            reasons: AuditText::new("audio: allow by rule 1 (priority 0)".into(), None),
             cause: "resync".into(),
             dry_run: false,
-            inputs: inputs.into(),
-            explanation: explanation.into(),
+            inputs: Some(Arc::clone(inputs)),
+            explanation: Some(Arc::clone(explanation)),
         }
     }
 
-    /// The audit log stores each distinct explanation and inputs text once; `decisions_full` shows
-    /// every record with its full texts, and pruning drops the texts no record refers to.
+    /// The audit log stores each distinct text once: the part of explanations every room shares,
+    /// each room's own part, the reasons, the inputs; `decisions_full` shows every record with its
+    /// full texts (the inputs with the identity the row holds), and pruning drops the texts no
+    /// record (and no other text) refers to.
     async fn check_audit_texts_stored_once(store: &Store) {
-        let long = "audio: may send\n  rule 1 (allow everyone, priority 0): decided\n".repeat(40);
+        let shared = AuditText::new(
+            "every room: rules for '*', first to last\n  rule 1 (allow everyone, audio, priority 0)\n"
+                .repeat(20),
+            None,
+        );
+        let room_text = |room: &str| {
+            AuditText::new(
+                format!("room {room}: its own rules, first to last\n"),
+                Some(Arc::clone(&shared)),
+            )
+        };
+        let (class, lab) = (room_text("class"), room_text("lab"));
+        let participant = AuditText::new("{\"role\":\"participant\"}".into(), None);
+        let moderator = AuditText::new("{\"role\":\"moderator\"}".into(), None);
         store
             .insert_decisions(&[
-                record("ada", "{\"role\":\"participant\"}", &long),
-                record("ben", "{\"role\":\"moderator\"}", &long),
+                record("ada", "class", &participant, &class),
+                record("ben", "class", &moderator, &class),
+                record("cy", "lab", &participant, &lab),
             ])
             .await
             .unwrap();
         store
-            .insert_decisions(&[record("ada", "{\"role\":\"participant\"}", &long)])
+            .insert_decisions(&[record("ada", "class", &participant, &class)])
             .await
             .unwrap();
-        let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_texts")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(texts, 3, "one explanation, two inputs");
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT nick, inputs, explanation FROM decisions_full ORDER BY id")
-                .fetch_all(store.pool())
+        let texts = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_texts")
+                .fetch_one(store.pool())
                 .await
-                .unwrap();
-        assert_eq!(rows.len(), 3);
-        for (nick, inputs, explanation) in &rows {
-            assert_eq!(explanation, &long, "{nick}");
+                .unwrap()
+        };
+        assert_eq!(
+            texts().await,
+            6,
+            "the shared part, two rooms' parts, one reasons text, two inputs"
+        );
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT nick, reasons, inputs, explanation FROM decisions_full ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4);
+        for (nick, reasons, inputs, explanation) in &rows {
+            let room = if nick == "cy" { "lab" } else { "class" };
+            assert_eq!(
+                explanation,
+                &format!("{}room {room}: its own rules, first to last\n", shared.body),
+                "{nick}"
+            );
+            assert_eq!(reasons, "audio: allow by rule 1 (priority 0)");
+            let inputs: serde_json::Value = serde_json::from_str(inputs).unwrap();
             let role = if nick == "ben" {
                 "moderator"
             } else {
                 "participant"
             };
-            assert_eq!(inputs, &format!("{{\"role\":\"{role}\"}}"));
+            let mut expected = serde_json::json!({
+                "role": role,
+                "real_jid": format!("{nick}@localhost"),
+            });
+            if nick == "ben" {
+                expected["user_id"] = "u-ben".into();
+            }
+            assert_eq!(inputs, expected, "{nick}");
         }
         // Rows written before the texts moved out keep theirs in place, and read the same.
         sqlx::query(
             "INSERT INTO decisions (at, room, nick, real_jid, previous, granted, rule_ids, reasons, \
              cause, inputs, explanation) VALUES ('2026-11-22T10:00:00Z', 'r', 'old', 'j', 'none', \
-             'audio', '', '', 'joined', '{}', 'old text')",
+             'audio', '', 'old reasons', 'joined', '{}', 'old text')",
         )
         .execute(store.pool())
         .await
         .unwrap();
-        let old: String =
-            sqlx::query_scalar("SELECT explanation FROM decisions_full WHERE nick = 'old'")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(old, "old text");
-        // ben's inputs go with his record; the shared explanation stays for ada's later one.
-        sqlx::query("UPDATE decisions SET at = '2026-11-01T00:00:00Z' WHERE nick = 'ben'")
+        let old: (String, String, String) = sqlx::query_as(
+            "SELECT reasons, inputs, explanation FROM decisions_full WHERE nick = 'old'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(old, ("old reasons".into(), "{}".into(), "old text".into()));
+        // ben's inputs go with his record, cy's with the lab's part; the shared part stays for
+        // ada's records.
+        sqlx::query("UPDATE decisions SET at = '2026-11-01T00:00:00Z' WHERE nick IN ('ben', 'cy')")
             .execute(store.pool())
             .await
             .unwrap();
         assert_eq!(
             store.prune_decisions("2026-11-22T00:00:00Z").await.unwrap(),
-            1
+            2
         );
-        let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_texts")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(texts, 2);
+        assert_eq!(texts().await, 4, "shared, class, reasons, participant");
+        // Once no record refers to a room's part, the shared part goes too.
+        assert_eq!(
+            store.prune_decisions("2026-12-01T00:00:00Z").await.unwrap(),
+            3,
+            "ada's two and the old one"
+        );
+        assert_eq!(texts().await, 0);
     }
 
     #[tokio::test]
@@ -831,11 +879,11 @@ mod tests {
             previous: "none".into(),
             granted: "audio".into(),
             rule_ids: "1".into(),
-            reasons: "audio: allow by rule 1 (priority 0)".into(),
+            reasons: AuditText::new("audio: allow by rule 1 (priority 0)".into(), None),
             cause: "joined".into(),
             dry_run: false,
-            inputs: String::new(),
-            explanation: String::new(),
+            inputs: None,
+            explanation: None,
         };
         store
             .insert_decisions(&[record.clone(), record])
