@@ -39,13 +39,15 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::media::{Media, MediaSet};
 use crate::protocol::{
-    Applied, Approval, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions,
+    Applied, Approval, EventKind, Held, HeldOrigin, Identity, OccupantEvent, OccupantPermissions,
     PayloadError, Reset, SetPermissions, Snapshot, SnapshotRequest,
 };
 use crate::rooms::Role;
 use crate::rooms::{Occupant, Rooms};
 use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, room_rules_text, rules_text, settle};
-use crate::store::{ApprovalKey, AuditRecord, AuditText, GrantChange, QueueRow, ViewWrite};
+use crate::store::{
+    ApprovalKey, AuditRecord, AuditText, GrantChange, OccupantRow, QueueRow, ViewWrite,
+};
 use crate::xmpp::ns;
 
 /// Logs a per-occupant line at INFO for one occupant's event, at DEBUG inside a pass over every
@@ -77,6 +79,9 @@ const SLICE: usize = 1000;
 /// Occupants in a pass's first slice, decided at once when the pass starts: small, so the first
 /// changes of a rule edit are on the link within milliseconds.
 const FIRST_SLICE: usize = 100;
+
+/// Distinct decisions whose reasons text is kept (then the cache starts over).
+const REASONS_KEPT: usize = 4096;
 
 /// What the engine wants done.
 #[derive(Debug, Default)]
@@ -210,10 +215,16 @@ pub struct Engine {
     idle_edges: HashMap<BareJid, Timestamp>,
     /// The next rule window edge or grant expiry, as last computed.
     rule_edge: Option<Timestamp>,
+    /// The rule set `rule_edge` was computed from (weak, as [`SharedText::rules`]): the next edge
+    /// is computed again only for new rules or once it has passed, not on every turn of the run
+    /// loop (a scan of every rule).
+    rule_edge_of: std::sync::Weak<RuleSet>,
     /// The view before a resync, so joins, hands and slots carry over for the same people.
     before_resync: Rooms,
     /// The pass over every room under way, if any.
     pass: Option<Pass>,
+    /// Reasons texts by decision ([`Engine::reasons_text`]), at most [`REASONS_KEPT`].
+    reasons: HashMap<Decision, Arc<AuditText>>,
     /// The part of every stored explanation all rooms share ([`rules_text`]), for the rule set it
     /// was made from (by address) until the next rule window edge.
     shared_text: Option<SharedText>,
@@ -242,9 +253,11 @@ impl Engine {
             approval: None,
             idle_edges: HashMap::new(),
             rule_edge: None,
+            rule_edge_of: std::sync::Weak::new(),
             before_resync: Rooms::default(),
             pass: None,
             shared_text: None,
+            reasons: HashMap::new(),
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
         }
@@ -288,7 +301,12 @@ impl Engine {
     /// The next moment something changes without an event: a rule window opens or closes, a grant
     /// expires, a slot holder becomes idle. The run loop calls [`Engine::edge`] then.
     pub fn next_edge(&mut self) -> Option<jiff::Timestamp> {
-        self.rule_edge = self.rules.next_edge(self.now);
+        let fresh = std::ptr::eq(self.rule_edge_of.as_ptr(), Arc::as_ptr(&self.rules))
+            && self.rule_edge.is_none_or(|at| at > self.now);
+        if !fresh {
+            self.rule_edge = self.rules.next_edge(self.now);
+            self.rule_edge_of = Arc::downgrade(&self.rules);
+        }
         let idle = self.idle_edges.values().filter(|at| **at > self.now).min();
         match (self.rule_edge, idle) {
             (Some(a), Some(b)) => Some(a.min(*b)),
@@ -1184,32 +1202,52 @@ impl Engine {
         cause: Cause,
         texts: &dyn Fn() -> (Arc<AuditText>, Arc<AuditText>),
     ) -> Option<OccupantPermissions> {
-        let occupant_jid = match FullJid::from_str(&format!("{room}/{nick}")) {
-            Ok(jid) => jid,
-            Err(error) => {
-                // Prosody's stringprep allows a few nicks the jid crate refuses; such an occupant
-                // keeps the module's default (fail closed), and the log says so.
-                warn!(room = %room, occupant = %nick, %error, "cannot address occupant; module default stays");
-                return None;
-            }
-        };
         let (now, dry_run) = (self.now, self.dry_run);
-        let trusted = self.trusted_service_domains.clone();
+        let reasons = self.reasons_text(&decision);
+        let trusted = &self.trusted_service_domains;
         {
             let view = self.rooms.entry_existing(room)?;
             let occupant = view.occupants.get_mut(nick)?;
+            if occupant.address.is_none() {
+                match FullJid::from_str(&format!("{room}/{nick}")) {
+                    Ok(jid) => occupant.address = Some(jid),
+                    Err(error) => {
+                        // Prosody's stringprep allows a few nicks the jid crate refuses; such an
+                        // occupant keeps the module's default (fail closed), and the log says so.
+                        warn!(room = %room, occupant = %nick, %error, "cannot address occupant; module default stays");
+                        return None;
+                    }
+                }
+            }
+            let changed = occupant.decision != Some(decision);
             occupant.decision = Some(decision);
             occupant.set_slots(decision.holding(), now);
-            let row = occupant.view_row(room, &view.name, &trusted);
-            let digest = {
-                use std::hash::{Hash, Hasher};
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                row.hash(&mut hasher);
-                hasher.finish()
-            };
-            if occupant.view != Some(digest) {
-                occupant.view = Some(digest);
-                self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
+            if !occupant.view_current {
+                // The occupant's part of the row: written when it differs from the last written.
+                let row = occupant.view_row(room, &view.name, trusted);
+                let digest = {
+                    use std::hash::{Hash, Hasher};
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    OccupantRow {
+                        permissions: String::new(),
+                        reasons: String::new(),
+                        ..row.clone()
+                    }
+                    .hash(&mut hasher);
+                    hasher.finish()
+                };
+                occupant.view_current = true;
+                if occupant.view != Some(digest) || changed {
+                    occupant.view = Some(digest);
+                    self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
+                }
+            } else if changed {
+                self.effects.view.push(ViewWrite::Decided {
+                    room: room.to_string(),
+                    nick: nick.to_owned(),
+                    permissions: decision.permissions.to_string(),
+                    reasons: Arc::clone(&reasons),
+                });
             }
         }
         if dry_run {
@@ -1230,7 +1268,7 @@ impl Engine {
         let previous = occupant.held.map(|h| h.permissions);
         occupant.held = Some(confirmed);
         let entry = OccupantPermissions {
-            jid: occupant_jid,
+            jid: occupant.address.clone()?,
             real_jid: occupant.real_jid.clone(),
             permissions: decision.permissions,
         };
@@ -1243,7 +1281,7 @@ impl Engine {
             occupant,
             previous,
             decision.permissions,
-            Some(&decision),
+            Some((&decision, reasons)),
             cause,
         );
         let (inputs, explanation) = texts();
@@ -1266,6 +1304,7 @@ impl Engine {
         texts: &dyn Fn() -> (Arc<AuditText>, Arc<AuditText>),
     ) {
         let dry_run = self.dry_run;
+        let reasons = self.reasons_text(&would);
         let Some(occupant) = self.occupant_mut(room, nick) else {
             return;
         };
@@ -1304,7 +1343,7 @@ impl Engine {
             occupant,
             actual,
             would.permissions,
-            Some(&would),
+            Some((&would, reasons)),
             cause,
         );
         let (inputs, explanation) = texts();
@@ -1368,23 +1407,25 @@ impl Engine {
         occupant: &Occupant,
         previous: Option<MediaSet>,
         granted: MediaSet,
-        decision: Option<&Decision>,
+        decision: Option<(&Decision, Arc<AuditText>)>,
         cause: Cause,
     ) -> AuditRecord {
-        let identity = occupant.identity.clone().unwrap_or_default();
+        let identity = occupant.identity.as_ref();
+        let field = |get: fn(&Identity) -> &Option<String>| identity.and_then(|i| get(i).clone());
         AuditRecord {
             at: self.now.to_string(),
             room: room.to_string(),
             nick: occupant.nick.clone(),
             real_jid: occupant.real_jid.to_string(),
-            user_id: identity.id,
-            user_name: identity.name,
-            user_email: identity.email,
-            user_group: identity.group,
+            user_id: field(|i| &i.id),
+            user_name: field(|i| &i.name),
+            user_email: field(|i| &i.email),
+            user_group: field(|i| &i.group),
             previous: display_held(previous),
             granted: granted.to_string(),
             rule_ids: decision
-                .map(|d| {
+                .as_ref()
+                .map(|(d, _)| {
                     d.rule_ids()
                         .iter()
                         .map(i64::to_string)
@@ -1392,17 +1433,28 @@ impl Engine {
                         .join(",")
                 })
                 .unwrap_or_default(),
-            reasons: AuditText::new(
-                decision
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|| "left the room".into()),
-                None,
-            ),
+            reasons: decision
+                .map(|(_, reasons)| reasons)
+                .unwrap_or_else(|| AuditText::new("left the room".into(), None)),
             cause: cause.as_str().into(),
             dry_run: false,
             inputs: None,
             explanation: None,
         }
+    }
+
+    /// A decision's reasons as stored: made and hashed once per distinct decision (a pass over
+    /// every room makes a few thousand, not one per occupant) and shared by the records and view
+    /// rows that show it.
+    fn reasons_text(&mut self, decision: &Decision) -> Arc<AuditText> {
+        if self.reasons.len() >= REASONS_KEPT {
+            self.reasons.clear();
+        }
+        Arc::clone(
+            self.reasons
+                .entry(*decision)
+                .or_insert_with(|| AuditText::new(decision.to_string(), None)),
+        )
     }
 
     /// The part of every stored explanation all rooms share, made once per rule set (and again

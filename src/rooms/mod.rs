@@ -9,7 +9,7 @@ pub use crate::protocol::{Affiliation, PresenceFacts, Role};
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
-use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 
 use crate::media::{Media, MediaSet};
 use crate::protocol::{Held, Identity, OccupantState};
@@ -50,9 +50,15 @@ pub struct Occupant {
     pub quiet_since: [Option<Timestamp>; 3],
     /// Per kind: since when the occupant holds a slot of a cap.
     pub slot_since: [Option<Timestamp>; 3],
-    /// A hash of the last row written to the `occupants` table, to write only changes (the row
-    /// itself, kept for 100,000 occupants, would cost tens of MB).
+    /// A hash of the occupant's part of the last row written to the `occupants` table (all but
+    /// the decision), to write only changes (the row itself, kept for 100,000 occupants, would
+    /// cost tens of MB).
     pub view: Option<u64>,
+    /// Whether the occupant's part of its `occupants` row is as written (`view`) since the last
+    /// report about it: then a new decision writes only the decision's columns.
+    pub view_current: bool,
+    /// The occupant's JID (`room/nick`), once podium has addressed it.
+    pub address: Option<FullJid>,
 }
 
 impl Occupant {
@@ -74,6 +80,8 @@ impl Occupant {
             quiet_since: [None; 3],
             slot_since: [None; 3],
             view: None,
+            view_current: false,
+            address: None,
         };
         occupant.observe(presence, now);
         occupant
@@ -81,6 +89,7 @@ impl Occupant {
 
     /// Applies a later report about the same occupant, seen at `now`, keeping podium's own decision.
     pub fn update(&mut self, state: OccupantState, now: Timestamp) {
+        self.view_current = false;
         if let Some(presence) = state.presence {
             self.observe(presence, now);
         }
@@ -303,6 +312,10 @@ impl Rooms {
         {
             room.name = room_name(jid, Some(main_room));
             room.main_room = Some(main_room.clone());
+            // Every row of the room names it.
+            for occupant in room.occupants.values_mut() {
+                occupant.view_current = false;
+            }
         }
         room
     }
@@ -387,6 +400,8 @@ mod tests {
             quiet_since: [None; 3],
             slot_since: [None; 3],
             view: None,
+            view_current: false,
+            address: None,
         }
     }
 

@@ -79,13 +79,33 @@ impl Inputs {
     /// `email`; `decisions_full.inputs` puts them back), so an occupant decided again on the same
     /// inputs, and occupants of a room alike but for who they are, are stored once.
     pub fn stored_json(&self) -> String {
-        let mut json = serde_json::to_value(self).unwrap_or_default();
-        if let Some(fields) = json.as_object_mut() {
-            for field in ["time", "real_jid", "user_id", "group", "email"] {
-                fields.remove(field);
-            }
+        /// The stored fields, in the order of a JSON object's keys (sorted, as before).
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            affiliation: &'a str,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            claims: &'a BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            hand_raised_at: Option<Timestamp>,
+            joined_at: Timestamp,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            meeting: Option<&'a str>,
+            role: &'a str,
+            room: &'a str,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            services: &'a [String],
         }
-        json.to_string()
+        serde_json::to_string(&Stored {
+            affiliation: &self.affiliation,
+            claims: &self.claims,
+            hand_raised_at: self.hand_raised_at,
+            joined_at: self.joined_at,
+            meeting: self.meeting.as_deref(),
+            role: &self.role,
+            room: &self.room,
+            services: &self.services,
+        })
+        .unwrap_or_default()
     }
 
     /// The services, typed.
@@ -448,9 +468,22 @@ screen: may not send
             "{}",
             inputs.stored_json()
         );
-        let json: serde_json::Value = serde_json::from_str(&inputs.stored_json()).unwrap();
-        assert_eq!(json["role"], "participant");
-        assert_eq!(json["joined_at"], "2026-11-23T09:00:00Z");
+        // The identity is the row's: left out, so occupants alike but for who they are share it.
+        assert_eq!(
+            inputs.stored_json(),
+            r#"{"affiliation":"none","joined_at":"2026-11-23T09:00:00Z","role":"participant","room":"standup"}"#
+        );
+        // Every other field as the whole inputs' JSON has it.
+        let mut full = inputs.clone();
+        full.claims.insert("user.department".into(), "sales".into());
+        full.services = vec!["jibri".into()];
+        full.hand_raised_at = Some("2026-11-23T09:30:00Z".parse().unwrap());
+        full.meeting = Some("m-1".into());
+        let mut expected = serde_json::to_value(&full).unwrap();
+        for field in ["time", "real_jid", "user_id", "group", "email"] {
+            expected.as_object_mut().unwrap().remove(field);
+        }
+        assert_eq!(full.stored_json(), expected.to_string());
     }
 
     #[test]

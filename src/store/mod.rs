@@ -269,6 +269,11 @@ impl Store {
                     .take(ROWS_PER_STATEMENT)
                     .take_while(|w| matches!(w, Write::View(ViewWrite::Occupant(_))))
                     .count(),
+                Write::View(ViewWrite::Decided { .. }) => rest
+                    .iter()
+                    .take(ROWS_PER_STATEMENT)
+                    .take_while(|w| matches!(w, Write::View(ViewWrite::Decided { .. })))
+                    .count(),
                 Write::View(_) => 1,
             };
             let (now, later) = rest.split_at(run);
@@ -293,6 +298,16 @@ impl Store {
                         })
                         .collect();
                     self.upsert_occupants(&mut tx, &rows).await?;
+                }
+                Write::View(ViewWrite::Decided { .. }) => {
+                    let views: Vec<&ViewWrite> = now
+                        .iter()
+                        .filter_map(|w| match w {
+                            Write::View(view) => Some(view),
+                            Write::Decision(_) => None,
+                        })
+                        .collect();
+                    self.update_decided(&mut tx, &views).await?;
                 }
                 Write::View(view) => self.write_view(&mut tx, view).await?,
             }
@@ -433,6 +448,64 @@ impl Store {
         Ok(())
     }
 
+    /// Writes new decisions into live-view rows with one statement (the last wins for an occupant
+    /// named twice).
+    async fn update_decided(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        views: &[&ViewWrite],
+    ) -> Result<(), StoreError> {
+        let mut seen = HashSet::new();
+        let mut latest: Vec<(&str, &str, &str, &str)> = views
+            .iter()
+            .rev()
+            .filter_map(|v| match v {
+                ViewWrite::Decided {
+                    room,
+                    nick,
+                    permissions,
+                    reasons,
+                } => Some((
+                    room.as_str(),
+                    nick.as_str(),
+                    permissions.as_str(),
+                    &*reasons.body,
+                )),
+                _ => None,
+            })
+            .filter(|(room, nick, _, _)| seen.insert((*room, *nick)))
+            .collect();
+        latest.reverse();
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let (updated_at, instance) = match self.backend {
+            Backend::Sqlite => ("?".to_owned(), "?".to_owned()),
+            Backend::Postgres { .. } => (
+                format!("${}", latest.len() * 4 + 1),
+                format!("${}", latest.len() * 4 + 2),
+            ),
+        };
+        let sql = format!(
+            "WITH v (room, nick, permissions, reasons) AS (VALUES {}) \
+             UPDATE occupants SET permissions = v.permissions, reasons = v.reasons, \
+             updated_at = {updated_at} FROM v \
+             WHERE occupants.instance = {instance} AND occupants.room = v.room \
+             AND occupants.nick = v.nick",
+            placeholders(&self.backend, latest.len(), 4)
+        );
+        let mut update = sqlx::query(AssertSqlSafe(sql));
+        for (room, nick, permissions, reasons) in latest {
+            update = update.bind(room).bind(nick).bind(permissions).bind(reasons);
+        }
+        update
+            .bind(jiff::Timestamp::now().to_string())
+            .bind(&self.instance)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn write_view(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -461,6 +534,7 @@ impl Store {
                 .await?;
             }
             ViewWrite::Occupant(o) => self.upsert_occupants(tx, &[&**o]).await?,
+            ViewWrite::Decided { .. } => self.update_decided(tx, &[view]).await?,
             ViewWrite::Queue { room, rows } => {
                 sqlx::query("DELETE FROM queue WHERE instance = $1 AND room = $2")
                     .bind(instance)
@@ -664,6 +738,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queue, vec![waiting("ben", 1)]);
+        // A new decision writes its columns only, the last one for an occupant named twice.
+        let decided = |nick: &str, permissions: &str| {
+            view(ViewWrite::Decided {
+                room: "class@conference.localhost".into(),
+                nick: nick.into(),
+                permissions: permissions.into(),
+                reasons: AuditText::new(format!("{permissions} by rule 1"), None),
+            })
+        };
+        store
+            .write(&[
+                decided("ada", "video"),
+                decided("ben", "audio"),
+                decided("ada", "audio,video"),
+            ])
+            .await
+            .unwrap();
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT nick, permissions, reasons, real_jid FROM occupants ORDER BY nick",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "ada".into(),
+                    "audio,video".into(),
+                    "audio,video by rule 1".into(),
+                    "ada@localhost/web".into()
+                ),
+                (
+                    "ben".into(),
+                    "audio".into(),
+                    "audio by rule 1".into(),
+                    "ben@localhost/web".into()
+                ),
+            ]
+        );
         store.write(&[view(ViewWrite::Clear)]).await.unwrap();
         assert!(store.load_occupants().await.unwrap().is_empty());
         assert!(
