@@ -9,6 +9,7 @@
 //! - one global rule edit (`room = '*'`, every occupant's camera flips) → the first and the last of
 //!   the 100,000 changes received, and podium's own part: its "rules loaded" log line → the first;
 //! - peak RSS (VmHWM) after the resync and after the edit;
+//! - global edit → every decision's audit row written (whether the audit log keeps up);
 //! - the audit log's growth per decision row (on disk, and its `inputs` + `explanation` text);
 //! - INFO log lines;
 //! - SIGTERM during a second global edit → exit, and the exit status.
@@ -117,6 +118,7 @@ fn main() {
     let info_resync = info_lines(&log);
 
     // One global edit: the top-priority camera rule for every room turns to deny.
+    let edit_started = Instant::now();
     let (first, all, count, first_at) = edit(&runtime, &store, "deny", &seen, occupants);
     println!("  global edit -> first change sent   {:>8.0} ms", ms(first));
     // podium's side alone: from its "rules loaded" line (its own clock, the same machine's) to the
@@ -137,8 +139,23 @@ fn main() {
         rss(pid, "VmRSS") / 1024,
         rss(pid, "VmHWM") / 1024
     );
-    // Let the audit writer catch up before counting its rows and the log.
-    thread::sleep(Duration::from_secs(2));
+    // The audit writer catches up: every decision of the resync and of the edit has its row.
+    let audited = loop {
+        let rows: i64 = runtime.block_on(
+            sqlx::query_scalar("SELECT COUNT(*) FROM decisions").fetch_one(store.pool()),
+        )
+        .unwrap();
+        if rows as usize >= 2 * occupants || edit_started.elapsed() > Duration::from_secs(120) {
+            break edit_started.elapsed();
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    println!(
+        "  global edit -> every audit row written {:>8.0} ms (RSS now {} MiB, peak {} MiB)",
+        ms(audited),
+        rss(pid, "VmRSS") / 1024,
+        rss(pid, "VmHWM") / 1024
+    );
     let info_edit = info_lines(&log) - info_resync;
     println!("  INFO log lines: resync {info_resync}, edit {info_edit}");
 

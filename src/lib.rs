@@ -178,12 +178,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         for stanza in effects.stanzas {
             link.send(generation, stanza);
         }
-        for record in effects.audit {
-            audit.record(record);
-        }
-        for view in effects.view {
-            audit.view(view);
-        }
+        audit.write(
+            effects
+                .audit
+                .into_iter()
+                .map(|record| store::Write::Decision(Box::new(record)))
+                .chain(effects.view.into_iter().map(store::Write::View))
+                .collect(),
+        );
         for change in effects.grants {
             if let Err(error) = grants_tx.try_send(change) {
                 tracing::warn!(%error, "approval dropped: the grant writer is behind");
@@ -191,7 +193,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     // What this instance governed is no longer governed by it.
-    audit.view(store::ViewWrite::Clear);
+    info!(
+        queued = audit.backlog(),
+        "writing the audit records still queued"
+    );
+    audit.close_view();
 
     cancel.cancel();
     drop(grants_tx);

@@ -8,7 +8,7 @@
 //! during a long outage the queue grows with the changes made (issue 14 makes the audit durable).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -106,9 +106,12 @@ pub enum Write {
 /// The sending side of the audit queue.
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
-    queue: mpsc::UnboundedSender<Write>,
+    queue: mpsc::UnboundedSender<Vec<Write>>,
     /// Writes queued and not yet written.
     backlog: Arc<AtomicUsize>,
+    /// Set when podium stops: the live view is about to be cleared, so the view writes still
+    /// queued before that need not be made (the decision records all are).
+    closing: Arc<AtomicBool>,
 }
 
 impl AuditWriter {
@@ -116,8 +119,21 @@ impl AuditWriter {
     pub fn spawn(store: Store) -> (AuditWriter, tokio::task::JoinHandle<()>) {
         let (queue, records) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(write_batches(store, records, Arc::clone(&backlog)));
-        (AuditWriter { queue, backlog }, task)
+        let closing = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(write_batches(
+            store,
+            records,
+            Arc::clone(&backlog),
+            Arc::clone(&closing),
+        ));
+        (
+            AuditWriter {
+                queue,
+                backlog,
+                closing,
+            },
+            task,
+        )
     }
 
     /// How many writes are queued and not yet written.
@@ -127,32 +143,71 @@ impl AuditWriter {
 
     /// Queues a record.
     pub fn record(&self, record: AuditRecord) {
-        self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(Write::Decision(Box::new(record))).is_err() {
-            error!("audit writer stopped; a decision record was not written");
-        }
+        self.write(vec![Write::Decision(Box::new(record))]);
     }
 
     /// Queues a change to the live view.
     pub fn view(&self, view: ViewWrite) {
-        self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(Write::View(view)).is_err() {
-            error!("audit writer stopped; a view change was not written");
+        self.write(vec![Write::View(view)]);
+    }
+
+    /// Queues writes, in order (one message for a whole turn of the run loop).
+    pub fn write(&self, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
         }
+        let count = writes.len();
+        self.backlog.fetch_add(count, Ordering::Relaxed);
+        if self.queue.send(writes).is_err() {
+            error!(count, "audit writer stopped; writes were not made");
+        }
+    }
+
+    /// podium stops: queues the clearing of this instance's live view, after which the view writes
+    /// still queued are skipped (the decision records are all written).
+    pub fn close_view(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.view(ViewWrite::Clear);
     }
 }
 
-const BATCH: usize = 1024;
+/// Writes per transaction at most: large transactions write each touched page once for many rows
+/// (a pass over every room touches every page of the indexes), so the writer keeps up with
+/// 100,000 decisions in a second or two.
+const BATCH: usize = 8192;
 
 const ATTEMPTS: u32 = 5;
 
 async fn write_batches(
     store: Store,
-    mut records: mpsc::UnboundedReceiver<Write>,
+    mut queue: mpsc::UnboundedReceiver<Vec<Write>>,
     backlog: Arc<AtomicUsize>,
+    closing: Arc<AtomicBool>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while records.recv_many(&mut batch, BATCH).await > 0 {
+    let mut messages = Vec::new();
+    let mut batch: Vec<Write> = Vec::with_capacity(BATCH);
+    loop {
+        // What is queued, up to about BATCH writes (whole messages).
+        if messages.is_empty() && queue.recv_many(&mut messages, 64).await == 0 {
+            return;
+        }
+        let mut taken = 0;
+        for writes in messages.drain(..) {
+            taken += writes.len();
+            batch.extend(writes);
+        }
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(writes) => {
+                    taken += writes.len();
+                    batch.extend(writes);
+                }
+                Err(_) => break,
+            }
+        }
+        if closing.load(Ordering::Relaxed) {
+            batch.retain(|w| matches!(w, Write::Decision(_) | Write::View(ViewWrite::Clear)));
+        }
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
             match store.write(&batch).await {
@@ -170,7 +225,7 @@ async fn write_batches(
                 }
             }
         }
-        backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+        backlog.fetch_sub(taken, Ordering::Relaxed);
         batch.clear();
     }
 }

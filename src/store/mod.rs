@@ -187,7 +187,7 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets the sqlite3 CLI write while podium reads; busy_timeout waits out a
                     // writer instead of failing with SQLITE_BUSY.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;")
                         .await?;
                     Ok(())
                 })
