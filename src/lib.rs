@@ -47,6 +47,12 @@ use crate::enforce::Engine;
 use crate::store::{AuditWriter, Store, StoreError};
 use crate::xmpp::LinkEvent;
 
+/// Live-view rows are written while fewer audit writes than this are queued.
+const VIEWS_WHEN_BACKLOG_BELOW: usize = 4096;
+
+/// Live-view rows written per turn of the run loop at most.
+const VIEWS_PER_TURN: usize = 2048;
+
 /// Why podium could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -128,6 +134,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut generation = 0;
     let mut ticker = tokio::time::interval(enforce::TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut views = tokio::time::interval(Duration::from_millis(20));
+    views.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let now = jiff::Timestamp::now();
@@ -160,6 +168,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 engine.rules_changed(rules);
             }
             _ = ticker.tick() => engine.tick(),
+            // Live-view rows waiting for the audit log to catch up: looked at again shortly.
+            _ = views.tick(), if engine.views_pending() => {}
             // A pass over every room goes on a slice at a time between events, each slice's
             // changes sent before the next is decided. It never waits for the audit log: a revoke
             // is enforced whether or not the database keeps up (issue 13 review).
@@ -173,6 +183,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 Some(LinkEvent::Stanza(stanza)) => engine.stanza(*stanza),
                 None => break,
             },
+        }
+        // The live view waits while the audit log is behind (decision records first).
+        if engine.views_pending() && audit.backlog() < VIEWS_WHEN_BACKLOG_BELOW {
+            engine.flush_views(VIEWS_PER_TURN);
         }
         let effects = engine.take_effects();
         for stanza in effects.stanzas {

@@ -45,9 +45,7 @@ use crate::protocol::{
 use crate::rooms::Role;
 use crate::rooms::{Occupant, Rooms};
 use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, room_rules_text, rules_text, settle};
-use crate::store::{
-    ApprovalKey, AuditRecord, AuditText, GrantChange, OccupantRow, QueueRow, ViewWrite,
-};
+use crate::store::{ApprovalKey, AuditRecord, AuditText, GrantChange, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
 /// Logs a per-occupant line at INFO for one occupant's event, at DEBUG inside a pass over every
@@ -223,6 +221,9 @@ pub struct Engine {
     before_resync: Rooms,
     /// The pass over every room under way, if any.
     pass: Option<Pass>,
+    /// Occupants whose live-view row is out of date, in the order they became so
+    /// ([`Engine::flush_views`]).
+    dirty_views: std::collections::VecDeque<(BareJid, String)>,
     /// Reasons texts by decision ([`Engine::reasons_text`]), at most [`REASONS_KEPT`].
     reasons: HashMap<Decision, Arc<AuditText>>,
     /// The part of every stored explanation all rooms share ([`rules_text`]), for the rule set it
@@ -258,6 +259,7 @@ impl Engine {
             pass: None,
             shared_text: None,
             reasons: HashMap::new(),
+            dirty_views: std::collections::VecDeque::new(),
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
         }
@@ -381,6 +383,8 @@ impl Engine {
         self.pending.clear();
         self.in_flight.clear();
         self.idle_edges.clear();
+        // The rows are cleared below; the new view's occupants are written as they are decided.
+        self.dirty_views.clear();
         let before = std::mem::take(&mut self.rooms);
         if before.occupant_count() > 0 {
             self.before_resync = before;
@@ -1204,7 +1208,6 @@ impl Engine {
     ) -> Option<OccupantPermissions> {
         let (now, dry_run) = (self.now, self.dry_run);
         let reasons = self.reasons_text(&decision);
-        let trusted = &self.trusted_service_domains;
         {
             let view = self.rooms.entry_existing(room)?;
             let occupant = view.occupants.get_mut(nick)?;
@@ -1222,32 +1225,9 @@ impl Engine {
             let changed = occupant.decision != Some(decision);
             occupant.decision = Some(decision);
             occupant.set_slots(decision.holding(), now);
-            if !occupant.view_current {
-                // The occupant's part of the row: written when it differs from the last written.
-                let row = occupant.view_row(room, &view.name, trusted);
-                let digest = {
-                    use std::hash::{Hash, Hasher};
-                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                    OccupantRow {
-                        permissions: String::new(),
-                        reasons: String::new(),
-                        ..row.clone()
-                    }
-                    .hash(&mut hasher);
-                    hasher.finish()
-                };
-                occupant.view_current = true;
-                if occupant.view != Some(digest) || changed {
-                    occupant.view = Some(digest);
-                    self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
-                }
-            } else if changed {
-                self.effects.view.push(ViewWrite::Decided {
-                    room: room.to_string(),
-                    nick: nick.to_owned(),
-                    permissions: decision.permissions.to_string(),
-                    reasons: Arc::clone(&reasons),
-                });
+            if (changed || !occupant.view_current) && !occupant.view_dirty {
+                occupant.view_dirty = true;
+                self.dirty_views.push_back((room.clone(), nick.to_owned()));
             }
         }
         if dry_run {
@@ -1291,6 +1271,66 @@ impl Engine {
             ..record
         });
         Some(entry)
+    }
+
+    /// Whether live-view rows wait to be written ([`Engine::flush_views`]).
+    pub fn views_pending(&self) -> bool {
+        !self.dirty_views.is_empty()
+    }
+
+    /// Writes the live-view rows of up to `max` occupants whose row is out of date, from what
+    /// podium holds now. The view is state, not history: a row waits while the audit log is behind
+    /// (the run loop calls this when it is not), and an occupant decided again meanwhile is
+    /// written once, as it is then; one who left meanwhile is not written (its leave was).
+    pub fn flush_views(&mut self, max: usize) {
+        for _ in 0..max {
+            let Some((room, nick)) = self.dirty_views.pop_front() else {
+                return;
+            };
+            let Some(decision) = self
+                .rooms
+                .get(&room)
+                .and_then(|r| r.occupants.get(&nick))
+                .filter(|o| o.view_dirty)
+                .map(|o| o.decision)
+            else {
+                continue;
+            };
+            let reasons = decision.map(|d| self.reasons_text(&d));
+            let trusted = &self.trusted_service_domains;
+            let Some(view) = self.rooms.entry_existing(&room) else {
+                continue;
+            };
+            let Some(occupant) = view.occupants.get_mut(&nick) else {
+                continue;
+            };
+            occupant.view_dirty = false;
+            match (occupant.view_current, decision, reasons) {
+                (true, Some(decision), Some(reasons)) => {
+                    self.effects.view.push(ViewWrite::Decided {
+                        room: room.to_string(),
+                        nick,
+                        permissions: decision.permissions.to_string(),
+                        reasons,
+                    });
+                }
+                _ => {
+                    // The whole row, when it differs from the last one written.
+                    let row = occupant.view_row(&room, &view.name, trusted);
+                    let digest = {
+                        use std::hash::{Hash, Hasher};
+                        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                        row.hash(&mut hasher);
+                        hasher.finish()
+                    };
+                    occupant.view_current = true;
+                    if occupant.view != Some(digest) {
+                        occupant.view = Some(digest);
+                        self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
+                    }
+                }
+            }
+        }
     }
 
     /// Logs and audits, once per outcome, what `would` change against what is enforced: the module's

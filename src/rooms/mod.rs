@@ -50,13 +50,14 @@ pub struct Occupant {
     pub quiet_since: [Option<Timestamp>; 3],
     /// Per kind: since when the occupant holds a slot of a cap.
     pub slot_since: [Option<Timestamp>; 3],
-    /// A hash of the occupant's part of the last row written to the `occupants` table (all but
-    /// the decision), to write only changes (the row itself, kept for 100,000 occupants, would
-    /// cost tens of MB).
+    /// A hash of the last whole row written to the `occupants` table, to write only changes (the
+    /// row itself, kept for 100,000 occupants, would cost tens of MB).
     pub view: Option<u64>,
     /// Whether the occupant's part of its `occupants` row is as written (`view`) since the last
     /// report about it: then a new decision writes only the decision's columns.
     pub view_current: bool,
+    /// Whether its row waits to be written (it is on the engine's list of such occupants).
+    pub view_dirty: bool,
     /// The occupant's JID (`room/nick`), once podium has addressed it.
     pub address: Option<FullJid>,
 }
@@ -81,6 +82,7 @@ impl Occupant {
             slot_since: [None; 3],
             view: None,
             view_current: false,
+            view_dirty: false,
             address: None,
         };
         occupant.observe(presence, now);
@@ -401,6 +403,7 @@ mod tests {
             slot_since: [None; 3],
             view: None,
             view_current: false,
+            view_dirty: false,
             address: None,
         }
     }
