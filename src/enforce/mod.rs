@@ -137,13 +137,12 @@ impl Cause {
     }
 }
 
-type InFlightKey = (BareJid, String, Jid);
-
 #[derive(Debug)]
 enum Pending {
     /// A snapshot page of this MUC host.
     Snapshot(BareJid),
-    Permissions(Vec<(InFlightKey, MediaSet)>),
+    /// Decisions sent: the occupant, its [`Occupant::serial`] then, what was sent.
+    Permissions(Vec<(FullJid, u64, MediaSet)>),
 }
 
 /// A pass deciding every occupant again (after a resync, a rule edit, a rule window edge), a slice
@@ -196,9 +195,10 @@ pub struct Engine {
     /// MUC host they were sent to (the only one whose answer counts).
     pending: HashMap<String, (Pending, u64, BareJid)>,
     ticks: u64,
-    /// Decisions sent and not yet answered, per (room, nick, real JID): keyed by the person, so a
-    /// late answer for someone who left never counts for whoever takes the nick next.
-    in_flight: HashMap<InFlightKey, u32>,
+    /// The last [`Occupant::serial`] given: decisions in flight are counted on the occupant, for
+    /// the person it is (a late answer for someone who left, or whose nick another person has
+    /// now, never counts for the next).
+    serial: u64,
     next_id: u64,
     /// Domains whose jibri/jigasi/transcriber presence features are believed.
     /// podium as a whole in dry-run (`rules.dry_run`): decisions are logged and audited, never sent.
@@ -246,7 +246,7 @@ impl Engine {
             phase: Phase::Offline,
             pending: HashMap::new(),
             ticks: 0,
-            in_flight: HashMap::new(),
+            serial: 0,
             next_id: 0,
             trusted_service_domains: Vec::new(),
             dry_run: false,
@@ -381,7 +381,6 @@ impl Engine {
         self.phase = Phase::Resyncing;
         self.pass = None;
         self.pending.clear();
-        self.in_flight.clear();
         self.idle_edges.clear();
         // The rows are cleared below; the new view's occupants are written as they are decided.
         self.dirty_views.clear();
@@ -399,7 +398,7 @@ impl Engine {
         self.phase = Phase::Offline;
         self.pass = None;
         self.pending.clear();
-        self.in_flight.clear();
+        self.rooms.for_each_occupant(|occupant| occupant.in_flight = 0);
     }
 
     /// New rules: decide everyone again.
@@ -739,18 +738,15 @@ impl Engine {
                     Ok(Some(payload)) => Applied::try_from(payload.clone()).ok(),
                     _ => None,
                 };
-                for (key, sent) in entries {
-                    if let Some(count) = self.in_flight.get_mut(&key) {
-                        *count -= 1;
-                        if *count == 0 {
-                            self.in_flight.remove(&key);
-                        }
-                    }
-                    if answer.is_err()
-                        && let Some(occupant) = self.occupant_mut(&key.0, &key.1)
-                        && occupant.real_jid == key.2
-                        && occupant.held.map(|h| h.permissions) == Some(sent)
-                    {
+                for (jid, serial, sent) in entries {
+                    let Some(occupant) = self
+                        .occupant_mut(&jid.to_bare(), jid.resource().as_str())
+                        .filter(|o| serial != 0 && o.serial == serial)
+                    else {
+                        continue;
+                    };
+                    occupant.in_flight = occupant.in_flight.saturating_sub(1);
+                    if answer.is_err() && occupant.held.map(|h| h.permissions) == Some(sent) {
                         // Unknown now: the next event, rule change or resync sends it again.
                         occupant.held = None;
                     }
@@ -831,7 +827,7 @@ impl Engine {
                 .occupants
                 .into_iter()
                 .map(|state| {
-                    let mut occupant = Occupant::from_state(state, now);
+                    let mut occupant = Box::new(Occupant::from_state(state, now));
                     if let Some(known) = before
                         .and_then(|r| r.occupants.get(&occupant.nick))
                         .filter(|known| known.real_jid == occupant.real_jid)
@@ -872,11 +868,11 @@ impl Engine {
         let nick = state.nick.clone();
         match kind {
             EventKind::Joined | EventKind::Changed => {
-                let in_flight = self.in_flight.contains_key(&(
-                    room.clone(),
-                    nick.clone(),
-                    state.real_jid.clone(),
-                ));
+                let in_flight = self
+                    .rooms
+                    .get(&room)
+                    .and_then(|r| r.occupants.get(&nick))
+                    .is_some_and(|o| o.in_flight > 0 && o.real_jid == state.real_jid);
                 let now = self.now;
                 let entry = self.rooms.entry(&room, main_room.as_ref());
                 match entry.occupants.get_mut(&nick) {
@@ -892,7 +888,7 @@ impl Engine {
                     None => {
                         entry
                             .occupants
-                            .insert(nick.clone(), Occupant::from_state(state, now));
+                            .insert(nick.clone(), Box::new(Occupant::from_state(state, now)));
                     }
                 }
                 debug!(room = %room, occupant = %nick, event = %kind, "occupant event");
@@ -905,8 +901,6 @@ impl Engine {
                 self.send_permissions(changes);
             }
             EventKind::Left => {
-                self.in_flight
-                    .remove(&(room.clone(), nick.clone(), state.real_jid.clone()));
                 let Some(gone) = self.rooms.remove_occupant(&room, &nick) else {
                     debug!(room = %room, occupant = %nick, "leave of an unknown occupant");
                     return;
@@ -1416,11 +1410,22 @@ impl Engine {
         let id = self.new_id("permissions");
         let mut tracked = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let room = entry.jid.to_bare();
-            let nick = entry.jid.resource().as_str().to_owned();
-            let key = (room, nick, entry.real_jid.clone());
-            *self.in_flight.entry(key.clone()).or_default() += 1;
-            tracked.push((key, entry.permissions));
+            let occupant = self
+                .rooms
+                .entry_existing(&entry.jid.to_bare())
+                .and_then(|r| r.occupants.get_mut(entry.jid.resource().as_str()));
+            let serial = match occupant {
+                Some(occupant) => {
+                    if occupant.serial == 0 {
+                        self.serial += 1;
+                        occupant.serial = self.serial;
+                    }
+                    occupant.in_flight += 1;
+                    occupant.serial
+                }
+                None => 0,
+            };
+            tracked.push((entry.jid.clone(), serial, entry.permissions));
         }
         self.pending.insert(
             id.clone(),
@@ -1438,7 +1443,7 @@ impl Engine {
     }
 
     fn occupant_mut(&mut self, room: &BareJid, nick: &str) -> Option<&mut Occupant> {
-        self.rooms.entry_existing(room)?.occupants.get_mut(nick)
+        self.rooms.entry_existing(room)?.occupants.get_mut(nick).map(|o| &mut **o)
     }
 
     fn audit_record(
@@ -1522,7 +1527,11 @@ impl Engine {
     /// Decisions sent and not yet answered (for tests).
     #[cfg(test)]
     pub(crate) fn in_flight_count(&self) -> usize {
-        self.in_flight.len()
+        self.rooms
+            .iter()
+            .flat_map(|(_, room)| room.occupants.values())
+            .filter(|o| o.in_flight > 0)
+            .count()
     }
 
     fn new_id(&mut self, kind: &str) -> String {
