@@ -158,6 +158,13 @@ struct Pass {
     decided: usize,
 }
 
+/// What records of the same decision share: its reasons and its rule ids, as written.
+#[derive(Debug)]
+struct DecisionTexts {
+    reasons: Arc<AuditText>,
+    rule_ids: Arc<str>,
+}
+
 /// The part every stored explanation shares, and what it was made from.
 #[derive(Debug)]
 struct SharedText {
@@ -225,7 +232,9 @@ pub struct Engine {
     /// ([`Engine::flush_views`]).
     dirty_views: std::collections::VecDeque<(BareJid, String)>,
     /// Reasons texts by decision ([`Engine::reasons_text`]), at most [`REASONS_KEPT`].
-    reasons: HashMap<Decision, Arc<AuditText>>,
+    reasons: HashMap<Decision, Arc<DecisionTexts>>,
+    /// The time decisions are stamped with, as written (shared by the records of a turn).
+    at_text: Option<(Timestamp, Arc<str>)>,
     /// The part of every stored explanation all rooms share ([`rules_text`]), for the rule set it
     /// was made from (by address) until the next rule window edge.
     shared_text: Option<SharedText>,
@@ -259,6 +268,7 @@ impl Engine {
             pass: None,
             shared_text: None,
             reasons: HashMap::new(),
+            at_text: None,
             dirty_views: std::collections::VecDeque::new(),
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
@@ -1255,7 +1265,7 @@ impl Engine {
             occupant,
             previous,
             decision.permissions,
-            Some((&decision, reasons)),
+            Some(&reasons),
             cause,
         );
         let (inputs, explanation) = texts();
@@ -1305,7 +1315,7 @@ impl Engine {
                         room: room.to_string(),
                         nick,
                         permissions: decision.permissions.to_string(),
-                        reasons,
+                        reasons: Arc::clone(&reasons.reasons),
                     });
                 }
                 _ => {
@@ -1377,7 +1387,7 @@ impl Engine {
             occupant,
             actual,
             would.permissions,
-            Some((&would, reasons)),
+            Some(&reasons),
             cause,
         );
         let (inputs, explanation) = texts();
@@ -1452,36 +1462,31 @@ impl Engine {
         occupant: &Occupant,
         previous: Option<MediaSet>,
         granted: MediaSet,
-        decision: Option<(&Decision, Arc<AuditText>)>,
+        decision: Option<&DecisionTexts>,
         cause: Cause,
     ) -> AuditRecord {
         let identity = occupant.identity.as_ref();
         let field = |get: fn(&Identity) -> &Option<String>| identity.and_then(|i| get(i).clone());
         AuditRecord {
-            at: self.now.to_string(),
-            room: room.to_string(),
+            at: match &self.at_text {
+                Some((at, text)) if *at == self.now => Arc::clone(text),
+                _ => self.now.to_string().into(),
+            },
+            room: room.to_string().into(),
             nick: occupant.nick.clone(),
             real_jid: occupant.real_jid.to_string(),
             user_id: field(|i| &i.id),
             user_name: field(|i| &i.name),
             user_email: field(|i| &i.email),
             user_group: field(|i| &i.group),
-            previous: display_held(previous),
-            granted: granted.to_string(),
-            rule_ids: decision
-                .as_ref()
-                .map(|(d, _)| {
-                    d.rule_ids()
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default(),
-            reasons: decision
-                .map(|(_, reasons)| reasons)
-                .unwrap_or_else(|| AuditText::new("left the room".into(), None)),
-            cause: cause.as_str().into(),
+            previous: previous.map_or("unknown", MediaSet::as_str),
+            granted: granted.as_str(),
+            rule_ids: decision.map_or_else(|| "".into(), |d| Arc::clone(&d.rule_ids)),
+            reasons: decision.map_or_else(
+                || AuditText::new("left the room".into(), None),
+                |d| Arc::clone(&d.reasons),
+            ),
+            cause: cause.as_str(),
             dry_run: false,
             inputs: None,
             explanation: None,
@@ -1491,15 +1496,25 @@ impl Engine {
     /// A decision's reasons as stored: made and hashed once per distinct decision (a pass over
     /// every room makes a few thousand, not one per occupant) and shared by the records and view
     /// rows that show it.
-    fn reasons_text(&mut self, decision: &Decision) -> Arc<AuditText> {
+    fn reasons_text(&mut self, decision: &Decision) -> Arc<DecisionTexts> {
         if self.reasons.len() >= REASONS_KEPT {
             self.reasons.clear();
         }
-        Arc::clone(
-            self.reasons
-                .entry(*decision)
-                .or_insert_with(|| AuditText::new(decision.to_string(), None)),
-        )
+        if self.at_text.as_ref().is_none_or(|(at, _)| *at != self.now) {
+            self.at_text = Some((self.now, self.now.to_string().into()));
+        }
+        Arc::clone(self.reasons.entry(*decision).or_insert_with(|| {
+            Arc::new(DecisionTexts {
+                reasons: AuditText::new(decision.to_string(), None),
+                rule_ids: decision
+                    .rule_ids()
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .into(),
+            })
+        }))
     }
 
     /// The part of every stored explanation all rooms share, made once per rule set (and again
@@ -1540,9 +1555,8 @@ impl Engine {
     }
 }
 
-fn display_held(held: Option<MediaSet>) -> String {
-    held.map(|h| h.to_string())
-        .unwrap_or_else(|| "unknown".into())
+fn display_held(held: Option<MediaSet>) -> &'static str {
+    held.map_or("unknown", MediaSet::as_str)
 }
 
 #[cfg(test)]

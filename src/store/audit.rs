@@ -56,13 +56,14 @@ impl AuditText {
     }
 }
 
-/// One row of `decisions`.
+/// One row of `decisions`. What many records share is shared, not copied (the time of a turn,
+/// the room, the texts): a record waits in memory until the writer has it written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     /// UTC time, RFC 3339.
-    pub at: String,
+    pub at: Arc<str>,
     /// Room JID.
-    pub room: String,
+    pub room: Arc<str>,
     /// Occupant nick.
     pub nick: String,
     /// Real JID.
@@ -75,16 +76,16 @@ pub struct AuditRecord {
     pub user_email: Option<String>,
     /// JWT group.
     pub user_group: Option<String>,
-    /// Permissions before, e.g. `none`.
-    pub previous: String,
+    /// Permissions before, e.g. `none` (`unknown`: podium did not know).
+    pub previous: &'static str,
     /// Permissions after, e.g. `audio,video`.
-    pub granted: String,
+    pub granted: &'static str,
     /// Deciding rule ids, comma-separated.
-    pub rule_ids: String,
+    pub rule_ids: Arc<str>,
     /// Per-kind reasons (the same for everyone decided the same way: stored once).
     pub reasons: Arc<AuditText>,
     /// What triggered the decision: joined, changed, left, rules, resync.
-    pub cause: String,
+    pub cause: &'static str,
     /// A dry-run record: what podium *would* have changed (`previous` → `granted`), not enforced.
     pub dry_run: bool,
     /// The evaluator's inputs, JSON ([`crate::rules::Inputs::stored_json`]); `None` for a leave.
@@ -174,7 +175,7 @@ impl AuditWriter {
 /// Writes per transaction at most: large transactions write each touched page once for many rows
 /// (a pass over every room touches every page of the indexes), so the writer keeps up with
 /// 100,000 decisions in a second or two.
-const BATCH: usize = 8192;
+const BATCH: usize = 4096;
 
 const ATTEMPTS: u32 = 5;
 

@@ -187,7 +187,7 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets the sqlite3 CLI write while podium reads; busy_timeout waits out a
                     // writer instead of failing with SQLITE_BUSY.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;")
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -8192;")
                         .await?;
                     Ok(())
                 })
@@ -368,19 +368,19 @@ impl Store {
         let mut insert = sqlx::query(AssertSqlSafe(sql));
         for r in records {
             insert = insert
-                .bind(&r.at)
-                .bind(&r.room)
+                .bind(&*r.at)
+                .bind(&*r.room)
                 .bind(&r.nick)
                 .bind(&r.real_jid)
                 .bind(&r.user_id)
                 .bind(&r.user_name)
                 .bind(&r.user_email)
                 .bind(&r.user_group)
-                .bind(&r.previous)
-                .bind(&r.granted)
-                .bind(&r.rule_ids)
+                .bind(r.previous)
+                .bind(r.granted)
+                .bind(&*r.rule_ids)
                 .bind("")
-                .bind(&r.cause)
+                .bind(r.cause)
                 .bind(&self.instance)
                 .bind(i64::from(r.dry_run))
                 .bind("")
@@ -797,7 +797,7 @@ mod tests {
     ) -> AuditRecord {
         AuditRecord {
             at: "2026-11-23T10:00:00Z".into(),
-            room: format!("{room}@conference.localhost"),
+            room: format!("{room}@conference.localhost").into(),
             nick: nick.into(),
             real_jid: format!("{nick}@localhost/x"),
             user_id: (nick == "ben").then(|| "u-ben".into()),
