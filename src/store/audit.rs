@@ -187,6 +187,7 @@ async fn write_batches(
 ) {
     let mut messages = Vec::new();
     let mut batch: Vec<Write> = Vec::with_capacity(BATCH);
+    let mut known = super::KnownTexts::default();
     loop {
         // What is queued, up to about BATCH writes (whole messages).
         if messages.is_empty() && queue.recv_many(&mut messages, 64).await == 0 {
@@ -211,7 +212,7 @@ async fn write_batches(
         }
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
-            match store.write(&batch).await {
+            match store.write_knowing(&batch, &mut known).await {
                 Ok(()) => {
                     debug!(records = batch.len(), "audit records written");
                     break;

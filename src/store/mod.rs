@@ -85,6 +85,33 @@ pub fn text_id(body: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
+/// Texts the audit writer has stored recently, so it does not send them again with every
+/// transaction (a rule edit re-decides every occupant with the same inputs as before).
+///
+/// A text is pruned only once no record refers to it, and records are pruned only when older than
+/// the retention (at least a day): a text a record written in the last minutes refers to is still
+/// there, whichever podium instance prunes. So what is known is forgotten after a few minutes.
+#[derive(Debug, Default)]
+pub struct KnownTexts {
+    ids: HashSet<i64>,
+    since: Option<std::time::Instant>,
+}
+
+impl KnownTexts {
+    /// How long a stored text is taken to be there (far below the shortest retention, a day).
+    const FOR: Duration = Duration::from_secs(600);
+    /// Texts remembered at most.
+    const MAX: usize = 1 << 20;
+
+    fn expire(&mut self) {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() > Self::FOR || self.ids.len() > Self::MAX {
+            self.ids.clear();
+            self.since = Some(std::time::Instant::now());
+        }
+    }
+}
+
 /// Rows per multi-row INSERT (20 values each, well under SQLite's and PostgreSQL's limits).
 const ROWS_PER_STATEMENT: usize = 64;
 
@@ -252,9 +279,21 @@ impl Store {
     /// records and of occupant rows are written a few dozen rows per statement.
     #[instrument(skip_all, fields(count = writes.len()))]
     pub async fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.write_knowing(writes, &mut KnownTexts::default())
+            .await
+    }
+
+    /// [`Store::write`], skipping the texts `known` says an earlier transaction stored; the
+    /// texts this one stores are added to `known` once it is committed.
+    pub async fn write_knowing(
+        &self,
+        writes: &[Write],
+        known: &mut KnownTexts,
+    ) -> Result<(), StoreError> {
+        known.expire();
         let mut tx = self.pool.begin().await?;
-        // Texts this transaction stored; each insert of one also makes sure it is there (a prune may
-        // have deleted it since an earlier transaction stored it).
+        // Texts this transaction stores (each with ON CONFLICT DO NOTHING: another instance may
+        // have stored it), besides those known to be there.
         let mut texts = HashSet::new();
         let mut rest = writes;
         while let Some(first) = rest.first() {
@@ -287,7 +326,8 @@ impl Store {
                             Write::View(_) => None,
                         })
                         .collect();
-                    self.insert_records(&mut tx, &mut texts, &records).await?;
+                    self.insert_records(&mut tx, &known.ids, &mut texts, &records)
+                        .await?;
                 }
                 Write::View(ViewWrite::Occupant(_)) => {
                     let rows: Vec<&OccupantRow> = now
@@ -313,25 +353,32 @@ impl Store {
             }
         }
         tx.commit().await?;
+        known.ids.extend(texts);
         Ok(())
     }
 
-    /// Inserts audit records with one statement, after the texts they refer to that this
-    /// transaction has not stored yet (each with `ON CONFLICT DO NOTHING`: an earlier transaction
-    /// may have stored it, and a prune since may have deleted it again).
+    /// Inserts audit records with one statement, after the texts they refer to that neither this
+    /// transaction nor a recent one stored ([`KnownTexts`]; each with `ON CONFLICT DO NOTHING`:
+    /// another instance may have stored it).
     async fn insert_records(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        known: &HashSet<i64>,
         texts: &mut HashSet<i64>,
         records: &[&AuditRecord],
     ) -> Result<(), StoreError> {
-        fn collect<'a>(text: &'a AuditText, texts: &mut HashSet<i64>, new: &mut Vec<&'a AuditText>) {
-            if texts.contains(&text.id) {
+        fn collect<'a>(
+            text: &'a AuditText,
+            known: &HashSet<i64>,
+            texts: &mut HashSet<i64>,
+            new: &mut Vec<&'a AuditText>,
+        ) {
+            if known.contains(&text.id) || texts.contains(&text.id) {
                 return;
             }
             // The text shown before it first: this one refers to it.
             if let Some(head) = &text.head {
-                collect(head, texts, new);
+                collect(head, known, texts, new);
             }
             texts.insert(text.id);
             new.push(text);
@@ -342,7 +389,7 @@ impl Store {
                 .into_iter()
                 .flatten()
             {
-                collect(text, texts, &mut new);
+                collect(text, known, texts, &mut new);
             }
         }
         for chunk in new.chunks(ROWS_PER_STATEMENT) {
