@@ -113,7 +113,7 @@ impl KnownTexts {
 }
 
 /// Rows per multi-row INSERT (20 values each, well under SQLite's and PostgreSQL's limits).
-const ROWS_PER_STATEMENT: usize = 64;
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values on PostgreSQL, `(?, ?), (?, ?)` on
 /// SQLite (sqlx's `Any` passes the SQL through; SQLite looks a `$N` up by name, a scan per value,
@@ -214,7 +214,7 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets the sqlite3 CLI write while podium reads; busy_timeout waits out a
                     // writer instead of failing with SQLITE_BUSY.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -8192;")
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192;")
                         .await?;
                     Ok(())
                 })
