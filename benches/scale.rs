@@ -141,10 +141,9 @@ fn main() {
     );
     // The audit writer catches up: every decision of the resync and of the edit has its row.
     let audited = loop {
-        let rows: i64 = runtime.block_on(
-            sqlx::query_scalar("SELECT COUNT(*) FROM decisions").fetch_one(store.pool()),
-        )
-        .unwrap();
+        let rows: i64 = runtime
+            .block_on(sqlx::query_scalar("SELECT COUNT(*) FROM decisions").fetch_one(store.pool()))
+            .unwrap();
         if rows as usize >= 2 * occupants || edit_started.elapsed() > Duration::from_secs(120) {
             break edit_started.elapsed();
         }

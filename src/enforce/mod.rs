@@ -44,7 +44,9 @@ use crate::protocol::{
 };
 use crate::rooms::Role;
 use crate::rooms::{Occupant, Rooms};
-use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, room_rules_text, rules_text, settle};
+use crate::rules::{
+    Decision, Effect, Reason, RuleSet, Seat, Standing, room_rules_text, rules_text, settle,
+};
 use crate::store::{ApprovalKey, AuditRecord, AuditText, GrantChange, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
@@ -408,7 +410,8 @@ impl Engine {
         self.phase = Phase::Offline;
         self.pass = None;
         self.pending.clear();
-        self.rooms.for_each_occupant(|occupant| occupant.in_flight = 0);
+        self.rooms
+            .for_each_occupant(|occupant| occupant.in_flight = 0);
     }
 
     /// New rules: decide everyone again.
@@ -1031,8 +1034,7 @@ impl Engine {
                     Arc::clone(explanation),
                 )
             };
-            if let Some(entry) =
-                self.apply_decision(room, &seat.nick, seat.decision, cause, &texts)
+            if let Some(entry) = self.apply_decision(room, &seat.nick, seat.decision, cause, &texts)
             {
                 changes.push(entry);
             }
@@ -1453,7 +1455,11 @@ impl Engine {
     }
 
     fn occupant_mut(&mut self, room: &BareJid, nick: &str) -> Option<&mut Occupant> {
-        self.rooms.entry_existing(room)?.occupants.get_mut(nick).map(|o| &mut **o)
+        self.rooms
+            .entry_existing(room)?
+            .occupants
+            .get_mut(nick)
+            .map(|o| &mut **o)
     }
 
     fn audit_record(

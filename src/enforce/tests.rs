@@ -366,10 +366,7 @@ fn test_leave_is_audited_and_forgotten() {
     assert!(effects.stanzas.is_empty());
     assert_eq!(effects.audit.len(), 1);
     assert_eq!(
-        (
-            effects.audit[0].previous,
-            effects.audit[0].granted
-        ),
+        (effects.audit[0].previous, effects.audit[0].granted),
         ("audio", "none")
     );
     assert_eq!(effects.audit[0].cause, "left");
@@ -621,10 +618,7 @@ fn test_global_dry_run_audits_would_and_sends_nothing() {
     assert_eq!(effects.audit.len(), 1);
     let record = &effects.audit[0];
     assert!(record.dry_run);
-    assert_eq!(
-        (record.previous, record.granted),
-        ("none", "audio")
-    );
+    assert_eq!((record.previous, record.granted), ("none", "audio"));
     // The same outcome again is not noted twice.
     engine.stanza(event_from(
         MUC,
@@ -657,10 +651,7 @@ fn test_rule_in_dry_run_is_audited_but_not_enforced() {
     assert!(!effects.audit[0].dry_run);
     let would = &effects.audit[1];
     assert!(would.dry_run);
-    assert_eq!(
-        (would.previous, would.granted),
-        ("audio", "none")
-    );
+    assert_eq!((would.previous, would.granted), ("audio", "none"));
     assert_eq!(&*would.rule_ids, "2");
 }
 

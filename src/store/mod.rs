@@ -279,8 +279,7 @@ impl Store {
     /// records and of occupant rows are written a few dozen rows per statement.
     #[instrument(skip_all, fields(count = writes.len()))]
     pub async fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
-        self.write_knowing(writes, &mut KnownTexts::default())
-            .await
+        self.write_knowing(writes, &mut KnownTexts::default()).await
     }
 
     /// [`Store::write`], skipping the texts `known` says an earlier transaction stored; the
@@ -851,11 +850,11 @@ mod tests {
             user_name: None,
             user_email: None,
             user_group: None,
-            previous: "none".into(),
-            granted: "audio".into(),
+            previous: "none",
+            granted: "audio",
             rule_ids: "1".into(),
             reasons: AuditText::new("audio: allow by rule 1 (priority 0)".into(), None),
-            cause: "resync".into(),
+            cause: "resync",
             dry_run: false,
             inputs: Some(Arc::clone(inputs)),
             explanation: Some(Arc::clone(explanation)),
@@ -1037,11 +1036,11 @@ mod tests {
             user_name: Some("Alice".into()),
             user_email: None,
             user_group: None,
-            previous: "none".into(),
-            granted: "audio".into(),
+            previous: "none",
+            granted: "audio",
             rule_ids: "1".into(),
             reasons: AuditText::new("audio: allow by rule 1 (priority 0)".into(), None),
-            cause: "joined".into(),
+            cause: "joined",
             dry_run: false,
             inputs: None,
             explanation: None,
