@@ -134,7 +134,7 @@ async fn audit_texts_are_stored_once_and_read_in_full() {
     let db = TestDatabase::create();
     let store = Store::open_postgres(&db.url).await.unwrap();
     let shared = AuditText::new(
-        "every room: rules for '*', first to last\n  rule 1 (allow everyone, audio, priority 0)\n"
+        "every room: rules for every room, first to last\n  rule 1 (allow everyone, audio, priority 0)\n"
             .repeat(20),
         None,
     );
