@@ -47,6 +47,12 @@ use crate::enforce::Engine;
 use crate::store::{AuditWriter, Store, StoreError};
 use crate::xmpp::LinkEvent;
 
+/// Live-view rows are written while fewer audit writes than this are queued.
+const VIEWS_WHEN_BACKLOG_BELOW: usize = 4096;
+
+/// Live-view rows written per turn of the run loop at most.
+const VIEWS_PER_TURN: usize = 2048;
+
 /// Why podium could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -72,6 +78,8 @@ enum Woke {
     Tick,
     /// A pass over every room is under way: its next slice.
     Work,
+    /// Live-view rows wait for the audit log: look again.
+    Views,
     /// The link to Prosody.
     Link(LinkEvent),
 }
@@ -147,6 +155,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mut generation = 0;
     let mut ticker = tokio::time::interval(enforce::TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut views = tokio::time::interval(Duration::from_millis(20));
+    views.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let now = jiff::Timestamp::now();
@@ -170,6 +180,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 Err(_) => Woke::Closed,
             },
             _ = ticker.tick() => Woke::Tick,
+            // Live-view rows waiting for the audit log to catch up: looked at again shortly.
+            _ = views.tick(), if engine.views_pending() => Woke::Views,
             // A pass over every room goes on a slice at a time between events, each slice's
             // changes sent before the next is decided. It never waits for the audit log: a revoke
             // is enforced whether or not the database keeps up (issue 13 review).
@@ -189,6 +201,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Woke::Rules(rules) => engine.rules_changed(rules),
             Woke::Tick => engine.tick(),
             Woke::Work => engine.work(),
+            Woke::Views => {}
             Woke::Link(LinkEvent::Up { generation: g }) => {
                 generation = g;
                 engine.link_up();
@@ -196,16 +209,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Woke::Link(LinkEvent::Down) => engine.link_down(),
             Woke::Link(LinkEvent::Stanza(stanza)) => engine.stanza(*stanza),
         }
+        // The live view waits while the audit log is behind (decision records first).
+        if engine.views_pending() && audit.backlog() < VIEWS_WHEN_BACKLOG_BELOW {
+            engine.flush_views(VIEWS_PER_TURN);
+        }
         let effects = engine.take_effects();
         for stanza in effects.stanzas {
             link.send(generation, stanza);
         }
-        for record in effects.audit {
-            audit.record(record);
-        }
-        for view in effects.view {
-            audit.view(view);
-        }
+        audit.write(
+            effects
+                .audit
+                .into_iter()
+                .map(|record| store::Write::Decision(Box::new(record)))
+                .chain(effects.view.into_iter().map(store::Write::View))
+                .collect(),
+        );
         for change in effects.grants {
             if let Err(error) = grants_tx.try_send(change) {
                 tracing::warn!(%error, "approval dropped: the grant writer is behind");
@@ -213,7 +232,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     // What this instance governed is no longer governed by it.
-    audit.view(store::ViewWrite::Clear);
+    info!(
+        queued = audit.backlog(),
+        "writing the audit records still queued"
+    );
+    audit.close_view();
 
     cancel.cancel();
     drop(grants_tx);

@@ -131,6 +131,29 @@ impl FromIterator<Media> for MediaSet {
 }
 
 /// `audio,video`, or `none` for the empty set: the form stored in the audit table.
+impl MediaSet {
+    /// As [`fmt::Display`] writes it (`none`, `audio,video`, …), without making a string.
+    pub fn as_str(self) -> &'static str {
+        const NAMES: [&str; 8] = [
+            "none",
+            "audio",
+            "video",
+            "audio,video",
+            "screen",
+            "audio,screen",
+            "video,screen",
+            "audio,video,screen",
+        ];
+        let index = Media::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(_, media)| self.contains(*media))
+            .map(|(bit, _)| 1 << bit)
+            .sum::<usize>();
+        NAMES[index]
+    }
+}
+
 impl fmt::Display for MediaSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
@@ -151,6 +174,19 @@ impl fmt::Display for MediaSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_as_str_is_display() {
+        for bits in 0..8u8 {
+            let set: MediaSet = Media::ALL
+                .into_iter()
+                .enumerate()
+                .filter(|(bit, _)| bits & (1 << bit) != 0)
+                .map(|(_, media)| media)
+                .collect();
+            assert_eq!(set.as_str(), set.to_string());
+        }
+    }
 
     #[test]
     fn test_parse_list() {

@@ -1100,14 +1100,17 @@ async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_wh
         "queue|audio,video,screen|1,2\n",
     )
     .await;
+    // Stored with it: where she stands (reasons) and the room's rules as they stood.
     let stored = sqlite3(
         &conference.db,
-        "SELECT explanation FROM decisions_full WHERE nick = 'alice' ORDER BY id DESC LIMIT 1",
+        "SELECT reasons || char(10) || explanation FROM decisions_full WHERE nick = 'alice' \
+         ORDER BY id DESC LIMIT 1",
     );
     assert!(
-        stored.starts_with("audio: may send (holds a slot of the cap)"),
+        stored.starts_with("audio: request by rule 2 (priority 10, cap 1): holds a slot;"),
         "{stored}"
     );
+    assert!(stored.contains("\n  rule 2 (request "), "{stored}");
 
     // alice lowers her hand: she gives the slot up, and the focus loses her audio.
     alice.raise_hand(false);

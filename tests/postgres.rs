@@ -125,31 +125,41 @@ async fn migrations_run_twice_and_every_kind_of_edit_moves_the_version() {
     store.close().await;
 }
 
-/// On PostgreSQL too, an explanation or inputs text shared by several records is stored once, and
-/// `decisions_full` shows every record with its full texts (`psql`, as an auditor reads it).
+/// On PostgreSQL too, the texts records share are stored once (the part of explanations every
+/// room shares, a room's own part, reasons, inputs), and `decisions_full` shows every record with
+/// its full texts and its inputs with the identity the row holds (`psql`, as an auditor reads it).
 #[tokio::test]
 async fn audit_texts_are_stored_once_and_read_in_full() {
+    use podium::store::AuditText;
     let db = TestDatabase::create();
     let store = Store::open_postgres(&db.url).await.unwrap();
-    let explanation =
-        "audio: may send\n  rule 1 (allow everyone, priority 0): decided\n".repeat(40);
+    let shared = AuditText::new(
+        "every room: rules for every room, first to last\n  rule 1 (allow everyone, audio, priority 0)\n"
+            .repeat(20),
+        None,
+    );
+    let class = AuditText::new(
+        "room class: its own rules, first to last\n".into(),
+        Some(shared.clone()),
+    );
+    let reasons = AuditText::new("audio: allow by rule 1 (priority 0)".into(), None);
     let record = |nick: &str, role: &str| podium::store::AuditRecord {
         at: "2026-11-23T10:00:00Z".into(),
         room: "r@conference.localhost".into(),
         nick: nick.into(),
         real_jid: format!("{nick}@localhost/x"),
-        user_id: None,
+        user_id: (nick == "ben").then(|| "u-ben".into()),
         user_name: None,
         user_email: None,
         user_group: None,
-        previous: "none".into(),
-        granted: "audio".into(),
+        previous: "none",
+        granted: "audio",
         rule_ids: "1".into(),
-        reasons: "audio: allow by rule 1 (priority 0)".into(),
-        cause: "resync".into(),
+        reasons: reasons.clone(),
+        cause: "resync",
         dry_run: false,
-        inputs: format!("{{\"role\":\"{role}\"}}"),
-        explanation: explanation.clone(),
+        inputs: Some(AuditText::new(format!("{{\"role\":\"{role}\"}}"), None)),
+        explanation: Some(class.clone()),
     };
     store
         .insert_decisions(&[record("ada", "participant"), record("ben", "moderator")])
@@ -159,18 +169,20 @@ async fn audit_texts_are_stored_once_and_read_in_full() {
         .insert_decisions(&[record("ada", "participant")])
         .await
         .unwrap();
-    assert_eq!(db.psql("SELECT COUNT(*) FROM audit_texts"), "3\n");
+    assert_eq!(db.psql("SELECT COUNT(*) FROM audit_texts"), "5\n");
     assert_eq!(
-        db.psql("SELECT COUNT(*) FROM decisions WHERE explanation = ''"),
+        db.psql("SELECT COUNT(*) FROM decisions WHERE explanation = '' AND reasons = ''"),
         "3\n"
     );
     let full = db.psql(&format!(
-        "SELECT nick, inputs, explanation = '{}' FROM decisions_full ORDER BY id",
-        explanation.replace('\n', "' || chr(10) || '")
+        "SELECT nick, reasons, inputs, explanation = '{}' FROM decisions_full ORDER BY id",
+        format!("{}{}", shared.body, class.body).replace('\n', "' || chr(10) || '")
     ));
     assert_eq!(
         full,
-        "ada|{\"role\":\"participant\"}|t\nben|{\"role\":\"moderator\"}|t\nada|{\"role\":\"participant\"}|t\n"
+        "ada|audio: allow by rule 1 (priority 0)|{\"role\": \"participant\", \"real_jid\": \"ada@localhost\"}|t\n\
+         ben|audio: allow by rule 1 (priority 0)|{\"role\": \"moderator\", \"user_id\": \"u-ben\", \"real_jid\": \"ben@localhost\"}|t\n\
+         ada|audio: allow by rule 1 (priority 0)|{\"role\": \"participant\", \"real_jid\": \"ada@localhost\"}|t\n"
     );
     store.close().await;
 }

@@ -906,7 +906,7 @@ async fn a_moderators_av_moderation_approval_becomes_a_grant_and_its_withdrawal_
     .await;
     let reasons = sqlite3(
         &db,
-        "SELECT reasons FROM decisions WHERE nick = 'ada' ORDER BY id DESC LIMIT 1",
+        "SELECT reasons FROM decisions_full WHERE nick = 'ada' ORDER BY id DESC LIMIT 1",
     );
     assert!(reasons.contains("grant 1"), "{reasons}");
 

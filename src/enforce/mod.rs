@@ -39,13 +39,15 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::media::{Media, MediaSet};
 use crate::protocol::{
-    Applied, Approval, EventKind, Held, HeldOrigin, OccupantEvent, OccupantPermissions,
+    Applied, Approval, EventKind, Held, HeldOrigin, Identity, OccupantEvent, OccupantPermissions,
     PayloadError, Reset, SetPermissions, Snapshot, SnapshotRequest,
 };
 use crate::rooms::Role;
 use crate::rooms::{Occupant, Rooms};
-use crate::rules::{Decision, Effect, Reason, RuleSet, Seat, Standing, explain, settle};
-use crate::store::{ApprovalKey, AuditRecord, GrantChange, QueueRow, ViewWrite};
+use crate::rules::{
+    Decision, Effect, Reason, RuleSet, Seat, Standing, room_rules_text, rules_text, settle,
+};
+use crate::store::{ApprovalKey, AuditRecord, AuditText, GrantChange, QueueRow, ViewWrite};
 use crate::xmpp::ns;
 
 /// Logs a per-occupant line at INFO for one occupant's event, at DEBUG inside a pass over every
@@ -77,6 +79,9 @@ const SLICE: usize = 1000;
 /// Occupants in a pass's first slice, decided at once when the pass starts: small, so the first
 /// changes of a rule edit are on the link within milliseconds.
 const FIRST_SLICE: usize = 100;
+
+/// Distinct decisions whose reasons text is kept (then the cache starts over).
+const REASONS_KEPT: usize = 4096;
 
 /// What the engine wants done.
 #[derive(Debug, Default)]
@@ -134,13 +139,12 @@ impl Cause {
     }
 }
 
-type InFlightKey = (BareJid, String, Jid);
-
 #[derive(Debug)]
 enum Pending {
     /// A snapshot page of this MUC host.
     Snapshot(BareJid),
-    Permissions(Vec<(InFlightKey, MediaSet)>),
+    /// Decisions sent: the occupant, its [`Occupant::serial`] then, what was sent.
+    Permissions(Vec<(FullJid, u64, MediaSet)>),
 }
 
 /// A pass deciding every occupant again (after a resync, a rule edit, a rule window edge), a slice
@@ -154,6 +158,24 @@ struct Pass {
     changes: usize,
     /// Occupants decided so far.
     decided: usize,
+}
+
+/// What records of the same decision share: its reasons and its rule ids, as written.
+#[derive(Debug)]
+struct DecisionTexts {
+    reasons: Arc<AuditText>,
+    rule_ids: Arc<str>,
+}
+
+/// The part every stored explanation shares, and what it was made from.
+#[derive(Debug)]
+struct SharedText {
+    /// The rule set (weak: its memory is not reused for another while this is held, so the same
+    /// address is the same rules).
+    rules: std::sync::Weak<RuleSet>,
+    /// The next rule window edge after it was made: from then on some rule's state may differ.
+    until: Option<Timestamp>,
+    text: Arc<AuditText>,
 }
 
 /// Where the engine is in a resync.
@@ -182,9 +204,10 @@ pub struct Engine {
     /// MUC host they were sent to (the only one whose answer counts).
     pending: HashMap<String, (Pending, u64, BareJid)>,
     ticks: u64,
-    /// Decisions sent and not yet answered, per (room, nick, real JID): keyed by the person, so a
-    /// late answer for someone who left never counts for whoever takes the nick next.
-    in_flight: HashMap<InFlightKey, u32>,
+    /// The last [`Occupant::serial`] given: decisions in flight are counted on the occupant, for
+    /// the person it is (a late answer for someone who left, or whose nick another person has
+    /// now, never counts for the next).
+    serial: u64,
     next_id: u64,
     /// Domains whose jibri/jigasi/transcriber presence features are believed.
     /// podium as a whole in dry-run (`rules.dry_run`): decisions are logged and audited, never sent.
@@ -199,12 +222,26 @@ pub struct Engine {
     idle_edges: HashMap<BareJid, Timestamp>,
     /// The next rule window edge or grant expiry, as last computed.
     rule_edge: Option<Timestamp>,
+    /// The rule set `rule_edge` was computed from (weak, as [`SharedText::rules`]): the next edge
+    /// is computed again only for new rules or once it has passed, not on every turn of the run
+    /// loop (a scan of every rule).
+    rule_edge_of: std::sync::Weak<RuleSet>,
     /// The view before a resync, so joins, hands and slots carry over for the same people.
     before_resync: Rooms,
     /// During a resync, the rooms whose snapshot page is in: only their view is complete.
     paged: HashSet<BareJid>,
     /// The pass over every room under way, if any.
     pass: Option<Pass>,
+    /// Occupants whose live-view row is out of date, in the order they became so
+    /// ([`Engine::flush_views`]).
+    dirty_views: std::collections::VecDeque<(BareJid, String)>,
+    /// Reasons texts by decision ([`Engine::reasons_text`]), at most [`REASONS_KEPT`].
+    reasons: HashMap<Decision, Arc<DecisionTexts>>,
+    /// The time decisions are stamped with, as written (shared by the records of a turn).
+    at_text: Option<(Timestamp, Arc<str>)>,
+    /// The part of every stored explanation all rooms share ([`rules_text`]), for the rule set it
+    /// was made from (by address) until the next rule window edge.
+    shared_text: Option<SharedText>,
     effects: Effects,
     now: jiff::Timestamp,
 }
@@ -222,7 +259,7 @@ impl Engine {
             phase: Phase::Offline,
             pending: HashMap::new(),
             ticks: 0,
-            in_flight: HashMap::new(),
+            serial: 0,
             next_id: 0,
             trusted_service_domains: Vec::new(),
             dry_run: false,
@@ -230,9 +267,14 @@ impl Engine {
             approval: None,
             idle_edges: HashMap::new(),
             rule_edge: None,
+            rule_edge_of: std::sync::Weak::new(),
             before_resync: Rooms::default(),
             paged: HashSet::new(),
             pass: None,
+            shared_text: None,
+            reasons: HashMap::new(),
+            at_text: None,
+            dirty_views: std::collections::VecDeque::new(),
             effects: Effects::default(),
             now: jiff::Timestamp::UNIX_EPOCH,
         }
@@ -276,7 +318,12 @@ impl Engine {
     /// The next moment something changes without an event: a rule window opens or closes, a grant
     /// expires, a slot holder becomes idle. The run loop calls [`Engine::edge`] then.
     pub fn next_edge(&mut self) -> Option<jiff::Timestamp> {
-        self.rule_edge = self.rules.next_edge(self.now);
+        let fresh = std::ptr::eq(self.rule_edge_of.as_ptr(), Arc::as_ptr(&self.rules))
+            && self.rule_edge.is_none_or(|at| at > self.now);
+        if !fresh {
+            self.rule_edge = self.rules.next_edge(self.now);
+            self.rule_edge_of = Arc::downgrade(&self.rules);
+        }
         let idle = self.idle_edges.values().filter(|at| **at > self.now).min();
         match (self.rule_edge, idle) {
             (Some(a), Some(b)) => Some(a.min(*b)),
@@ -349,8 +396,9 @@ impl Engine {
         self.phase = Phase::Resyncing;
         self.pass = None;
         self.pending.clear();
-        self.in_flight.clear();
         self.idle_edges.clear();
+        // The rows are cleared below; the new view's occupants are written as they are decided.
+        self.dirty_views.clear();
         let before = std::mem::take(&mut self.rooms);
         if before.occupant_count() > 0 {
             self.before_resync = before;
@@ -366,7 +414,8 @@ impl Engine {
         self.phase = Phase::Offline;
         self.pass = None;
         self.pending.clear();
-        self.in_flight.clear();
+        self.rooms
+            .for_each_occupant(|occupant| occupant.in_flight = 0);
     }
 
     /// New rules: decide everyone again.
@@ -706,18 +755,15 @@ impl Engine {
                     Ok(Some(payload)) => Applied::try_from(payload.clone()).ok(),
                     _ => None,
                 };
-                for (key, sent) in entries {
-                    if let Some(count) = self.in_flight.get_mut(&key) {
-                        *count -= 1;
-                        if *count == 0 {
-                            self.in_flight.remove(&key);
-                        }
-                    }
-                    if answer.is_err()
-                        && let Some(occupant) = self.occupant_mut(&key.0, &key.1)
-                        && occupant.real_jid == key.2
-                        && occupant.held.map(|h| h.permissions) == Some(sent)
-                    {
+                for (jid, serial, sent) in entries {
+                    let Some(occupant) = self
+                        .occupant_mut(&jid.to_bare(), jid.resource().as_str())
+                        .filter(|o| serial != 0 && o.serial == serial)
+                    else {
+                        continue;
+                    };
+                    occupant.in_flight = occupant.in_flight.saturating_sub(1);
+                    if answer.is_err() && occupant.held.map(|h| h.permissions) == Some(sent) {
                         // Unknown now: the next event, rule change or resync sends it again.
                         occupant.held = None;
                     }
@@ -798,7 +844,7 @@ impl Engine {
                 .occupants
                 .into_iter()
                 .map(|state| {
-                    let mut occupant = Occupant::from_state(state, now);
+                    let mut occupant = Box::new(Occupant::from_state(state, now));
                     if let Some(known) = before
                         .and_then(|r| r.occupants.get(&occupant.nick))
                         .filter(|known| known.real_jid == occupant.real_jid)
@@ -841,11 +887,11 @@ impl Engine {
         let nick = state.nick.clone();
         match kind {
             EventKind::Joined | EventKind::Changed => {
-                let in_flight = self.in_flight.contains_key(&(
-                    room.clone(),
-                    nick.clone(),
-                    state.real_jid.clone(),
-                ));
+                let in_flight = self
+                    .rooms
+                    .get(&room)
+                    .and_then(|r| r.occupants.get(&nick))
+                    .is_some_and(|o| o.in_flight > 0 && o.real_jid == state.real_jid);
                 let now = self.now;
                 let entry = self.rooms.entry(&room, main_room.as_ref());
                 match entry.occupants.get_mut(&nick) {
@@ -861,7 +907,7 @@ impl Engine {
                     None => {
                         entry
                             .occupants
-                            .insert(nick.clone(), Occupant::from_state(state, now));
+                            .insert(nick.clone(), Box::new(Occupant::from_state(state, now)));
                     }
                 }
                 debug!(room = %room, occupant = %nick, event = %kind, "occupant event");
@@ -878,8 +924,6 @@ impl Engine {
                 self.send_permissions(changes);
             }
             EventKind::Left => {
-                self.in_flight
-                    .remove(&(room.clone(), nick.clone(), state.real_jid.clone()));
                 let Some(gone) = self.rooms.remove_occupant(&room, &nick) else {
                     debug!(room = %room, occupant = %nick, "leave of an unknown occupant");
                     return;
@@ -926,8 +970,13 @@ impl Engine {
         subject: Option<(&str, Cause)>,
     ) -> Vec<OccupantPermissions> {
         let rules = Arc::clone(&self.rules);
-        let Some(view) = self.rooms.get(room) else {
+        if self.rooms.get(room).is_none() {
             self.idle_edges.remove(room);
+            return Vec::new();
+        }
+        let (now, shared) = (self.now, self.shared_text());
+        let room_text = std::cell::OnceCell::new();
+        let Some(view) = self.rooms.get(room) else {
             return Vec::new();
         };
         let name = view.name.clone();
@@ -996,19 +1045,25 @@ impl Engine {
                 &occupant.services(&self.trusted_service_domains),
                 self.now,
             );
-            let explain = |decision: &Decision| {
-                let input = &input;
-                let services = input.parsed_services();
-                let facts = input.facts(&services);
-                (input.stored_json(), explain(&room_rules, &facts, decision))
+            // Made only for a record: the inputs per occupant, the explanation once per room.
+            let texts = || {
+                let explanation = room_text.get_or_init(|| {
+                    AuditText::new(
+                        room_rules_text(&room_rules, &name, now),
+                        Some(Arc::clone(&shared)),
+                    )
+                });
+                (
+                    AuditText::new(input.stored_json(), None),
+                    Arc::clone(explanation),
+                )
             };
-            if let Some(entry) =
-                self.apply_decision(room, &seat.nick, seat.decision, cause, &explain)
+            if let Some(entry) = self.apply_decision(room, &seat.nick, seat.decision, cause, &texts)
             {
                 changes.push(entry);
             }
             if let Some(trial) = trials.get(i) {
-                self.note_would(room, &seat.nick, trial.decision, cause, &explain);
+                self.note_would(room, &seat.nick, trial.decision, cause, &texts);
             }
         }
         if queued || self.rooms.get(room).is_some_and(|r| !r.queue.is_empty()) {
@@ -1179,39 +1234,35 @@ impl Engine {
         nick: &str,
         decision: Decision,
         cause: Cause,
-        explain: &dyn Fn(&Decision) -> (String, String),
+        texts: &dyn Fn() -> (Arc<AuditText>, Arc<AuditText>),
     ) -> Option<OccupantPermissions> {
-        let occupant_jid = match FullJid::from_str(&format!("{room}/{nick}")) {
-            Ok(jid) => jid,
-            Err(error) => {
-                // Prosody's stringprep allows a few nicks the jid crate refuses; such an occupant
-                // keeps the module's default (fail closed), and the log says so.
-                warn!(room = %room, occupant = %nick, %error, "cannot address occupant; module default stays");
-                return None;
-            }
-        };
         let (now, dry_run) = (self.now, self.dry_run);
-        let trusted = self.trusted_service_domains.clone();
+        let reasons = self.reasons_text(&decision);
         {
             let view = self.rooms.entry_existing(room)?;
             let occupant = view.occupants.get_mut(nick)?;
+            if occupant.address.is_none() {
+                match FullJid::from_str(&format!("{room}/{nick}")) {
+                    Ok(jid) => occupant.address = Some(jid),
+                    Err(error) => {
+                        // Prosody's stringprep allows a few nicks the jid crate refuses; such an
+                        // occupant keeps the module's default (fail closed), and the log says so.
+                        warn!(room = %room, occupant = %nick, %error, "cannot address occupant; module default stays");
+                        return None;
+                    }
+                }
+            }
+            let changed = occupant.decision != Some(decision);
             occupant.decision = Some(decision);
             occupant.set_slots(decision.holding(), now);
-            let row = occupant.view_row(room, &view.name, &trusted);
-            let digest = {
-                use std::hash::{Hash, Hasher};
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                row.hash(&mut hasher);
-                hasher.finish()
-            };
-            if occupant.view != Some(digest) {
-                occupant.view = Some(digest);
-                self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
+            if (changed || !occupant.view_current) && !occupant.view_dirty {
+                occupant.view_dirty = true;
+                self.dirty_views.push_back((room.clone(), nick.to_owned()));
             }
         }
         if dry_run {
             // Nothing is enforced: compare with what the module holds and say what would change.
-            self.note_would(room, nick, decision, cause, explain);
+            self.note_would(room, nick, decision, cause, texts);
             return None;
         }
         let occupant = self.occupant_mut(room, nick)?;
@@ -1227,7 +1278,7 @@ impl Engine {
         let previous = occupant.held.map(|h| h.permissions);
         occupant.held = Some(confirmed);
         let entry = OccupantPermissions {
-            jid: occupant_jid,
+            jid: occupant.address.clone()?,
             real_jid: occupant.real_jid.clone(),
             permissions: decision.permissions,
         };
@@ -1240,16 +1291,76 @@ impl Engine {
             occupant,
             previous,
             decision.permissions,
-            Some(&decision),
+            Some(&reasons),
             cause,
         );
-        let (inputs, explanation) = explain(&decision);
+        let (inputs, explanation) = texts();
         self.effects.audit.push(AuditRecord {
-            inputs,
-            explanation,
+            inputs: Some(inputs),
+            explanation: Some(explanation),
             ..record
         });
         Some(entry)
+    }
+
+    /// Whether live-view rows wait to be written ([`Engine::flush_views`]).
+    pub fn views_pending(&self) -> bool {
+        !self.dirty_views.is_empty()
+    }
+
+    /// Writes the live-view rows of up to `max` occupants whose row is out of date, from what
+    /// podium holds now. The view is state, not history: a row waits while the audit log is behind
+    /// (the run loop calls this when it is not), and an occupant decided again meanwhile is
+    /// written once, as it is then; one who left meanwhile is not written (its leave was).
+    pub fn flush_views(&mut self, max: usize) {
+        for _ in 0..max {
+            let Some((room, nick)) = self.dirty_views.pop_front() else {
+                return;
+            };
+            let Some(decision) = self
+                .rooms
+                .get(&room)
+                .and_then(|r| r.occupants.get(&nick))
+                .filter(|o| o.view_dirty)
+                .map(|o| o.decision)
+            else {
+                continue;
+            };
+            let reasons = decision.map(|d| self.reasons_text(&d));
+            let trusted = &self.trusted_service_domains;
+            let Some(view) = self.rooms.entry_existing(&room) else {
+                continue;
+            };
+            let Some(occupant) = view.occupants.get_mut(&nick) else {
+                continue;
+            };
+            occupant.view_dirty = false;
+            match (occupant.view_current, decision, reasons) {
+                (true, Some(decision), Some(reasons)) => {
+                    self.effects.view.push(ViewWrite::Decided {
+                        room: room.to_string(),
+                        nick,
+                        permissions: decision.permissions.to_string(),
+                        reasons: Arc::clone(&reasons.reasons),
+                    });
+                }
+                _ => {
+                    // The whole row, when it differs from the last one written.
+                    let row = occupant.view_row(&room, &view.name, trusted);
+                    let digest = {
+                        use std::hash::{Hash, Hasher};
+                        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                        row.hash(&mut hasher);
+                        hasher.finish()
+                    };
+                    occupant.view_current = true;
+                    if occupant.view != Some(digest) {
+                        occupant.view = Some(digest);
+                        self.effects.view.push(ViewWrite::Occupant(Box::new(row)));
+                    }
+                }
+            }
+        }
     }
 
     /// Logs and audits, once per outcome, what `would` change against what is enforced: the module's
@@ -1260,9 +1371,10 @@ impl Engine {
         nick: &str,
         would: Decision,
         cause: Cause,
-        explain: &dyn Fn(&Decision) -> (String, String),
+        texts: &dyn Fn() -> (Arc<AuditText>, Arc<AuditText>),
     ) {
         let dry_run = self.dry_run;
+        let reasons = self.reasons_text(&would);
         let Some(occupant) = self.occupant_mut(room, nick) else {
             return;
         };
@@ -1301,14 +1413,14 @@ impl Engine {
             occupant,
             actual,
             would.permissions,
-            Some(&would),
+            Some(&reasons),
             cause,
         );
-        let (inputs, explanation) = explain(&would);
+        let (inputs, explanation) = texts();
         self.effects.audit.push(AuditRecord {
             dry_run: true,
-            inputs,
-            explanation,
+            inputs: Some(inputs),
+            explanation: Some(explanation),
             ..record
         });
     }
@@ -1334,11 +1446,22 @@ impl Engine {
         let id = self.new_id("permissions");
         let mut tracked = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let room = entry.jid.to_bare();
-            let nick = entry.jid.resource().as_str().to_owned();
-            let key = (room, nick, entry.real_jid.clone());
-            *self.in_flight.entry(key.clone()).or_default() += 1;
-            tracked.push((key, entry.permissions));
+            let occupant = self
+                .rooms
+                .entry_existing(&entry.jid.to_bare())
+                .and_then(|r| r.occupants.get_mut(entry.jid.resource().as_str()));
+            let serial = match occupant {
+                Some(occupant) => {
+                    if occupant.serial == 0 {
+                        self.serial += 1;
+                        occupant.serial = self.serial;
+                    }
+                    occupant.in_flight += 1;
+                    occupant.serial
+                }
+                None => 0,
+            };
+            tracked.push((entry.jid.clone(), serial, entry.permissions));
         }
         self.pending.insert(
             id.clone(),
@@ -1356,7 +1479,11 @@ impl Engine {
     }
 
     fn occupant_mut(&mut self, room: &BareJid, nick: &str) -> Option<&mut Occupant> {
-        self.rooms.entry_existing(room)?.occupants.get_mut(nick)
+        self.rooms
+            .entry_existing(room)?
+            .occupants
+            .get_mut(nick)
+            .map(|o| &mut **o)
     }
 
     fn audit_record(
@@ -1365,44 +1492,91 @@ impl Engine {
         occupant: &Occupant,
         previous: Option<MediaSet>,
         granted: MediaSet,
-        decision: Option<&Decision>,
+        decision: Option<&DecisionTexts>,
         cause: Cause,
     ) -> AuditRecord {
-        let identity = occupant.identity.clone().unwrap_or_default();
+        let identity = occupant.identity.as_ref();
+        let field = |get: fn(&Identity) -> &Option<String>| identity.and_then(|i| get(i).clone());
         AuditRecord {
-            at: self.now.to_string(),
-            room: room.to_string(),
+            at: match &self.at_text {
+                Some((at, text)) if *at == self.now => Arc::clone(text),
+                _ => self.now.to_string().into(),
+            },
+            room: room.to_string().into(),
             nick: occupant.nick.clone(),
             real_jid: occupant.real_jid.to_string(),
-            user_id: identity.id,
-            user_name: identity.name,
-            user_email: identity.email,
-            user_group: identity.group,
-            previous: display_held(previous),
-            granted: granted.to_string(),
-            rule_ids: decision
-                .map(|d| {
-                    d.rule_ids()
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default(),
-            reasons: decision
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "left the room".into()),
-            cause: cause.as_str().into(),
+            user_id: field(|i| &i.id),
+            user_name: field(|i| &i.name),
+            user_email: field(|i| &i.email),
+            user_group: field(|i| &i.group),
+            previous: previous.map_or("unknown", MediaSet::as_str),
+            granted: granted.as_str(),
+            rule_ids: decision.map_or_else(|| "".into(), |d| Arc::clone(&d.rule_ids)),
+            reasons: decision.map_or_else(
+                || AuditText::new("left the room".into(), None),
+                |d| Arc::clone(&d.reasons),
+            ),
+            cause: cause.as_str(),
             dry_run: false,
-            inputs: String::new(),
-            explanation: String::new(),
+            inputs: None,
+            explanation: None,
+        }
+    }
+
+    /// A decision's reasons as stored: made and hashed once per distinct decision (a pass over
+    /// every room makes a few thousand, not one per occupant) and shared by the records and view
+    /// rows that show it.
+    fn reasons_text(&mut self, decision: &Decision) -> Arc<DecisionTexts> {
+        if self.reasons.len() >= REASONS_KEPT {
+            self.reasons.clear();
+        }
+        if self.at_text.as_ref().is_none_or(|(at, _)| *at != self.now) {
+            self.at_text = Some((self.now, self.now.to_string().into()));
+        }
+        Arc::clone(self.reasons.entry(*decision).or_insert_with(|| {
+            Arc::new(DecisionTexts {
+                reasons: AuditText::new(decision.to_string(), None),
+                rule_ids: decision
+                    .rule_ids()
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .into(),
+            })
+        }))
+    }
+
+    /// The part of every stored explanation all rooms share, made once per rule set (and again
+    /// after a rule window edge).
+    fn shared_text(&mut self) -> Arc<AuditText> {
+        match &self.shared_text {
+            Some(shared)
+                if std::ptr::eq(shared.rules.as_ptr(), Arc::as_ptr(&self.rules))
+                    && shared.until.is_none_or(|until| self.now < until) =>
+            {
+                Arc::clone(&shared.text)
+            }
+            _ => {
+                let text = AuditText::new(rules_text(&self.rules, self.now), None);
+                self.shared_text = Some(SharedText {
+                    rules: Arc::downgrade(&self.rules),
+                    until: self.rules.next_edge(self.now),
+                    text: Arc::clone(&text),
+                });
+                text
+            }
         }
     }
 
     /// Decisions sent and not yet answered (for tests).
     #[cfg(test)]
     pub(crate) fn in_flight_count(&self) -> usize {
-        self.in_flight.len()
+        self.rooms
+            .iter()
+            .flat_map(|(_, room)| room.occupants.values())
+            .filter(|o| o.in_flight > 0)
+            .count()
     }
 
     fn new_id(&mut self, kind: &str) -> String {
@@ -1411,9 +1585,8 @@ impl Engine {
     }
 }
 
-fn display_held(held: Option<MediaSet>) -> String {
-    held.map(|h| h.to_string())
-        .unwrap_or_else(|| "unknown".into())
+fn display_held(held: Option<MediaSet>) -> &'static str {
+    held.map_or("unknown", MediaSet::as_str)
 }
 
 #[cfg(test)]

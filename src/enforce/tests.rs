@@ -143,7 +143,7 @@ fn test_join_is_decided_sent_and_audited() {
     assert_eq!(effects.audit.len(), 1);
     assert_eq!(effects.audit[0].previous, "none");
     assert_eq!(effects.audit[0].granted, "audio,video,screen");
-    assert_eq!(effects.audit[0].rule_ids, "1");
+    assert_eq!(&*effects.audit[0].rule_ids, "1");
     assert_eq!(effects.audit[0].cause, "joined");
 }
 
@@ -366,10 +366,7 @@ fn test_leave_is_audited_and_forgotten() {
     assert!(effects.stanzas.is_empty());
     assert_eq!(effects.audit.len(), 1);
     assert_eq!(
-        (
-            effects.audit[0].previous.as_str(),
-            effects.audit[0].granted.as_str()
-        ),
+        (effects.audit[0].previous, effects.audit[0].granted),
         ("audio", "none")
     );
     assert_eq!(effects.audit[0].cause, "left");
@@ -621,10 +618,7 @@ fn test_global_dry_run_audits_would_and_sends_nothing() {
     assert_eq!(effects.audit.len(), 1);
     let record = &effects.audit[0];
     assert!(record.dry_run);
-    assert_eq!(
-        (record.previous.as_str(), record.granted.as_str()),
-        ("none", "audio")
-    );
+    assert_eq!((record.previous, record.granted), ("none", "audio"));
     // The same outcome again is not noted twice.
     engine.stanza(event_from(
         MUC,
@@ -657,11 +651,8 @@ fn test_rule_in_dry_run_is_audited_but_not_enforced() {
     assert!(!effects.audit[0].dry_run);
     let would = &effects.audit[1];
     assert!(would.dry_run);
-    assert_eq!(
-        (would.previous.as_str(), would.granted.as_str()),
-        ("audio", "none")
-    );
-    assert_eq!(would.rule_ids, "2");
+    assert_eq!((would.previous, would.granted), ("audio", "none"));
+    assert_eq!(&*would.rule_ids, "2");
 }
 
 #[test]
@@ -765,17 +756,21 @@ fn test_raised_hands_queue_for_one_slot_and_a_leave_frees_it() {
         vec![vec![("audio".to_owned(), 1, "bob".to_owned())]]
     );
     let bob = &effects.audit[0];
-    assert!(
-        bob.explanation
-            .starts_with("audio: may not send (waits for a slot: position 1)\n"),
-        "{}",
-        bob.explanation
+    assert_eq!(
+        &*bob.reasons.body,
+        "audio: request by rule 1 (priority 0, cap 1): waiting for a slot, position 1; \
+         video: deny by default; screen: deny by default"
     );
+    // The explanation is the room's rules as they stood, shared by the room.
+    let explanation = bob.explanation.as_ref().unwrap().full();
     assert!(
-        bob.inputs
-            .contains("\"hand_raised_at\":\"2026-11-23T10:00:05Z\""),
-        "{}",
-        bob.inputs
+        explanation.contains("\n  rule 1 (request everyone, audio, priority 0, cap 1)\n"),
+        "{explanation}"
+    );
+    let inputs = &bob.inputs.as_ref().unwrap().body;
+    assert!(
+        inputs.contains("\"hand_raised_at\":\"2026-11-23T10:00:05Z\""),
+        "{inputs}"
     );
     ack(&mut engine, &sent[0].0);
 
@@ -789,7 +784,7 @@ fn test_raised_hands_queue_for_one_slot_and_a_leave_frees_it() {
     let causes: Vec<(&str, &str)> = effects
         .audit
         .iter()
-        .map(|r| (r.nick.as_str(), r.cause.as_str()))
+        .map(|r| (r.nick.as_str(), r.cause))
         .collect();
     assert_eq!(causes, vec![("alice", "left"), ("bob", "queue")]);
     assert_eq!(queue_rows(&effects), vec![vec![]], "the queue is empty now");
@@ -894,7 +889,7 @@ fn test_a_grant_allows_until_it_expires_then_the_rules_decide_again() {
     let effects = engine.take_effects();
     let sent = sent_permissions(&effects.stanzas);
     assert_eq!(sent[0].2, "audio", "the grant wins over the deny");
-    assert!(effects.audit[0].reasons.starts_with(
+    assert!(effects.audit[0].reasons.body.starts_with(
         "audio: allow by grant 4 (until 2026-11-23T10:05:00Z); video: deny by rule 1"
     ));
     ack(&mut engine, &sent[0].0);
@@ -1006,7 +1001,7 @@ fn test_breakout_rooms_follow_their_main_room() {
     let effects = engine.take_effects();
     assert_eq!(destinations(&effects.stanzas), [BREAKOUT]);
     assert_eq!(sent_permissions(&effects.stanzas)[0].2, "none");
-    assert_eq!(effects.audit[0].rule_ids, "2");
+    assert_eq!(&*effects.audit[0].rule_ids, "2");
 
     // A breakout room's join sent to the wrong host, and a main room claimed by the main MUC, are
     // not believed.

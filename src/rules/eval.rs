@@ -66,7 +66,7 @@ pub struct OccupantFacts<'a> {
 }
 
 /// Why one kind was decided the way it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// A rule decided it.
     Rule {
@@ -94,7 +94,7 @@ pub enum Reason {
 }
 
 /// Where an occupant stands for a kind decided by a capped rule or a request rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Standing {
     /// Neither capped nor requested: the reason alone decides.
     #[default]
@@ -118,7 +118,7 @@ pub enum Standing {
 }
 
 /// A decision: what the occupant may send, and why, kind by kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Decision {
     /// What the occupant may send.
     pub permissions: MediaSet,

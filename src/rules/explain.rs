@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::eval::{Decision, OccupantFacts, Reason, RoomRules, Standing, subject_matches};
+use super::eval::{Decision, OccupantFacts, Reason, RoomRules, RuleSet, Standing, subject_matches};
 use super::model::{Effect, Rule, Service};
 use crate::media::Media;
 use crate::rooms::{Affiliation, Role};
@@ -74,14 +74,38 @@ impl Inputs {
         }
     }
 
-    /// The inputs as stored with a decision (`decisions_full.inputs`): the JSON without `time`, which is
-    /// the decision's own `at`, so an occupant decided again on the same inputs is stored once.
+    /// The inputs as stored with a decision: the JSON without `time`, which is the decision's own
+    /// `at`, and without the identity the decision row holds (`real_jid`, `user_id`, `group`,
+    /// `email`; `decisions_full.inputs` puts them back), so an occupant decided again on the same
+    /// inputs, and occupants of a room alike but for who they are, are stored once.
     pub fn stored_json(&self) -> String {
-        let mut json = serde_json::to_value(self).unwrap_or_default();
-        if let Some(fields) = json.as_object_mut() {
-            fields.remove("time");
+        /// The stored fields, in the order of a JSON object's keys (sorted, as before).
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            affiliation: &'a str,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            claims: &'a BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            hand_raised_at: Option<Timestamp>,
+            joined_at: Timestamp,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            meeting: Option<&'a str>,
+            role: &'a str,
+            room: &'a str,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            services: &'a [String],
         }
-        json.to_string()
+        serde_json::to_string(&Stored {
+            affiliation: &self.affiliation,
+            claims: &self.claims,
+            hand_raised_at: self.hand_raised_at,
+            joined_at: self.joined_at,
+            meeting: self.meeting.as_deref(),
+            role: &self.role,
+            room: &self.room,
+            services: &self.services,
+        })
+        .unwrap_or_default()
     }
 
     /// The services, typed.
@@ -241,6 +265,83 @@ fn rule_status(
     }
 }
 
+/// How to read a stored explanation: it opens the part every room shares (see [`rules_text`]).
+const HOW_TO_READ: &str = "\
+Per kind, a grant in force for the occupant wins (a moderator's approval only through a request \
+rule); else the first rule in this order (priority, deny before allow at equal priority, then id; \
+the room's own list and the list for every room merge by it) that covers the kind, is in force, \
+is not in dry-run and matches the occupant (see inputs) decides; else rules.default. The rule or \
+grant that decided each kind, and where the occupant stands in a queue: reasons.\n";
+
+/// What the audit log stores as the explanation of a decision in `room`: the rules and grants that
+/// applied there, as they stood at `now`, in combining order. It is the same for every occupant of
+/// the room until the rules change, so it is stored once per rule-set version and room (with the
+/// occupant's inputs and reasons, it says everything [`explain()`] prints: a rule before the
+/// deciding one did not match the occupant or was not in force, a rule after it lost to it).
+///
+/// This is the room's own part: the rules that name the room or a pattern matching it, and its
+/// grants. The rules for every room (`*`) come before it, in [`rules_text`], shared by every room.
+pub fn room_rules_text(rules: &RoomRules<'_>, room: &str, now: Timestamp) -> String {
+    let mut out = format!("room {room}: its own rules, first to last\n");
+    for rule in rules.rules().filter(|r| !r.room.is_all()) {
+        rule_line(&mut out, rule, now);
+    }
+    for grant in rules.grants() {
+        let _ = write!(
+            out,
+            "  grant {} (who {}, {}, by {}, until {})",
+            grant.id, grant.who, grant.media, grant.granted_by, grant.expires_at
+        );
+        if grant.approval {
+            out.push_str(", A/V-moderation approval");
+        }
+        if let Some(meeting) = &grant.meeting {
+            let _ = write!(out, ", meeting {meeting}");
+        }
+        out.push_str(if grant.expires_at <= now {
+            ": expired\n"
+        } else {
+            "\n"
+        });
+    }
+    out
+}
+
+/// The part of every stored explanation that all rooms share: how to read it, `rules.default`, and
+/// the rules for every room (`*`) as they stood at `now`, in combining order.
+pub fn rules_text(set: &RuleSet, now: Timestamp) -> String {
+    let mut out = String::from(HOW_TO_READ);
+    let _ = writeln!(out, "rules.default: {}", set.default_permissions());
+    out.push_str("every room: rules for '*', first to last\n");
+    for rule in set.rules().iter().filter(|r| r.room.is_all()) {
+        rule_line(&mut out, rule, now);
+    }
+    out
+}
+
+/// `  rule 14 (allow role moderator, audio,screen, priority 6, cap 2)`, and why it cannot decide.
+fn rule_line(out: &mut String, rule: &Rule, now: Timestamp) {
+    let _ = write!(
+        out,
+        "  rule {} ({} {}, {}, priority {}",
+        rule.id,
+        rule.effect.as_str(),
+        rule.who,
+        rule.media,
+        rule.priority
+    );
+    if let Some(cap) = rule.cap {
+        let _ = write!(out, ", cap {cap}");
+    }
+    out.push(')');
+    if rule.dry_run {
+        out.push_str(": in dry-run (never enforced)");
+    } else if !rule.in_force_at(now) {
+        out.push_str(": outside its time window");
+    }
+    out.push('\n');
+}
+
 /// Whether an effect is one that needs the room's queue.
 pub fn queues(rule: &Rule) -> bool {
     rule.cap.is_some() || rule.effect == Effect::Request
@@ -367,9 +468,22 @@ screen: may not send
             "{}",
             inputs.stored_json()
         );
-        let json: serde_json::Value = serde_json::from_str(&inputs.stored_json()).unwrap();
-        assert_eq!(json["role"], "participant");
-        assert_eq!(json["joined_at"], "2026-11-23T09:00:00Z");
+        // The identity is the row's: left out, so occupants alike but for who they are share it.
+        assert_eq!(
+            inputs.stored_json(),
+            r#"{"affiliation":"none","joined_at":"2026-11-23T09:00:00Z","role":"participant","room":"standup"}"#
+        );
+        // Every other field as the whole inputs' JSON has it.
+        let mut full = inputs.clone();
+        full.claims.insert("user.department".into(), "sales".into());
+        full.services = vec!["jibri".into()];
+        full.hand_raised_at = Some("2026-11-23T09:30:00Z".parse().unwrap());
+        full.meeting = Some("m-1".into());
+        let mut expected = serde_json::to_value(&full).unwrap();
+        for field in ["time", "real_jid", "user_id", "group", "email"] {
+            expected.as_object_mut().unwrap().remove(field);
+        }
+        assert_eq!(full.stored_json(), expected.to_string());
     }
 
     #[test]

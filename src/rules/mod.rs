@@ -12,6 +12,6 @@ pub mod queue;
 pub mod window;
 
 pub use eval::{Decision, OccupantFacts, Reason, RoomRules, RuleSet, Standing};
-pub use explain::{Inputs, explain};
+pub use explain::{Inputs, explain, room_rules_text, rules_text};
 pub use model::{Effect, Grant, GrantRow, Rule, RuleProblem, RuleRow, Service};
 pub use queue::{Seat, settle};

@@ -249,6 +249,11 @@ pub(crate) fn glob(pattern: &str) -> Result<Glob, globset::Error> {
 }
 
 impl RoomPattern {
+    /// Whether this is `*` (every room).
+    pub fn is_all(&self) -> bool {
+        matches!(self, RoomPattern::All)
+    }
+
     /// Reads a `room` column: `*`, an exact name, or a glob with `*` and `?`.
     pub fn parse(text: &str) -> Result<RoomPattern, String> {
         let text = text.trim();

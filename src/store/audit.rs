@@ -8,7 +8,7 @@
 //! during a long outage the queue grows with the changes made (issue 14 makes the audit durable).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -17,13 +17,53 @@ use tracing::{debug, error, warn};
 use super::Store;
 use super::view::ViewWrite;
 
-/// One row of `decisions`.
+/// A text stored once in `audit_texts` and referred to by decision rows (an explanation, the
+/// reasons, the inputs). Its key is computed once, where the text is made, and every record that
+/// refers to it shares it: a pass over 100,000 occupants makes one explanation per room, not one per
+/// occupant, and neither copies nor hashes it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditText {
+    /// The key in `audit_texts`: the first 64 bits of the SHA-256 of the body and of the key of
+    /// `head` ([`super::text_id`]).
+    pub id: i64,
+    /// The text.
+    pub body: Arc<str>,
+    /// The text shown before this one (stored once too: the part of explanations every room
+    /// shares).
+    pub head: Option<Arc<AuditText>>,
+}
+
+impl AuditText {
+    /// A text and its key.
+    pub fn new(body: String, head: Option<Arc<AuditText>>) -> Arc<AuditText> {
+        let id = match &head {
+            None => super::text_id(&body),
+            Some(head) => super::text_id(&format!("{}\0{body}", head.id)),
+        };
+        Arc::new(AuditText {
+            id,
+            body: body.into(),
+            head,
+        })
+    }
+
+    /// The whole text, as `decisions_full` shows it.
+    pub fn full(&self) -> String {
+        match &self.head {
+            None => self.body.to_string(),
+            Some(head) => format!("{}{}", head.full(), self.body),
+        }
+    }
+}
+
+/// One row of `decisions`. What many records share is shared, not copied (the time of a turn,
+/// the room, the texts): a record waits in memory until the writer has it written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     /// UTC time, RFC 3339.
-    pub at: String,
+    pub at: Arc<str>,
     /// Room JID.
-    pub room: String,
+    pub room: Arc<str>,
     /// Occupant nick.
     pub nick: String,
     /// Real JID.
@@ -36,22 +76,23 @@ pub struct AuditRecord {
     pub user_email: Option<String>,
     /// JWT group.
     pub user_group: Option<String>,
-    /// Permissions before, e.g. `none`.
-    pub previous: String,
+    /// Permissions before, e.g. `none` (`unknown`: podium did not know).
+    pub previous: &'static str,
     /// Permissions after, e.g. `audio,video`.
-    pub granted: String,
+    pub granted: &'static str,
     /// Deciding rule ids, comma-separated.
-    pub rule_ids: String,
-    /// Per-kind reasons.
-    pub reasons: String,
+    pub rule_ids: Arc<str>,
+    /// Per-kind reasons (the same for everyone decided the same way: stored once).
+    pub reasons: Arc<AuditText>,
     /// What triggered the decision: joined, changed, left, rules, resync.
-    pub cause: String,
+    pub cause: &'static str,
     /// A dry-run record: what podium *would* have changed (`previous` → `granted`), not enforced.
     pub dry_run: bool,
-    /// The evaluator's inputs, JSON ([`crate::rules::Inputs`]).
-    pub inputs: String,
-    /// Why each kind was decided and why the other rules lost ([`crate::rules::explain()`]).
-    pub explanation: String,
+    /// The evaluator's inputs, JSON ([`crate::rules::Inputs::stored_json`]); `None` for a leave.
+    pub inputs: Option<Arc<AuditText>>,
+    /// The rules and grants of the room as they stood ([`crate::rules::rules_text`], then
+    /// [`crate::rules::room_rules_text`]); `None` for a leave.
+    pub explanation: Option<Arc<AuditText>>,
 }
 
 /// One write of the audit writer: a decision record, or a change to the live view.
@@ -66,9 +107,12 @@ pub enum Write {
 /// The sending side of the audit queue.
 #[derive(Debug, Clone)]
 pub struct AuditWriter {
-    queue: mpsc::UnboundedSender<Write>,
+    queue: mpsc::UnboundedSender<Vec<Write>>,
     /// Writes queued and not yet written.
     backlog: Arc<AtomicUsize>,
+    /// Set when podium stops: the live view is about to be cleared, so the view writes still
+    /// queued before that need not be made (the decision records all are).
+    closing: Arc<AtomicBool>,
 }
 
 impl AuditWriter {
@@ -76,8 +120,21 @@ impl AuditWriter {
     pub fn spawn(store: Store) -> (AuditWriter, tokio::task::JoinHandle<()>) {
         let (queue, records) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(write_batches(store, records, Arc::clone(&backlog)));
-        (AuditWriter { queue, backlog }, task)
+        let closing = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(write_batches(
+            store,
+            records,
+            Arc::clone(&backlog),
+            Arc::clone(&closing),
+        ));
+        (
+            AuditWriter {
+                queue,
+                backlog,
+                closing,
+            },
+            task,
+        )
     }
 
     /// How many writes are queued and not yet written.
@@ -87,35 +144,75 @@ impl AuditWriter {
 
     /// Queues a record.
     pub fn record(&self, record: AuditRecord) {
-        self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(Write::Decision(Box::new(record))).is_err() {
-            error!("audit writer stopped; a decision record was not written");
-        }
+        self.write(vec![Write::Decision(Box::new(record))]);
     }
 
     /// Queues a change to the live view.
     pub fn view(&self, view: ViewWrite) {
-        self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.queue.send(Write::View(view)).is_err() {
-            error!("audit writer stopped; a view change was not written");
+        self.write(vec![Write::View(view)]);
+    }
+
+    /// Queues writes, in order (one message for a whole turn of the run loop).
+    pub fn write(&self, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
         }
+        let count = writes.len();
+        self.backlog.fetch_add(count, Ordering::Relaxed);
+        if self.queue.send(writes).is_err() {
+            error!(count, "audit writer stopped; writes were not made");
+        }
+    }
+
+    /// podium stops: queues the clearing of this instance's live view, after which the view writes
+    /// still queued are skipped (the decision records are all written).
+    pub fn close_view(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.view(ViewWrite::Clear);
     }
 }
 
-const BATCH: usize = 1024;
+/// Writes per transaction at most: large transactions write each touched page once for many rows
+/// (a pass over every room touches every page of the indexes), so the writer keeps up with
+/// 100,000 decisions in a second or two.
+const BATCH: usize = 4096;
 
 const ATTEMPTS: u32 = 5;
 
 async fn write_batches(
     store: Store,
-    mut records: mpsc::UnboundedReceiver<Write>,
+    mut queue: mpsc::UnboundedReceiver<Vec<Write>>,
     backlog: Arc<AtomicUsize>,
+    closing: Arc<AtomicBool>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while records.recv_many(&mut batch, BATCH).await > 0 {
+    let mut messages = Vec::new();
+    let mut batch: Vec<Write> = Vec::with_capacity(BATCH);
+    let mut known = super::KnownTexts::default();
+    loop {
+        // What is queued, up to about BATCH writes (whole messages).
+        if messages.is_empty() && queue.recv_many(&mut messages, 64).await == 0 {
+            return;
+        }
+        let mut taken = 0;
+        for writes in messages.drain(..) {
+            taken += writes.len();
+            batch.extend(writes);
+        }
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(writes) => {
+                    taken += writes.len();
+                    batch.extend(writes);
+                }
+                Err(_) => break,
+            }
+        }
+        if closing.load(Ordering::Relaxed) {
+            batch.retain(|w| matches!(w, Write::Decision(_) | Write::View(ViewWrite::Clear)));
+        }
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
-            match store.write(&batch).await {
+            match store.write_knowing(&batch, &mut known).await {
                 Ok(()) => {
                     debug!(records = batch.len(), "audit records written");
                     break;
@@ -130,7 +227,7 @@ async fn write_batches(
                 }
             }
         }
-        backlog.fetch_sub(batch.len(), Ordering::Relaxed);
+        backlog.fetch_sub(taken, Ordering::Relaxed);
         batch.clear();
     }
 }

@@ -42,7 +42,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-pub use audit::{AuditRecord, AuditWriter, Write};
+pub use audit::{AuditRecord, AuditText, AuditWriter, Write};
 pub use grants::{AV_MODERATION, ApprovalKey, GrantChange};
 pub use rows::Rows;
 pub use view::{OccupantRow, QueueRow, ViewWrite};
@@ -90,8 +90,35 @@ pub fn text_id(body: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
-/// Rows per multi-row INSERT (19 values each, well under SQLite's and PostgreSQL's limits).
-const ROWS_PER_STATEMENT: usize = 64;
+/// Texts the audit writer has stored recently, so it does not send them again with every
+/// transaction (a rule edit re-decides every occupant with the same inputs as before).
+///
+/// A text is pruned only once no record refers to it, and records are pruned only when older than
+/// the retention (at least a day): a text a record written in the last minutes refers to is still
+/// there, whichever podium instance prunes. So what is known is forgotten after a few minutes.
+#[derive(Debug, Default)]
+pub struct KnownTexts {
+    ids: HashSet<i64>,
+    since: Option<std::time::Instant>,
+}
+
+impl KnownTexts {
+    /// How long a stored text is taken to be there (far below the shortest retention, a day).
+    const FOR: Duration = Duration::from_secs(600);
+    /// Texts remembered at most.
+    const MAX: usize = 1 << 20;
+
+    fn expire(&mut self) {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() > Self::FOR || self.ids.len() > Self::MAX {
+            self.ids.clear();
+            self.since = Some(std::time::Instant::now());
+        }
+    }
+}
+
+/// Rows per multi-row INSERT (20 values each, well under SQLite's and PostgreSQL's limits).
+const ROWS_PER_STATEMENT: usize = 256;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values on PostgreSQL, `(?, ?), (?, ?)` on
 /// SQLite (sqlx's `Any` passes the SQL through; SQLite looks a `$N` up by name, a scan per value,
@@ -192,7 +219,7 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets the sqlite3 CLI write while podium reads; busy_timeout waits out a
                     // writer instead of failing with SQLITE_BUSY.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;")
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192;")
                         .await?;
                     Ok(())
                 })
@@ -297,9 +324,20 @@ impl Store {
     /// records and of occupant rows are written a few dozen rows per statement.
     #[instrument(skip_all, fields(count = writes.len()))]
     pub async fn write(&self, writes: &[Write]) -> Result<(), StoreError> {
+        self.write_knowing(writes, &mut KnownTexts::default()).await
+    }
+
+    /// [`Store::write`], skipping the texts `known` says an earlier transaction stored; the
+    /// texts this one stores are added to `known` once it is committed.
+    pub async fn write_knowing(
+        &self,
+        writes: &[Write],
+        known: &mut KnownTexts,
+    ) -> Result<(), StoreError> {
+        known.expire();
         let mut tx = self.pool.begin().await?;
-        // Texts this transaction stored; each insert of one also makes sure it is there (a prune may
-        // have deleted it since an earlier transaction stored it).
+        // Texts this transaction stores (each with ON CONFLICT DO NOTHING: another instance may
+        // have stored it), besides those known to be there.
         let mut texts = HashSet::new();
         let mut rest = writes;
         while let Some(first) = rest.first() {
@@ -314,6 +352,11 @@ impl Store {
                     .take(ROWS_PER_STATEMENT)
                     .take_while(|w| matches!(w, Write::View(ViewWrite::Occupant(_))))
                     .count(),
+                Write::View(ViewWrite::Decided { .. }) => rest
+                    .iter()
+                    .take(ROWS_PER_STATEMENT)
+                    .take_while(|w| matches!(w, Write::View(ViewWrite::Decided { .. })))
+                    .count(),
                 Write::View(_) => 1,
             };
             let (now, later) = rest.split_at(run);
@@ -327,7 +370,8 @@ impl Store {
                             Write::View(_) => None,
                         })
                         .collect();
-                    self.insert_records(&mut tx, &mut texts, &records).await?;
+                    self.insert_records(&mut tx, &known.ids, &mut texts, &records)
+                        .await?;
                 }
                 Write::View(ViewWrite::Occupant(_)) => {
                     let rows: Vec<&OccupantRow> = now
@@ -339,70 +383,102 @@ impl Store {
                         .collect();
                     self.upsert_occupants(&mut tx, &rows).await?;
                 }
+                Write::View(ViewWrite::Decided { .. }) => {
+                    let views: Vec<&ViewWrite> = now
+                        .iter()
+                        .filter_map(|w| match w {
+                            Write::View(view) => Some(view),
+                            Write::Decision(_) => None,
+                        })
+                        .collect();
+                    self.update_decided(&mut tx, &views).await?;
+                }
                 Write::View(view) => self.write_view(&mut tx, view).await?,
             }
         }
         tx.commit().await?;
+        known.ids.extend(texts);
         Ok(())
     }
 
-    /// Inserts audit records with one statement, after their texts.
+    /// Inserts audit records with one statement, after the texts they refer to that neither this
+    /// transaction nor a recent one stored ([`KnownTexts`]; each with `ON CONFLICT DO NOTHING`:
+    /// another instance may have stored it).
     async fn insert_records(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        known: &HashSet<i64>,
         texts: &mut HashSet<i64>,
         records: &[&AuditRecord],
     ) -> Result<(), StoreError> {
-        let text_id = |body: &str| (!body.is_empty()).then(|| text_id(body));
-        let ids: Vec<(Option<i64>, Option<i64>)> = records
-            .iter()
-            .map(|r| (text_id(&r.inputs), text_id(&r.explanation)))
-            .collect();
-        let new: Vec<(i64, &str)> = records
-            .iter()
-            .zip(&ids)
-            .flat_map(|(r, (i, e))| [(*i, r.inputs.as_str()), (*e, r.explanation.as_str())])
-            .filter_map(|(id, body)| id.filter(|id| texts.insert(*id)).map(|id| (id, body)))
-            .collect();
+        fn collect<'a>(
+            text: &'a AuditText,
+            known: &HashSet<i64>,
+            texts: &mut HashSet<i64>,
+            new: &mut Vec<&'a AuditText>,
+        ) {
+            if known.contains(&text.id) || texts.contains(&text.id) {
+                return;
+            }
+            // The text shown before it first: this one refers to it.
+            if let Some(head) = &text.head {
+                collect(head, known, texts, new);
+            }
+            texts.insert(text.id);
+            new.push(text);
+        }
+        let mut new = Vec::new();
+        for r in records {
+            for text in [Some(&r.reasons), r.inputs.as_ref(), r.explanation.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                collect(text, known, texts, &mut new);
+            }
+        }
         for chunk in new.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO audit_texts (id, body) VALUES {} ON CONFLICT (id) DO NOTHING",
-                placeholders(&self.backend, chunk.len(), 2)
+                "INSERT INTO audit_texts (id, body, head_id) VALUES {} ON CONFLICT (id) DO NOTHING",
+                placeholders(&self.backend, chunk.len(), 3)
             );
             let mut insert = sqlx::query(AssertSqlSafe(sql));
-            for (id, body) in chunk {
-                insert = insert.bind(*id).bind(*body);
+            for text in chunk {
+                insert = insert
+                    .bind(text.id)
+                    .bind(&*text.body)
+                    .bind(text.head.as_ref().map(|head| head.id));
             }
             insert.execute(&mut **tx).await?;
         }
         let sql = format!(
             "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
              user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
-             explanation, inputs_id, explanation_id) VALUES {}",
-            placeholders(&self.backend, records.len(), 19)
+             explanation, inputs_id, explanation_id, reasons_id) VALUES {}",
+            placeholders(&self.backend, records.len(), 20)
         );
         let mut insert = sqlx::query(AssertSqlSafe(sql));
-        for (r, (inputs, explanation)) in records.iter().zip(&ids) {
+        for r in records {
             insert = insert
-                .bind(&r.at)
-                .bind(&r.room)
+                .bind(&*r.at)
+                .bind(&*r.room)
                 .bind(&r.nick)
                 .bind(&r.real_jid)
                 .bind(&r.user_id)
                 .bind(&r.user_name)
                 .bind(&r.user_email)
                 .bind(&r.user_group)
-                .bind(&r.previous)
-                .bind(&r.granted)
-                .bind(&r.rule_ids)
-                .bind(&r.reasons)
-                .bind(&r.cause)
+                .bind(r.previous)
+                .bind(r.granted)
+                .bind(&*r.rule_ids)
+                .bind("")
+                .bind(r.cause)
                 .bind(&self.instance)
                 .bind(i64::from(r.dry_run))
                 .bind("")
                 .bind("")
-                .bind(*inputs)
-                .bind(*explanation);
+                .bind(r.inputs.as_ref().map(|t| t.id))
+                .bind(r.explanation.as_ref().map(|t| t.id))
+                .bind(r.reasons.id);
         }
         insert.execute(&mut **tx).await?;
         Ok(())
@@ -463,6 +539,64 @@ impl Store {
         Ok(())
     }
 
+    /// Writes new decisions into live-view rows with one statement (the last wins for an occupant
+    /// named twice).
+    async fn update_decided(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        views: &[&ViewWrite],
+    ) -> Result<(), StoreError> {
+        let mut seen = HashSet::new();
+        let mut latest: Vec<(&str, &str, &str, &str)> = views
+            .iter()
+            .rev()
+            .filter_map(|v| match v {
+                ViewWrite::Decided {
+                    room,
+                    nick,
+                    permissions,
+                    reasons,
+                } => Some((
+                    room.as_str(),
+                    nick.as_str(),
+                    permissions.as_str(),
+                    &*reasons.body,
+                )),
+                _ => None,
+            })
+            .filter(|(room, nick, _, _)| seen.insert((*room, *nick)))
+            .collect();
+        latest.reverse();
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let (updated_at, instance) = match self.backend {
+            Backend::Sqlite => ("?".to_owned(), "?".to_owned()),
+            Backend::Postgres { .. } => (
+                format!("${}", latest.len() * 4 + 1),
+                format!("${}", latest.len() * 4 + 2),
+            ),
+        };
+        let sql = format!(
+            "WITH v (room, nick, permissions, reasons) AS (VALUES {}) \
+             UPDATE occupants SET permissions = v.permissions, reasons = v.reasons, \
+             updated_at = {updated_at} FROM v \
+             WHERE occupants.instance = {instance} AND occupants.room = v.room \
+             AND occupants.nick = v.nick",
+            placeholders(&self.backend, latest.len(), 4)
+        );
+        let mut update = sqlx::query(AssertSqlSafe(sql));
+        for (room, nick, permissions, reasons) in latest {
+            update = update.bind(room).bind(nick).bind(permissions).bind(reasons);
+        }
+        update
+            .bind(jiff::Timestamp::now().to_string())
+            .bind(&self.instance)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn write_view(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -491,6 +625,7 @@ impl Store {
                 .await?;
             }
             ViewWrite::Occupant(o) => self.upsert_occupants(tx, &[&**o]).await?,
+            ViewWrite::Decided { .. } => self.update_decided(tx, &[view]).await?,
             ViewWrite::Queue { room, rows } => {
                 sqlx::query("DELETE FROM queue WHERE instance = $1 AND room = $2")
                     .bind(instance)
@@ -561,13 +696,19 @@ impl Store {
         // A writer storing a record in the meantime holds its texts in its own transaction: on
         // SQLite the two are serialised, on PostgreSQL the foreign key makes this delete wait and
         // fail (tried again at the next prune).
-        sqlx::query(
-            "DELETE FROM audit_texts WHERE \
-             NOT EXISTS (SELECT 1 FROM decisions d WHERE d.inputs_id = audit_texts.id) AND \
-             NOT EXISTS (SELECT 1 FROM decisions d WHERE d.explanation_id = audit_texts.id)",
-        )
-        .execute(&mut *tx)
-        .await?;
+        // Twice: a room's explanation goes first, then the part every room shares, once no
+        // explanation shows it.
+        for _ in 0..2 {
+            sqlx::query(
+                "DELETE FROM audit_texts WHERE \
+                 NOT EXISTS (SELECT 1 FROM decisions d WHERE d.inputs_id = audit_texts.id) AND \
+                 NOT EXISTS (SELECT 1 FROM decisions d WHERE d.explanation_id = audit_texts.id) AND \
+                 NOT EXISTS (SELECT 1 FROM decisions d WHERE d.reasons_id = audit_texts.id) AND \
+                 NOT EXISTS (SELECT 1 FROM audit_texts t WHERE t.head_id = audit_texts.id)",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(result.rows_affected())
     }
@@ -586,6 +727,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn test_prune_decisions_before_a_cutoff() {
@@ -687,6 +829,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(queue, vec![waiting("ben", 1)]);
+        // A new decision writes its columns only, the last one for an occupant named twice.
+        let decided = |nick: &str, permissions: &str| {
+            view(ViewWrite::Decided {
+                room: "class@conference.localhost".into(),
+                nick: nick.into(),
+                permissions: permissions.into(),
+                reasons: AuditText::new(format!("{permissions} by rule 1"), None),
+            })
+        };
+        store
+            .write(&[
+                decided("ada", "video"),
+                decided("ben", "audio"),
+                decided("ada", "audio,video"),
+            ])
+            .await
+            .unwrap();
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT nick, permissions, reasons, real_jid FROM occupants ORDER BY nick",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "ada".into(),
+                    "audio,video".into(),
+                    "audio,video by rule 1".into(),
+                    "ada@localhost/web".into()
+                ),
+                (
+                    "ben".into(),
+                    "audio".into(),
+                    "audio by rule 1".into(),
+                    "ben@localhost/web".into()
+                ),
+            ]
+        );
         store.write(&[view(ViewWrite::Clear)]).await.unwrap();
         assert!(store.load_occupants().await.unwrap().is_empty());
         assert!(
@@ -698,91 +880,138 @@ mod tests {
         );
     }
 
-    fn record(nick: &str, inputs: &str, explanation: &str) -> AuditRecord {
+    fn record(
+        nick: &str,
+        room: &str,
+        inputs: &Arc<AuditText>,
+        explanation: &Arc<AuditText>,
+    ) -> AuditRecord {
         AuditRecord {
             at: "2026-11-23T10:00:00Z".into(),
-            room: "r@conference.localhost".into(),
+            room: format!("{room}@conference.localhost").into(),
             nick: nick.into(),
             real_jid: format!("{nick}@localhost/x"),
-            user_id: None,
+            user_id: (nick == "ben").then(|| "u-ben".into()),
             user_name: None,
             user_email: None,
             user_group: None,
-            previous: "none".into(),
-            granted: "audio".into(),
+            previous: "none",
+            granted: "audio",
             rule_ids: "1".into(),
-            reasons: "audio: allow by rule 1 (priority 0)".into(),
-            cause: "resync".into(),
+            reasons: AuditText::new("audio: allow by rule 1 (priority 0)".into(), None),
+            cause: "resync",
             dry_run: false,
-            inputs: inputs.into(),
-            explanation: explanation.into(),
+            inputs: Some(Arc::clone(inputs)),
+            explanation: Some(Arc::clone(explanation)),
         }
     }
 
-    /// The audit log stores each distinct explanation and inputs text once; `decisions_full` shows
-    /// every record with its full texts, and pruning drops the texts no record refers to.
+    /// The audit log stores each distinct text once: the part of explanations every room shares,
+    /// each room's own part, the reasons, the inputs; `decisions_full` shows every record with its
+    /// full texts (the inputs with the identity the row holds), and pruning drops the texts no
+    /// record (and no other text) refers to.
     async fn check_audit_texts_stored_once(store: &Store) {
-        let long = "audio: may send\n  rule 1 (allow everyone, priority 0): decided\n".repeat(40);
+        let shared = AuditText::new(
+            "every room: rules for '*', first to last\n  rule 1 (allow everyone, audio, priority 0)\n"
+                .repeat(20),
+            None,
+        );
+        let room_text = |room: &str| {
+            AuditText::new(
+                format!("room {room}: its own rules, first to last\n"),
+                Some(Arc::clone(&shared)),
+            )
+        };
+        let (class, lab) = (room_text("class"), room_text("lab"));
+        let participant = AuditText::new("{\"role\":\"participant\"}".into(), None);
+        let moderator = AuditText::new("{\"role\":\"moderator\"}".into(), None);
         store
             .insert_decisions(&[
-                record("ada", "{\"role\":\"participant\"}", &long),
-                record("ben", "{\"role\":\"moderator\"}", &long),
+                record("ada", "class", &participant, &class),
+                record("ben", "class", &moderator, &class),
+                record("cy", "lab", &participant, &lab),
             ])
             .await
             .unwrap();
         store
-            .insert_decisions(&[record("ada", "{\"role\":\"participant\"}", &long)])
+            .insert_decisions(&[record("ada", "class", &participant, &class)])
             .await
             .unwrap();
-        let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_texts")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(texts, 3, "one explanation, two inputs");
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT nick, inputs, explanation FROM decisions_full ORDER BY id")
-                .fetch_all(store.pool())
+        let texts = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_texts")
+                .fetch_one(store.pool())
                 .await
-                .unwrap();
-        assert_eq!(rows.len(), 3);
-        for (nick, inputs, explanation) in &rows {
-            assert_eq!(explanation, &long, "{nick}");
+                .unwrap()
+        };
+        assert_eq!(
+            texts().await,
+            6,
+            "the shared part, two rooms' parts, one reasons text, two inputs"
+        );
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT nick, reasons, inputs, explanation FROM decisions_full ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 4);
+        for (nick, reasons, inputs, explanation) in &rows {
+            let room = if nick == "cy" { "lab" } else { "class" };
+            assert_eq!(
+                explanation,
+                &format!("{}room {room}: its own rules, first to last\n", shared.body),
+                "{nick}"
+            );
+            assert_eq!(reasons, "audio: allow by rule 1 (priority 0)");
+            let inputs: serde_json::Value = serde_json::from_str(inputs).unwrap();
             let role = if nick == "ben" {
                 "moderator"
             } else {
                 "participant"
             };
-            assert_eq!(inputs, &format!("{{\"role\":\"{role}\"}}"));
+            let mut expected = serde_json::json!({
+                "role": role,
+                "real_jid": format!("{nick}@localhost"),
+            });
+            if nick == "ben" {
+                expected["user_id"] = "u-ben".into();
+            }
+            assert_eq!(inputs, expected, "{nick}");
         }
         // Rows written before the texts moved out keep theirs in place, and read the same.
         sqlx::query(
             "INSERT INTO decisions (at, room, nick, real_jid, previous, granted, rule_ids, reasons, \
              cause, inputs, explanation) VALUES ('2026-11-22T10:00:00Z', 'r', 'old', 'j', 'none', \
-             'audio', '', '', 'joined', '{}', 'old text')",
+             'audio', '', 'old reasons', 'joined', '{}', 'old text')",
         )
         .execute(store.pool())
         .await
         .unwrap();
-        let old: String =
-            sqlx::query_scalar("SELECT explanation FROM decisions_full WHERE nick = 'old'")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(old, "old text");
-        // ben's inputs go with his record; the shared explanation stays for ada's later one.
-        sqlx::query("UPDATE decisions SET at = '2026-11-01T00:00:00Z' WHERE nick = 'ben'")
+        let old: (String, String, String) = sqlx::query_as(
+            "SELECT reasons, inputs, explanation FROM decisions_full WHERE nick = 'old'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(old, ("old reasons".into(), "{}".into(), "old text".into()));
+        // ben's inputs go with his record, cy's with the lab's part; the shared part stays for
+        // ada's records.
+        sqlx::query("UPDATE decisions SET at = '2026-11-01T00:00:00Z' WHERE nick IN ('ben', 'cy')")
             .execute(store.pool())
             .await
             .unwrap();
         assert_eq!(
             store.prune_decisions("2026-11-22T00:00:00Z").await.unwrap(),
-            1
+            2
         );
-        let texts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_texts")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(texts, 2);
+        assert_eq!(texts().await, 4, "shared, class, reasons, participant");
+        // Once no record refers to a room's part, the shared part goes too.
+        assert_eq!(
+            store.prune_decisions("2026-12-01T00:00:00Z").await.unwrap(),
+            3,
+            "ada's two and the old one"
+        );
+        assert_eq!(texts().await, 0);
     }
 
     #[tokio::test]
@@ -852,14 +1081,14 @@ mod tests {
             user_name: Some("Alice".into()),
             user_email: None,
             user_group: None,
-            previous: "none".into(),
-            granted: "audio".into(),
+            previous: "none",
+            granted: "audio",
             rule_ids: "1".into(),
-            reasons: "audio: allow by rule 1 (priority 0)".into(),
-            cause: "joined".into(),
+            reasons: AuditText::new("audio: allow by rule 1 (priority 0)".into(), None),
+            cause: "joined",
             dry_run: false,
-            inputs: String::new(),
-            explanation: String::new(),
+            inputs: None,
+            explanation: None,
         };
         store
             .insert_decisions(&[record.clone(), record])

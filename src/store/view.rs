@@ -3,6 +3,10 @@
 //! process. Written only by podium, off the decision path, through the same writer as the audit log;
 //! each instance writes and clears only its own rows.
 
+use std::sync::Arc;
+
+use super::AuditText;
+
 /// One row of `occupants`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, sqlx::FromRow)]
 pub struct OccupantRow {
@@ -70,6 +74,18 @@ pub enum ViewWrite {
     Clear,
     /// Insert or replace an occupant.
     Occupant(Box<OccupantRow>),
+    /// An occupant's decision changed and the rest of its row stands: only `permissions` and
+    /// `reasons` are written (a rule edit changes 100,000 of them at once).
+    Decided {
+        /// Room JID.
+        room: String,
+        /// Nick.
+        nick: String,
+        /// What the occupant may send now.
+        permissions: String,
+        /// Per-kind reasons (the text the audit record refers to).
+        reasons: Arc<AuditText>,
+    },
     /// An occupant left.
     Gone {
         /// Room JID.
