@@ -117,7 +117,8 @@ impl KnownTexts {
     }
 }
 
-/// Rows per multi-row INSERT (20 values each, well under SQLite's and PostgreSQL's limits).
+/// Rows per multi-row INSERT (at most 18 values each: 4,608 per statement, well under SQLite's
+/// 32,766 and PostgreSQL's 65,535).
 const ROWS_PER_STATEMENT: usize = 256;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` values on PostgreSQL, `(?, ?), (?, ?)` on
@@ -451,10 +452,11 @@ impl Store {
             insert.execute(&mut **tx).await?;
         }
         let sql = format!(
+            // `inputs` and `explanation` keep their default, '': the texts are in `audit_texts`.
             "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_name, user_email, \
-             user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, inputs, \
-             explanation, inputs_id, explanation_id, reasons_id) VALUES {}",
-            placeholders(&self.backend, records.len(), 20)
+             user_group, previous, granted, rule_ids, reasons, cause, instance, dry_run, \
+             inputs_id, explanation_id, reasons_id) VALUES {}",
+            placeholders(&self.backend, records.len(), 18)
         );
         let mut insert = sqlx::query(AssertSqlSafe(sql));
         for r in records {
@@ -474,8 +476,6 @@ impl Store {
                 .bind(r.cause)
                 .bind(&self.instance)
                 .bind(i64::from(r.dry_run))
-                .bind("")
-                .bind("")
                 .bind(r.inputs.as_ref().map(|t| t.id))
                 .bind(r.explanation.as_ref().map(|t| t.id))
                 .bind(r.reasons.id);
