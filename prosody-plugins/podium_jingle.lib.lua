@@ -222,14 +222,17 @@ index_children(shapes.jingle);
 
 -- Attribute names already seen without a namespace prefix (Prosody writes a prefixed one as
 -- "<namespace>\1<name>"): the names lib-jitsi-meet uses, about 40, are then a table lookup, not a
--- search, on every element of every request. At most plain_names_max are kept.
+-- search, on every element of every request. At most plain_names_max are kept, each of at most
+-- plain_name_max_length bytes: a participant chooses these names, and the cache lives as long as the
+-- module, so a long one (up to a stanza's size) is never kept.
 local plain_names, plain_names_count, plain_names_max = {}, 0, 256;
+local plain_name_max_length = 32;
 
 local function is_prefixed(key)
 	if plain_names[key] then return false; end
 	if type(key) ~= "string" then return false; end
 	if key:find("\1", 1, true) then return true; end
-	if plain_names_count < plain_names_max then
+	if plain_names_count < plain_names_max and #key <= plain_name_max_length then
 		plain_names[key], plain_names_count = true, plain_names_count + 1;
 	end
 	return false;

@@ -943,3 +943,33 @@ describe("what checking a request builds (Prosody pays every table twice, issue 
 		end
 	end);
 end);
+
+describe("the cache of plain attribute names (review 14)", function ()
+	local function parse_jingle_with_source_attribute(name)
+		return xml.parse(("<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s'><content name='video'>"
+			.. "<description xmlns='urn:xmpp:jingle:apps:rtp:1' media='video'><source xmlns='%s' ssrc='1' %s='x'/>"
+			.. "</description></content></jingle>"):format(ssma, name));
+	end
+
+	-- check_shape remembers attribute names it has seen without a namespace prefix, for the life of the
+	-- module. A participant chooses those names: a request with one long name (on <jingle>, which takes
+	-- any plain attribute, or on a <source>, which is refused), sent 256 times with different names,
+	-- must not pin up to 256 stanzas' worth of memory in Prosody.
+	it("keeps no long name a participant sent", function ()
+		local fresh = dofile("podium_jingle.lib.lua");
+		local long = ("a"):rep(64 * 1024);
+		collectgarbage("collect");
+		local before = collectgarbage("count");
+		for i = 1, 256 do
+			local payload = xml.parse(("<jingle xmlns='urn:xmpp:jingle:1' action='source-add' sid='s' %s%d='x'/>")
+				:format(long, i));
+			assert.is_nil(fresh.check_shape(payload));
+			payload = parse_jingle_with_source_attribute(long .. "b" .. i);
+			assert.is_not_nil(fresh.check_shape(payload));
+		end
+		collectgarbage("collect");
+		collectgarbage("collect");
+		local grown_kib = collectgarbage("count") - before;
+		assert.is_true(grown_kib < 1024, ("%.0f KiB kept after the requests"):format(grown_kib));
+	end);
+end);
