@@ -446,15 +446,26 @@ local function video_kind(video_type, name, declared, nick)
 	return "video";
 end
 
+-- What one source or group may hold, so that what the module keeps per participant is bounded by the
+-- SSRC and group limits alone (review 14): lib-jitsi-meet sends one msid parameter of under 200 bytes
+-- and groups of at most 6 SSRCs (simulcast + RTX).
+local max_parameter_bytes = 1024;
+local max_group_ssrcs = 32;
+
 -- The <parameter name value/> children of a source (lib-jitsi-meet's msid), as one string
 -- "name\0value\0…" (a string costs the collector nothing to walk; a table per source would), or nil.
 -- One parameter (lib-jitsi-meet) builds nothing else; from the second on the pairs are joined once,
--- so a source with thousands of them costs time linear in their number.
+-- so a source with thousands of them costs time linear in their number; returns nil, true once they
+-- pass max_parameter_bytes (what is read up to there is dropped).
 local function read_parameters(source)
 	local first, more;
+	local bytes = 0;
 	for _, parameter in ipairs(source.tags) do
 		if is_child(parameter, source, "parameter", xmlns_ssma) then
-			local pair = (parameter.attr.name or "") .. "\0" .. (parameter.attr.value or "") .. "\0";
+			local name, value = parameter.attr.name or "", parameter.attr.value or "";
+			bytes = bytes + #name + #value + 2;
+			if bytes > max_parameter_bytes then return nil, true; end
+			local pair = name .. "\0" .. value .. "\0";
 			if not first then
 				first = pair;
 			else
@@ -493,8 +504,12 @@ local function read_sources(jingle, declared, nick)
 					seen[ssrc] = true;
 					local name, video_type = child.attr.name, child.attr.videoType;
 					local kind = media == "video" and video_kind(video_type, name, declared, nick) or "audio";
+					local parameters, too_long = read_parameters(child);
+					if too_long then
+						return nil, ("the parameters of ssrc %s exceed %d bytes"):format(ssrc, max_parameter_bytes);
+					end
 					sources[#sources + 1] = {
-						ssrc = ssrc; name = name; video_type = video_type; parameters = read_parameters(child);
+						ssrc = ssrc; name = name; video_type = video_type; parameters = parameters;
 						media = media; kind = kind; content = content_name;
 					};
 				elseif is_child(child, description, "ssrc-group", xmlns_ssma) then
@@ -504,6 +519,9 @@ local function read_sources(jingle, declared, nick)
 					local ssrcs = {};
 					for _, member in ipairs(child.tags) do
 						if is_child(member, child, "source", xmlns_ssma) then
+							if #ssrcs == max_group_ssrcs then
+								return nil, ("an <ssrc-group> lists more than %d sources"):format(max_group_ssrcs);
+							end
 							ssrcs[#ssrcs + 1] = ssrc_of(member) or tostring(member.attr.ssrc);
 						end
 					end

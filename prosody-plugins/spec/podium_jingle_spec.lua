@@ -76,6 +76,27 @@ describe("read_sources", function ()
 		assert.is_nil(sources);
 		assert.equal('invalid ssrc "0"', err);
 	end);
+	it("refuses what would make one participant's kept state unbounded (review 14)", function ()
+		-- 200 parameters of 1 KB on one source: kept and replayed on every grant before.
+		local parameters = {};
+		for i = 1, 200 do
+			parameters[i] = ("<parameter name='p%d' value='%s'/>"):format(i, ("x"):rep(1000));
+		end
+		local fat = ("<source xmlns='%s' ssrc='11' name='b-a0'>%s</source>"):format(ssma, table.concat(parameters));
+		local sources, err = jingle.read_sources(jingle.jingle_of(jingle_iq("source-add", fat)));
+		assert.is_nil(sources);
+		assert.equal("the parameters of ssrc 11 exceed 1024 bytes", err);
+		-- One SSRC listed 5,000 times in a group: every member is a signalled SSRC, so the group
+		-- checks passed and the module kept the whole list.
+		local members = ("<source ssrc='20'/>"):rep(5000);
+		local group = ("<ssrc-group xmlns='%s' semantics='SIM'>%s</ssrc-group>"):format(ssma, members);
+		sources, err = jingle.read_sources(jingle.jingle_of(jingle_iq("source-add", nil, track("b-v0", 20, 1) .. group)));
+		assert.is_nil(sources);
+		assert.equal("an <ssrc-group> lists more than 32 sources", err);
+		-- What lib-jitsi-meet sends still reads.
+		assert.equal(13, #jingle.read_sources(jingle.jingle_of(jingle_iq("session-accept", track("b-a0", 10, 1),
+			track("b-v0", 20, 6, "camera") .. track("b-v1", 30, 6, "desktop")))));
+	end);
 end);
 
 describe("unify_kinds", function ()
@@ -663,7 +684,8 @@ end);
 describe("work per source's parameters", function ()
 	-- lib-jitsi-meet sends one <parameter> (msid), older clients four; jicofo takes any number. A
 	-- source with thousands of them (a stanza at Prosody's size limit, or beyond where an operator
-	-- raised it) must cost time linear in their number, not quadratic (a string grown pair by pair).
+	-- raised it) must cost time linear in their number, not quadratic (a string grown pair by pair); since review 14
+	-- such a source is refused as soon as they pass 1 KB.
 	local function cost(count)
 		local parameters = {};
 		for i = 1, count do parameters[i] = "<parameter name='m' value='x'/>"; end
@@ -672,10 +694,11 @@ describe("work per source's parameters", function ()
 		collectgarbage("collect");
 		collectgarbage("stop");
 		local started = os.clock();
-		local sources = jingle.read_sources(payload);
+		local sources, err = jingle.read_sources(payload);
 		local spent = os.clock() - started;
 		collectgarbage("restart");
-		assert.equal(count * 4, #sources[1].parameters);
+		assert.is_nil(sources); -- over max_parameter_bytes: refused once the limit is passed
+		assert.equal("the parameters of ssrc 5 exceed 1024 bytes", err);
 		return spent;
 	end
 	it("reads them in time linear in their number", function ()
