@@ -657,4 +657,80 @@ mod tests {
             format!("priority \"{}...\" is not a whole number", "x".repeat(60))
         );
     }
+
+    /// Review 14b: a rule podium read and enforced before the upgrade stays in force after it.
+    /// podium trims Unicode white space (`str::trim`: a no-break space pasted from a web page or a
+    /// spreadsheet, an em space...), the constraints only ASCII white space: the upgrade must not
+    /// set such a row aside (here a deny: moving it would hand everyone their video).
+    #[tokio::test]
+    async fn test_upgrade_keeps_rows_with_unicode_white_space_podium_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Store::migrate_before(&url, CHECKS).await.unwrap();
+        let old = sqlx::AnyPool::connect(&url).await.unwrap();
+        for (id, values) in [
+            (1, "'*', 'everyone', NULL, 'all', 'allow', 0, 1, 0, NULL"),
+            (
+                2,
+                "'*', 'everyone' || char(160), NULL, 'video' || char(8195), \
+                 'deny' || char(160), 10, 1, 0, NULL",
+            ),
+            (
+                3,
+                "'*', char(12288) || 'role', 'moderator', 'all', 'allow', 20, 1, 0, NULL",
+            ),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO rules (id, room, who, who_value, media, effect, priority, enabled, \
+                 dry_run, cap) VALUES ({id}, {values})"
+            )))
+            .execute(&old)
+            .await
+            .unwrap();
+        }
+        let before = load_rules(&old).await.unwrap();
+        old.close().await;
+        assert_eq!(
+            in_force(&before),
+            vec![1, 2, 3],
+            "podium enforced all three"
+        );
+
+        let store = Store::open_sqlite(&path).await.unwrap();
+        let after = store.load_rules().await.unwrap();
+        let rejected = store.load_rejected_rules().await.unwrap();
+        store.close().await;
+        assert!(rejected.is_empty(), "set aside: {rejected:?}");
+        assert_eq!(in_force(&after), in_force(&before));
+    }
+
+    /// Review 14b: the SQLite table rebuild drops `rules` and renames the new table; since SQLite
+    /// 3.26 the rename checks every view, so a view an admin made over `rules` (a report, a
+    /// dashboard) made the upgrade fail, and podium would not start.
+    #[tokio::test]
+    async fn test_upgrade_with_an_admin_view_over_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Store::migrate_before(&url, CHECKS).await.unwrap();
+        let old = sqlx::AnyPool::connect(&url).await.unwrap();
+        for sql in [
+            "INSERT INTO rules (id, effect, media) VALUES (1, 'deny', 'video')",
+            "CREATE VIEW enabled_rules AS SELECT id, room, effect FROM rules WHERE enabled = 1",
+        ] {
+            sqlx::query(sql).execute(&old).await.unwrap();
+        }
+        old.close().await;
+
+        let store = Store::open_sqlite(&path)
+            .await
+            .expect("the upgrade succeeds with a view over rules");
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM enabled_rules")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(ids, vec![1], "the view reads the new table");
+        store.close().await;
+    }
 }
