@@ -481,3 +481,30 @@ async fn the_upgrade_sets_refused_rows_aside_and_the_database_refuses_them_from_
     }
     store.close().await;
 }
+
+/// Review 14b, on PostgreSQL: a rule podium enforced before the upgrade, spelt with Unicode white
+/// space around a word (a no-break space pasted from a web page; podium trims it as `str::trim`
+/// does), stays in `rules` and in force: the upgrade sets aside only rows podium skipped.
+#[tokio::test]
+async fn the_upgrade_keeps_rules_spelt_with_unicode_white_space() {
+    let db = TestDatabase::create();
+    Store::migrate_before(&db.url, 20261208000002)
+        .await
+        .unwrap();
+    db.psql(
+        "INSERT INTO rules (id, who, who_value, media, effect, priority) VALUES
+           (1, 'everyone' || chr(160), NULL, 'video' || chr(8195), 'deny' || chr(160), 10),
+           (2, chr(12288) || 'role', 'moderator', 'all', 'allow', 20)",
+    );
+    let store = Store::open_postgres(&db.url).await.unwrap();
+    let rows = store.load_rules().await.unwrap();
+    let rejected = store.load_rejected_rules().await.unwrap();
+    store.close().await;
+    assert!(rejected.is_empty(), "set aside: {rejected:?}");
+    let (set, problems) =
+        podium::rules::RuleSet::from_tables(&rows.rows, &[], podium::media::MediaSet::NONE);
+    assert!(problems.is_empty(), "{problems:?}");
+    let mut ids: Vec<i64> = set.rules().iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2]);
+}
