@@ -51,23 +51,23 @@ CREATE TABLE rules_rejected (
 
 WITH verdicts AS (
     SELECT id, CASE
-        WHEN NOT (lower(btrim(who, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)))
+        WHEN NOT (lower(btrim(who, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(133) || chr(160) || chr(5760) || chr(8192) || chr(8193) || chr(8194) || chr(8195) || chr(8196) || chr(8197) || chr(8198) || chr(8199) || chr(8200) || chr(8201) || chr(8202) || chr(8232) || chr(8233) || chr(8239) || chr(8287) || chr(12288)))
                   IN ('everyone', '*', 'role', 'affiliation', 'user', 'group', 'email', 'claim',
                       'jid', 'domain', 'service'))
             THEN 'who ' || quote_literal(who) || ' is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service'
         WHEN NOT (replace(replace(replace(replace(replace(replace(replace(replace(replace(
-                      ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+                      ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), chr(133), ','), chr(160), ','), chr(5760), ','), chr(8192), ','), chr(8193), ','), chr(8194), ','), chr(8195), ','), chr(8196), ','), chr(8197), ','), chr(8198), ','), chr(8199), ','), chr(8200), ','), chr(8201), ','), chr(8202), ','), chr(8232), ','), chr(8233), ','), chr(8239), ','), chr(8287), ','), chr(12288), ','),
                       ' ', ','), chr(9), ','), chr(10), ','), chr(11), ','), chr(12), ','),
                       chr(13), ','), ',', ',,') || ',',
                       ',audio,', ''), ',video,', ''), ',camera,', ''), ',screen,', ''), ',desktop,', ''),
                       ',screenshare,', ''), ',all,', ''), ',none,', ''), ',', '') = ''
                   AND replace(replace(
-                      ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+                      ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), chr(133), ','), chr(160), ','), chr(5760), ','), chr(8192), ','), chr(8193), ','), chr(8194), ','), chr(8195), ','), chr(8196), ','), chr(8197), ','), chr(8198), ','), chr(8199), ','), chr(8200), ','), chr(8201), ','), chr(8202), ','), chr(8232), ','), chr(8233), ','), chr(8239), ','), chr(8287), ','), chr(12288), ','),
                       ' ', ','), chr(9), ','), chr(10), ','), chr(11), ','), chr(12), ','),
                       chr(13), ','), ',', ',,') || ',',
                       ',none,', ''), ',', '') <> '')
             THEN 'media ' || quote_literal(media) || ' is not audio, video, screen, all or a list of them'
-        WHEN NOT (lower(btrim(effect, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)))
+        WHEN NOT (lower(btrim(effect, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(133) || chr(160) || chr(5760) || chr(8192) || chr(8193) || chr(8194) || chr(8195) || chr(8196) || chr(8197) || chr(8198) || chr(8199) || chr(8200) || chr(8201) || chr(8202) || chr(8232) || chr(8233) || chr(8239) || chr(8287) || chr(12288)))
                   IN ('allow', 'deny', 'request'))
             THEN 'effect ' || quote_literal(effect) || ' is not allow, deny or request'
         WHEN NOT (cap IS NULL OR cap >= 0)
@@ -93,23 +93,23 @@ $$;
 
 ALTER TABLE rules
     ADD CONSTRAINT "who is a kind the README lists: everyone, role, user, ..." CHECK (
-        lower(btrim(who, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)))
+        lower(btrim(who, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(133) || chr(160) || chr(5760) || chr(8192) || chr(8193) || chr(8194) || chr(8195) || chr(8196) || chr(8197) || chr(8198) || chr(8199) || chr(8200) || chr(8201) || chr(8202) || chr(8232) || chr(8233) || chr(8239) || chr(8287) || chr(12288)))
         IN ('everyone', '*', 'role', 'affiliation', 'user', 'group', 'email', 'claim', 'jid',
             'domain', 'service')),
     ADD CONSTRAINT "media is audio, video, screen, all or a list of them" CHECK (
         replace(replace(replace(replace(replace(replace(replace(replace(replace(
-            ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+            ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), chr(133), ','), chr(160), ','), chr(5760), ','), chr(8192), ','), chr(8193), ','), chr(8194), ','), chr(8195), ','), chr(8196), ','), chr(8197), ','), chr(8198), ','), chr(8199), ','), chr(8200), ','), chr(8201), ','), chr(8202), ','), chr(8232), ','), chr(8233), ','), chr(8239), ','), chr(8287), ','), chr(12288), ','),
             ' ', ','), chr(9), ','), chr(10), ','), chr(11), ','), chr(12), ','),
             chr(13), ','), ',', ',,') || ',',
             ',audio,', ''), ',video,', ''), ',camera,', ''), ',screen,', ''), ',desktop,', ''),
             ',screenshare,', ''), ',all,', ''), ',none,', ''), ',', '') = ''
         AND replace(replace(
-            ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+            ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), chr(133), ','), chr(160), ','), chr(5760), ','), chr(8192), ','), chr(8193), ','), chr(8194), ','), chr(8195), ','), chr(8196), ','), chr(8197), ','), chr(8198), ','), chr(8199), ','), chr(8200), ','), chr(8201), ','), chr(8202), ','), chr(8232), ','), chr(8233), ','), chr(8239), ','), chr(8287), ','), chr(12288), ','),
             ' ', ','), chr(9), ','), chr(10), ','), chr(11), ','), chr(12), ','),
             chr(13), ','), ',', ',,') || ',',
             ',none,', ''), ',', '') <> ''),
     ADD CONSTRAINT "effect is allow, deny or request" CHECK (
-        lower(btrim(effect, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)))
+        lower(btrim(effect, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(133) || chr(160) || chr(5760) || chr(8192) || chr(8193) || chr(8194) || chr(8195) || chr(8196) || chr(8197) || chr(8198) || chr(8199) || chr(8200) || chr(8201) || chr(8202) || chr(8232) || chr(8233) || chr(8239) || chr(8287) || chr(12288)))
         IN ('allow', 'deny', 'request')),
     ADD CONSTRAINT "enabled is 0 or 1" CHECK (enabled IN (0, 1)),
     ADD CONSTRAINT "dry_run is 0 or 1" CHECK (dry_run IN (0, 1)),

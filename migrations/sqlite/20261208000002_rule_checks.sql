@@ -5,7 +5,8 @@
 -- row. Now CHECK constraints refuse, at the INSERT or UPDATE, the spellings of `who`, `media` and
 -- `effect` podium does not know and numbers that are not whole (or not 0/1, or a negative cap); the
 -- error names the constraint, e.g. "CHECK constraint failed: priority is a whole number". They are
--- exactly as permissive as podium's own reading (case and surrounding ASCII white space are ignored;
+-- at least as permissive as podium's own reading (case and surrounding white space, Unicode's as
+-- Rust's str::trim sees it, are ignored: review 14b;
 -- `media` is words separated by commas or spaces, of which at least one is not `none`). What a
 -- constraint cannot express (a role in who_value, a time zone, a schedule) podium still checks when
 -- it reads the row, and skips that row alone with its reason (`podium rules check` lists them).
@@ -29,24 +30,24 @@ UPDATE rules SET dry_run = 1 WHERE typeof(dry_run) = 'integer' AND dry_run NOT I
 CREATE TEMP VIEW rule_verdicts AS
 SELECT id, CASE
     WHEN NOT (typeof(who) = 'text'
-              AND lower(trim(who, ' ' || char(9, 10, 11, 12, 13))) IN ('everyone', '*', 'role',
+              AND lower(trim(who, ' ' || char(9, 10, 11, 12, 13, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, 8232, 8233, 8239, 8287, 12288))) IN ('everyone', '*', 'role',
                   'affiliation', 'user', 'group', 'email', 'claim', 'jid', 'domain', 'service'))
         THEN 'who ' || quote(who) || ' is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service'
     WHEN NOT (typeof(media) = 'text'
               AND replace(replace(replace(replace(replace(replace(replace(replace(replace(
-                  ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+                  ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
                   ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
                   char(13), ','), ',', ',,') || ',',
                   ',audio,', ''), ',video,', ''), ',camera,', ''), ',screen,', ''), ',desktop,', ''),
                   ',screenshare,', ''), ',all,', ''), ',none,', ''), ',', '') = ''
               AND replace(replace(
-                  ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+                  ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
                   ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
                   char(13), ','), ',', ',,') || ',',
                   ',none,', ''), ',', '') <> '')
         THEN 'media ' || quote(media) || ' is not audio, video, screen, all or a list of them'
     WHEN NOT (typeof(effect) = 'text'
-              AND lower(trim(effect, ' ' || char(9, 10, 11, 12, 13))) IN ('allow', 'deny', 'request'))
+              AND lower(trim(effect, ' ' || char(9, 10, 11, 12, 13, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, 8232, 8233, 8239, 8287, 12288))) IN ('allow', 'deny', 'request'))
         THEN 'effect ' || quote(effect) || ' is not allow, deny or request'
     WHEN NOT (typeof(priority) = 'integer')
         THEN 'priority ' || quote(priority) || ' is not a whole number'
@@ -97,24 +98,24 @@ CREATE TABLE rules_new (
     cap         INTEGER,
     CONSTRAINT "who is a kind the README lists: everyone, role, user, ..." CHECK (
         typeof(who) = 'text'
-        AND lower(trim(who, ' ' || char(9, 10, 11, 12, 13))) IN ('everyone', '*', 'role',
+        AND lower(trim(who, ' ' || char(9, 10, 11, 12, 13, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, 8232, 8233, 8239, 8287, 12288))) IN ('everyone', '*', 'role',
             'affiliation', 'user', 'group', 'email', 'claim', 'jid', 'domain', 'service')),
     CONSTRAINT "media is audio, video, screen, all or a list of them" CHECK (
         typeof(media) = 'text'
         AND replace(replace(replace(replace(replace(replace(replace(replace(replace(
-            ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+            ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
             ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
             char(13), ','), ',', ',,') || ',',
             ',audio,', ''), ',video,', ''), ',camera,', ''), ',screen,', ''), ',desktop,', ''),
             ',screenshare,', ''), ',all,', ''), ',none,', ''), ',', '') = ''
         AND replace(replace(
-            ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
+            ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
             ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
             char(13), ','), ',', ',,') || ',',
             ',none,', ''), ',', '') <> ''),
     CONSTRAINT "effect is allow, deny or request" CHECK (
         typeof(effect) = 'text'
-        AND lower(trim(effect, ' ' || char(9, 10, 11, 12, 13))) IN ('allow', 'deny', 'request')),
+        AND lower(trim(effect, ' ' || char(9, 10, 11, 12, 13, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, 8232, 8233, 8239, 8287, 12288))) IN ('allow', 'deny', 'request')),
     CONSTRAINT "priority is a whole number" CHECK (typeof(priority) = 'integer'),
     CONSTRAINT "enabled is 0 or 1" CHECK (typeof(enabled) = 'integer' AND enabled IN (0, 1)),
     CONSTRAINT "dry_run is 0 or 1" CHECK (typeof(dry_run) = 'integer' AND dry_run IN (0, 1)),
@@ -139,8 +140,13 @@ UPDATE sqlite_sequence SET seq = max(seq,
 WHERE name = 'rules_new';
 
 DROP VIEW rule_verdicts;
+-- Views an admin made over `rules` (a report, a dashboard) stay as they are and read the new table:
+-- without legacy_alter_table, SQLite 3.26+ checks every view at the RENAME, finds one naming the
+-- dropped `rules`, and fails the upgrade (review 14b).
+PRAGMA legacy_alter_table = ON;
 DROP TABLE rules;
 ALTER TABLE rules_new RENAME TO rules;
+PRAGMA legacy_alter_table = OFF;
 
 CREATE TRIGGER rules_inserted AFTER INSERT ON rules
 BEGIN
