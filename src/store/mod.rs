@@ -108,6 +108,13 @@ impl KnownTexts {
     /// Texts remembered at most.
     const MAX: usize = 1 << 20;
 
+    /// Forgets every text: after a failed write one of them may be gone (its records deleted by
+    /// hand or by a pruner whose clock runs ahead, then the text pruned), and the next attempt
+    /// stores every text again (review 14b).
+    pub(crate) fn forget(&mut self) {
+        self.ids.clear();
+    }
+
     fn expire(&mut self) {
         let since = *self.since.get_or_insert_with(std::time::Instant::now);
         if since.elapsed() > Self::FOR || self.ids.len() > Self::MAX {
@@ -1032,6 +1039,39 @@ mod tests {
             "postgres://127.0.0.1/test"
         );
         assert_eq!(redact_url("nonsense"), "(unparsable database URL)");
+    }
+
+    /// Review 14b: the writer takes a text it stored in the last ten minutes to be there still. When
+    /// the records referring to it go meanwhile (an admin erasing someone's records, a pruner on a
+    /// host whose clock runs a day ahead) and the pruner drops the text, a record referring to it
+    /// must still be written, with its text, not lost with its whole batch.
+    #[tokio::test]
+    async fn test_writer_stores_a_text_again_once_it_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("a.db")).await.unwrap();
+        let explanation = AuditText::new("room class: its own rules\n".into(), None);
+        let inputs = AuditText::new("{\"role\":\"participant\"}".into(), None);
+        let (writer, task) = AuditWriter::spawn(store.clone());
+        writer.record(record("ada", "class", &inputs, &explanation));
+        while writer.backlog() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            store.prune_decisions("9999-01-01T00:00:00Z").await.unwrap(),
+            1
+        );
+        writer.record(record("ben", "class", &inputs, &explanation));
+        drop(writer);
+        task.await.unwrap();
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT nick, inputs, explanation FROM decisions_full")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 1, "ben's record is written");
+        assert_eq!(rows[0].0, "ben");
+        assert!(rows[0].1.contains("participant"), "{rows:?}");
+        assert_eq!(rows[0].2, "room class: its own rules\n");
     }
 
     #[tokio::test]
