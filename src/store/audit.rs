@@ -218,6 +218,8 @@ async fn write_batches(
                     break;
                 }
                 Err(err) if attempt < ATTEMPTS => {
+                    // A text taken to be stored may be what failed the write.
+                    known.forget();
                     warn!(error = %err, attempt, records = batch.len(), "audit write failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
