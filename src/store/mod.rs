@@ -1074,6 +1074,56 @@ mod tests {
         assert_eq!(rows[0].2, "room class: its own rules\n");
     }
 
+    /// Review 14b: a record the previous schema wrote (its texts in `audit_texts`, the inputs with
+    /// the identity in them) reads the same through `decisions_full` after the upgrade.
+    #[tokio::test]
+    async fn test_records_of_the_previous_schema_read_the_same_after_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Store::migrate_before(&url, 20261208000001).await.unwrap();
+        let old = sqlx::AnyPool::connect(&url).await.unwrap();
+        let inputs = r#"{"affiliation":"none","email":"ada@example.com","joined_at":"2026-11-23T09:00:00Z","real_jid":"ada@localhost","role":"participant","room":"class","user_id":"u-\"ada\u00e9"}"#;
+        for sql in [
+            format!("INSERT INTO audit_texts (id, body) VALUES (1, '{inputs}'), (2, 'why: rule 1')"),
+            "INSERT INTO decisions (at, room, nick, real_jid, user_id, user_email, previous, \
+             granted, rule_ids, reasons, cause, inputs_id, explanation_id) VALUES \
+             ('2026-11-23T10:00:00Z', 'class@conference.localhost', 'ada', 'ada@localhost/web/x', \
+             'u-\"adaé', 'ada@example.com', 'none', 'audio', '1', 'audio: allow by rule 1', 'joined', 1, 2), \
+             ('2026-11-23T10:00:01Z', 'class@conference.localhost', 'ben', 'ben@localhost/web', \
+             NULL, NULL, 'audio', 'none', '', 'left the room', 'left', NULL, NULL)"
+                .to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&old).await.unwrap();
+        }
+        let before: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT nick, reasons, inputs, explanation FROM decisions_full ORDER BY id",
+        )
+        .fetch_all(&old)
+        .await
+        .unwrap();
+        old.close().await;
+        let store = Store::open_sqlite(&path).await.unwrap();
+        let after: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT nick, reasons, inputs, explanation FROM decisions_full ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        store.close().await;
+        assert_eq!(after.len(), 2);
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!((&b.0, &b.1, &b.3), (&a.0, &a.1, &a.3));
+            if b.2.is_empty() {
+                assert_eq!(a.2, "");
+            } else {
+                let b: serde_json::Value = serde_json::from_str(&b.2).unwrap();
+                let a: serde_json::Value = serde_json::from_str(&a.2).unwrap();
+                assert_eq!(a, b);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn test_migrate_twice_is_noop_and_triggers_count() {
         let dir = tempfile::tempdir().unwrap();
