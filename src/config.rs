@@ -79,6 +79,9 @@ pub struct DatabaseConfig {
     pub audit_retention_days: u64,
 }
 
+/// The longest `database.audit_retention_days` accepted: about 1,000 years.
+pub const MAX_RETENTION_DAYS: u64 = 365_250;
+
 impl DatabaseConfig {
     /// The PostgreSQL URL, when one is configured.
     pub fn postgres_url(&self) -> Option<&str> {
@@ -315,6 +318,14 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        // A cut-off before year 1 cannot be computed (the pruner stopped on a panic, review 14b);
+        // 1,000 years is as good as keeping everything.
+        if self.database.audit_retention_days > MAX_RETENTION_DAYS {
+            return Err(ConfigError::key(
+                "database.audit_retention_days",
+                format!("must be at most {MAX_RETENTION_DAYS} (0 keeps every record)"),
+            ));
+        }
         if let Some(url) = self.database.postgres_url()
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -507,6 +518,30 @@ mod tests {
             jail.set_env("PODIUM_XMPP__MUC", "room@conference.localhost");
             let err = load_in(jail, None).unwrap_err().to_string();
             assert!(err.starts_with("configuration key `xmpp.muc`"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_retention_beyond_a_computable_date_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PODIUM_XMPP__SECRET", "s");
+            jail.set_env("PODIUM_DATABASE__AUDIT_RETENTION_DAYS", "10000000");
+            let err = load_in(jail, None).unwrap_err().to_string();
+            assert!(
+                err.starts_with("configuration key `database.audit_retention_days`"),
+                "{err}"
+            );
+            jail.set_env(
+                "PODIUM_DATABASE__AUDIT_RETENTION_DAYS",
+                MAX_RETENTION_DAYS.to_string(),
+            );
+            let config = load_in(jail, None).unwrap();
+            // The pruner's cut-off for the longest accepted retention is a date.
+            let span = jiff::SignedDuration::from_secs(
+                (config.database.audit_retention_days * 86_400) as i64,
+            );
+            assert!(jiff::Timestamp::now().checked_sub(span).is_ok());
             Ok(())
         });
     }
