@@ -7,7 +7,8 @@
 -- error names the constraint, e.g. "CHECK constraint failed: priority is a whole number". They are
 -- at least as permissive as podium's own reading (case and surrounding white space, Unicode's as
 -- Rust's str::trim sees it, are ignored: review 14b;
--- `media` is words separated by commas or spaces, of which at least one is not `none`). What a
+-- `media` is words separated by commas or ASCII spaces, of which at least one is not `none`; see the
+-- UPDATE of `media` below for Unicode spaces). What a
 -- constraint cannot express (a role in who_value, a time zone, a schedule) podium still checks when
 -- it reads the row, and skips that row alone with its reason (`podium rules check` lists them).
 --
@@ -26,6 +27,14 @@
 UPDATE rules SET enabled = 1 WHERE typeof(enabled) = 'integer' AND enabled NOT IN (0, 1);
 UPDATE rules SET dry_run = 1 WHERE typeof(dry_run) = 'integer' AND dry_run NOT IN (0, 1);
 
+-- podium reads `media` as words separated by commas or any white space, Unicode's included (Rust's
+-- char::is_whitespace); the constraint below knows ASCII white space only, because a CHECK nesting a
+-- replace() per Unicode space overflows the parser stack of Debian's sqlite3 shell, which admins edit
+-- rules with. So a rule podium enforced with such a separator is rewritten here with commas, which
+-- podium reads the same (review 14b); from now on the database asks for commas or ASCII spaces.
+UPDATE rules SET media = replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(media, char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ',')
+WHERE typeof(media) = 'text' AND media <> replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(media, char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ',');
+
 -- Rows the constraints below would refuse, with the first reason (the same tests, in the same order).
 CREATE TEMP VIEW rule_verdicts AS
 SELECT id, CASE
@@ -35,13 +44,13 @@ SELECT id, CASE
         THEN 'who ' || quote(who) || ' is not one of everyone, role, affiliation, user, group, email, claim, jid, domain, service'
     WHEN NOT (typeof(media) = 'text'
               AND replace(replace(replace(replace(replace(replace(replace(replace(replace(
-                  ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
+                  ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
                   ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
                   char(13), ','), ',', ',,') || ',',
                   ',audio,', ''), ',video,', ''), ',camera,', ''), ',screen,', ''), ',desktop,', ''),
                   ',screenshare,', ''), ',all,', ''), ',none,', ''), ',', '') = ''
               AND replace(replace(
-                  ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
+                  ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
                   ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
                   char(13), ','), ',', ',,') || ',',
                   ',none,', ''), ',', '') <> '')
@@ -103,13 +112,13 @@ CREATE TABLE rules_new (
     CONSTRAINT "media is audio, video, screen, all or a list of them" CHECK (
         typeof(media) = 'text'
         AND replace(replace(replace(replace(replace(replace(replace(replace(replace(
-            ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
+            ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
             ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
             char(13), ','), ',', ',,') || ',',
             ',audio,', ''), ',video,', ''), ',camera,', ''), ',screen,', ''), ',desktop,', ''),
             ',screenshare,', ''), ',all,', ''), ',none,', ''), ',', '') = ''
         AND replace(replace(
-            ',' || replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(lower(media), char(133), ','), char(160), ','), char(5760), ','), char(8192), ','), char(8193), ','), char(8194), ','), char(8195), ','), char(8196), ','), char(8197), ','), char(8198), ','), char(8199), ','), char(8200), ','), char(8201), ','), char(8202), ','), char(8232), ','), char(8233), ','), char(8239), ','), char(8287), ','), char(12288), ','),
+            ',' || replace(replace(replace(replace(replace(replace(replace(lower(media),
             ' ', ','), char(9), ','), char(10), ','), char(11), ','), char(12), ','),
             char(13), ','), ',', ',,') || ',',
             ',none,', ''), ',', '') <> ''),
