@@ -761,7 +761,8 @@ local function check_sources(sources, nick, owner_of, known, limit)
 	local after = #nick + 2; -- where "<nick>-" ends
 	for _, source in ipairs(sources) do
 		local name = source.name;
-		if name and (name:find(nick, 1, true) ~= 1 or name:byte(after - 1) ~= 45 --[[ "-" ]]
+		-- At most 9 digits (review 14b: the name is kept for the conference, so its length is bounded).
+		if name and (#name > after + 9 or name:find(nick, 1, true) ~= 1 or name:byte(after - 1) ~= 45 --[[ "-" ]]
 			or not name:find("^[av]%d+$", after)) then
 			return ("source name %q does not belong to endpoint %q"):format(name, nick);
 		end

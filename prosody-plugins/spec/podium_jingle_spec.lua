@@ -127,6 +127,11 @@ describe("check_sources", function ()
 		assert.equal('source name "a-v0" does not belong to endpoint "b"', check(track("a-v0", 20, 1)));
 		assert.equal('source name "bob-v0" does not belong to endpoint "b"', check(track("bob-v0", 20, 1)));
 		assert.equal('source name "b-x-v0" does not belong to endpoint "b"', check(track("b-x-v0", 20, 1)));
+		-- Kept for the conference: a name of 200,000 digits passed before (review 14b).
+		local long = "b-v" .. ("1"):rep(200000);
+		local source = ("<source xmlns='%s' ssrc='20' name='%s'/>"):format(ssma, long);
+		assert.equal(('source name %q does not belong to endpoint "b"'):format(long), check(source));
+		assert.is_nil(check(track("b-v123456789", 20, 1)));
 	end);
 	it("refuses an SSRC another participant uses, or one listed twice", function ()
 		assert.equal("SSRC is already used: 20.",
