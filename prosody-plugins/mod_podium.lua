@@ -185,9 +185,32 @@ local function without_nagle(session, whose)
 	end
 end
 
+-- Prosody reads a connection 4 KB at a time (network_default_read_size) and runs its other
+-- connections and its timers between reads, so a <permissions/> of 1,000 decisions (150 KB) took some
+-- 40 reads, interleaved with the clients told of the batch before and jicofo's answers. podium's
+-- connection is read in chunks of a whole <permissions/> instead (podium keeps each under 256 KB;
+-- Prosody's limit for a component's stanza is 512 KB): what podium sent at once is carried out in one
+-- turn, and Prosody serves its other connections between chunks as before.
+local podium_read_size = 256 * 1024;
+
+local function read_whole(session)
+	local conn = session.conn;
+	local ok, err = pcall(conn and conn.set_mode, conn, podium_read_size);
+	if not ok then
+		module:log("warn", "cannot read podium's connection in chunks of %d bytes: %s", podium_read_size, tostring(err));
+	end
+end
+
+-- Both, once per connection: when podium logs in and, after a reload of this module, at its next request.
+local function tune_podium_link(session)
+	if unbuffered_sessions[session] then return; end
+	without_nagle(session, "podium's");
+	read_whole(session);
+end
+
 when_active(podium_component, function (host)
 	module:context(host):hook("component-authenticated", function (event)
-		without_nagle(event.session, "podium's");
+		tune_podium_link(event.session);
 	end);
 end);
 
@@ -241,7 +264,7 @@ local batch_tally;
 
 local function new_batch_tally()
 	return { decisions = 0; gone = 0; withdrawn = 0; withdrawn_from = 0; released = 0; released_to = 0;
-		mute_iqs = 0; bridge = 0; bridge_requests = 0; force_mutes = {} };
+		mute_iqs = 0; clients = 0; bridge = 0; bridge_requests = 0; force_mutes = {} };
 end
 
 -- Logs an action at debug inside a batch (counting it under `counter`, if any, `amount` times), at
@@ -607,6 +630,51 @@ local function tell_moderation_ui(room_jid, record)
 	end
 end
 
+-- Tells the occupant's client what a decision took away (`revoked`) and what the module withholds.
+local function tell_occupant_client(room_jid, record, revoked)
+	if next(revoked) then tell_client(room_jid, record, revoked); end
+	tell_withheld(room_jid, record);
+end
+
+-- The clients a batch of podium's decisions has to tell (podium.new_client_queue), told when the turn
+-- of Prosody's loop is over: by then every batch podium sent meanwhile has been carried out and jicofo's
+-- requests are written (server_epoll runs timers once no connection is ready). Each client is told
+-- what its occupant may not send then; an occupant gone meanwhile is not told.
+local client_queue = podium.new_client_queue();
+
+local function is_current(entry)
+	return state:get(entry.room_jid, entry.nick) == entry.record;
+end
+
+local client_steps = {
+	{ "client", function (entry) tell_occupant_client(entry.room_jid, entry.record, entry.revoked); end };
+	{ "client ui", function (entry) tell_moderation_ui(entry.room_jid, entry.record); end };
+};
+
+local function tell_queued_clients()
+	local tally = new_batch_tally();
+	batch_tally = tally;
+	local entries = podium.take_client_queue(client_queue, is_current);
+	for _, entry in ipairs(entries) do
+		for _, step in ipairs(client_steps) do
+			local ok, err = pcall(step[2], entry);
+			if not ok then
+				module:log("error", "enforcing for %s/%s (%s): %s", entry.room_jid, entry.nick, step[1], tostring(err));
+			end
+		end
+	end
+	batch_tally = nil;
+	module:log(tally.mute_iqs > 0 and "info" or "debug", "told %d client(s) of podium's decisions: %d mute IQ(s)",
+		#entries, tally.mute_iqs);
+end
+
+local function queue_client_notice(room_jid, nick, record, revoked)
+	batch_tally.clients = batch_tally.clients + 1;
+	if podium.queue_client(client_queue, record, room_jid, nick, revoked) then
+		module:add_timer(0, tell_queued_clients);
+	end
+end
+
 -- The steps of carrying a decision out, in order: the bridge first (a revoke is muted there before
 -- anything else; in a batch of podium's decisions, once per room when the batch is done, in the same
 -- turn of Prosody's loop), then jicofo, the client, and running P2P sessions. Each is called with (room_jid,
@@ -616,11 +684,15 @@ local enforce_steps = {
 	{ "jicofo", function (room_jid, nick, record) enforce_jingle(room_jid, nick, record); end };
 	-- Again: what jicofo now has can change the video mute (see podium_mute); sent only if so.
 	{ "bridge", function (room_jid, nick, record) update_bridge(room_jid, nick, record); end };
-	{ "client", function (room_jid, _, record, revoked)
-		if next(revoked) then tell_client(room_jid, record, revoked); end
-		tell_withheld(room_jid, record);
+	-- In a batch of podium's decisions, the client and its UI are told when the turn is over
+	-- (queue_client_notice).
+	{ "client", function (room_jid, nick, record, revoked)
+		if batch_tally then return queue_client_notice(room_jid, nick, record, revoked); end
+		tell_occupant_client(room_jid, record, revoked);
 	end };
-	{ "client ui", function (room_jid, _, record) tell_moderation_ui(room_jid, record); end };
+	{ "client ui", function (room_jid, _, record)
+		if not batch_tally then tell_moderation_ui(room_jid, record); end
+	end };
 	{ "p2p", function (room_jid, _, _, revoked)
 		if next(revoked) and block_p2p and p2p_sessions[room_jid] and state:is_restricted(room_jid) then
 			end_p2p_sessions(room_jid);
@@ -1699,7 +1771,7 @@ end
 local function is_podium(event)
 	local from = event.stanza.attr.from;
 	if event.origin.type == "component" and jid_node(from) == nil and jid_host(from) == podium_component then
-		without_nagle(event.origin, "podium's");
+		tune_podium_link(event.origin);
 		return true;
 	end
 	return false;
@@ -1793,21 +1865,23 @@ end
 
 -- One line for a batch of decisions: what reached jicofo, the clients and the bridge.
 local function log_batch(tally)
-	local acted = tally.withdrawn_from + tally.released_to + tally.mute_iqs + tally.bridge > 0;
+	local acted = tally.withdrawn_from + tally.released_to + tally.bridge > 0;
 	module:log(acted and "info" or "debug", "held %d decision(s) from podium (%d occupant(s) gone): "
-		.. "withdrew %d source(s) of %d occupant(s) from jicofo, released %d of %d, sent %d mute IQ(s) to "
-		.. "clients and %d force-mute(s) in %d request(s) to the bridge", tally.decisions, tally.gone,
-		tally.withdrawn, tally.withdrawn_from, tally.released, tally.released_to, tally.mute_iqs, tally.bridge,
-		tally.bridge_requests);
+		.. "withdrew %d source(s) of %d occupant(s) from jicofo, released %d of %d, sent %d force-mute(s) "
+		.. "in %d request(s) to the bridge; %d client(s) to tell at the end of the turn", tally.decisions,
+		tally.gone, tally.withdrawn, tally.withdrawn_from, tally.released, tally.released_to, tally.bridge,
+		tally.bridge_requests, tally.clients);
 end
 
 -- Carrying out a batch of podium's decisions allocates some KB per decision (what jicofo and the
 -- client are sent, built, routed and serialised: about 12 KB for a camera's revoke, 24 KB for its
 -- grant, most of it in Prosody's routing and util.stanza), and Prosody 0.12's collector charged an edit
 -- for 500 occupants more in marking than the work itself. The collector is slowed while one batch is
--- carried out (podium.pcall_collector_slowed): podium sends at most 100 decisions per <permissions/>,
--- and a bigger batch runs with the collector at its pace.
-local max_slowed_batch = 128;
+-- carried out (podium.pcall_collector_slowed): podium sends at most 1,000 decisions per <permissions/>
+-- (one slice of its pass over every room), and a bigger batch runs with the collector at its pace. The
+-- clients are told at the end of the turn, so a batch allocates what jicofo is sent (a few MB for
+-- 1,000 revokes), and the collector takes it up after the batch.
+local max_slowed_batch = 1024;
 
 module:hook("iq-set/host/" .. xmlns_podium .. ":permissions", function (event)
 	if not is_podium(event) then

@@ -804,6 +804,47 @@ local function moderation_ui_bodies(held, kinds, shown, room_jid)
 	return bodies;
 end
 
+-- What a batch of podium's decisions has to tell the occupants' own clients (mute IQs, A/V moderation
+-- messages), kept until the turn of Prosody's loop is over: jicofo's source-removes and source-adds of
+-- every decision podium sent meanwhile are written first (an edit for 500 occupants wrote a mute IQ on
+-- a client's connection, 0.12-0.14 ms of Prosody's CPU each, between each batch's jicofo requests and
+-- the next batch's). One entry per occupant record, whatever the number of decisions for it: the kinds
+-- the decisions revoked, merged.
+local function new_client_queue()
+	return { records = {}; entries = {} };
+end
+
+-- Queues telling the client of `record` (occupant `nick` in `room_jid`) about the decision just carried
+-- out; `revoked` is the set of kinds it took away. Returns true when the queue was empty before.
+local function queue_client(queue, record, room_jid, nick, revoked)
+	local entry = queue.records[record];
+	if not entry then
+		entry = { record = record; room_jid = room_jid; nick = nick; revoked = {} };
+		queue.records[record] = entry;
+		queue.entries[#queue.entries + 1] = entry;
+	end
+	for kind in pairs(revoked) do entry.revoked[kind] = true; end
+	return #queue.entries == 1;
+end
+
+-- Empties the queue; returns its entries in the order queued, each `revoked` left with the kinds the
+-- occupant still may not send (a kind granted again since is not muted), and without the entries
+-- `is_current(entry)` refuses (the occupant left, or its nick went to someone else).
+local function take_client_queue(queue, is_current)
+	local entries = queue.entries;
+	queue.records, queue.entries = {}, {};
+	local out = {};
+	for _, entry in ipairs(entries) do
+		if is_current(entry) then
+			for kind in pairs(entry.revoked) do
+				if entry.record.held[kind] then entry.revoked[kind] = nil; end
+			end
+			out[#out + 1] = entry;
+		end
+	end
+	return out;
+end
+
 -- The room JID this MUC (`muc_host`) holds for a conference jicofo names `name`. On a multi-tenant
 -- Jitsi (mod_muc_domain_mapper) jicofo knows a tenant's room by its virtual JID,
 -- room@conference.<tenant>.<domain>, which the MUC holds as [tenant]room@conference.<domain> (the rewrite
@@ -865,5 +906,8 @@ return {
 	internal_room_jid = internal_room_jid;
 	pcall_collector_slowed = pcall_collector_slowed;
 	kinds_to_mute = kinds_to_mute;
+	new_client_queue = new_client_queue;
+	queue_client = queue_client;
+	take_client_queue = take_client_queue;
 	moderation_ui_bodies = moderation_ui_bodies;
 };

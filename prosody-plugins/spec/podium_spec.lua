@@ -737,3 +737,41 @@ describe("a state saved across a reload", function ()
 		end
 	end);
 end);
+
+describe("the clients a batch of decisions tells at the end of the turn", function ()
+	local function revoked(...)
+		local set = {};
+		for _, kind in ipairs({ ... }) do set[kind] = true; end
+		return set;
+	end
+	local function always() return true; end
+
+	it("keeps one entry per occupant, the kinds its decisions revoked merged, in the order queued", function ()
+		local queue = podium.new_client_queue();
+		local ada = { held = { audio = false; video = false; screen = false } };
+		local bob = { held = { audio = true; video = false; screen = false } };
+		assert.is_true(podium.queue_client(queue, ada, "r@muc", "ada", revoked("video")));
+		assert.is_false(podium.queue_client(queue, bob, "r@muc", "bob", revoked()));
+		assert.is_false(podium.queue_client(queue, ada, "r@muc", "ada", revoked("audio")));
+		local entries = podium.take_client_queue(queue, always);
+		assert.equal(2, #entries);
+		assert.equal(ada, entries[1].record);
+		assert.same({ audio = true; video = true }, entries[1].revoked);
+		assert.equal("ada", entries[1].nick);
+		assert.same({}, entries[2].revoked);
+		assert.same({}, podium.take_client_queue(queue, always), "taken once");
+		assert.is_true(podium.queue_client(queue, bob, "r@muc", "bob", revoked("video")), "empty again");
+	end);
+
+	it("mutes no kind granted again since, and skips an occupant no longer current", function ()
+		local queue = podium.new_client_queue();
+		local ada = { held = { audio = false; video = false; screen = false } };
+		local gone = { held = { audio = false; video = false; screen = false } };
+		podium.queue_client(queue, ada, "r@muc", "ada", revoked("audio", "video"));
+		podium.queue_client(queue, gone, "r@muc", "gone", revoked("video"));
+		ada.held = { audio = false; video = true; screen = false };
+		local entries = podium.take_client_queue(queue, function (entry) return entry.nick ~= "gone"; end);
+		assert.equal(1, #entries);
+		assert.same({ audio = true }, entries[1].revoked);
+	end);
+end);

@@ -68,8 +68,17 @@ pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 /// Ticks after which an unanswered request counts as failed (15 to 20 s).
 pub const ANSWER_TICKS: u64 = 4;
 
-/// Decisions per `<permissions/>` IQ when many change at once.
-const BATCH: usize = 100;
+/// Decisions per `<permissions/>` IQ at most: a slice's changes go in one IQ, so the module carries
+/// them out in one batch, writing every request for jicofo before it tells any client (it tells the
+/// clients when Prosody's turn is over, and Prosody reads the next IQ between turns). In IQs of 100, an
+/// edit for 500 occupants wrote 100 mute IQs to clients, and collected their garbage, between each
+/// batch of requests to jicofo.
+const BATCH: usize = SLICE;
+
+/// Bytes of `<occupant/>` entries per `<permissions/>` at most (as [`entry_bytes`] counts them): far
+/// below what Prosody reads from a component in one stanza (0.12: `component_stanza_size_limit`,
+/// 512 KB by default; a bigger stanza closes the link), whatever the length of the JIDs.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// Occupants decided per [`Engine::work`] call in a pass over every room: the run loop sends each
 /// slice's changes before the next, so the first reach the module within milliseconds of a rule
@@ -82,6 +91,34 @@ const FIRST_SLICE: usize = 100;
 
 /// Distinct decisions whose reasons text is kept (then the cache starts over).
 const REASONS_KEPT: usize = 4096;
+
+/// At most the bytes an `<occupant/>` entry takes in a `<permissions/>`: its two JIDs as escaped in
+/// an attribute (`&apos;` for `'`, and so on) and the rest.
+fn entry_bytes(entry: &OccupantPermissions) -> usize {
+    let escaped = |text: &str| {
+        text.len()
+            + 5 * text
+                .bytes()
+                .filter(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"'))
+                .count()
+    };
+    escaped(entry.jid.as_str()) + escaped(entry.real_jid.as_str()) + 96
+}
+
+/// How many of `changes`, from the first, go in one `<permissions/>`: at most [`BATCH`] entries and
+/// [`BATCH_BYTES`], at least one.
+fn batch_len(changes: &[OccupantPermissions]) -> usize {
+    let mut bytes = 0;
+    let fitting = changes
+        .iter()
+        .take(BATCH)
+        .take_while(|entry| {
+            bytes += entry_bytes(entry);
+            bytes <= BATCH_BYTES
+        })
+        .count();
+    fitting.max(1).min(changes.len())
+}
 
 /// What the engine wants done.
 #[derive(Debug, Default)]
@@ -1198,7 +1235,7 @@ impl Engine {
         pass.decided += decided;
         pass.changes += changes.len();
         while !changes.is_empty() {
-            let rest = changes.split_off(changes.len().min(BATCH));
+            let rest = changes.split_off(batch_len(&changes));
             self.send_permissions(std::mem::replace(&mut changes, rest));
         }
         if !pass.rooms.is_empty() {

@@ -1240,6 +1240,78 @@ fn test_a_big_pass_is_sent_a_slice_at_a_time() {
     );
 }
 
+/// The IQs the stanzas carry `<permissions/>` in, each with its entries and its size on the wire.
+fn permissions_iqs(stanzas: &[Stanza]) -> Vec<(usize, usize)> {
+    stanzas
+        .iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Set { payload, .. }) => SetPermissions::try_from(payload.clone())
+                .ok()
+                .map(|set| (set.occupants.len(), String::from(payload).len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A slice of a pass reaches the module in one `<permissions/>`, so the module carries it out in one
+/// batch (every request for jicofo written before any client is told); with long JIDs it is split
+/// so that no IQ comes near Prosody's stanza size limit for a component (512 KB).
+#[test]
+fn test_a_slice_is_one_permissions_iq_of_bounded_size() {
+    let mut engine = engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    big_resync(&mut engine);
+    let mut iqs = vec![permissions_iqs(&engine.take_effects().stanzas)];
+    while engine.busy() {
+        engine.work();
+        iqs.push(permissions_iqs(&engine.take_effects().stanzas));
+    }
+    let counts: Vec<Vec<usize>> = iqs
+        .iter()
+        .map(|slice| slice.iter().map(|(n, _)| *n).collect())
+        .collect();
+    assert!(
+        counts.iter().all(|slice| slice.len() == 1),
+        "one IQ per slice: {counts:?}"
+    );
+    assert_eq!(counts.iter().flatten().sum::<usize>(), 3000);
+
+    // 1,000 occupants whose real JIDs are 1,000 bytes long, a third of them apostrophes (`&apos;`).
+    let mut engine = self::engine(rules(&[("*", "everyone", None, "audio", "allow", 0)]));
+    engine.link_up();
+    let (id, _) = snapshot_id(&engine.take_effects().stanzas);
+    let resource = "r&apos;r".repeat(333);
+    let rooms: String = (0..100)
+        .map(|r| {
+            let occupants: String = (0..10)
+                .map(|o| {
+                    format!(
+                        "<occupant nick='n{r}-{o}' real-jid='u{r}-{o}@localhost/{resource}'>\
+                         <held audio='false' video='false' screen='false' origin='default'/></occupant>"
+                    )
+                })
+                .collect();
+            format!("<room jid='room-{r:03}@conference.localhost'>{occupants}</room>")
+        })
+        .collect();
+    engine.stanza(result(
+        &id,
+        Some(&format!(
+            "<snapshot xmlns='urn:podium:0'>{rooms}</snapshot>"
+        )),
+    ));
+    let mut iqs = permissions_iqs(&engine.take_effects().stanzas);
+    while engine.busy() {
+        engine.work();
+        iqs.extend(permissions_iqs(&engine.take_effects().stanzas));
+    }
+    assert_eq!(iqs.iter().map(|(n, _)| n).sum::<usize>(), 1000);
+    assert!(
+        iqs.len() > 1 && iqs.iter().all(|(_, bytes)| *bytes <= 300 * 1024),
+        "{:?}",
+        iqs.iter().map(|(_, bytes)| bytes).collect::<Vec<_>>()
+    );
+}
+
 /// A rule edit while the resync's pass is under way starts the pass over with the newest rules, and
 /// it stays the resync (its records say so, and "resync complete" still ends it).
 #[test]
