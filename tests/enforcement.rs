@@ -1125,7 +1125,8 @@ async fn a_raised_hand_gets_the_one_speaker_slot_and_the_next_in_line_follows_wh
 /// bridge mutes each one's video, each client is told to mute its camera, and the grant back replays
 /// each camera. The bridge hears it in one Colibri2 request per room for the whole batch (JVB takes
 /// several endpoints' force-mutes in one), not one per occupant. The batch is logged at info in one
-/// summary line per <permissions/>, the occupants one by one at debug only.
+/// summary line per <permissions/>, the occupants one by one at debug only; the clients are told
+/// after the batch, in one go.
 #[tokio::test]
 async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
     let room = "townhall";
@@ -1163,6 +1164,23 @@ async fn one_edit_for_a_whole_room_reaches_every_occupant_and_is_logged_once() {
     }
     let revoke_log = conference.prosody.log()[log_mark..].to_owned();
     let grant_mark = log_mark + revoke_log.len();
+    // The clients are told once the batch is carried out, every request for jicofo written first:
+    // one line for the three mute IQs, after the batch's (issue 13 point 3).
+    let lines: Vec<&str> = revoke_log.lines().collect();
+    let told: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("told 3 client(s) of podium's decisions: 3 mute IQ(s)"))
+        .collect();
+    let batches: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("decision(s) from podium"))
+        .collect();
+    assert!(
+        told.len() == 1 && batches.iter().all(|&b| b < told[0]),
+        "the clients told in one go after the batch: {:#?}",
+        lines
+            .iter()
+            .filter(|line| line.contains("told") || line.contains("decision(s) from podium"))
+            .collect::<Vec<_>>()
+    );
     let revoke_requests = module_force_mutes(&conference.bridge.requests()[bridge_mark..]);
     assert_eq!(
         revoke_requests,
