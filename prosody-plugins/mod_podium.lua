@@ -637,9 +637,10 @@ local function tell_occupant_client(room_jid, record, revoked)
 end
 
 -- The clients a batch of podium's decisions has to tell (podium.new_client_queue), told when the turn
--- of Prosody's loop is over: by then every batch podium sent meanwhile has been carried out and jicofo's
--- requests are written (server_epoll runs timers once no connection is ready). Each client is told
--- what its occupant may not send then; an occupant gone meanwhile is not told.
+-- of Prosody's loop is over (server_epoll runs timers once no connection is ready): by then every batch
+-- read in that turn has been carried out (podium's connection is read 256 KB at a time, so what podium
+-- sent at once) and jicofo's requests are written. Each client is told what its occupant may not send
+-- then; an occupant gone meanwhile is not told. A reload of the module drops what is queued.
 local client_queue = podium.new_client_queue();
 
 local function is_current(entry)
