@@ -104,8 +104,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(url) => info!(url = %store::redact_url(url), %instance, "database ready (PostgreSQL)"),
         None => info!(path = %config.database.path.display(), %instance, "database ready (SQLite)"),
     }
-    let version = store.rules_version().await?;
-    let rules = Arc::new(store::watch::load_rule_set(&store, default).await?);
+    let tables = store::watch::RuleTables::load(&store).await?;
+    let rules = Arc::new(store::watch::build_logged(&tables, default, None));
     store::watch::warn_rejected_rules(&store).await;
 
     let cancel = CancellationToken::new();
@@ -115,7 +115,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store.clone(),
         default,
         Duration::from_millis(config.database.poll_interval_ms),
-        version,
+        tables,
         rules_tx,
         Arc::clone(&grants_written),
         cancel.clone(),
