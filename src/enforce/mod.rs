@@ -1593,7 +1593,7 @@ impl Engine {
 }
 
 /// The room of an occupant JID, made again only when it is not `last`'s (entries come room by
-/// room: a JID made per entry was a tenth of sending a pass's decisions).
+/// room: a `BareJid` made per entry was some 7% of the main thread in a pass's profile).
 fn room_of<'a>(jid: &FullJid, last: &'a mut Option<BareJid>) -> &'a BareJid {
     let bare = jid
         .as_str()
