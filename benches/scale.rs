@@ -17,6 +17,9 @@
 //! A bench with `harness = false`, not an example: it needs the release binary
 //! (`CARGO_BIN_EXE_podium`, which Cargo sets for benches), prints figures and asserts nothing.
 //! `SCALE_ROOMS` changes the number of rooms (10 occupants each) for a quicker look.
+//! `SCALE_POSTGRES_URL=postgres://user:password@host:5432/db` runs it on PostgreSQL instead (a
+//! throwaway database is created beside `db` and dropped; the poll is then 1 s, so NOTIFY alone
+//! wakes podium); `SCALE_POLL_MS` sets the poll interval (50 ms on SQLite).
 
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -42,8 +45,18 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("scale.db");
+    let postgres = std::env::var("SCALE_POSTGRES_URL")
+        .ok()
+        .map(Postgres::create);
+    let poll_ms: u64 = std::env::var("SCALE_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if postgres.is_some() { 1000 } else { 50 });
     let store = runtime.block_on(async {
-        let store = Store::open_sqlite(&db).await.unwrap();
+        let store = match &postgres {
+            Some(pg) => Store::open_postgres(&pg.url).await.unwrap(),
+            None => Store::open_sqlite(&db).await.unwrap(),
+        };
         write_rules(&store, rooms).await;
         store
     });
@@ -53,7 +66,11 @@ fn main() {
     let port = listener.local_addr().unwrap().port();
     let log = dir.path().join("podium.log");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_podium"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_podium"));
+    if let Some(pg) = &postgres {
+        command.env("PODIUM_DATABASE__URL", &pg.url);
+    }
+    let mut child = command
         .env_remove("RUST_LOG")
         .env("PODIUM_XMPP__HOST", "127.0.0.1")
         .env("PODIUM_XMPP__PORT", port.to_string())
@@ -61,7 +78,7 @@ fn main() {
         .env("PODIUM_XMPP__COMPONENT", COMPONENT)
         .env("PODIUM_XMPP__MUC", MUC)
         .env("PODIUM_DATABASE__PATH", &db)
-        .env("PODIUM_DATABASE__POLL_INTERVAL_MS", "50")
+        .env("PODIUM_DATABASE__POLL_INTERVAL_MS", poll_ms.to_string())
         .env("PODIUM_LOG__FILTER", "info,sqlx=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -74,7 +91,13 @@ fn main() {
     let (seen_tx, seen) = mpsc::channel();
     let connected = serve(socket, rooms, seen_tx);
     println!(
-        "podium at scale: {rooms} rooms x {PER_ROOM} occupants, {RULES} rules, SQLite, release build"
+        "podium at scale: {rooms} rooms x {PER_ROOM} occupants, {RULES} rules, {}, poll {poll_ms} ms, \
+         release build",
+        if postgres.is_some() {
+            "PostgreSQL (NOTIFY)"
+        } else {
+            "SQLite"
+        }
     );
     println!(
         "  start -> connected                {:>8.0} ms",
@@ -208,6 +231,7 @@ fn main() {
     );
     println!("  INFO log lines in all: {}", info_lines(&log));
     runtime.block_on(store.close());
+    drop(postgres);
     drop(listener);
     if let Ok(keep) = std::env::var("SCALE_KEEP_DB") {
         std::fs::copy(&db, &keep).unwrap();
@@ -305,7 +329,52 @@ fn last_logged(log: &std::path::Path, needle: &str) -> Option<SystemTime> {
     Some(SystemTime::from(at))
 }
 
+/// A throwaway PostgreSQL database beside the one `SCALE_POSTGRES_URL` names, dropped at the end.
+struct Postgres {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Postgres {
+    fn create(admin: String) -> Postgres {
+        let name = format!("podium_scale_{}", std::process::id());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let (base, _) = admin
+            .rsplit_once('/')
+            .expect("the URL ends with /<database>");
+        Postgres {
+            url: format!("{base}/{name}"),
+            name,
+            admin,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let status = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .status()
+        .expect("psql");
+    assert!(status.success(), "psql failed on {sql:?}");
+}
+
 async fn db_bytes(store: &Store) -> i64 {
+    if let podium::store::Backend::Postgres { .. } = store.backend() {
+        return sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    }
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(store.pool())
         .await

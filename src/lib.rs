@@ -53,6 +53,11 @@ const VIEWS_WHEN_BACKLOG_BELOW: usize = 4096;
 /// Live-view rows written per turn of the run loop at most.
 const VIEWS_PER_TURN: usize = 2048;
 
+/// Live-view rows written per turn while a pass over every room is under way: each turn then
+/// decides a slice of 1,000 occupants, and 2,048 full rows (some 30 ms on a busy 2-core machine)
+/// would hold back the next slice's decisions.
+const VIEWS_PER_TURN_IN_A_PASS: usize = 256;
+
 /// Why podium could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -104,8 +109,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(url) => info!(url = %store::redact_url(url), %instance, "database ready (PostgreSQL)"),
         None => info!(path = %config.database.path.display(), %instance, "database ready (SQLite)"),
     }
-    let version = store.rules_version().await?;
-    let rules = Arc::new(store::watch::load_rule_set(&store, default).await?);
+    let tables = store::watch::RuleTables::load(&store).await?;
+    let rules = Arc::new(store::watch::build_logged(&tables, default, None));
     store::watch::warn_rejected_rules(&store).await;
 
     let cancel = CancellationToken::new();
@@ -115,7 +120,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store.clone(),
         default,
         Duration::from_millis(config.database.poll_interval_ms),
-        version,
+        tables,
         rules_tx,
         Arc::clone(&grants_written),
         cancel.clone(),
@@ -198,7 +203,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 break;
             }
             Woke::Closed => break,
-            Woke::Rules(rules) => engine.rules_changed(rules),
+            Woke::Rules(rules) => {
+                // The rules replaced are freed on another thread: 10,000 rules take a few
+                // milliseconds to free, which the first changes of the edit need not wait for.
+                let retired = engine.rules_changed(rules);
+                tokio::task::spawn_blocking(move || drop(retired));
+            }
             Woke::Tick => engine.tick(),
             Woke::Work => engine.work(),
             Woke::Views => {}
@@ -209,20 +219,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Woke::Link(LinkEvent::Down) => engine.link_down(),
             Woke::Link(LinkEvent::Stanza(stanza)) => engine.stanza(*stanza),
         }
-        // The live view waits while the audit log is behind (decision records first).
-        if engine.views_pending() && audit.backlog() < VIEWS_WHEN_BACKLOG_BELOW {
-            engine.flush_views(VIEWS_PER_TURN);
-        }
+        // What the module waits for leaves first.
         let effects = engine.take_effects();
         for stanza in effects.stanzas {
             link.send(generation, stanza);
         }
+        // The live view waits while the audit log is behind (decision records first), and mostly
+        // while a pass is under way.
+        if engine.views_pending() && audit.backlog() < VIEWS_WHEN_BACKLOG_BELOW {
+            engine.flush_views(if engine.busy() {
+                VIEWS_PER_TURN_IN_A_PASS
+            } else {
+                VIEWS_PER_TURN
+            });
+        }
+        let views = engine.take_effects().view;
         audit.write(
             effects
                 .audit
                 .into_iter()
                 .map(|record| store::Write::Decision(Box::new(record)))
                 .chain(effects.view.into_iter().map(store::Write::View))
+                .chain(views.into_iter().map(store::Write::View))
                 .collect(),
         );
         for change in effects.grants {

@@ -508,3 +508,90 @@ async fn the_upgrade_keeps_rules_spelt_with_unicode_white_space() {
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 2]);
 }
+
+/// The rule ids (grants negative) in force and the problems of `tables`, checked against every row
+/// read afresh: an edit read from the log must leave podium where a restart would.
+async fn same_as_a_full_read(
+    store: &Store,
+    tables: &podium::store::watch::RuleTables,
+) -> (Vec<i64>, Vec<String>) {
+    let summary = |tables: &podium::store::watch::RuleTables| {
+        let (set, problems) = tables.build(podium::media::MediaSet::NONE);
+        let mut ids: Vec<i64> = set.rules().iter().map(|r| r.id).collect();
+        ids.extend(set.grants().iter().map(|g| -g.id));
+        ids.sort_unstable();
+        let mut problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        problems.sort();
+        (ids, problems)
+    };
+    let fresh = podium::store::watch::RuleTables::load(store).await.unwrap();
+    assert_eq!(fresh.version(), tables.version());
+    let (mine, full) = (summary(tables), summary(&fresh));
+    assert_eq!(mine, full, "read from the log vs every row");
+    mine
+}
+
+/// Issue 13, point 4, on PostgreSQL: after an edit only the rows it changed are read, from the log
+/// the statement triggers keep (transition tables), and the rules are then those of a full read: an
+/// edit, a delete, a rule switched off, a row changing its id, a row podium does not understand, a
+/// row the constraints refuse, a grant; a statement that changes no row moves nothing; TRUNCATE
+/// reads every row.
+#[tokio::test]
+async fn an_edit_reads_only_the_rows_it_changed() {
+    use podium::store::watch::{Refresh, RuleTables};
+    let db = TestDatabase::create();
+    let store = Store::open_postgres(&db.url).await.unwrap();
+    db.psql(
+        "INSERT INTO rules (id, room, media, effect, priority) \
+         SELECT i, 'room-' || i, 'video', 'allow', i FROM generate_series(1, 20) i",
+    );
+    let mut tables = RuleTables::load(&store).await.unwrap();
+    assert_eq!(tables.refresh(&store).await.unwrap(), Refresh::Unchanged);
+    let changed = |rules: &[i64], grants: &[i64]| Refresh::Changed {
+        rules: rules.to_vec(),
+        grants: grants.to_vec(),
+    };
+
+    db.psql(
+        "UPDATE rules SET effect = 'deny' WHERE id = 3; DELETE FROM rules WHERE id = 4; \
+         UPDATE rules SET enabled = 0 WHERE id = 5; UPDATE rules SET id = 40 WHERE id = 6",
+    );
+    assert_eq!(
+        tables.refresh(&store).await.unwrap(),
+        changed(&[3, 4, 5, 6, 40], &[])
+    );
+    let (ids, problems) = same_as_a_full_read(&store, &tables).await;
+    assert!(!ids.contains(&4) && !ids.contains(&5) && !ids.contains(&6));
+    assert!(ids.contains(&40) && ids.contains(&3));
+    assert!(problems.is_empty(), "{problems:?}");
+
+    // A role without a value passes the constraints; podium skips it, naming it.
+    db.psql("UPDATE rules SET who = 'role' WHERE id = 7");
+    psql_refused(
+        &db,
+        "INSERT INTO rules (who, effect) VALUES ('wizard', 'allow')",
+    );
+    assert_eq!(tables.refresh(&store).await.unwrap(), changed(&[7], &[]));
+    let (ids, problems) = same_as_a_full_read(&store, &tables).await;
+    assert!(!ids.contains(&7));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("rule 7 skipped"), "{problems:?}");
+
+    db.psql(
+        "INSERT INTO grants (id, room, who, who_value, media, expires_at, granted_by) \
+         VALUES (1, 'room-1', 'user', 'u-1', 'audio', '2999-01-01T00:00:00Z', 'admin'); \
+         UPDATE rules SET who = 'everyone' WHERE id = 7",
+    );
+    assert_eq!(tables.refresh(&store).await.unwrap(), changed(&[7], &[1]));
+    let (ids, problems) = same_as_a_full_read(&store, &tables).await;
+    assert!(ids.contains(&7) && ids.contains(&-1), "{ids:?}");
+    assert!(problems.is_empty(), "{problems:?}");
+
+    db.psql("UPDATE rules SET priority = 0 WHERE id = 999");
+    assert_eq!(tables.refresh(&store).await.unwrap(), Refresh::Unchanged);
+    db.psql("TRUNCATE grants");
+    assert_eq!(tables.refresh(&store).await.unwrap(), Refresh::All);
+    let (ids, _) = same_as_a_full_read(&store, &tables).await;
+    assert!(!ids.contains(&-1));
+    store.close().await;
+}

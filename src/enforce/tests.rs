@@ -1373,3 +1373,32 @@ fn test_rule_reloads_faster_than_a_pass_do_not_starve_the_last_rooms() {
     }
     assert_eq!(revoked.len(), 3000, "occupants whose audio was revoked");
 }
+
+/// The room of an occupant JID is what comes before the first `/`, whatever the nick holds, and
+/// is made again when the room changes.
+#[test]
+fn test_room_of_an_occupant_jid() {
+    use std::str::FromStr;
+    let jid = |s: &str| xmpp_parsers::jid::FullJid::from_str(s).unwrap();
+    let mut last = None;
+    let a = jid("class@conference.localhost/ada/with/slashes");
+    assert_eq!(
+        super::room_of(&a, &mut last).as_str(),
+        "class@conference.localhost"
+    );
+    let b = jid("class@conference.localhost/ben");
+    assert_eq!(
+        super::room_of(&b, &mut last).as_str(),
+        "class@conference.localhost"
+    );
+    let c = jid("lab@conference.localhost/class@conference.localhost");
+    assert_eq!(
+        super::room_of(&c, &mut last).as_str(),
+        "lab@conference.localhost"
+    );
+    let d = jid("conference.localhost/x");
+    assert_eq!(
+        super::room_of(&d, &mut last).as_str(),
+        "conference.localhost"
+    );
+}

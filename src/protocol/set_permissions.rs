@@ -65,8 +65,8 @@ impl From<SetPermissions> for Element {
         Element::builder("permissions", ns::PODIUM)
             .append_all(set.occupants.into_iter().map(|o| {
                 write_media_attrs(Element::builder("occupant", ns::PODIUM), o.permissions)
-                    .attr(ns::attr("jid"), o.jid.to_string())
-                    .attr(ns::attr("real-jid"), o.real_jid.to_string())
+                    .attr(ns::attr("jid"), o.jid.as_str())
+                    .attr(ns::attr("real-jid"), o.real_jid.as_str())
                     .build()
             }))
             .build()

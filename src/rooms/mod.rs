@@ -274,7 +274,11 @@ impl Occupant {
 }
 
 fn bare(jid: &Jid) -> String {
-    jid.to_bare().to_string()
+    // Neither a node nor a domain holds a `/` (RFC 7622): the bare JID is what comes before it.
+    let text = jid.as_str();
+    text.split_once('/')
+        .map_or(text, |(bare, _)| bare)
+        .to_owned()
 }
 
 /// One room.

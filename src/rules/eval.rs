@@ -325,12 +325,13 @@ impl RuleSet {
     }
 
     /// Checks rule and grant rows and builds the set; the problems are returned for logging.
-    pub fn from_tables(
-        rows: &[RuleRow],
-        grant_rows: &[GrantRow],
+    pub fn from_tables<'r>(
+        rows: impl IntoIterator<Item = &'r RuleRow>,
+        grant_rows: impl IntoIterator<Item = &'r GrantRow>,
         default: MediaSet,
     ) -> (RuleSet, Vec<RuleProblem>) {
-        let mut rules = Vec::with_capacity(rows.len());
+        let rows = rows.into_iter();
+        let mut rules = Vec::with_capacity(rows.size_hint().0);
         let mut problems = Vec::new();
         for row in rows {
             match Rule::from_row(row) {
@@ -339,7 +340,7 @@ impl RuleSet {
                 Err(problem) => problems.push(problem),
             }
         }
-        let mut grants = Vec::with_capacity(grant_rows.len());
+        let mut grants = Vec::new();
         for row in grant_rows {
             match Grant::from_row(row) {
                 Ok(grant) => grants.push(grant),

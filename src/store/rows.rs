@@ -143,6 +143,42 @@ pub async fn load_grants(pool: &AnyPool) -> Result<Rows<GrantRow>, StoreError> {
     load(pool, "grants", "grant", GRANT_COLUMNS, grant_row).await
 }
 
+/// The rows of `rules` with these ids (those that still exist), read as [`load_rules`] reads the
+/// table: what a rule edit changed, from the log the triggers keep (see [`super::watch`]).
+pub async fn load_rules_by_id(pool: &AnyPool, ids: &[i64]) -> Result<Rows<RuleRow>, StoreError> {
+    load_by_id(pool, "rules", "rule", RULE_COLUMNS, rule_row, ids).await
+}
+
+/// The rows of `grants` with these ids, as [`load_rules_by_id`].
+pub async fn load_grants_by_id(pool: &AnyPool, ids: &[i64]) -> Result<Rows<GrantRow>, StoreError> {
+    load_by_id(pool, "grants", "grant", GRANT_COLUMNS, grant_row, ids).await
+}
+
+/// Ids per query when reading rows by id (a bound value each).
+const IDS_PER_QUERY: usize = 256;
+
+async fn load_by_id<T>(
+    pool: &AnyPool,
+    table: &str,
+    kind: &'static str,
+    columns: &str,
+    read: fn(&Values<'_>) -> Result<T, String>,
+    ids: &[i64],
+) -> Result<Rows<T>, StoreError> {
+    let mut loaded = Rows::default();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let list = (1..=chunk.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = format!("WHERE id IN ({list})");
+        let part = load_where(pool, table, kind, columns, read, &filter, chunk).await?;
+        loaded.rows.extend(part.rows);
+        loaded.unreadable.extend(part.unreadable);
+    }
+    Ok(loaded)
+}
+
 /// Whether an error is about one value (a decode), not about the database (a lost connection, a
 /// missing table): only the first kind skips a row; the second fails the read (and podium keeps
 /// the rules in force).
@@ -160,16 +196,34 @@ async fn load<T>(
     columns: &str,
     read: fn(&Values<'_>) -> Result<T, String>,
 ) -> Result<Rows<T>, StoreError> {
+    load_where(pool, table, kind, columns, read, "", &[]).await
+}
+
+/// The rows `filter` (empty, or a WHERE clause with a placeholder per id in `ids`) selects.
+async fn load_where<T>(
+    pool: &AnyPool,
+    table: &str,
+    kind: &'static str,
+    columns: &str,
+    read: fn(&Values<'_>) -> Result<T, String>,
+    filter: &str,
+    ids: &[i64],
+) -> Result<Rows<T>, StoreError> {
     let problem = |id: i64, reason: String| RuleProblem {
         table: kind,
         id,
         reason,
     };
-    let all = format!("SELECT {columns} FROM {table} ORDER BY id");
-    let rows = match sqlx::query(sqlx::AssertSqlSafe(all)).fetch_all(pool).await {
+    // Only column and table names and placeholders: the SQL holds no value.
+    let all = format!("SELECT {columns} FROM {table} {filter} ORDER BY id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(all));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = match query.fetch_all(pool).await {
         Ok(rows) => rows,
         Err(error) if is_about_a_value(&error) => {
-            return load_one_by_one(pool, table, columns, read, problem).await;
+            return load_one_by_one(pool, table, columns, read, problem, filter, ids).await;
         }
         Err(error) => return Err(error.into()),
     };
@@ -197,12 +251,16 @@ async fn load_one_by_one<T>(
     columns: &str,
     read: fn(&Values<'_>) -> Result<T, String>,
     problem: impl Fn(i64, String) -> RuleProblem,
+    filter: &str,
+    wanted: &[i64],
 ) -> Result<Rows<T>, StoreError> {
-    let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM {table} ORDER BY id"
-    )))
-    .fetch_all(pool)
-    .await?;
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {table} {filter} ORDER BY id"
+    )));
+    for id in wanted {
+        query = query.bind(*id);
+    }
+    let ids: Vec<i64> = query.fetch_all(pool).await?;
     let one = format!("SELECT {columns} FROM {table} WHERE id = $1");
     let mut loaded = Rows::default();
     for id in ids {
