@@ -62,6 +62,9 @@ pub enum RunError {
     /// The database could not be opened, migrated or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit spool cannot be used.
+    #[error(transparent)]
+    Spool(#[from] store::SpoolError),
 }
 
 /// What woke the run loop.
@@ -126,7 +129,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         grants_rx,
         grants_written,
     ));
-    let (audit, audit_task) = AuditWriter::spawn(store.clone());
+    let spool = Arc::new(store::Spool::open(&config.database.audit_spool_path())?);
+    let (audit, audit_task) = AuditWriter::spawn(store.clone(), spool)?;
     let pruner = (config.database.audit_retention_days > 0).then(|| {
         let days = config.database.audit_retention_days;
         tokio::spawn(store::audit::prune_old_records(
@@ -214,9 +218,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             engine.flush_views(VIEWS_PER_TURN);
         }
         let effects = engine.take_effects();
-        for stanza in effects.stanzas {
-            link.send(generation, stanza);
-        }
+        // The records reach the spool before their decisions the link (synced if one revokes).
         audit.write(
             effects
                 .audit
@@ -225,6 +227,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 .chain(effects.view.into_iter().map(store::Write::View))
                 .collect(),
         );
+        for stanza in effects.stanzas {
+            link.send(generation, stanza);
+        }
         for change in effects.grants {
             if let Err(error) = grants_tx.try_send(change) {
                 tracing::warn!(%error, "approval dropped: the grant writer is behind");
