@@ -164,6 +164,13 @@ impl Podium {
     }
 
     /// SIGKILL: no goodbye, nothing flushed.
+    /// Whether the process is still running (it has not exited, whatever the reason).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_none())
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
