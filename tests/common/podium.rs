@@ -68,8 +68,14 @@ pub fn write_config_postgres(
     instance: &str,
     poll_ms: u64,
 ) -> PathBuf {
+    // Each podium its own audit spool, beside its Prosody (not in the working directory the tests
+    // share).
+    let spool = prosody
+        .data_dir()
+        .join(format!("podium-{instance}-audit.spool"));
     let database = format!(
-        "[database]\nurl = \"{url}\"\ninstance = \"{instance}\"\npoll_interval_ms = {poll_ms}"
+        "[database]\nurl = \"{url}\"\ninstance = \"{instance}\"\npoll_interval_ms = {poll_ms}\naudit_spool = \"{}\"",
+        spool.display()
     );
     write_config_with(prosody, "", &database)
 }
