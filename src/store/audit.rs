@@ -477,7 +477,7 @@ impl Failing {
     ) -> Result<(), GaveUp> {
         self.attempts += 1;
         let since = *self.since.get_or_insert_with(std::time::Instant::now);
-        if self.attempts == 1 || self.attempts % 30 == 0 {
+        if self.attempts == 1 || self.attempts.is_multiple_of(30) {
             warn!(error = %err, attempt = self.attempts, writes, failing_for = ?since.elapsed(),
                 "audit write failed; retrying (the records are kept in the spool)");
         }

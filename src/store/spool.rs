@@ -56,7 +56,9 @@ pub enum SpoolError {
 /// and the writer's memory).
 const TEXTS_KEPT: usize = 65_536;
 
-/// One line of the spool.
+/// One line of the spool (one at a time is made or read: the size of the record variant costs
+/// nothing, a box would cost an allocation per record).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Entry<'a> {
