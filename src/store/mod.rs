@@ -229,8 +229,11 @@ impl Store {
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     // WAL lets the sqlite3 CLI write while podium reads; busy_timeout waits out a
-                    // writer instead of failing with SQLITE_BUSY.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192;")
+                    // writer instead of failing with SQLITE_BUSY. synchronous = FULL syncs the WAL
+                    // at every commit: the audit writer empties its spool once a batch is committed,
+                    // so a commit must outlive a power loss (NORMAL could lose the last ones).
+                    // One sync per audit batch of up to 4,096 rows.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192;")
                         .await?;
                     Ok(())
                 })
