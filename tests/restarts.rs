@@ -81,7 +81,10 @@ async fn a_decision_sent_before_a_kill_keeps_its_audit_row() {
     common::wait_held(&mut inspector, &podium, "standup", &alice_only).await;
 
     // Another process takes SQLite's write lock (as a long admin transaction or a backup would).
+    // `.timeout`: BEGIN IMMEDIATE waits out podium's own short writes (without it, it fails while
+    // one is under way, prints nothing, and the read below waits for ever).
     let mut locker = std::process::Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
         .arg(&db)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -134,7 +137,10 @@ struct SqliteLock {
 
 impl SqliteLock {
     fn take(db: &std::path::Path) -> SqliteLock {
+        // `.timeout`: BEGIN IMMEDIATE waits out podium's own short writes (without it, it fails
+        // while one is under way and prints nothing).
         let mut child = std::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
             .arg(db)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
