@@ -603,8 +603,10 @@ async fn start_podium(prosody: &Prosody, options: &BedOptions) -> Res<(Podium, S
             options.poll_ms
         ),
         Store::Postgres(db) => format!(
-            "[database]\nurl = \"{}\"\ninstance = \"bench\"\npoll_interval_ms = {}",
-            db.url, options.poll_ms
+            "[database]\nurl = \"{}\"\ninstance = \"bench\"\npoll_interval_ms = {}\naudit_spool = \"{}\"",
+            db.url,
+            options.poll_ms,
+            prosody.data_dir().join("podium-audit.spool").display()
         ),
     };
     let config = prosody.data_dir().join("podium.toml");

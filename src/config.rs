@@ -77,6 +77,11 @@ pub struct DatabaseConfig {
     pub poll_interval_ms: u64,
     /// Delete audit records older than this many days (checked at start and hourly); 0 keeps them all.
     pub audit_retention_days: u64,
+    /// The audit spool: a local file every decision record is appended to before its decision is
+    /// sent, written to the database from there (it survives an outage, a crash, a kill). Empty:
+    /// `<path>-audit.spool` beside the SQLite file, or with `url` set,
+    /// `podium-<instance>-audit.spool` in the directory of `path`. One per instance.
+    pub audit_spool: PathBuf,
 }
 
 /// The longest `database.audit_retention_days` accepted: about 1,000 years.
@@ -89,6 +94,20 @@ impl DatabaseConfig {
             .as_ref()
             .map(Secret::expose)
             .filter(|url| !url.is_empty())
+    }
+
+    /// Where the audit spool is ([`DatabaseConfig::audit_spool`]).
+    pub fn audit_spool_path(&self) -> PathBuf {
+        if !self.audit_spool.as_os_str().is_empty() {
+            return self.audit_spool.clone();
+        }
+        if self.postgres_url().is_none() {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push("-audit.spool");
+            return PathBuf::from(name);
+        }
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        dir.join(format!("podium-{}-audit.spool", self.instance_name()))
     }
 
     /// The instance name: `instance`, else the host name, else "podium".
@@ -195,6 +214,7 @@ impl Default for Config {
                 instance: String::new(),
                 poll_interval_ms: 200,
                 audit_retention_days: 0,
+                audit_spool: PathBuf::new(),
             },
             rules: RulesConfig {
                 default: Vec::new(),

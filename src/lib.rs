@@ -67,6 +67,9 @@ pub enum RunError {
     /// The database could not be opened, migrated or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The audit spool cannot be used.
+    #[error(transparent)]
+    Spool(#[from] store::SpoolError),
 }
 
 /// What woke the run loop.
@@ -131,7 +134,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         grants_rx,
         grants_written,
     ));
-    let (audit, audit_task) = AuditWriter::spawn(store.clone());
+    let spool = Arc::new(store::Spool::open(&config.database.audit_spool_path())?);
+    let (audit, audit_task) = AuditWriter::spawn(store.clone(), spool)?;
     let pruner = (config.database.audit_retention_days > 0).then(|| {
         let days = config.database.audit_retention_days;
         tokio::spawn(store::audit::prune_old_records(
@@ -219,8 +223,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Woke::Link(LinkEvent::Down) => engine.link_down(),
             Woke::Link(LinkEvent::Stanza(stanza)) => engine.stanza(*stanza),
         }
-        // What the module waits for leaves first.
         let effects = engine.take_effects();
+        // The records reach the spool before their decisions the link (synced if one revokes).
+        audit.write(
+            effects
+                .audit
+                .into_iter()
+                .map(|record| store::Write::Decision(Box::new(record)))
+                .chain(effects.view.into_iter().map(store::Write::View))
+                .collect(),
+        );
         for stanza in effects.stanzas {
             link.send(generation, stanza);
         }
@@ -232,17 +244,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             } else {
                 VIEWS_PER_TURN
             });
+            let views = engine.take_effects().view;
+            if !views.is_empty() {
+                audit.write(views.into_iter().map(store::Write::View).collect());
+            }
         }
-        let views = engine.take_effects().view;
-        audit.write(
-            effects
-                .audit
-                .into_iter()
-                .map(|record| store::Write::Decision(Box::new(record)))
-                .chain(effects.view.into_iter().map(store::Write::View))
-                .chain(views.into_iter().map(store::Write::View))
-                .collect(),
-        );
         for change in effects.grants {
             if let Err(error) = grants_tx.try_send(change) {
                 tracing::warn!(%error, "approval dropped: the grant writer is behind");

@@ -595,3 +595,159 @@ async fn an_edit_reads_only_the_rows_it_changed() {
     assert!(!ids.contains(&-1));
     store.close().await;
 }
+
+/// Issue 14 point 2 on PostgreSQL: the server (a private one this test started, not the shared
+/// one) is stopped for 30 s while people join and leave and a rule's window closes (a revoke podium
+/// decides on its own clock), then started again and a rule edited at once. podium never exits, the
+/// module enforces every decision during the outage, the edit applies within a second of the
+/// server's return (the poll is a minute away: by LISTEN, reconnected), and every decision podium
+/// logged has its `decisions` row. On 466e162 the writer gave up after five attempts ("records
+/// lost").
+#[tokio::test]
+async fn postgres_stopped_30_s_loses_no_audit_row_and_enforcement_goes_on() {
+    use common::postgres::PrivateServer;
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let server = PrivateServer::start();
+    let url = server.url("podium");
+    let window_ends = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(20);
+    let prosody = Prosody::start(&["alice", "bob", "carol", "dave", "inspector"]);
+    let mut podium = Podium::start(&write_config_postgres(&prosody, &url, "outage", NO_POLL_MS));
+    podium.wait_for(&["listening for rule edits"]).await;
+    podium.wait_for(&["resync complete"]).await;
+    let mark = podium.mark();
+    common::postgres::psql(
+        &url,
+        &format!(
+            "INSERT INTO rules (id, media, effect) VALUES (1, 'audio,video', 'allow'); \
+             INSERT INTO rules (id, media, effect, not_after) VALUES (2, 'screen', 'allow', '{window_ends}')"
+        ),
+    );
+    podium.wait_for_after(mark, &["rules changed"]).await;
+    let mut inspector = C2s::connect(prosody.c2s_port, "inspector", "i").await;
+    let room = "outage";
+    let held = async |inspector: &mut C2s, podium: &Podium, entries: &[(&str, &str)]| {
+        wait_held(inspector, podium, room, &decided(entries)).await;
+    };
+    let mut alice = C2s::connect(prosody.c2s_port, "alice", "web").await;
+    alice.join(room, "alice").await;
+    held(&mut inspector, &podium, &[("alice", "audio,video,screen")]).await;
+
+    server.ctl_stop();
+    let stopped = Instant::now();
+    assert!(
+        jiff::Timestamp::now() < window_ends,
+        "the machine is too slow: the screen window closed before the server stopped"
+    );
+    let mut bob = C2s::connect(prosody.c2s_port, "bob", "web").await;
+    bob.join(room, "bob").await;
+    let mut carol = C2s::connect(prosody.c2s_port, "carol", "web").await;
+    carol.join(room, "carol").await;
+    held(
+        &mut inspector,
+        &podium,
+        &[
+            ("alice", "audio,video,screen"),
+            ("bob", "audio,video,screen"),
+            ("carol", "audio,video,screen"),
+        ],
+    )
+    .await;
+    drop(carol);
+    held(
+        &mut inspector,
+        &podium,
+        &[("alice", "audio,video"), ("bob", "audio,video")],
+    )
+    .await;
+    assert!(
+        stopped.elapsed() < OUTAGE,
+        "the revoke came after the outage"
+    );
+    let mut dave = C2s::connect(prosody.c2s_port, "dave", "web").await;
+    dave.join(room, "dave").await;
+    let before_edit = decided(&[
+        ("alice", "audio,video"),
+        ("bob", "audio,video"),
+        ("dave", "audio,video"),
+    ]);
+    wait_held(&mut inspector, &podium, room, &before_edit).await;
+    // The outage lasts its 30 s (the duration under test, not a wait for readiness).
+    tokio::time::sleep(OUTAGE.saturating_sub(stopped.elapsed())).await;
+    assert!(podium.running(), "podium exited during the outage");
+    assert_eq!(
+        common::inspect(&mut inspector, room).await,
+        before_edit,
+        "the module keeps enforcing the last decisions"
+    );
+    assert!(
+        podium
+            .lines()
+            .iter()
+            .any(|l| l.contains("audit write failed")),
+        "the audit writer never met the outage"
+    );
+
+    server.ctl_start();
+    let back = Instant::now();
+    common::postgres::psql(
+        &url,
+        "INSERT INTO rules (id, media, effect, priority) VALUES (3, 'video', 'deny', 10)",
+    );
+    held(
+        &mut inspector,
+        &podium,
+        &[("alice", "audio"), ("bob", "audio"), ("dave", "audio")],
+    )
+    .await;
+    let applied = back.elapsed();
+    println!(
+        "server stopped {:?}; an edit made as it came back applied {applied:?} after its return",
+        back - stopped
+    );
+    assert!(
+        applied < Duration::from_secs(1),
+        "the edit made as the server came back applied {applied:?} after its return"
+    );
+
+    // Every decision logged has its row.
+    let rows = || -> Vec<String> {
+        common::postgres::psql(
+            &url,
+            "SELECT room, nick, previous, granted, cause FROM decisions ORDER BY id",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    };
+    let missing = async || {
+        let mut rows = rows();
+        let mut missing = Vec::new();
+        for (_, d) in common::churn::logged_decisions(&podium.lines()) {
+            let line = format!(
+                "{}|{}|{}|{}|{}",
+                d.room, d.nick, d.previous, d.granted, d.cause
+            );
+            match rows.iter().position(|row| *row == line) {
+                Some(at) => {
+                    rows.swap_remove(at);
+                }
+                None => missing.push(line),
+            }
+        }
+        missing
+    };
+    common::settle(
+        &podium,
+        "decisions without their audit row",
+        &Vec::<String>::new(),
+        missing,
+    )
+    .await;
+    let logged = common::churn::logged_decisions(&podium.lines());
+    assert!(
+        logged.len() >= 9,
+        "four joins, two revokes at the window's end, three on the edit: {logged:?}"
+    );
+    assert!(podium.running(), "podium exited");
+    drop((alice, bob, dave));
+}

@@ -283,8 +283,9 @@ pub async fn warn_rejected_rules(store: &Store) {
 /// The NOTIFY channel the PostgreSQL trigger sends on (migrations/postgres/).
 pub const CHANNEL: &str = "podium_rules";
 
-/// How long to wait before connecting the LISTEN connection again after a failure.
-const LISTEN_RETRY: Duration = Duration::from_secs(1);
+/// How long to wait before connecting the LISTEN connection again after a failure (a refused
+/// connection costs little; the rules are polled meanwhile).
+const LISTEN_RETRY: Duration = Duration::from_millis(250);
 
 /// Watches `rules_version` until cancelled (polling, and on PostgreSQL listening too); publishes a
 /// new rule set whenever it moves.
@@ -308,29 +309,50 @@ pub async fn watch_rules(
         Backend::Sqlite => None,
     };
     let mut listener: Option<PgListener> = None;
+    // When to try LISTEN again after a failure (the server is down or restarting).
+    let mut listen_at = tokio::time::Instant::now();
+    let mut listen_failures = 0u64;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if let Some(url) = &url
             && listener.is_none()
+            && tokio::time::Instant::now() >= listen_at
         {
             // LISTEN first, then read the version: an edit in between is both read and heard.
             listener = tokio::select! {
                 _ = cancel.cancelled() => return,
-                connected = listen(url) => connected,
+                connected = listen(url, listen_failures) => connected,
+            };
+            listen_failures = if listener.is_some() {
+                0
+            } else {
+                listen_failures + 1
             };
             if listener.is_some() && !watcher.check().await {
                 return;
             }
+            // Polling goes on meanwhile (the ticker below); LISTEN is tried again shortly, so an
+            // edit made as the server comes back applies well within a second (issue 14 point 2).
+            listen_at = tokio::time::Instant::now() + LISTEN_RETRY;
         }
+        let relisten = url.is_some() && listener.is_none();
         let heard = async {
             match listener.as_mut() {
                 Some(listener) => listener.try_recv().await,
                 None => std::future::pending().await,
             }
         };
+        let relisten = async move {
+            if relisten {
+                tokio::time::sleep_until(listen_at).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = cancel.cancelled() => return,
+            _ = relisten => continue,
             _ = ticker.tick() => {}
             // This instance wrote a grant itself: read it now, not at the next poll.
             _ = poke.notified() => {}
@@ -351,8 +373,9 @@ pub async fn watch_rules(
     }
 }
 
-/// Connects a LISTEN connection; logs and waits a moment on failure (the caller tries again).
-async fn listen(url: &str) -> Option<PgListener> {
+/// Connects a LISTEN connection; logs a failure (the first of a run at WARN) and returns None (the
+/// caller tries again).
+async fn listen(url: &str, failed_before: u64) -> Option<PgListener> {
     let connected = async {
         let mut listener = PgListener::connect(url).await?;
         listener.listen(CHANNEL).await?;
@@ -363,9 +386,12 @@ async fn listen(url: &str) -> Option<PgListener> {
             info!(channel = CHANNEL, "listening for rule edits");
             Some(listener)
         }
-        Err(error) => {
+        Err(error) if failed_before == 0 => {
             warn!(%error, "cannot LISTEN for rule edits; polling meanwhile");
-            tokio::time::sleep(LISTEN_RETRY).await;
+            None
+        }
+        Err(error) => {
+            debug!(%error, attempts = failed_before + 1, "cannot LISTEN for rule edits yet");
             None
         }
     }

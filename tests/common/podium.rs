@@ -68,8 +68,14 @@ pub fn write_config_postgres(
     instance: &str,
     poll_ms: u64,
 ) -> PathBuf {
+    // Each podium its own audit spool, beside its Prosody (not in the working directory the tests
+    // share).
+    let spool = prosody
+        .data_dir()
+        .join(format!("podium-{instance}-audit.spool"));
     let database = format!(
-        "[database]\nurl = \"{url}\"\ninstance = \"{instance}\"\npoll_interval_ms = {poll_ms}"
+        "[database]\nurl = \"{url}\"\ninstance = \"{instance}\"\npoll_interval_ms = {poll_ms}\naudit_spool = \"{}\"",
+        spool.display()
     );
     write_config_with(prosody, "", &database)
 }
@@ -164,6 +170,13 @@ impl Podium {
     }
 
     /// SIGKILL: no goodbye, nothing flushed.
+    /// Whether the process is still running (it has not exited, whatever the reason).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_none())
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

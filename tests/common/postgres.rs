@@ -75,3 +75,127 @@ impl Drop for TestDatabase {
             .output();
     }
 }
+
+/// A PostgreSQL server of this test's own (initdb + pg_ctl from the machine's PostgreSQL 15 in a
+/// temporary directory, on a free loopback port), so that a test may stop it and start it again
+/// without touching the server other tests share. PostgreSQL refuses to run as root: as root (CI),
+/// it runs as the `postgres` user, which owns the directory.
+pub struct PrivateServer {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl PrivateServer {
+    /// Creates the cluster and starts the server (`pg_ctl -w`: returns once it accepts connections).
+    pub fn start() -> PrivateServer {
+        let dir = tempfile::tempdir().unwrap();
+        if Self::as_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown to postgres");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = PrivateServer { dir, port };
+        let data = server.data();
+        server.pg(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        server.ctl_start();
+        psql(&server.url("postgres"), "CREATE DATABASE podium");
+        server
+    }
+
+    fn as_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::geteuid() == 0
+        }
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// Runs a PostgreSQL program (as `postgres` when root) and asserts it succeeded.
+    fn pg(&self, program: &str, args: &[&str]) {
+        let path = format!("{PG_BIN}/{program}");
+        let mut command = if Self::as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", &path]);
+            c
+        } else {
+            Command::new(&path)
+        };
+        let output = command
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("PostgreSQL 15 must be installed (scripts/test installs it)");
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/<database>`.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Starts the server; returns once it accepts connections.
+    pub fn ctl_start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server (fast: sessions are ended); returns once it is down.
+    pub fn ctl_stop(&self) {
+        self.pg("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.data();
+        let path = format!("{PG_BIN}/pg_ctl");
+        let args = ["-D", &data, "-m", "immediate", "-w", "stop"];
+        let _ = if Self::as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--", &path])
+                .args(args)
+                .output()
+        } else {
+            Command::new(&path).args(args).output()
+        };
+    }
+}
