@@ -1575,6 +1575,19 @@ local function report(kind, room, tag)
 	if kind == "joined" or #pending_reports.tags >= max_reports_per_message then flush_reports(); end
 end
 
+-- After a decision that asks for other kinds' `sending` (record.watch): when podium's view of them is
+-- stale (it was not told of a toggle while it did not ask), the occupant is reported now.
+local function report_sending_asked(occupant_jid, record)
+	if podium.sending_as_told(record) then return; end
+	local room = muc.get_room_from_jid(jid_bare(occupant_jid));
+	local occupant = room and peek_occupant(room, occupant_jid);
+	if not (occupant and occupant.role and occupant.jid) then return; end
+	local affiliation = affiliation_of(room, occupant);
+	if podium.presence_changed(record, occupant.role, affiliation) then
+		report("changed", room, occupant_tag(room, occupant, record, affiliation));
+	end
+end
+
 -- Fired once per presence the room broadcasts (0.12 muc.lib.lua publicise_occupant_status): joins,
 -- presence updates, role and affiliation changes, leaves, kicks and room destruction all pass here.
 -- event.stanza is the base presence about to be broadcast; it is cloned, never changed.
@@ -1851,12 +1864,13 @@ end);
 local function apply_permissions(entries, reply)
 	local applied = 0;
 	for _, entry in ipairs(entries) do
-		local ok, record, previous = state:apply(entry.jid, entry.real_jid, entry.set);
+		local ok, record, previous = state:apply(entry.jid, entry.real_jid, entry.set, entry.watch);
 		if ok then
 			applied = applied + 1;
 			module:log("debug", "holding audio=%s video=%s screen=%s for %s", entry.set.audio, entry.set.video,
 				entry.set.screen, entry.jid);
 			enforce(jid_bare(entry.jid), jid_resource(entry.jid), record, previous);
+			report_sending_asked(entry.jid, record);
 		else
 			reply:tag("gone", { jid = entry.jid }):up();
 		end

@@ -13,6 +13,19 @@ local healthcheck_prefix = "__jicofo-health-check";
 local aliases = { camera = "video"; desktop = "screen"; screenshare = "screen" };
 
 -- A set of media kinds is a table { audio = true|false, video = ..., screen = ... }.
+-- Where a set is compared on every presence (podium's `sending`), it is a number: audio 1, video 2,
+-- screen 4 (and Prosody runs on Lua 5.1 to 5.4, so sets are intersected by a table, not by `&`).
+local kind_bits = { audio = 1; video = 2; screen = 4 };
+local both_bits = {}; -- both_bits[a * 8 + b]: the kinds in both a and b
+for a = 0, 7 do
+	for b = 0, 7 do
+		local r = 0;
+		for _, bit in ipairs({ 1, 2, 4 }) do
+			if a % (2 * bit) >= bit and b % (2 * bit) >= bit then r = r + bit; end
+		end
+		both_bits[a * 8 + b] = r;
+	end
+end
 
 -- Parses a list such as { "audio", "video" } (or "all"); returns the set, or nil and an error.
 local function parse_media_list(list)
@@ -92,7 +105,8 @@ end
 local state_mt = {};
 state_mt.__index = state_mt;
 
--- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium", media = …, joined = n }
+-- rooms[room_jid][nick] = { real_jid = …, held = set, origin = "default"|"podium", media = …, joined = n,
+-- watch = the kinds whose `sending` podium asked for (bits, nil for none) }
 -- Indexes: sids[sid] = record (every Jingle session with jicofo belongs to one occupant),
 -- real_jids[real_jid] = number of records for that full JID.
 -- `sids` may be a table shared with other states (one per MUC host), so that a session is known as one
@@ -181,8 +195,9 @@ function state_mt:forget_room(room_jid)
 	self.joins[room_jid] = nil;
 end
 
--- Applies podium's decision when the occupant JID still belongs to the real JID it was made for.
-function state_mt:apply(occupant_jid, real_jid, set)
+-- Applies podium's decision when the occupant JID still belongs to the real JID it was made for, with
+-- the kinds whose `sending` podium wants reported from now on (`watch`, bits; nil or 0 for none).
+function state_mt:apply(occupant_jid, real_jid, set, watch)
 	local node, host, nick = jid.split(occupant_jid);
 	if not nick then return false; end
 	local record = self:get(jid.join(node, host), nick);
@@ -192,6 +207,7 @@ function state_mt:apply(occupant_jid, real_jid, set)
 	local previous = record.held;
 	record.held = copy_set(set);
 	record.origin = "podium";
+	record.watch = watch ~= 0 and watch or nil;
 	return true, record, previous;
 end
 
@@ -289,7 +305,7 @@ local presence_fields = {
 	sending = "string"; hand = "boolean"; features = "table"; features_key = "string"; source_info = "string";
 	legacy_screen = "boolean"; declared = "table"; reported = "boolean"; reported_role = "string";
 	reported_affiliation = "string"; reported_sending = "string"; reported_hand = "boolean";
-	reported_features = "string";
+	reported_features = "string"; watch = "number";
 };
 
 local origins = { default = true; podium = true };
@@ -306,6 +322,9 @@ local function check_record(record, template, where)
 	end
 	for key, kind in pairs(presence_fields) do
 		if not optional(record[key], kind) then return ("%s.%s is not a %s"):format(where, key, kind); end
+	end
+	if record.watch ~= nil and (math.type(record.watch) ~= "integer" or record.watch < 1 or record.watch > 7) then
+		return where .. ".watch is not a set of kinds";
 	end
 	if record.media ~= nil then return check_media(record.media, template, where .. ".media"); end
 	return nil;
@@ -478,6 +497,8 @@ end
 local sending_texts = {
 	[0] = ""; "audio"; "video"; "audio video"; "screen"; "audio screen"; "video screen"; "audio video screen";
 };
+local sending_bits = {};
+for bits = 0, 7 do sending_bits[sending_texts[bits]] = bits; end
 
 local function read_source_info(text, decode)
 	if not text or text == "" then return "", nil; end
@@ -581,14 +602,36 @@ end
 -- Kept as fields of the record, not a table of its own: one table fewer per occupant for the collector;
 -- and no more fields than needed (a record of up to 16 fields takes half the memory of one of 17): an
 -- occupant in the room always has a role, so a record never reported has none.
+--
+-- `sending` is reported for every kind until podium's first decision for the occupant (a podium in dry
+-- run decides nothing), then only for the kinds podium asked for in its decisions (record.watch, the
+-- kinds held through a cap's slot, which go idle when kept quiet): lib-jitsi-meet resends its presence
+-- for every mute toggle, and podium reads `sending` nowhere else (docs/protocol.md).
+local function sending_mask(record)
+	if record.origin ~= "podium" then return 7; end
+	return record.watch or 0;
+end
+
+-- The `sending` text podium is to be told now.
+local function sending_to_report(record)
+	return sending_texts[both_bits[(sending_bits[record.sending or ""] or 0) * 8 + sending_mask(record)]];
+end
+
+-- Whether podium's view of the kinds it reads `sending` for (what it was told last) is current.
+local function sending_as_told(record)
+	local mask = sending_mask(record);
+	return both_bits[(sending_bits[record.sending or ""] or 0) * 8 + mask]
+		== both_bits[(sending_bits[record.reported_sending or ""] or 0) * 8 + mask];
+end
+
 local function presence_changed(record, role, affiliation)
 	if record.reported_role ~= nil and record.reported_role == role and record.reported_affiliation == affiliation
-		and record.reported_sending == record.sending and record.reported_hand == record.hand
+		and sending_as_told(record) and record.reported_hand == record.hand
 		and record.reported_features == record.features_key then
 		return false;
 	end
 	record.reported_role, record.reported_affiliation = role, affiliation;
-	record.reported_sending, record.reported_hand = record.sending, record.hand;
+	record.reported_sending, record.reported_hand = sending_to_report(record), record.hand;
 	record.reported_features = record.features_key;
 	return true;
 end
@@ -597,7 +640,8 @@ end
 local function add_presence(tag, record, role, affiliation)
 	local attr = tag.attr;
 	attr.role, attr.affiliation = role, affiliation;
-	if record.sending and record.sending ~= "" then attr.sending = record.sending; end
+	local sending = sending_to_report(record);
+	if sending ~= "" then attr.sending = sending; end
 	if record.hand then attr.hand = "true"; end
 	local features = record.features;
 	if features then
@@ -678,7 +722,13 @@ local function parse_permissions(payload)
 		end
 		local set, err = read_media_attrs(child);
 		if not set then return nil, err; end
-		entries[#entries + 1] = { jid = jid.prep(occupant_jid); real_jid = real_jid; set = set };
+		local watch = 0;
+		for word in (child.attr["report-sending"] or ""):gmatch("[^ ]+") do
+			local bit = kind_bits[word];
+			if not bit then return nil, ("invalid 'report-sending' kind %q"):format(word); end
+			if watch % (2 * bit) < bit then watch = watch + bit; end
+		end
+		entries[#entries + 1] = { jid = jid.prep(occupant_jid); real_jid = real_jid; set = set; watch = watch };
 	end
 	return entries;
 end
@@ -895,6 +945,7 @@ return {
 	identity_tag = identity_tag;
 	read_presence = read_presence;
 	presence_changed = presence_changed;
+	sending_as_told = sending_as_told;
 	add_presence = add_presence;
 	claim_text = claim_text;
 	parse_permissions = parse_permissions;

@@ -265,6 +265,21 @@ describe("protocol elements", function ()
 		local bad = st.stanza("permissions", { xmlns = "urn:podium:0" }):tag("grant"):up();
 		assert.is_nil((podium.parse_permissions(bad)));
 	end);
+
+	it("reads the kinds podium asks sending for", function ()
+		local function watch_of(value)
+			local payload = st.stanza("permissions", { xmlns = "urn:podium:0" })
+				:tag("occupant", { jid = "r@c/alice"; ["real-jid"] = "alice@h/a"; audio = "true"; video = "true";
+					screen = "true"; ["report-sending"] = value }):up();
+			local entries, err = podium.parse_permissions(payload);
+			return entries and entries[1].watch, err;
+		end
+		assert.equal(0, watch_of(nil));
+		assert.equal(2, watch_of("video"));
+		assert.equal(5, watch_of("audio screen"));
+		assert.equal(2, watch_of("video video"));
+		assert.same({ nil, "invalid 'report-sending' kind \"all\"" }, { watch_of("all") });
+	end);
 end);
 
 describe("read_presence", function ()
@@ -388,6 +403,42 @@ describe("presence_changed and add_presence", function ()
 		assert.same({ xmlns = "urn:podium:0"; role = "moderator"; affiliation = "owner"; sending = "audio video";
 			hand = "true" }, tag.attr);
 		assert.equal("urn:f", tag:get_child("feature").attr.var);
+	end);
+
+	it("reports sending only for the kinds podium asked for, once podium decided", function ()
+		local state = podium.new_state({ audio = false; video = false; screen = false });
+		local record = state:track("r@c", "alice", "alice@h/x");
+		record.sending, record.hand, record.features_key = "audio video", false, "";
+		-- Until podium's first decision, every kind (a podium in dry run decides nothing).
+		assert.is_true(podium.presence_changed(record, "participant", "none"));
+		assert.equal("audio video", record.reported_sending);
+		record.sending = "video";
+		assert.is_true(podium.presence_changed(record, "participant", "none"), "a mute toggle before a decision");
+
+		-- podium's decision asks for no kind: mute toggles are no longer reported.
+		local every_kind = { audio = true; video = true; screen = true };
+		assert.is_true((state:apply("r@c/alice", "alice@h/x", every_kind, 0)));
+		assert.is_true(podium.sending_as_told(record), "nothing podium reads changed");
+		record.sending = "audio video";
+		assert.is_false(podium.presence_changed(record, "participant", "none"));
+		record.sending = "";
+		assert.is_false(podium.presence_changed(record, "participant", "none"));
+		local tag = podium.add_presence(st.stanza("occupant", { xmlns = "urn:podium:0" }), record, "participant", "none");
+		assert.is_nil(tag.attr.sending);
+
+		-- Asked for video (a slot holder): podium last heard "video" but it is quiet now: reported.
+		assert.is_true((state:apply("r@c/alice", "alice@h/x", every_kind, 2)));
+		assert.is_false(podium.sending_as_told(record));
+		assert.is_true(podium.presence_changed(record, "participant", "none"));
+		assert.equal("", record.reported_sending);
+		record.sending = "audio";
+		assert.is_false(podium.presence_changed(record, "participant", "none"), "audio is not asked for");
+		record.sending = "audio video";
+		assert.is_true(podium.presence_changed(record, "participant", "none"), "video is");
+		tag = podium.add_presence(st.stanza("occupant", { xmlns = "urn:podium:0" }), record, "participant", "none");
+		assert.equal("video", tag.attr.sending);
+		record.sending = "video screen";
+		assert.is_false(podium.presence_changed(record, "participant", "none"));
 	end);
 end);
 

@@ -93,7 +93,8 @@ const FIRST_SLICE: usize = 100;
 const REASONS_KEPT: usize = 4096;
 
 /// At most the bytes an `<occupant/>` entry takes in a `<permissions/>`: its two JIDs as escaped in
-/// an attribute (`&apos;` for `'`, and so on) and the rest.
+/// an attribute (`&apos;` for `'`, and so on) and the rest: the element, its three media
+/// attributes and ` report-sending='audio video screen'` at the longest come to under 136 bytes.
 fn entry_bytes(entry: &OccupantPermissions) -> usize {
     let escaped = |text: &str| {
         text.len()
@@ -102,7 +103,7 @@ fn entry_bytes(entry: &OccupantPermissions) -> usize {
                 .filter(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"'))
                 .count()
     };
-    escaped(entry.jid.as_str()) + escaped(entry.real_jid.as_str()) + 96
+    escaped(entry.jid.as_str()) + escaped(entry.real_jid.as_str()) + 136
 }
 
 /// How many of `changes`, from the first, go in one `<permissions/>`: at most [`BATCH`] entries and
@@ -809,6 +810,7 @@ impl Engine {
                     if answer.is_err() && occupant.held.map(|h| h.permissions) == Some(sent) {
                         // Unknown now: the next event, rule change or resync sends it again.
                         occupant.held = None;
+                        occupant.report_sending = MediaSet::NONE;
                     }
                 }
                 if let Some(applied) = &applied {
@@ -819,6 +821,7 @@ impl Engine {
                         let (room, nick) = (jid.to_bare(), jid.resource().as_str().to_owned());
                         if let Some(occupant) = self.occupant_mut(&room, &nick) {
                             occupant.held = None;
+                            occupant.report_sending = MediaSet::NONE;
                         }
                     }
                 }
@@ -1308,23 +1311,34 @@ impl Engine {
             self.note_would(room, nick, decision, cause, texts);
             return None;
         }
+        // The kinds whose `sending` podium reads: those held through a slot, which go idle when
+        // kept quiet (and only when `rules.idle_seconds` is set).
+        let report_sending = if self.idle.is_some() {
+            decision.holding()
+        } else {
+            MediaSet::NONE
+        };
         let occupant = self.occupant_mut(room, nick)?;
         let confirmed = Held {
             permissions: decision.permissions,
             origin: HeldOrigin::Podium,
         };
         // Sent when the permissions differ, and once for every occupant still on the module's
-        // default, so the module always holds podium's decision, never just a default that matches.
-        if occupant.held == Some(confirmed) {
-            return None;
-        }
-        let previous = occupant.held.map(|h| h.permissions);
-        occupant.held = Some(confirmed);
+        // default, so the module always holds podium's decision, never just a default that matches;
+        // and when the kinds to report change (the same permissions again, with no decision logged).
+        let reporting_changed = occupant.report_sending != report_sending;
+        occupant.report_sending = report_sending;
         let entry = OccupantPermissions {
             jid: occupant.address.clone()?,
             real_jid: occupant.real_jid.clone(),
             permissions: decision.permissions,
+            report_sending,
         };
+        if occupant.held == Some(confirmed) {
+            return reporting_changed.then_some(entry);
+        }
+        let previous = occupant.held.map(|h| h.permissions);
+        occupant.held = Some(confirmed);
         let occupant = self.rooms.get(room)?.occupants.get(nick)?;
         occupant_log!(cause.is_pass(), room = %room, occupant = %nick, real_jid = %occupant.real_jid,
               previous = %display_held(previous), granted = %decision.permissions,

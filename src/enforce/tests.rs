@@ -1402,3 +1402,64 @@ fn test_room_of_an_occupant_jid() {
         "conference.localhost"
     );
 }
+
+/// What each `<permissions/>` entry asks the module to report (`report-sending`), by nick.
+fn sent_report_sending(stanzas: &[Stanza]) -> Vec<(String, String)> {
+    stanzas
+        .iter()
+        .filter_map(|s| match s {
+            Stanza::Iq(Iq::Set { payload, .. }) => SetPermissions::try_from(payload.clone()).ok(),
+            _ => None,
+        })
+        .flat_map(|set| {
+            set.occupants
+                .into_iter()
+                .map(|o| (o.jid.resource().to_string(), o.report_sending.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn test_only_a_slot_holder_is_asked_to_report_sending() {
+    let mut engine = engine(capped_rules("video", "allow", 1));
+    engine.set_idle(Some(std::time::Duration::from_secs(60)));
+    live(&mut engine);
+    engine.stanza(event_from(MUC, &occupant_with("joined", "alice", "")));
+    let effects = engine.take_effects();
+    assert_eq!(
+        sent_report_sending(&effects.stanzas),
+        vec![("alice".into(), "video".into())],
+        "the holder's quiet time makes it idle: podium reads its video's mute toggles"
+    );
+    ack(&mut engine, &sent_permissions(&effects.stanzas)[0].0);
+    engine.stanza(event_from(MUC, &occupant_with("joined", "bob", "")));
+    let effects = engine.take_effects();
+    assert_eq!(
+        sent_report_sending(&effects.stanzas),
+        vec![("bob".into(), "none".into())],
+        "a waiting occupant's mute toggles are read nowhere"
+    );
+    ack(&mut engine, &sent_permissions(&effects.stanzas)[0].0);
+
+    // alice leaves: bob holds the slot now and is asked to report.
+    engine.stanza(event_from(
+        MUC,
+        &occupant_xml("left", "alice", "participant", "video", "podium"),
+    ));
+    assert_eq!(
+        sent_report_sending(&engine.take_effects().stanzas),
+        vec![("bob".into(), "video".into())]
+    );
+}
+
+#[test]
+fn test_no_sending_is_asked_for_without_idle_seconds() {
+    let mut engine = engine(capped_rules("video", "allow", 1));
+    engine.set_idle(None);
+    live(&mut engine);
+    engine.stanza(event_from(MUC, &occupant_with("joined", "alice", "")));
+    assert_eq!(
+        sent_report_sending(&engine.take_effects().stanzas),
+        vec![("alice".into(), "none".into())]
+    );
+}

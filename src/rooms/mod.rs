@@ -50,6 +50,9 @@ pub struct Occupant {
     pub quiet_since: [Option<Timestamp>; 3],
     /// Per kind: since when the occupant holds a slot of a cap.
     pub slot_since: [Option<Timestamp>; 3],
+    /// The kinds whose `sending` the module was last asked to report (`report-sending`), as far as
+    /// podium knows; the module reports every kind until podium's first decision for the occupant.
+    pub report_sending: MediaSet,
     /// A hash of the last whole row written to the `occupants` table, to write only changes (the
     /// row itself, kept for 100,000 occupants, would cost tens of MB).
     pub view: Option<u64>,
@@ -85,6 +88,7 @@ impl Occupant {
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],
+            report_sending: MediaSet::NONE,
             view: None,
             view_current: false,
             view_dirty: false,
@@ -111,6 +115,7 @@ impl Occupant {
             self.join_seq = state.joined;
             self.hand_raised_at = self.presence.raised_hand.then_some(now);
             self.slot_since = [None; 3];
+            self.report_sending = MediaSet::NONE;
             self.decision = None;
             self.serial = 0;
             self.in_flight = 0;
@@ -424,6 +429,7 @@ mod tests {
             hand_raised_at: None,
             quiet_since: [None; 3],
             slot_since: [None; 3],
+            report_sending: MediaSet::NONE,
             view: None,
             view_current: false,
             view_dirty: false,
