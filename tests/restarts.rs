@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::churn::{Load, LoadOptions};

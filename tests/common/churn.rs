@@ -94,30 +94,33 @@ pub struct Counters {
     pub edits: AtomicU64,
     /// Actions that panicked (a stand-in's wait ran out).
     pub failures: AtomicU64,
-    /// Unmute requests the focus never answered (within [`PATIENCE`]): the participant stays,
+    /// Unmute requests the focus never answered (within [`patience`]): the participant stays,
     /// the request counts as lost.
     pub unanswered: AtomicU64,
 }
 
 /// How long a participant of the load waits for an answer (its conference request, its unmute
-/// request) or for its joining or leaving to be confirmed. Long: on a saturated machine an answer
-/// may come late, which is no failure of podium; none at all is (an action that panics counts in
-/// `failures`, an unmute request never answered in `unanswered`).
-pub const PATIENCE: Duration = Duration::from_secs(60);
+/// request) or for its joining or leaving to be confirmed, and the focus for the bridge's answers:
+/// 10 s times the process's patience factor ([`super::set_patience`], raised by the soak). On a
+/// saturated machine an answer may come late, which is no failure of podium; none at all is (an
+/// action that panics counts in `failures`, an unmute request never answered in `unanswered`).
+fn patience() -> Duration {
+    super::patient(Duration::from_secs(10))
+}
 
-/// The load's focus: jicofo's reply timeout raised as the participants' patience (see [`PATIENCE`]):
+/// The load's focus: jicofo's reply timeout raised as the participants' patience (see [`patience`]):
 /// on a saturated machine a late answer from the bridge is not a lost one.
 fn focus_options() -> FocusOptions {
     FocusOptions {
-        reply_timeout: PATIENCE,
+        reply_timeout: patience(),
         ..FocusOptions::default()
     }
 }
 
-/// A participant of the load joins (see [`PATIENCE`]).
+/// A participant of the load joins (see [`patience`]).
 async fn join(port: u16, room: usize, nick: &str) -> Participant {
     let options = ParticipantOptions {
-        patience: PATIENCE,
+        patience: patience(),
         ..ParticipantOptions::default()
     };
     Participant::join_with(port, nick, &room_name(room), nick, Shape::Current, options).await
@@ -464,7 +467,7 @@ impl Load {
             .focus
             .wait_for(
                 "the focus holds what the rules allow",
-                Duration::from_secs(30),
+                super::patient(Duration::from_secs(30)),
                 move |view| {
                     let wrong: Vec<String> = focus_expected
                         .iter()
@@ -753,7 +756,9 @@ async fn drive(port: u16, slots: Vec<Arc<Mutex<Slot>>>, rate: f64, counters: Arc
                         participant.nick,
                         if track == Track::Audio { "a0" } else { "v0" }
                     )) == Some(&true);
-                    let answered = participant.set_muted_within(track, !muted, PATIENCE).await;
+                    let answered = participant
+                        .set_muted_within(track, !muted, patience())
+                        .await;
                     if answered.is_err() {
                         counters.unanswered.fetch_add(1, Ordering::Relaxed);
                     }

@@ -748,9 +748,14 @@ impl Core {
             accept.map(|sid| self.send_accept(view, &sid))
         });
         if let Some(pending) = accepted {
-            let core = Arc::clone(self);
+            // Weak: waiting for the answer must not keep the connection of a participant that is
+            // gone (the soak's c2s sessions counted those that left up to `patience` ago).
+            let core = Arc::downgrade(self);
+            let patience = self.options.patience;
             tokio::spawn(async move {
-                if let Some(answer) = pending.wait(core.options.patience).await {
+                if let Some(answer) = pending.wait(patience).await
+                    && let Some(core) = core.upgrade()
+                {
                     core.accepted(&answer);
                 }
             });
