@@ -10,6 +10,14 @@
 //!   conference does not exist there; `<force-mute>` only when its own view is muted), then a
 //!   `session-initiate` with a new sid carrying every other endpoint's sources (simulcast stripped)
 //!   and the bridge's own `jvb-a0`/`jvb-v0`, as `<json-message>` or XML; a timeout counts as success;
+//! * the endpoint counts as at the bridge from the moment its allocation is sent (jicofo
+//!   `ColibriV2SessionManager.doAllocate` records the participant before the answer): a participant
+//!   leaving meanwhile has its endpoint expired, and the late answer is ignored ("Participant no
+//!   longer active"); an error answer drops the endpoint from the focus's view, nothing sent; no
+//!   answer within the reply timeout (`FocusOptions::reply_timeout`, jicofo's
+//!   `xmpp.service.reply-timeout`) expires the room's conference at the bridge and re-invites everyone
+//!   in the room (jicofo `removeSession` + `bridgeRemoved` -> `reInviteParticipantsById`; one bridge
+//!   here, so the same one);
 //! * incoming Jingle is routed by `sid` only, never by `from`; an unknown sid is `bad-request`; a
 //!   session whose accept failed answers `gone`;
 //! * every answer goes to the request's `from` (a participant's occupant JID, as the MUC rewrote it)
