@@ -37,6 +37,11 @@ fn unique() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The stand-ins' limits as in the tests (tests/common/mod.rs `patient`, factor 1).
+fn patient(limit: Duration) -> Duration {
+    limit
+}
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -11,13 +11,13 @@ use std::collections::BTreeSet;
 use common::bridge::BridgePeer;
 use common::c2s::{C2s, CLIENT, attr, el};
 use common::conformance::{self, FIXTURE_NS, Outcome, differences, fixture, part};
-use common::focus::FocusPeer;
+use common::focus::{FocusPeer, SessionState};
 use common::jingle::{FOCUS, JINGLE, MUTE_AUDIO};
 use common::participant::{Participant, Shape};
 use common::prosody::Prosody;
 use minidom::Element;
 
-const USERS: &[&str] = &["focus", "jvb", "alice", "bob"];
+const USERS: &[&str] = &["focus", "jvb", "alice", "bob", "carol"];
 async fn two_in_a_room() -> (Prosody, BridgePeer, FocusPeer, Participant, Participant) {
     let prosody = Prosody::start_without_podium(USERS);
     let bridge = BridgePeer::connect(prosody.c2s_port).await;
@@ -306,4 +306,123 @@ async fn test_a_moderators_mute_reaches_the_participant_as_recorded() {
     assert_eq!(told.attr("actor"), Some("room1@conference.localhost/mod"));
     assert_eq!(told.text(), recorded_told.text());
     assert!(alice.view().mutes[0].applied);
+}
+
+/// Whether `request` is an allocation of endpoint `nick` (`<endpoint id create='true'>`).
+fn allocates(request: &common::bridge::ColibriRequest, nick: &str) -> bool {
+    request.iq.children().any(|modify| {
+        modify.children().any(|endpoint| {
+            endpoint.attr("id") == Some(nick) && endpoint.attr("create") == Some("true")
+        })
+    })
+}
+
+/// A participant that leaves while its allocation is still at the bridge, and comes back under the
+/// same nick, gets a session: jicofo records the participant before the bridge answers
+/// (`ColibriV2SessionManager.doAllocate`: `add(participantInfo)`, then `nextResult()`), so the leave
+/// expires its endpoint at the bridge (`removeParticipant`) and the late answer is ignored
+/// ("Participant no longer active"); the next allocation of that endpoint id is not refused
+/// `conflict` "Endpoint with ID carol already exists". The soak of issue 14 (point 7) lost a
+/// participant's every later session this way.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_a_participant_that_left_during_its_allocation_gets_a_session_when_back() {
+    let (prosody, bridge, focus, _alice, _bob) = two_in_a_room().await;
+    bridge.hold_answers();
+    let carol =
+        Participant::join(prosody.c2s_port, "carol", "room1", "carol", Shape::Current).await;
+    bridge
+        .wait_until("carol's allocation reaches the bridge", |view| {
+            view.requests
+                .iter()
+                .any(|request| allocates(request, "carol"))
+        })
+        .await;
+    carol.leave().await;
+    focus
+        .wait_until("the focus saw carol leave", |view| {
+            view.endpoint("room1/carol").is_none()
+        })
+        .await;
+    bridge.release_answers();
+    bridge
+        .wait_until("carol's endpoint is gone from the bridge", |view| {
+            view.endpoint("room1", "carol").is_none()
+        })
+        .await;
+    let carol =
+        Participant::join(prosody.c2s_port, "carol", "room1", "carol", Shape::Current).await;
+    carol
+        .wait_until("carol's session is accepted", |view| {
+            !view.accept_answers.is_empty()
+        })
+        .await;
+    let endpoint = focus.view().endpoint("room1/carol").cloned().unwrap();
+    assert_eq!(endpoint.session, Some(SessionState::Active));
+    assert!(bridge.endpoint("room1", "carol").is_some());
+    let conflicts: Vec<_> = bridge
+        .requests()
+        .into_iter()
+        .filter(|request| !request.accepted && allocates(request, "carol"))
+        .map(|request| request.answer)
+        .collect();
+    assert!(conflicts.is_empty(), "{conflicts:#?}");
+}
+
+/// An allocation the bridge does not answer in time does not leave the participant without a
+/// session for good: jicofo (`doAllocate`, "Timeout" with `removeBridge`) drops the room's Colibri2
+/// session and re-invites its participants (`bridgeRemoved` -> `reInviteParticipantsById`); here
+/// the one bridge answers again, so everyone ends with an active session on a fresh allocation.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_an_allocation_the_bridge_answers_too_late_is_made_again() {
+    let (prosody, bridge, focus, _alice, _bob) = two_in_a_room().await;
+    bridge.hold_answers();
+    let _carol =
+        Participant::join(prosody.c2s_port, "carol", "room1", "carol", Shape::Current).await;
+    bridge
+        .wait_until("carol's allocation reaches the bridge", |view| {
+            view.requests
+                .iter()
+                .any(|request| allocates(request, "carol"))
+        })
+        .await;
+    // The focus's limit (10 s) passes: the room's conference is expired and everyone invited anew.
+    focus
+        .wait_for(
+            "the focus re-invites the room after the timeout",
+            std::time::Duration::from_secs(20),
+            |view| {
+                let invites: Vec<u32> = ["alice", "bob"]
+                    .iter()
+                    .filter_map(|nick| view.endpoint(&format!("room1/{nick}")).map(|e| e.invites))
+                    .collect();
+                (invites != [2, 2]).then(|| format!("invites of alice and bob: {invites:?}"))
+            },
+        )
+        .await;
+    bridge.release_answers();
+    focus
+        .wait_for(
+            "everyone's session is active again",
+            std::time::Duration::from_secs(10),
+            |view| {
+                let states: Vec<_> = ["alice", "bob", "carol"]
+                    .iter()
+                    .map(|nick| {
+                        view.endpoint(&format!("room1/{nick}"))
+                            .and_then(|e| e.session)
+                    })
+                    .collect();
+                (states
+                    .iter()
+                    .any(|state| *state != Some(SessionState::Active)))
+                .then(|| format!("{states:?}"))
+            },
+        )
+        .await;
+    for nick in ["alice", "bob", "carol"] {
+        assert!(
+            bridge.endpoint("room1", nick).is_some(),
+            "{nick} at the bridge"
+        );
+    }
 }

@@ -107,6 +107,8 @@ pub struct BridgeView {
     /// How many more requests carrying a `<force-mute>` to refuse (`internal-server-error`, as JVB
     /// answers a request its handler failed on), as a test configured it.
     pub refuse_force_mutes: u32,
+    /// Answers kept back, in order, while a test holds them (a slow bridge): `None` sends at once.
+    pub held_answers: Option<Vec<Element>>,
 }
 
 impl BridgeView {
@@ -206,6 +208,21 @@ impl BridgePeer {
         self.recorder.update(|view| view.refuse_force_mutes = count);
     }
 
+    /// From now on handles requests as ever but keeps the answers back (a bridge slow to answer),
+    /// until [`BridgePeer::release_answers`].
+    pub fn hold_answers(&self) {
+        self.recorder
+            .update(|view| view.held_answers.get_or_insert_with(Vec::new).clear());
+    }
+
+    /// Sends the answers held back, in order, and answers at once again.
+    pub fn release_answers(&self) {
+        let held = self.recorder.update(|view| view.held_answers.take());
+        for answer in held.unwrap_or_default() {
+            self.handle.send(answer);
+        }
+    }
+
     /// The requests refused by the brewery check.
     pub fn refusals(&self) -> Vec<ColibriRequest> {
         self.recorder
@@ -257,7 +274,13 @@ fn on_stanza(handle: &C2sHandle, recorder: &Recorder<BridgeView>, stanza: &Eleme
                 .is_some_and(|answer| answer.attr("type") == Some("result")),
             answer: answer.clone(),
         });
-        answer
+        match (&mut view.held_answers, answer) {
+            (Some(held), Some(answer)) => {
+                held.push(answer);
+                None
+            }
+            (_, answer) => answer,
+        }
     });
     if let Some(answer) = answer {
         handle.send(answer);

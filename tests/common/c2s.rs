@@ -115,7 +115,7 @@ pub fn attr(name: &'static str) -> minidom::rxml::NcName {
 
 async fn next(stream: &mut Stream) -> Element {
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        match tokio::time::timeout(super::patient(Duration::from_secs(10)), stream.next()).await {
             Ok(Some(Ok(element))) => return element,
             Ok(Some(Err(tokio_xmpp::xmlstream::ReadError::SoftTimeout))) => continue,
             other => panic!("c2s stream failed: {other:?}"),
@@ -293,7 +293,7 @@ impl C2s {
     }
 
     async fn wait_self_presence(&mut self, from: &str, unavailable: bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + super::patient(Duration::from_secs(10));
         loop {
             let element = tokio::time::timeout_at(deadline, self.inbox.recv())
                 .await
@@ -409,7 +409,7 @@ impl C2sHandle {
     pub async fn iq_from_element(&self, iq: Element) -> Element {
         let described = format!("{iq:?}");
         self.send_iq(iq)
-            .wait(Duration::from_secs(10))
+            .wait(super::patient(Duration::from_secs(10)))
             .await
             .unwrap_or_else(|| panic!("no answer within 10 s to {described}"))
     }

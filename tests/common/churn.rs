@@ -22,7 +22,7 @@ use super::bridge::BridgePeer;
 use super::c2s::C2s;
 use super::conference::{Conference, ssrcs};
 use super::focus::{FocusOptions, FocusPeer, SessionState};
-use super::participant::{Participant, Shape, Track};
+use super::participant::{Participant, ParticipantOptions, Shape, Track};
 use super::peer::AbortOnDrop;
 use super::podium::Podium;
 use super::prosody::{CONFERENCE_OPTIONS, MUC, Prosody};
@@ -94,19 +94,57 @@ pub struct Counters {
     pub edits: AtomicU64,
     /// Actions that panicked (a stand-in's wait ran out).
     pub failures: AtomicU64,
+    /// Unmute requests the focus never answered (within [`patience`]): the participant stays,
+    /// the request counts as lost.
+    pub unanswered: AtomicU64,
+}
+
+/// How long a participant of the load waits for an answer (its conference request, its unmute
+/// request) or for its joining or leaving to be confirmed, and the focus for the bridge's answers:
+/// 10 s times the process's patience factor ([`super::set_patience`], raised by the soak). On a
+/// saturated machine an answer may come late, which is no failure of podium; none at all is (an
+/// action that panics counts in `failures`, an unmute request never answered in `unanswered`).
+fn patience() -> Duration {
+    super::patient(Duration::from_secs(10))
+}
+
+/// The load's focus: jicofo's reply timeout raised as the participants' patience (see [`patience`]):
+/// on a saturated machine a late answer from the bridge is not a lost one.
+fn focus_options() -> FocusOptions {
+    FocusOptions {
+        reply_timeout: patience(),
+        ..FocusOptions::default()
+    }
+}
+
+/// A participant of the load joins (see [`patience`]).
+async fn join(port: u16, room: usize, nick: &str) -> Participant {
+    let options = ParticipantOptions {
+        patience: patience(),
+        ..ParticipantOptions::default()
+    };
+    Participant::join_with(port, nick, &room_name(room), nick, Shape::Current, options).await
+}
+
+impl Counters {
+    /// Actions that failed or requests never answered: the load did not run as it should.
+    pub fn errors(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed) + self.unanswered.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Display for Counters {
-    /// `joins 12 leaves 30 toggles 98 edits 3 failures 0`.
+    /// `joins 12 leaves 30 toggles 98 edits 3 failures 0 unanswered 0`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "joins {} leaves {} toggles {} edits {} failures {}",
+            "joins {} leaves {} toggles {} edits {} failures {} unanswered {}",
             self.joins.load(Ordering::Relaxed),
             self.leaves.load(Ordering::Relaxed),
             self.toggles.load(Ordering::Relaxed),
             self.edits.load(Ordering::Relaxed),
             self.failures.load(Ordering::Relaxed),
+            self.unanswered.load(Ordering::Relaxed),
         )
     }
 }
@@ -199,7 +237,7 @@ impl Load {
         let users = accounts(&options);
         let users: Vec<&str> = users.iter().map(String::as_str).collect();
         let prosody = Prosody::start_with_console(&users, CONFERENCE_OPTIONS);
-        let mut conference = Conference::around(prosody, FocusOptions::default()).await;
+        let mut conference = Conference::around(prosody, focus_options()).await;
         conference.start_podium("").await;
         super::edit_rules(conference.podium(), &conference.db, RULES).await;
         let slots: Vec<Arc<Mutex<Slot>>> = (0..options.rooms)
@@ -349,7 +387,7 @@ impl Load {
         let resynced = killed.elapsed();
         let port = self.conference.prosody.c2s_port;
         self.conference.bridge = BridgePeer::connect(port).await;
-        self.conference.focus = FocusPeer::connect(port).await;
+        self.conference.focus = FocusPeer::connect_with(port, focus_options()).await;
         self.conference.inspector = C2s::connect(port, "inspector", "i").await;
         let back: Vec<&mut Slot> = paused
             .slots
@@ -429,7 +467,7 @@ impl Load {
             .focus
             .wait_for(
                 "the focus holds what the rules allow",
-                Duration::from_secs(30),
+                super::patient(Duration::from_secs(30)),
                 move |view| {
                     let wrong: Vec<String> = focus_expected
                         .iter()
@@ -663,9 +701,7 @@ async fn join_all(port: u16, slots: Vec<&mut Slot>) {
     use futures::StreamExt;
     futures::stream::iter(slots)
         .for_each_concurrent(20, |slot| async move {
-            let room = room_name(slot.room);
-            slot.participant =
-                Some(Participant::join(port, &slot.nick, &room, &slot.nick, Shape::Current).await);
+            slot.participant = Some(join(port, slot.room, &slot.nick).await);
         })
         .await;
 }
@@ -702,10 +738,7 @@ async fn drive(port: u16, slots: Vec<Arc<Mutex<Slot>>>, rate: f64, counters: Arc
         actions.spawn(async move {
             match slot.participant.take() {
                 None => {
-                    let room = room_name(slot.room);
-                    let nick = slot.nick.clone();
-                    slot.participant =
-                        Some(Participant::join(port, &nick, &room, &nick, Shape::Current).await);
+                    slot.participant = Some(join(port, slot.room, &slot.nick).await);
                     counters.joins.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(participant) if choice < 2 => {
@@ -723,7 +756,12 @@ async fn drive(port: u16, slots: Vec<Arc<Mutex<Slot>>>, rate: f64, counters: Arc
                         participant.nick,
                         if track == Track::Audio { "a0" } else { "v0" }
                     )) == Some(&true);
-                    participant.set_muted(track, !muted).await;
+                    let answered = participant
+                        .set_muted_within(track, !muted, patience())
+                        .await;
+                    if answered.is_err() {
+                        counters.unanswered.fetch_add(1, Ordering::Relaxed);
+                    }
                     slot.participant = Some(participant);
                     counters.toggles.fetch_add(1, Ordering::Relaxed);
                 }

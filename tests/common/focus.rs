@@ -10,6 +10,14 @@
 //!   conference does not exist there; `<force-mute>` only when its own view is muted), then a
 //!   `session-initiate` with a new sid carrying every other endpoint's sources (simulcast stripped)
 //!   and the bridge's own `jvb-a0`/`jvb-v0`, as `<json-message>` or XML; a timeout counts as success;
+//! * the endpoint counts as at the bridge from the moment its allocation is sent (jicofo
+//!   `ColibriV2SessionManager.doAllocate` records the participant before the answer): a participant
+//!   leaving meanwhile has its endpoint expired, and the late answer is ignored ("Participant no
+//!   longer active"); an error answer drops the endpoint from the focus's view, nothing sent; no
+//!   answer within the reply timeout (`FocusOptions::reply_timeout`, jicofo's
+//!   `xmpp.service.reply-timeout`) expires the room's conference at the bridge and re-invites everyone
+//!   in the room (jicofo `removeSession` + `bridgeRemoved` -> `reInviteParticipantsById`; one bridge
+//!   here, so the same one);
 //! * incoming Jingle is routed by `sid` only, never by `from`; an unknown sid is `bad-request`; a
 //!   session whose accept failed answers `gone`;
 //! * every answer goes to the request's `from` (a participant's occupant JID, as the MUC rewrote it)
@@ -91,6 +99,10 @@ pub struct FocusOptions {
     /// multi-tenant Jitsi (mod_muc_domain_mapper): the room `[acme]lecture@conference.localhost` is
     /// `lecture@conference.acme.localhost` to jicofo.
     pub virtual_names: bool,
+    /// How long the focus waits for an answer (jicofo's `jicofo.xmpp.service.reply-timeout`, 15 s
+    /// by default; 10 s here unless a test sets it, e.g. the load of tests/common/churn.rs, which
+    /// must ride out a saturated machine).
+    pub reply_timeout: Duration,
 }
 
 impl Default for FocusOptions {
@@ -98,6 +110,7 @@ impl Default for FocusOptions {
         FocusOptions {
             json_sources: true,
             virtual_names: false,
+            reply_timeout: ANSWER_LIMIT,
         }
     }
 }
@@ -128,8 +141,14 @@ pub struct EndpointView {
     /// The focus's own force-mute view, carried by allocations.
     pub force_mute_audio: bool,
     pub force_mute_video: bool,
-    /// Whether the endpoint exists at the bridge (as far as the focus knows).
+    /// Whether the endpoint exists at the bridge (as far as the focus knows): from the moment its
+    /// allocation is sent, as jicofo records the participant before the answer
+    /// (`ColibriV2SessionManager.doAllocate`), so a leave meanwhile expires it at the bridge.
     pub allocated: bool,
+    /// The allocation in flight or last made for this endpoint: an answer for another one (the
+    /// participant left, or the bridge session was dropped since) is ignored, as jicofo ignores an
+    /// answer for a participant or session no longer active.
+    pub allocation: Option<u64>,
     /// How many invites were started.
     pub invites: u32,
     /// The `<bridge-session id>` of the current session; jicofo ends a session only for a
@@ -535,6 +554,14 @@ impl FocusPeer {
 /// IQs sent from inside a view update whose answers are recorded once they come.
 type Pending = Vec<(usize, PendingAnswer)>;
 
+/// Why an allocation gave no endpoint.
+enum AllocationFailed {
+    /// The bridge did not answer within the limit.
+    TimedOut,
+    /// An error answer, or the answer is no longer wanted.
+    Other,
+}
+
 struct Focus {
     handle: C2sHandle,
     options: FocusOptions,
@@ -592,14 +619,15 @@ impl Focus {
     fn record_later(&self, pending: Pending) {
         for (index, answer) in pending {
             let recorder = Arc::clone(&self.recorder);
+            let limit = self.options.reply_timeout;
             tokio::spawn(async move {
-                await_recorded(&recorder, index, answer).await;
+                await_recorded(&recorder, index, answer, limit).await;
             });
         }
     }
 
     async fn await_recorded(&self, index: usize, pending: PendingAnswer) -> Option<Element> {
-        await_recorded(&self.recorder, index, pending).await
+        await_recorded(&self.recorder, index, pending, self.options.reply_timeout).await
     }
 
     /// Starts joining `room` unless already there or on the way.
@@ -693,6 +721,7 @@ impl Focus {
                     force_mute_audio: false,
                     force_mute_video: false,
                     allocated: false,
+                    allocation: None,
                     invites: 0,
                     bridge_session: None,
                     role,
@@ -1314,8 +1343,13 @@ impl Focus {
 
     /// jicofo's ParticipantInviteRunnable: allocate at the bridge, then session-initiate.
     async fn invite(self: Arc<Self>, room: String, nick: String) {
-        let Some(allocation) = self.allocate(&room, &nick).await else {
-            return;
+        let allocation = match self.allocate(&room, &nick).await {
+            Ok(allocation) => allocation,
+            Err(AllocationFailed::TimedOut) => {
+                self.bridge_session_lost(&room);
+                return;
+            }
+            Err(AllocationFailed::Other) => return,
         };
         let started = self.recorder.update(|view| {
             let room_view = view.rooms.get_mut(&room)?;
@@ -1367,9 +1401,15 @@ impl Focus {
     }
 
     /// The Colibri2 allocation; retried once with `create='true'` when the bridge no longer knows
-    /// the conference. Returns the `conference-modified`, or `None` when it failed.
-    async fn allocate(&self, room: &str, nick: &str) -> Option<Element> {
+    /// the conference. Returns the `conference-modified`. As jicofo (`ColibriV2SessionManager.doAllocate`)
+    /// the endpoint counts as at the bridge from the moment the request is sent; an answer that
+    /// comes after the participant left (or after the bridge session was dropped) is ignored
+    /// (`Other`), as is the endpoint on an error answer (jicofo `remove(participantInfo)`, nothing
+    /// sent); no answer within the limit is `TimedOut` (jicofo `ColibriAllocationFailedException`
+    /// "Timeout", `removeBridge`: see [`Focus::bridge_session_lost`]).
+    async fn allocate(&self, room: &str, nick: &str) -> Result<Element, AllocationFailed> {
         for attempt in 0..2 {
+            let token = super::unique();
             let sent = self.recorder.update(|view| {
                 let room_view = view.rooms.get_mut(room)?;
                 let endpoint = room_view.endpoints.get_mut(nick)?;
@@ -1377,34 +1417,112 @@ impl Focus {
                     endpoint.invites += 1;
                 }
                 let create = !room_view.bridge_conference;
-                room_view.bridge_conference = true;
                 let endpoint = self.allocation_endpoint(&view.rooms[room].endpoints[nick]);
                 let request = self
                     .conference_modify(view, room, create)
                     .append(endpoint)
                     .build();
-                self.send_to_bridge(view, room, Some(nick), "allocate", request)
+                let sent = self.send_to_bridge(view, room, Some(nick), "allocate", request)?;
+                view.rooms.get_mut(room).unwrap().bridge_conference = true;
+                let endpoint = self.endpoint_mut(view, room, nick);
+                endpoint.allocated = true;
+                endpoint.allocation = Some(token);
+                Some(sent)
             });
-            let (index, pending) = sent?;
-            let answer = self.await_recorded(index, pending).await?;
-            if answer.attr("type") == Some("result") {
-                return answer.get_child("conference-modified", COLIBRI2).cloned();
-            }
-            let conference_gone = error_condition(&answer).as_deref() == Some("item-not-found")
-                && answer
-                    .get_child("error", CLIENT)
-                    .and_then(|error| error.get_child("error", COLIBRI2))
-                    .is_some_and(|reason| reason.attr("reason") == Some("conference_not_found"));
-            if !conference_gone {
-                return None;
-            }
-            self.recorder.update(|view| {
-                if let Some(room_view) = view.rooms.get_mut(room) {
+            let (index, pending) = sent.ok_or(AllocationFailed::Other)?;
+            let answer = self.await_recorded(index, pending).await;
+            let conference_gone = self.recorder.update(|view| {
+                let room_view = view.rooms.get_mut(room)?;
+                let endpoint = room_view
+                    .endpoints
+                    .get_mut(nick)
+                    .filter(|endpoint| endpoint.allocation == Some(token))?;
+                let answer = answer.as_ref()?;
+                if answer.attr("type") == Some("result") {
+                    return Some(false);
+                }
+                endpoint.allocated = false;
+                endpoint.allocation = None;
+                let conference_gone = error_condition(answer).as_deref() == Some("item-not-found")
+                    && answer
+                        .get_child("error", CLIENT)
+                        .and_then(|error| error.get_child("error", COLIBRI2))
+                        .is_some_and(|reason| {
+                            reason.attr("reason") == Some("conference_not_found")
+                        });
+                if conference_gone {
                     room_view.bridge_conference = false;
                 }
+                Some(conference_gone)
             });
+            match (conference_gone, answer) {
+                // No longer this participant's allocation: the leave (or a dropped session) did
+                // the rest.
+                (None, Some(_)) => return Err(AllocationFailed::Other),
+                (None, None) if !self.is_current(room, nick, token) => {
+                    return Err(AllocationFailed::Other);
+                }
+                (None, None) => return Err(AllocationFailed::TimedOut),
+                (Some(false), Some(answer)) => {
+                    return answer
+                        .get_child("conference-modified", COLIBRI2)
+                        .cloned()
+                        .ok_or(AllocationFailed::Other);
+                }
+                (Some(true), _) => continue,
+                (Some(false), None) => return Err(AllocationFailed::Other),
+            }
         }
-        None
+        Err(AllocationFailed::Other)
+    }
+
+    /// Whether `token` is still the allocation of `room`'s `nick`.
+    fn is_current(&self, room: &str, nick: &str, token: u64) -> bool {
+        self.recorder.read(|view| {
+            view.rooms
+                .get(room)
+                .and_then(|room_view| room_view.endpoints.get(nick))
+                .is_some_and(|endpoint| endpoint.allocation == Some(token))
+        })
+    }
+
+    /// The bridge did not answer an allocation in time: as jicofo (`doAllocate` on a timeout marks
+    /// the bridge non-operational and `removeSession` expires the room's whole Colibri2 session,
+    /// then `bridgeRemoved` re-invites its participants with RestartJingle: sources removed,
+    /// session-terminate "moving", a fresh invite), the conference is expired at the bridge and
+    /// everyone in the room is invited again. One bridge here, so the same bridge (jicofo would pick
+    /// another; with none left its invites fail until the bridge is operational again). Allocations
+    /// still in flight for the room are no longer current, so their own timeouts change nothing.
+    fn bridge_session_lost(self: &Arc<Self>, room: &str) {
+        let (pending, nicks) = self.recorder.update(|view| {
+            let mut pending = Vec::new();
+            let Some(room_view) = view.rooms.get(room) else {
+                return (pending, Vec::new());
+            };
+            let nicks: Vec<String> = room_view.endpoints.keys().cloned().collect();
+            if room_view.bridge_conference {
+                let request = self
+                    .conference_modify(view, room, false)
+                    .attr(attr("expire"), "true")
+                    .build();
+                pending.extend(self.send_to_bridge(view, room, None, "expire", request));
+            }
+            let room_view = view.rooms.get_mut(room).unwrap();
+            room_view.bridge_conference = false;
+            for endpoint in room_view.endpoints.values_mut() {
+                endpoint.allocated = false;
+                endpoint.allocation = None;
+            }
+            for nick in &nicks {
+                self.drop_sources(view, &mut pending, room, nick);
+                self.end_session(view, &mut pending, room, nick, true);
+            }
+            (pending, nicks)
+        });
+        self.record_later(pending);
+        for nick in nicks {
+            tokio::spawn(Arc::clone(self).invite(room.to_owned(), nick));
+        }
     }
 
     /// jicofo `Colibri2Session.sendAllocationRequest`'s endpoint.
@@ -1497,8 +1615,9 @@ async fn await_recorded(
     recorder: &Recorder<FocusView>,
     index: usize,
     pending: PendingAnswer,
+    limit: Duration,
 ) -> Option<Element> {
-    let answer = pending.wait(ANSWER_LIMIT).await;
+    let answer = pending.wait(limit).await;
     recorder.update(|view| {
         view.sent[index].answer = answer.clone();
         view.sent[index].done = true;

@@ -27,10 +27,25 @@ pub mod real_jicofo;
 pub mod sockets;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use c2s::C2s;
+
+/// How many times longer than usual the harness waits before it calls an answer missing: 1 in
+/// tests; the soak (benches/soak.rs) raises it, so on a saturated machine an answer that comes late
+/// is not taken for one that never comes.
+static PATIENCE: AtomicU32 = AtomicU32::new(1);
+
+/// Sets [`patient`]'s factor for the whole process.
+pub fn set_patience(factor: u32) {
+    PATIENCE.store(factor.max(1), Ordering::Relaxed);
+}
+
+/// `limit` stretched by the process's patience factor (see [`set_patience`]).
+pub fn patient(limit: Duration) -> Duration {
+    limit * PATIENCE.load(Ordering::Relaxed)
+}
 
 pub fn unique() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -79,7 +94,7 @@ pub async fn settle<T: PartialEq + std::fmt::Debug>(
     expected: &T,
     mut probe: impl AsyncFnMut() -> T,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + patient(Duration::from_secs(20));
     loop {
         let mark = podium.mark();
         let found = probe().await;

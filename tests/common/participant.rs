@@ -82,6 +82,10 @@ pub struct ParticipantOptions {
     /// Keep a copy of every stanza the participant sends ([`Participant::sent`]), from the
     /// conference request on.
     pub record_sent: bool,
+    /// How long the participant waits for an answer to its requests (the conference request, an
+    /// unmute request) and for the server to confirm its joining or leaving: 10 s by default, longer
+    /// for a load that must ride out a saturated machine (an answer that comes late is no failure).
+    pub patience: Duration,
 }
 
 impl Default for ParticipantOptions {
@@ -90,6 +94,7 @@ impl Default for ParticipantOptions {
             auto_accept: true,
             conference_request: true,
             record_sent: false,
+            patience: ANSWER_LIMIT,
         }
     }
 }
@@ -161,6 +166,10 @@ pub struct ParticipantView {
     /// `result`/`error` IQs that matched no waiter.
     pub strays: Vec<Element>,
 }
+
+/// No answer to a request within the time allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoAnswer;
 
 /// A lib-jitsi-meet client in one room.
 pub struct Participant {
@@ -239,21 +248,27 @@ impl Participant {
             ice_ufrag: random_hex(4),
             ice_pwd: random_hex(24),
         });
-        let task = tokio::spawn(Arc::clone(&core).run(inbox));
+        // Owned from here, so a join that panics (no self-presence in time) closes the connection
+        // instead of leaving a client in the room that nobody drives.
+        let task = AbortOnDrop(tokio::spawn(Arc::clone(&core).run(inbox)));
         if options.conference_request {
             // lib-jitsi-meet moderator.js: ask the focus before joining; without a focus the server
             // answers with an error and the client joins anyway.
+            let request = el("conference", FOCUS)
+                .attr(attr("room"), room_jid.as_str())
+                .attr(attr("machine-uid"), random_hex(32))
+                .append_all(conference_properties(shape))
+                .build();
             let answer = handle
-                .iq(
-                    "set",
-                    FOCUS_JID,
-                    el("conference", FOCUS)
-                        .attr(attr("room"), room_jid.as_str())
-                        .attr(attr("machine-uid"), random_hex(32))
-                        .append_all(conference_properties(shape))
-                        .build(),
-                )
-                .await;
+                .send_iq(iq("set", FOCUS_JID, &handle.next_id(), request))
+                .wait(options.patience)
+                .await
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{nick}: no answer to the conference request within {:?}",
+                        options.patience
+                    )
+                });
             core.recorder
                 .update(|view| view.conference_answer = Some(answer));
         }
@@ -268,8 +283,9 @@ impl Participant {
             core.handle.send(presence);
         });
         core.recorder
-            .wait_until(&format!("{nick} joins {room}"), |view| {
-                view.joined || view.join_error.is_some()
+            .wait_for(&format!("{nick} joins {room}"), options.patience, |view| {
+                (!view.joined && view.join_error.is_none())
+                    .then(|| "no self-presence yet".to_owned())
             })
             .await;
         let error = core.recorder.read(|view| view.join_error.clone());
@@ -281,7 +297,7 @@ impl Participant {
             occupant_jid,
             jid: handle.jid.clone(),
             core,
-            _task: AbortOnDrop(task),
+            _task: task,
         }
     }
 
@@ -328,6 +344,20 @@ impl Participant {
     /// (`JitsiConference._fireMuteChangeEvent`; recorded unmute-camera-after-mute-iq.xml and
     /// unmute-microphone-after-mute-iq.xml). Returns that IQ's answer, if one was sent.
     pub async fn set_muted(&self, track: Track, muted: bool) -> Option<Element> {
+        let patience = self.core.options.patience;
+        self.set_muted_within(track, muted, patience)
+            .await
+            .unwrap_or_else(|_| panic!("no answer to the unmute request within {patience:?}"))
+    }
+
+    /// [`Participant::set_muted`], waiting up to `limit` for the focus's answer to the unmute
+    /// request; `Err(NoAnswer)` when none came (the track is unmuted in presence either way).
+    pub async fn set_muted_within(
+        &self,
+        track: Track,
+        muted: bool,
+        limit: Duration,
+    ) -> Result<Option<Element>, NoAnswer> {
         let (suffix, namespace) = match track {
             Track::Audio => ("a0", MUTE_AUDIO),
             Track::Camera => ("v0", MUTE_VIDEO),
@@ -348,13 +378,8 @@ impl Participant {
             })
         });
         match pending {
-            Some(pending) => Some(
-                pending
-                    .wait(ANSWER_LIMIT)
-                    .await
-                    .expect("no answer to the unmute request within 10 s"),
-            ),
-            None => None,
+            Some(pending) => pending.wait(limit).await.map(Some).ok_or(NoAnswer),
+            None => Ok(None),
         }
     }
 
@@ -491,7 +516,11 @@ impl Participant {
         );
         self.core
             .recorder
-            .wait_until(&format!("{} leaves", self.nick), |view| view.left)
+            .wait_for(
+                &format!("{} leaves", self.nick),
+                self.core.options.patience,
+                |view| (!view.left).then(|| "no unavailable self-presence yet".to_owned()),
+            )
             .await;
     }
 
@@ -719,9 +748,14 @@ impl Core {
             accept.map(|sid| self.send_accept(view, &sid))
         });
         if let Some(pending) = accepted {
-            let core = Arc::clone(self);
+            // Weak: waiting for the answer must not keep the connection of a participant that is
+            // gone (the soak's c2s sessions counted those that left up to `patience` ago).
+            let core = Arc::downgrade(self);
+            let patience = self.options.patience;
             tokio::spawn(async move {
-                if let Some(answer) = pending.wait(ANSWER_LIMIT).await {
+                if let Some(answer) = pending.wait(patience).await
+                    && let Some(core) = core.upgrade()
+                {
                     core.accepted(&answer);
                 }
             });

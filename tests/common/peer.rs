@@ -58,7 +58,8 @@ impl<View: Clone + Debug> Recorder<View> {
     /// naming `what` and printing the view.
     pub async fn wait_until(&self, what: &str, condition: impl Fn(&View) -> bool) {
         let mut changes = self.changed.subscribe();
-        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
+        let limit = super::patient(WAIT_LIMIT);
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             if self.read(&condition) {
                 return;
@@ -66,7 +67,7 @@ impl<View: Clone + Debug> Recorder<View> {
             let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
             if !matches!(changed, Ok(Ok(()))) {
                 panic!(
-                    "{what}: not reached within {WAIT_LIMIT:?}; view:\n{:#?}",
+                    "{what}: not reached within {limit:?}; view:\n{:#?}",
                     self.snapshot()
                 );
             }

@@ -134,7 +134,7 @@ impl Podium {
 
     /// Waits for a log line after `mark` that contains every needle.
     pub async fn wait_for_after(&self, mark: usize, needles: &[&str]) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + super::patient(Duration::from_secs(20));
         loop {
             let notified = self.notify.notified();
             if let Some(line) = self.lines.lock().unwrap()[mark..]

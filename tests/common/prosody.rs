@@ -130,7 +130,7 @@ impl Prosody {
             assert_eq!(answer.pop(), Some(0), "the console closed: {answer:?}");
             answer
         }
-        let answer = tokio::time::timeout(Duration::from_secs(20), async {
+        let answer = tokio::time::timeout(super::patient(Duration::from_secs(20)), async {
             answer(&mut read).await; // the banner
             write
                 .write_all(format!("{command}\n").as_bytes())
