@@ -89,7 +89,13 @@ fn main() {
                 sample_secs,
             } => soak_figure(&mut load, minutes, sample_secs).await,
         }
+        // The rows are counted with the load and the rule editor paused: an edit made after the
+        // figure's own pause would be decided, and logged, a moment before its rows are written.
+        let paused = load.pause(true).await;
+        // The audit writer catches up within this (a row still missing after it is reported).
+        let _ = tokio::time::timeout(Duration::from_secs(30), load.wait_audited()).await;
         let unaudited = report_unaudited(&load);
+        drop(paused);
         println!("{}", uptime());
         // A late answer is no error; an action that failed, a request never answered or a decision
         // without its row is (the convergence itself panics when it does not come).
