@@ -653,6 +653,69 @@ mod tests {
         );
     }
 
+    /// A full disk cuts an append short (part of its bytes reach the file): the records appended
+    /// after it are read back whole, with their texts, and the file is emptied once they are read.
+    /// Before the fix the next record was glued to the partial line (lost, its texts with it) and
+    /// the spool's length no longer matched the file (the last record not read, never emptied).
+    /// The full disk is a file size limit (RLIMIT_FSIZE), set in a child process of its own.
+    #[test]
+    #[allow(unsafe_code)]
+    fn test_a_spool_append_cut_short_by_a_full_disk_loses_no_later_record() {
+        const CHILD: &str = "PODIUM_TEST_SPOOL_FSIZE_CHILD";
+        const NAME: &str = "store::audit::tests::test_a_spool_append_cut_short_by_a_full_disk_loses_no_later_record";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stdout}\n{stderr}");
+            assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.spool");
+        let spool = Arc::new(Spool::open(&path).unwrap());
+        spool.append(&[record("ada", "none", "audio")]).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain system calls on this process (the child runs this test alone).
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+            let full = libc::rlimit {
+                rlim_cur: before + 40,
+                rlim_max: limit.rlim_max,
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &full), 0);
+        }
+        let failed = spool.append(&[record("ben", "audio", "none")]);
+        // SAFETY: as above; the soft limit goes back to what it was.
+        unsafe {
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+        }
+        assert!(failed.is_err(), "the disk was full");
+        spool.append(&[record("cy", "audio", "none")]).unwrap();
+        let mut reader = Reader::open(Arc::clone(&spool)).unwrap();
+        let read = reader.next_batch(16).unwrap();
+        let nicks: Vec<&str> = read.iter().map(|(_, r)| r.nick.as_str()).collect();
+        assert_eq!(nicks, ["ada", "cy"]);
+        let cy = &read[1].1;
+        assert_eq!(&*cy.reasons.body, "audio: none");
+        assert_eq!(&*cy.inputs.as_ref().unwrap().body, "{\"nick\":\"cy\"}");
+        reader.commit().unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "caught up: emptied"
+        );
+    }
+
     /// A second podium on the same spool is refused with the file named.
     #[test]
     fn test_invalid_spool_in_use() {

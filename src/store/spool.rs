@@ -141,6 +141,8 @@ struct Appender {
     texts: HashSet<i64>,
     /// Bytes written and not yet synced.
     unsynced: bool,
+    /// The file ends with part of a failed append (it could not be cut off).
+    torn: bool,
     buf: Vec<u8>,
 }
 
@@ -189,6 +191,7 @@ impl Spool {
                 // Texts are written again after a start: the reader may skip to the checkpoint.
                 texts: HashSet::new(),
                 unsynced: false,
+                torn: false,
                 buf: Vec::new(),
             }),
             appended: AtomicU64::new(0),
@@ -222,6 +225,10 @@ impl Spool {
         let mut a = self.append.lock().unwrap_or_else(|e| e.into_inner());
         let a = &mut *a;
         a.buf.clear();
+        if a.torn {
+            // A partial append could not be cut off: end it here, an unreadable line of its own.
+            a.buf.push(b'\n');
+        }
         for r in records {
             if a.texts.len() > TEXTS_KEPT {
                 a.texts.clear();
@@ -235,8 +242,19 @@ impl Spool {
             }
             line(&mut a.buf, &Entry::Record(Spooled::of(r)));
         }
-        a.file.write_all(&a.buf)?;
+        if let Err(error) = a.file.write_all(&a.buf) {
+            // Part of the buffer may be in the file (a full disk): cut it off, or the next line
+            // would be glued to it and lost, and the texts it named be taken as written.
+            a.texts.clear();
+            if let Err(cut) = a.file.set_len(a.len) {
+                tracing::error!(%cut, spool = %self.path.display(), "cannot cut a partial append off the audit spool");
+                a.len = a.file.metadata().map_or(a.len, |m| m.len());
+                a.torn = true;
+            }
+            return Err(error);
+        }
         a.len += a.buf.len() as u64;
+        a.torn = false;
         a.unsynced = true;
         if a.buf.capacity() > 1 << 20 {
             a.buf = Vec::new();
