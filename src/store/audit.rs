@@ -716,6 +716,53 @@ mod tests {
         );
     }
 
+    /// A text line the spool lost (garbled on disk): the record referring to it is written with a
+    /// placeholder under a key of its own, never an empty text under the lost text's key. Texts are
+    /// keyed by their content and stored once (ON CONFLICT DO NOTHING), so the empty text took the
+    /// key for good and every later record with the same reasons showed them empty.
+    #[tokio::test]
+    async fn test_a_text_lost_from_the_spool_does_not_empty_that_text_for_later_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("a.db")).await.unwrap();
+        let path = dir.path().join("a.spool");
+        {
+            let spool = Spool::open(&path).unwrap();
+            spool.append(&[record("ben", "audio", "none")]).unwrap();
+        }
+        // The reasons' line is garbled.
+        let spooled = std::fs::read_to_string(&path).unwrap();
+        let garbled: String = spooled
+            .lines()
+            .map(|l| {
+                if l.contains("audio: none") {
+                    "{\"text\":{\"id\":\n".replace('\n', "")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect();
+        assert_ne!(garbled, spooled);
+        std::fs::write(&path, garbled).unwrap();
+        let spool = Arc::new(Spool::open(&path).unwrap());
+        let (writer, task) = AuditWriter::spawn(store.clone(), spool).unwrap();
+        while writer.backlog() > 0 {
+            tokio::task::yield_now().await;
+        }
+        writer.record(record("cy", "audio", "none"));
+        drop(writer);
+        task.await.unwrap();
+        let reasons: Vec<(String, String)> =
+            sqlx::query_as("SELECT nick, reasons FROM decisions_full ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert_eq!(reasons[0].0, "ben");
+        assert!(reasons[0].1.contains("missing"), "{reasons:?}");
+        assert_eq!(reasons[1], ("cy".to_owned(), "audio: none".to_owned()));
+    }
+
     /// A second podium on the same spool is refused with the file named.
     #[test]
     fn test_invalid_spool_in_use() {

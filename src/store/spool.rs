@@ -460,15 +460,23 @@ impl Reader {
             match entry {
                 Entry::Reset => self.texts.clear(),
                 Entry::Text { id, body, head } => {
-                    let head = head.and_then(|h| self.texts.get(&h).cloned());
-                    self.texts.insert(
-                        id,
-                        Arc::new(AuditText {
+                    let text = match head {
+                        None => Arc::new(AuditText {
                             id,
                             body: body.into(),
-                            head,
+                            head: None,
                         }),
-                    );
+                        Some(h) => match self.texts.get(&h) {
+                            Some(head) => Arc::new(AuditText {
+                                id,
+                                body: body.into(),
+                                head: Some(Arc::clone(head)),
+                            }),
+                            // Its key names the head it lacks: keyed again, as for a lost text.
+                            None => AuditText::new(body.into_owned(), Some(missing_text(h))),
+                        },
+                    };
+                    self.texts.insert(id, text);
                 }
                 Entry::Record(r) if self.pos > self.done => {
                     out.push((self.pos, self.record(r)));
@@ -479,19 +487,12 @@ impl Reader {
         Ok(out)
     }
 
-    fn text(&self, id: i64) -> Arc<AuditText> {
-        self.texts.get(&id).cloned().unwrap_or_else(|| {
-            // Never expected (a text is written before the records referring to it); keep the
-            // record, with its key, rather than lose it.
-            Arc::new(AuditText {
-                id,
-                body: "".into(),
-                head: None,
-            })
-        })
+    fn text(&mut self, id: i64) -> Arc<AuditText> {
+        // A lost text is logged once; its placeholder stands in for it from then on.
+        Arc::clone(self.texts.entry(id).or_insert_with(|| missing_text(id)))
     }
 
-    fn record(&self, r: Spooled<'_>) -> AuditRecord {
+    fn record(&mut self, r: Spooled<'_>) -> AuditRecord {
         AuditRecord {
             at: r.at.into(),
             room: r.room.into(),
@@ -527,6 +528,18 @@ impl Reader {
         }
         write_checkpoint(&self.spool.path, self.done)
     }
+}
+
+/// A placeholder for a text the spool lost (a garbled line; never expected, since a text is written
+/// before the records referring to it): the record is kept. It gets a key of its own, never the lost
+/// text's: texts are stored once per key, and an empty text under that key would stand for the real
+/// one in every later record.
+fn missing_text(id: i64) -> Arc<AuditText> {
+    tracing::error!(
+        text = id,
+        "an audit text is missing from the spool; its records name it"
+    );
+    AuditText::new(format!("(text {id} missing from the audit spool)"), None)
 }
 
 /// Keeps a record it could not write: appends it with its error to `<spool>.rejected` (synced).
