@@ -402,6 +402,9 @@ pub struct Reader {
     /// Records before this offset are in the database (read on start for their texts only).
     done: u64,
     texts: HashMap<i64, Arc<AuditText>>,
+    /// Records ending at or before this offset were left by a previous run (not counted among
+    /// this run's appends); 0 once the file is emptied.
+    replayed_until: u64,
 }
 
 impl Reader {
@@ -427,7 +430,13 @@ impl Reader {
             pos: 0,
             done,
             texts: HashMap::new(),
+            replayed_until: len,
         })
+    }
+
+    /// Whether the record read back ending at `pos` was left by a previous run.
+    pub fn is_replay(&self, pos: u64) -> bool {
+        pos <= self.replayed_until
     }
 
     /// Whether records wait in the file.
@@ -521,6 +530,7 @@ impl Reader {
         }
         self.done = self.pos;
         if self.spool.truncate_if_at(self.pos)? {
+            self.replayed_until = 0;
             self.pos = 0;
             self.done = 0;
             self.texts.clear();
