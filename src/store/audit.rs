@@ -326,7 +326,11 @@ impl Task {
                 continue;
             }
             if !spooled.is_empty() {
-                let count = spooled.len();
+                // The records a previous run left are not among this run's appends.
+                let count = spooled
+                    .iter()
+                    .filter(|(id, _)| !reader.is_replay(*id))
+                    .count();
                 let (ids, writes): (Vec<u64>, Vec<Write>) = spooled
                     .into_iter()
                     .map(|(id, r)| (id, Write::Decision(Box::new(r))))
@@ -651,6 +655,143 @@ mod tests {
             0,
             "caught up: emptied"
         );
+    }
+
+    /// A full disk cuts an append short (part of its bytes reach the file): the records appended
+    /// after it are read back whole, with their texts, and the file is emptied once they are read.
+    /// Before the fix the next record was glued to the partial line (lost, its texts with it) and
+    /// the spool's length no longer matched the file (the last record not read, never emptied).
+    /// The full disk is a file size limit (RLIMIT_FSIZE), set in a child process of its own.
+    #[test]
+    #[allow(unsafe_code)]
+    fn test_a_spool_append_cut_short_by_a_full_disk_loses_no_later_record() {
+        const CHILD: &str = "PODIUM_TEST_SPOOL_FSIZE_CHILD";
+        const NAME: &str = "store::audit::tests::test_a_spool_append_cut_short_by_a_full_disk_loses_no_later_record";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--test-threads=1", "--nocapture"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stdout}\n{stderr}");
+            assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.spool");
+        let spool = Arc::new(Spool::open(&path).unwrap());
+        spool.append(&[record("ada", "none", "audio")]).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain system calls on this process (the child runs this test alone).
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+            let full = libc::rlimit {
+                rlim_cur: before + 40,
+                rlim_max: limit.rlim_max,
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &full), 0);
+        }
+        let failed = spool.append(&[record("ben", "audio", "none")]);
+        // SAFETY: as above; the soft limit goes back to what it was.
+        unsafe {
+            assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+        }
+        assert!(failed.is_err(), "the disk was full");
+        spool.append(&[record("cy", "audio", "none")]).unwrap();
+        let mut reader = Reader::open(Arc::clone(&spool)).unwrap();
+        let read = reader.next_batch(16).unwrap();
+        let nicks: Vec<&str> = read.iter().map(|(_, r)| r.nick.as_str()).collect();
+        assert_eq!(nicks, ["ada", "cy"]);
+        let cy = &read[1].1;
+        assert_eq!(&*cy.reasons.body, "audio: none");
+        assert_eq!(&*cy.inputs.as_ref().unwrap().body, "{\"nick\":\"cy\"}");
+        reader.commit().unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "caught up: emptied"
+        );
+    }
+
+    /// A text line the spool lost (garbled on disk): the record referring to it is written with a
+    /// placeholder under a key of its own, never an empty text under the lost text's key. Texts are
+    /// keyed by their content and stored once (ON CONFLICT DO NOTHING), so the empty text took the
+    /// key for good and every later record with the same reasons showed them empty.
+    #[tokio::test]
+    async fn test_a_text_lost_from_the_spool_does_not_empty_that_text_for_later_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("a.db")).await.unwrap();
+        let path = dir.path().join("a.spool");
+        {
+            let spool = Spool::open(&path).unwrap();
+            spool.append(&[record("ben", "audio", "none")]).unwrap();
+        }
+        // The reasons' line is garbled.
+        let spooled = std::fs::read_to_string(&path).unwrap();
+        let garbled: String = spooled
+            .lines()
+            .map(|l| {
+                if l.contains("audio: none") {
+                    "{\"text\":{\"id\":\n".replace('\n', "")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect();
+        assert_ne!(garbled, spooled);
+        std::fs::write(&path, garbled).unwrap();
+        let spool = Arc::new(Spool::open(&path).unwrap());
+        let (writer, task) = AuditWriter::spawn(store.clone(), spool).unwrap();
+        while writer.backlog() > 0 {
+            tokio::task::yield_now().await;
+        }
+        writer.record(record("cy", "audio", "none"));
+        drop(writer);
+        task.await.unwrap();
+        let reasons: Vec<(String, String)> =
+            sqlx::query_as("SELECT nick, reasons FROM decisions_full ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert_eq!(reasons[0].0, "ben");
+        assert!(reasons[0].1.contains("missing"), "{reasons:?}");
+        assert_eq!(reasons[1], ("cy".to_owned(), "audio: none".to_owned()));
+    }
+
+    /// The backlog counts this run's records not yet written: the records a previous run left in
+    /// the spool, written on start, are not subtracted from it (before, 3 records replayed hid the
+    /// next 3 appended, and the live view was written while the audit log was behind).
+    #[tokio::test]
+    async fn test_records_replayed_on_start_do_not_hide_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("a.db")).await.unwrap();
+        let path = dir.path().join("a.spool");
+        {
+            let spool = Spool::open(&path).unwrap();
+            for nick in ["ada", "ben", "cy"] {
+                spool.append(&[record(nick, "audio", "none")]).unwrap();
+            }
+        }
+        let spool = Arc::new(Spool::open(&path).unwrap());
+        let (writer, task) = AuditWriter::spawn(store.clone(), spool).unwrap();
+        while nicks(&store).await.len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        // The test runs on one thread: the writer cannot write this one before it is counted.
+        writer.record(record("di", "audio", "none"));
+        assert_eq!(writer.backlog(), 1);
+        drop(writer);
+        task.await.unwrap();
+        assert_eq!(nicks(&store).await, ["ada", "ben", "cy", "di"]);
     }
 
     /// A second podium on the same spool is refused with the file named.

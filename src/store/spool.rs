@@ -141,6 +141,8 @@ struct Appender {
     texts: HashSet<i64>,
     /// Bytes written and not yet synced.
     unsynced: bool,
+    /// The file ends with part of a failed append (it could not be cut off).
+    torn: bool,
     buf: Vec<u8>,
 }
 
@@ -189,6 +191,7 @@ impl Spool {
                 // Texts are written again after a start: the reader may skip to the checkpoint.
                 texts: HashSet::new(),
                 unsynced: false,
+                torn: false,
                 buf: Vec::new(),
             }),
             appended: AtomicU64::new(0),
@@ -222,6 +225,10 @@ impl Spool {
         let mut a = self.append.lock().unwrap_or_else(|e| e.into_inner());
         let a = &mut *a;
         a.buf.clear();
+        if a.torn {
+            // A partial append could not be cut off: end it here, an unreadable line of its own.
+            a.buf.push(b'\n');
+        }
         for r in records {
             if a.texts.len() > TEXTS_KEPT {
                 a.texts.clear();
@@ -235,8 +242,19 @@ impl Spool {
             }
             line(&mut a.buf, &Entry::Record(Spooled::of(r)));
         }
-        a.file.write_all(&a.buf)?;
+        if let Err(error) = a.file.write_all(&a.buf) {
+            // Part of the buffer may be in the file (a full disk): cut it off, or the next line
+            // would be glued to it and lost, and the texts it named be taken as written.
+            a.texts.clear();
+            if let Err(cut) = a.file.set_len(a.len) {
+                tracing::error!(%cut, spool = %self.path.display(), "cannot cut a partial append off the audit spool");
+                a.len = a.file.metadata().map_or(a.len, |m| m.len());
+                a.torn = true;
+            }
+            return Err(error);
+        }
         a.len += a.buf.len() as u64;
+        a.torn = false;
         a.unsynced = true;
         if a.buf.capacity() > 1 << 20 {
             a.buf = Vec::new();
@@ -384,6 +402,9 @@ pub struct Reader {
     /// Records before this offset are in the database (read on start for their texts only).
     done: u64,
     texts: HashMap<i64, Arc<AuditText>>,
+    /// Records ending at or before this offset were left by a previous run (not counted among
+    /// this run's appends); 0 once the file is emptied.
+    replayed_until: u64,
 }
 
 impl Reader {
@@ -409,7 +430,13 @@ impl Reader {
             pos: 0,
             done,
             texts: HashMap::new(),
+            replayed_until: len,
         })
+    }
+
+    /// Whether the record read back ending at `pos` was left by a previous run.
+    pub fn is_replay(&self, pos: u64) -> bool {
+        pos <= self.replayed_until
     }
 
     /// Whether records wait in the file.
@@ -442,15 +469,23 @@ impl Reader {
             match entry {
                 Entry::Reset => self.texts.clear(),
                 Entry::Text { id, body, head } => {
-                    let head = head.and_then(|h| self.texts.get(&h).cloned());
-                    self.texts.insert(
-                        id,
-                        Arc::new(AuditText {
+                    let text = match head {
+                        None => Arc::new(AuditText {
                             id,
                             body: body.into(),
-                            head,
+                            head: None,
                         }),
-                    );
+                        Some(h) => match self.texts.get(&h) {
+                            Some(head) => Arc::new(AuditText {
+                                id,
+                                body: body.into(),
+                                head: Some(Arc::clone(head)),
+                            }),
+                            // Its key names the head it lacks: keyed again, as for a lost text.
+                            None => AuditText::new(body.into_owned(), Some(missing_text(h))),
+                        },
+                    };
+                    self.texts.insert(id, text);
                 }
                 Entry::Record(r) if self.pos > self.done => {
                     out.push((self.pos, self.record(r)));
@@ -461,19 +496,12 @@ impl Reader {
         Ok(out)
     }
 
-    fn text(&self, id: i64) -> Arc<AuditText> {
-        self.texts.get(&id).cloned().unwrap_or_else(|| {
-            // Never expected (a text is written before the records referring to it); keep the
-            // record, with its key, rather than lose it.
-            Arc::new(AuditText {
-                id,
-                body: "".into(),
-                head: None,
-            })
-        })
+    fn text(&mut self, id: i64) -> Arc<AuditText> {
+        // A lost text is logged once; its placeholder stands in for it from then on.
+        Arc::clone(self.texts.entry(id).or_insert_with(|| missing_text(id)))
     }
 
-    fn record(&self, r: Spooled<'_>) -> AuditRecord {
+    fn record(&mut self, r: Spooled<'_>) -> AuditRecord {
         AuditRecord {
             at: r.at.into(),
             room: r.room.into(),
@@ -502,6 +530,7 @@ impl Reader {
         }
         self.done = self.pos;
         if self.spool.truncate_if_at(self.pos)? {
+            self.replayed_until = 0;
             self.pos = 0;
             self.done = 0;
             self.texts.clear();
@@ -509,6 +538,18 @@ impl Reader {
         }
         write_checkpoint(&self.spool.path, self.done)
     }
+}
+
+/// A placeholder for a text the spool lost (a garbled line; never expected, since a text is written
+/// before the records referring to it): the record is kept. It gets a key of its own, never the lost
+/// text's: texts are stored once per key, and an empty text under that key would stand for the real
+/// one in every later record.
+fn missing_text(id: i64) -> Arc<AuditText> {
+    tracing::error!(
+        text = id,
+        "an audit text is missing from the spool; its records name it"
+    );
+    AuditText::new(format!("(text {id} missing from the audit spool)"), None)
 }
 
 /// Keeps a record it could not write: appends it with its error to `<spool>.rejected` (synced).
