@@ -292,10 +292,13 @@ impl Spool {
         if a.len != upto || upto == 0 {
             return Ok(false);
         }
+        // The checkpoint 0 is on disk before the file is emptied: an older checkpoint coming back
+        // after a power loss would otherwise count the first bytes of the records appended next
+        // as written (a crash between the two only writes the records left a second time).
+        write_checkpoint_durably(&self.path, 0)?;
         a.file.set_len(0)?;
         a.len = 0;
         a.texts.clear();
-        write_checkpoint(&self.path, 0)?;
         Ok(true)
     }
 }
@@ -380,6 +383,23 @@ fn write_checkpoint(spool: &Path, done: u64) -> std::io::Result<()> {
     tmp.push(".tmp");
     std::fs::write(&tmp, done.to_string())?;
     std::fs::rename(&tmp, &path)
+}
+
+/// [`write_checkpoint`], synced with the directory holding it (for the checkpoint 0 before the
+/// spool is emptied; a later checkpoint lost to a power loss only writes records twice).
+fn write_checkpoint_durably(spool: &Path, done: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let path = checkpoint_path(spool);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(done.to_string().as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
+    }
 }
 
 /// `<spool>.rejected`: records the database refused for good, one JSON object a line.
